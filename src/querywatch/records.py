@@ -1,0 +1,97 @@
+"""The records every source yields and every store keeps.
+
+Sources differ in what they know (pg_stat_statements has no per-statement durations, in-app capture
+has call sites), so the optional fields say what is known; nothing downstream needs to know which
+source a record came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from querywatch.sketch import LatencySketch
+
+WINDOW_SECONDS = 10
+
+
+def window_start(ts: float, width: int = WINDOW_SECONDS) -> int:
+    """The start (epoch seconds) of the bucket holding ``ts``."""
+    return int(ts // width) * width
+
+
+@dataclass(frozen=True, slots=True)
+class CallSite:
+    """Where in the application a statement was issued."""
+
+    path: str
+    line: int
+    function: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line} in {self.function}"
+
+
+@dataclass(slots=True)
+class StatementWindow:
+    """Aggregates for one fingerprint over one time bucket."""
+
+    fingerprint: str
+    normalized: str
+    window_start: int
+    calls: int
+    total_ms: float
+    max_ms: float
+    dialect: str = "postgres"
+    source: str = ""
+    min_ms: float | None = None
+    rows: int = 0
+    errors: int = 0
+    shared_blks_hit: int = 0
+    shared_blks_read: int = 0
+    sketch: LatencySketch | None = None
+    call_sites: tuple[CallSite, ...] = ()
+
+    @property
+    def mean_ms(self) -> float:
+        return self.total_ms / self.calls if self.calls else 0.0
+
+
+@dataclass(slots=True)
+class RequestWindow:
+    """Aggregates for one route over one time bucket, from the WSGI/ASGI middleware."""
+
+    route: str
+    window_start: int
+    requests: int
+    errors: int
+    total_ms: float
+    max_ms: float
+    db_ms: float
+    db_calls: int = 0
+    sketch: LatencySketch | None = None
+    users: frozenset[str] = field(default_factory=frozenset)
+    failed_users: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(slots=True)
+class FingerprintSummary:
+    """One row of ``querywatch top``: a fingerprint's totals over a time range."""
+
+    fingerprint: str
+    normalized: str
+    dialect: str
+    calls: int
+    total_ms: float
+    max_ms: float
+    rows: int
+    errors: int
+    first_seen: float
+    last_seen: float
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    call_sites: tuple[CallSite, ...] = ()
+
+    @property
+    def mean_ms(self) -> float:
+        return self.total_ms / self.calls if self.calls else 0.0
