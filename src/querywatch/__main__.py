@@ -1,0 +1,3 @@
+from querywatch.cli import main
+
+main()

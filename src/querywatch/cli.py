@@ -1,0 +1,220 @@
+"""One entry point: `querywatch <command>`. Commands wire source -> store -> view; no analysis here."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.live import Live
+
+from querywatch import render
+from querywatch.config import SETTINGS, Config, load_config
+from querywatch.dsn import redact
+from querywatch.errors import ConfigError, QuerywatchError
+from querywatch.store.base import Retention, Store
+from querywatch.timespec import parse_time
+
+err_console = Console(stderr=True, highlight=False)
+
+
+class Context:
+    def __init__(self, debug: bool, config_file: Path | None) -> None:
+        self.debug = debug
+        self.config_file = config_file
+
+    def config(self, **flags: Any) -> Config:
+        return load_config(flags, config_file=self.config_file)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err_console.print(f"[bold red]querywatch: error:[/] {redact(message)}", markup=True,
+                      soft_wrap=True)
+    sys.exit(code)
+
+
+def open_configured_store(cfg: Config) -> Store:
+    from querywatch.store import open_store
+
+    return open_store(cfg["store"])
+
+
+def retention_of(cfg: Config) -> Retention:
+    return Retention(raw_seconds=cfg["retention_raw_hours"] * 3600,
+                     minute_seconds=cfg["retention_minute_days"] * 86400)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path),
+              help="Config file (default: ./querywatch.toml or [tool.querywatch] in pyproject.toml).")
+@click.version_option(package_name="querywatch")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, config_file: Path | None) -> None:
+    """Catch the SQL query that takes your service down, name it, and close the loop."""
+    ctx.obj = Context(debug, config_file)
+
+
+@cli.command()
+@click.option("--dsn", help="Database to monitor [env QUERYWATCH_DSN].")
+@click.option("--store", help="Store path or PostgreSQL URL [env QUERYWATCH_STORE].")
+@click.option("--interval", type=float, help="Seconds between polls [default 10].")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True),
+              help="Stop after this many seconds (default: run until Ctrl-C).")
+@click.option("--no-live", is_flag=True, help="Plain log lines instead of the live table.")
+@click.pass_obj
+def watch(obj: Context, dsn: str | None, store: str | None, interval: float | None,
+          duration: float | None, no_live: bool) -> None:
+    """Poll pg_stat_statements into the store and show the top fingerprints."""
+    from querywatch.capture.pg_stat_statements import PgStatStatementsSource
+    from querywatch.watch import Agent, AgentEvent
+
+    cfg = obj.config(dsn=dsn, store=store, interval=interval)
+    if not cfg["dsn"]:
+        raise ConfigError("no database to watch: pass --dsn or set QUERYWATCH_DSN",
+                          setting="dsn")
+    target = redact(cfg["dsn"])
+    the_store = open_configured_store(cfg)
+    source = PgStatStatementsSource(cfg["dsn"], statement_timeout_ms=cfg["statement_timeout_ms"])
+    started = time.time()
+    out = Console(highlight=False)
+    live: Live | None = None
+
+    def on_event(event: AgentEvent) -> None:
+        stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
+        if event.kind != "polled":
+            err_console.print(f"{stamp} [bold yellow]{event.message}[/]" if event.kind == "blind"
+                              else f"{stamp} [green]{event.message}[/]")
+        if live is not None:
+            rows = the_store.top(since=started, limit=15)
+            live.update(render.top_table(rows, seconds=max(time.time() - started, 1e-9),
+                                         title=f"querywatch watch {target} — since {stamp_of(started)}"))
+        elif event.kind == "polled":
+            for w in sorted(event.windows, key=lambda w: -w.total_ms)[:10]:
+                out.print(f"{stamp} {w.fingerprint[:12]} calls={w.calls} total_ms={w.total_ms:.1f} "
+                          f"mean_ms={w.mean_ms:.2f} {w.normalized[:100]}", soft_wrap=True)
+            if not event.windows:
+                out.print(f"{stamp} no new statements")
+
+    agent = Agent(source, the_store, state_key=f"pg_stat_statements:{target}",
+                  interval=cfg["interval"], retention=retention_of(cfg), on_event=on_event)
+    err_console.print(f"watching {target} every {cfg['interval']:g} s, storing in "
+                      f"{redact(str(cfg['store']))} (Ctrl-C to stop)")
+    try:
+        if no_live:
+            agent.run(duration)
+        else:
+            with Live(console=out, refresh_per_second=2, transient=False) as live:
+                agent.run(duration)
+    except KeyboardInterrupt:
+        err_console.print("stopped")
+    finally:
+        source.close()
+        the_store.close()
+    s = agent.stats
+    err_console.print(f"{s.polls} polls, {s.failed_polls} failed, {s.windows_stored} windows stored")
+
+
+def stamp_of(ts: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(ts))
+
+
+@cli.command()
+@click.option("--store", help="Store path or PostgreSQL URL [env QUERYWATCH_STORE].")
+@click.option("--since", help="Start of the range: 10m, 2h, 1d, an ISO time or epoch seconds.")
+@click.option("--until", help="End of the range (same forms as --since; default now).")
+@click.option("--sort", type=click.Choice(["total", "mean", "calls", "p95"]), default="total",
+              show_default=True, help="Rank by total time, mean time, calls or p95 latency.")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@click.pass_obj
+def top(obj: Context, store: str | None, since: str | None, until: str | None, sort: str,
+        limit: int, as_json: bool) -> None:
+    """The most expensive fingerprints recorded in the store."""
+    cfg = obj.config(store=store)
+    now = time.time()
+    since_ts = parse_time(since, now=now, option="--since") if since else None
+    until_ts = parse_time(until, now=now, option="--until") if until else None
+    store_path = cfg["store"]
+    from querywatch.dsn import is_postgres_url
+
+    if not is_postgres_url(store_path) and not Path(store_path).exists():
+        raise ConfigError(f"no store at {store_path}: run `querywatch watch` (or instrument an "
+                          "application) first, or pass --store", setting="store")
+    the_store = open_configured_store(cfg)
+    try:
+        rows = the_store.top(since=since_ts, until=until_ts, sort=sort, limit=limit)  # type: ignore[arg-type]
+    finally:
+        the_store.close()
+    if as_json:
+        click.echo(render.dumps([render.summary_to_json(r) for r in rows]))
+        return
+    if not rows:
+        click.echo("no statements recorded in that range")
+        return
+    seconds = (until_ts or now) - since_ts if since_ts is not None else None
+    Console(highlight=False).print(render.top_table(rows, seconds=seconds,
+                                                    title=f"top by {sort}"))
+
+
+@cli.command("fingerprint")
+@click.argument("sql")
+@click.option("--dialect", type=click.Choice(["postgres", "mysql", "sqlite"]), default="postgres",
+              show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print {fingerprint, normalized} as JSON.")
+def fingerprint_cmd(sql: str, dialect: str, as_json: bool) -> None:
+    """The fingerprint and normalized text of one statement (`-` reads it from stdin)."""
+    from querywatch.sql import fingerprint
+
+    text = sys.stdin.read() if sql == "-" else sql
+    fp = fingerprint(text, dialect)
+    if as_json:
+        click.echo(json.dumps({"fingerprint": fp.id, "normalized": fp.normalized}))
+    else:
+        click.echo(f"{fp.id}  {fp.normalized}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def settings(obj: Context, as_json: bool) -> None:
+    """Every setting with its value and where it came from (secrets redacted)."""
+    cfg = obj.config()
+    rows = []
+    for s in SETTINGS:
+        value = cfg[s.name]
+        shown = redact(str(value)) if (s.secret and value is not None) else value
+        rows.append({"name": s.name, "value": shown, "from": cfg.origins[s.name], "env": s.env,
+                     "help": s.help})
+    if as_json:
+        click.echo(render.dumps(rows))
+        return
+    for row in rows:
+        click.echo(f"{row['name']:<24} {row['value']!s:<32} ({row['from']})")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; a QuerywatchError becomes one red line and exit code 1."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="querywatch", standalone_mode=False)
+    except click.exceptions.Abort:
+        fail("interrupted", 130)
+    except click.ClickException as exc:
+        if debug:
+            raise
+        fail(exc.format_message(), exc.exit_code)
+    except QuerywatchError as exc:
+        if debug:
+            raise
+        fail(str(exc))
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""Settings are data: one table feeds the loader, `--help`, the docs and (later) the dashboard.
+
+Precedence: command-line flags, then environment variables (QUERYWATCH_*), then `querywatch.toml`
+(or `[tool.querywatch]` in pyproject.toml) in the working directory or the file given by --config.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from querywatch.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    kind: Callable[[Any], Any] = str
+    secret: bool = False
+
+    @property
+    def env(self) -> str:
+        return "QUERYWATCH_" + self.name.upper()
+
+
+def _positive_float(value: Any) -> float:
+    number = float(value)
+    if number <= 0:
+        raise ValueError("must be greater than 0")
+    return number
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError("must be a whole number")
+    number = int(value)
+    if number <= 0:
+        raise ValueError("must be greater than 0")
+    return number
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("dsn", None, "PostgreSQL database to monitor (libpq URL or key=value string).",
+            secret=True),
+    Setting("store", ".querywatch/store.sqlite3",
+            "Where querywatch keeps what it learns: a SQLite file path or a PostgreSQL URL.",
+            secret=True),
+    Setting("interval", 10.0, "Seconds between polls of the monitored database.", _positive_float),
+    Setting("statement_timeout_ms", 5000,
+            "statement_timeout for every query querywatch sends to the monitored database.",
+            _positive_int),
+    Setting("retention_raw_hours", 24, "How long 10-second windows are kept before rollup.",
+            _positive_int),
+    Setting("retention_minute_days", 14, "How long 1-minute windows are kept.", _positive_int),
+)
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+CONFIG_FILE = "querywatch.toml"
+
+
+class Config(Mapping[str, Any]):
+    """Resolved settings, read like a dict; remembers where each value came from."""
+
+    def __init__(self, values: dict[str, Any], origins: dict[str, str]) -> None:
+        self._values = values
+        self.origins = origins
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Any:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+def _read_file(path: Path, *, table_in_pyproject: bool) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file: {exc.strerror}", source=str(path)) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML: {exc}", source=str(path)) from exc
+    if table_in_pyproject:
+        table = data.get("tool", {}).get("querywatch", {})
+        if not isinstance(table, dict):
+            raise ConfigError("[tool.querywatch] must be a table", source=str(path))
+        return table
+    return data
+
+
+def find_config_file(cwd: Path) -> tuple[Path, bool] | None:
+    """`querywatch.toml`, else a pyproject.toml with a [tool.querywatch] table, in ``cwd``."""
+    own = cwd / CONFIG_FILE
+    if own.exists():
+        return own, False
+    pyproject = cwd / "pyproject.toml"
+    if pyproject.exists():
+        try:
+            text = pyproject.read_text(errors="replace")
+        except OSError:
+            return None
+        if "[tool.querywatch]" in text:
+            return pyproject, True
+    return None
+
+
+def load_config(
+    flags: Mapping[str, Any] | None = None,
+    *,
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Config:
+    """Resolve every setting from flags, environment and config file, validating each value."""
+    flags = flags or {}
+    environ = os.environ if environ is None else environ
+    file_values: dict[str, Any] = {}
+    file_label = ""
+    if config_file is not None:
+        if not config_file.exists():
+            raise ConfigError("config file not found", source=str(config_file))
+        found: tuple[Path, bool] | None = (config_file, config_file.name == "pyproject.toml")
+    else:
+        found = find_config_file(cwd or Path.cwd())
+    if found:
+        path, in_pyproject = found
+        file_values = _read_file(path, table_in_pyproject=in_pyproject)
+        file_label = str(path)
+        unknown = sorted(set(file_values) - set(_BY_NAME))
+        if unknown:
+            raise ConfigError(
+                f"unknown setting {unknown[0]!r} (known: {', '.join(_BY_NAME)})", source=file_label,
+                setting=unknown[0],
+            )
+
+    values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for setting in SETTINGS:
+        if flags.get(setting.name) is not None:
+            raw, origin = flags[setting.name], f"--{setting.name.replace('_', '-')}"
+        elif setting.env in environ and environ[setting.env] != "":
+            raw, origin = environ[setting.env], setting.env
+        elif setting.name in file_values:
+            raw, origin = file_values[setting.name], f"{file_label}: {setting.name}"
+        else:
+            values[setting.name], origins[setting.name] = setting.default, "default"
+            continue
+        try:
+            values[setting.name] = None if raw is None else setting.kind(raw)
+        except (TypeError, ValueError) as exc:
+            reason = str(exc) if str(exc).startswith("must") else "must be a number"
+            raise ConfigError(f"{setting.name} = {raw!r}: {reason}", source=origin,
+                              setting=setting.name) from exc
+        origins[setting.name] = origin
+    return Config(values, origins)

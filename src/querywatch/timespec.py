@@ -1,0 +1,31 @@
+"""Parse the time arguments users type: `10m`, `2h`, `1d`, `30s`, an ISO time, or epoch seconds."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+from querywatch.errors import ConfigError
+
+_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.I)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_time(text: str, *, now: float, option: str = "--since") -> float:
+    """An absolute epoch time; relative forms count back from ``now``."""
+    if m := _RELATIVE.match(text):
+        return now - float(m.group(1)) * _UNIT_SECONDS[m.group(2).lower()]
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ConfigError(
+            f"cannot read {text!r} as a time: use 30s, 10m, 2h, 1d, an ISO time or epoch seconds",
+            source=option,
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()

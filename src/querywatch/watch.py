@@ -1,0 +1,108 @@
+"""The agent loop: poll a source, store what it yields, keep its state so a restart resumes.
+
+A source that cannot be read does not stop the agent: it reports "monitoring is blind", keeps
+polling, and reports when it can see again. Nothing the store already holds is touched.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from querywatch.capture.base import Source
+from querywatch.errors import SourceError
+from querywatch.records import StatementWindow
+from querywatch.store.base import Retention, Store
+
+RETENTION_EVERY_S = 600.0
+
+
+@dataclass(slots=True)
+class AgentEvent:
+    """Something the user should hear about: a poll's result, blindness, recovery."""
+
+    kind: str  # "polled" | "blind" | "recovered"
+    at: float
+    message: str
+    windows: list[StatementWindow] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class AgentStats:
+    polls: int = 0
+    failed_polls: int = 0
+    windows_stored: int = 0
+
+
+class Agent:
+    def __init__(
+        self,
+        source: Source,
+        store: Store,
+        *,
+        state_key: str,
+        interval: float = 10.0,
+        retention: Retention = Retention(),
+        on_event: Callable[[AgentEvent], None] = lambda event: None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.source = source
+        self.store = store
+        self.state_key = state_key
+        self.interval = interval
+        self.retention = retention
+        self.on_event = on_event
+        self.clock = clock
+        self.sleep = sleep
+        self.stats = AgentStats()
+        self._blind_since: float | None = None
+        self._last_retention = 0.0
+        saved = store.get_state(state_key)
+        if saved is not None:
+            source.restore_state(saved)
+
+    def poll_once(self, *, strict: bool = False) -> None:
+        """One poll. ``strict`` re-raises a source error (used for the first poll: a wrong DSN
+        should stop the command, while a database that goes away later should not)."""
+        now = self.clock()
+        self.stats.polls += 1
+        try:
+            windows = self.source.poll(now)
+        except SourceError as exc:
+            if strict:
+                raise
+            self.stats.failed_polls += 1
+            if self._blind_since is None:
+                self._blind_since = now
+            self.on_event(AgentEvent("blind", now, f"monitoring is blind: {exc}"))
+            return
+        if windows:
+            self.store.write_windows(windows)
+            self.stats.windows_stored += len(windows)
+        self.store.set_state(self.state_key, self.source.snapshot_state())
+        if self._blind_since is not None:
+            blind_for = now - self._blind_since
+            self._blind_since = None
+            self.on_event(AgentEvent("recovered", now, f"source readable again after {blind_for:.0f} s"))
+        self.on_event(AgentEvent("polled", now, f"{len(windows)} fingerprints changed", windows))
+        if now - self._last_retention >= RETENTION_EVERY_S:
+            self.store.apply_retention(now, self.retention)
+            self._last_retention = now
+
+    def run(self, duration: float | None = None) -> AgentStats:
+        """Poll every ``interval`` seconds until ``duration`` elapses (forever when None)."""
+        started = self.clock()
+        first = True
+        while True:
+            tick = self.clock()
+            self.poll_once(strict=first)
+            first = False
+            if duration is not None and self.clock() - started >= duration:
+                return self.stats
+            wait = self.interval - (self.clock() - tick)
+            if duration is not None:
+                wait = min(wait, started + duration - self.clock())
+            if wait > 0:
+                self.sleep(wait)
