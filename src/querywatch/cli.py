@@ -164,7 +164,7 @@ def top(obj: Context, store: str | None, since: str | None, until: str | None, s
 @cli.command("fingerprint")
 @click.argument("sql")
 @click.option("--dialect", type=click.Choice(["postgres", "mysql", "sqlite"]), default="postgres",
-              show_default=True)
+              show_default=True, help="How to read quotes and escapes.")
 @click.option("--json", "as_json", is_flag=True, help="Print {fingerprint, normalized} as JSON.")
 def fingerprint_cmd(sql: str, dialect: str, as_json: bool) -> None:
     """The fingerprint and normalized text of one statement (`-` reads it from stdin)."""
@@ -179,7 +179,7 @@ def fingerprint_cmd(sql: str, dialect: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of settings.")
 @click.pass_obj
 def settings(obj: Context, as_json: bool) -> None:
     """Every setting with its value and where it came from (secrets redacted)."""
