@@ -120,3 +120,19 @@ def restart(dsn: str, mode: str = "fast") -> None:
                          "-l", str(Path(data).parent / "log")]),
         check=True, capture_output=True,
     )
+
+
+def data_directory(dsn: str) -> str:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SHOW data_directory").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def pg_ctl(data: str, action: str, mode: str = "fast") -> None:
+    """Stop or start the cluster in ``data`` (to simulate a database going away and coming back)."""
+    cmd = [str(find_bindir() / "pg_ctl"), "-D", data, "-w"]
+    cmd += ["-m", mode, "stop"] if action == "stop" else ["-l", str(Path(data).parent / "log"), "start"]
+    subprocess.run(_as_server_user(cmd), check=True, capture_output=True)

@@ -19,7 +19,7 @@ from querywatch.errors import ConfigError, QuerywatchError
 from querywatch.store.base import Retention, Store
 from querywatch.timespec import parse_time
 
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class Context:
@@ -86,6 +86,9 @@ def watch(obj: Context, dsn: str | None, store: str | None, interval: float | No
 
     def on_event(event: AgentEvent) -> None:
         stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
+        if agent.stats.polls == 1 and event.kind == "polled":
+            err_console.print(f"watching {target} every {cfg['interval']:g} s, storing in "
+                              f"{redact(str(cfg['store']))} (Ctrl-C to stop)")
         if event.kind != "polled":
             err_console.print(f"{stamp} [bold yellow]{event.message}[/]" if event.kind == "blind"
                               else f"{stamp} [green]{event.message}[/]")
@@ -102,8 +105,6 @@ def watch(obj: Context, dsn: str | None, store: str | None, interval: float | No
 
     agent = Agent(source, the_store, state_key=f"pg_stat_statements:{target}",
                   interval=cfg["interval"], retention=retention_of(cfg), on_event=on_event)
-    err_console.print(f"watching {target} every {cfg['interval']:g} s, storing in "
-                      f"{redact(str(cfg['store']))} (Ctrl-C to stop)")
     try:
         if no_live:
             agent.run(duration)

@@ -1,14 +1,34 @@
-"""The one storage interface. SQLite (embedded default) and PostgreSQL (shared) implement it."""
+"""The one storage interface, and the SQL both backends share.
+
+SQLite (embedded default) and PostgreSQL (shared) implement :class:`Store`. Their SQL is the same
+(``?`` placeholders, upserts, the ``qw_*`` merge functions each backend provides), so all of it
+lives in :class:`SqlStore`; a backend only supplies a connection and :meth:`SqlStore._run`, which
+runs one function inside one transaction.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
-from querywatch.records import FingerprintSummary, RequestWindow, StatementWindow
+from querywatch.records import (
+    WINDOW_SECONDS,
+    CallSite,
+    FingerprintSummary,
+    RequestWindow,
+    StatementWindow,
+)
+from querywatch.sketch import LatencySketch
+from querywatch.store.migrations import migrate
 
 SortKey = Literal["total", "mean", "calls", "p95"]
+MINUTE = 60
+MAX_CALL_SITES = 20  # per fingerprint: enough to find the code, bounded for hot shared helpers
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +76,331 @@ class Store(Protocol):
         """Roll 10 s buckets older than the raw horizon into 1 min buckets; drop what is too old."""
 
     def close(self) -> None: ...
+
+
+class Tx(Protocol):
+    """One open transaction, as the shared SQL sees it (``?`` placeholders on every backend)."""
+
+    def run(self, sql: str, params: Sequence[object] = ()) -> None: ...
+
+    def run_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None: ...
+
+    def rows(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]: ...
+
+
+# Merging happens in the upsert itself, so a write never reads first and concurrent writers (many
+# agents on one PostgreSQL) cannot lose each other's counts. The same SET clause merges 10 s rows
+# into minute rows during retention.
+_WINDOW_COLUMNS = (
+    "fingerprint, window_start, resolution, calls, total_ms, max_ms, min_ms, rows, errors, "
+    "shared_blks_hit, shared_blks_read, sketch, source"
+)
+_WINDOW_MERGE = """
+ON CONFLICT (fingerprint, window_start, resolution) DO UPDATE SET
+  calls = windows.calls + excluded.calls,
+  total_ms = windows.total_ms + excluded.total_ms,
+  max_ms = CASE WHEN excluded.max_ms > windows.max_ms THEN excluded.max_ms ELSE windows.max_ms END,
+  min_ms = CASE WHEN windows.min_ms IS NULL OR excluded.min_ms < windows.min_ms
+                THEN excluded.min_ms ELSE windows.min_ms END,
+  rows = windows.rows + excluded.rows,
+  errors = windows.errors + excluded.errors,
+  shared_blks_hit = windows.shared_blks_hit + excluded.shared_blks_hit,
+  shared_blks_read = windows.shared_blks_read + excluded.shared_blks_read,
+  sketch = qw_merge_sketch(windows.sketch, excluded.sketch),
+  source = CASE WHEN windows.source = '' THEN excluded.source ELSE windows.source END
+"""
+_INSERT_WINDOW = (
+    f"INSERT INTO windows ({_WINDOW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    + _WINDOW_MERGE
+)
+_ROLLUP_WINDOWS = f"""
+INSERT INTO windows ({_WINDOW_COLUMNS})
+SELECT fingerprint, window_start / {MINUTE} * {MINUTE}, {MINUTE}, SUM(calls), SUM(total_ms),
+       MAX(max_ms), MIN(min_ms), SUM(rows), SUM(errors), SUM(shared_blks_hit),
+       SUM(shared_blks_read), qw_sketch_agg(sketch), MAX(source)
+FROM windows WHERE resolution = {WINDOW_SECONDS} AND window_start < ? AND window_start >= ?
+GROUP BY fingerprint, window_start / {MINUTE} * {MINUTE}
+{_WINDOW_MERGE}"""
+
+_UPSERT_FINGERPRINT = """
+INSERT INTO fingerprints (fingerprint, normalized, dialect, first_seen, last_seen)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (fingerprint) DO UPDATE SET
+  first_seen = CASE WHEN excluded.first_seen < fingerprints.first_seen
+                    THEN excluded.first_seen ELSE fingerprints.first_seen END,
+  last_seen = CASE WHEN excluded.last_seen > fingerprints.last_seen
+                   THEN excluded.last_seen ELSE fingerprints.last_seen END
+"""
+_INSERT_CALL_SITE = """
+INSERT INTO call_sites (fingerprint, path, line, function)
+SELECT ?, ?, ?, ? WHERE (SELECT COUNT(*) FROM call_sites WHERE fingerprint = ?) < ?
+ON CONFLICT (fingerprint, path, line, function) DO NOTHING
+"""
+
+_REQUEST_COLUMNS = (
+    "route, window_start, resolution, requests, errors, total_ms, max_ms, db_ms, db_calls, "
+    "sketch, users, failed_users"
+)
+_REQUEST_MERGE = """
+ON CONFLICT (route, window_start, resolution) DO UPDATE SET
+  requests = request_windows.requests + excluded.requests,
+  errors = request_windows.errors + excluded.errors,
+  total_ms = request_windows.total_ms + excluded.total_ms,
+  max_ms = CASE WHEN excluded.max_ms > request_windows.max_ms
+                THEN excluded.max_ms ELSE request_windows.max_ms END,
+  db_ms = request_windows.db_ms + excluded.db_ms,
+  db_calls = request_windows.db_calls + excluded.db_calls,
+  sketch = qw_merge_sketch(request_windows.sketch, excluded.sketch),
+  users = qw_union_json(request_windows.users, excluded.users),
+  failed_users = qw_union_json(request_windows.failed_users, excluded.failed_users)
+"""
+_INSERT_REQUEST = (
+    f"INSERT INTO request_windows ({_REQUEST_COLUMNS}) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" + _REQUEST_MERGE
+)
+_ROLLUP_REQUESTS = f"""
+INSERT INTO request_windows ({_REQUEST_COLUMNS})
+SELECT route, window_start / {MINUTE} * {MINUTE}, {MINUTE}, SUM(requests), SUM(errors),
+       SUM(total_ms), MAX(max_ms), SUM(db_ms), SUM(db_calls), qw_sketch_agg(sketch),
+       qw_union_agg(users), qw_union_agg(failed_users)
+FROM request_windows WHERE resolution = {WINDOW_SECONDS} AND window_start < ? AND window_start >= ?
+GROUP BY route, window_start / {MINUTE} * {MINUTE}
+{_REQUEST_MERGE}"""
+
+_UPSERT_STATE = (
+    "INSERT INTO state (key, value) VALUES (?, ?) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
+
+
+def _where(
+    column: str, value: str | None, since: float | None, until: float | None, prefix: str = ""
+) -> tuple[str, list[object]]:
+    """A WHERE clause for an optional key and a [since, until) range on bucket starts."""
+    clauses, params = [], list[object]()
+    if value is not None:
+        clauses.append(f"{prefix}{column} = ?")
+        params.append(value)
+    if since is not None:
+        clauses.append(f"{prefix}window_start >= ?")
+        params.append(since)
+    if until is not None:
+        clauses.append(f"{prefix}window_start < ?")
+        params.append(until)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _sketch(text: str | None) -> LatencySketch | None:
+    return LatencySketch.from_json(text) if text is not None else None
+
+
+def _sort_value(summary: FingerprintSummary, sort: SortKey) -> float:
+    if sort == "total":
+        return summary.total_ms
+    if sort == "mean":
+        return summary.mean_ms
+    if sort == "calls":
+        return summary.calls
+    return summary.p95_ms if summary.p95_ms is not None else float("-inf")
+
+
+class SqlStore(ABC):
+    """The :class:`Store` over SQL: backends differ only in connection handling."""
+
+    where: str  # the location, safe to print (passwords redacted)
+
+    @abstractmethod
+    def _run(self, fn: Callable[[Tx], T], *, write: bool = True) -> T:
+        """Run ``fn`` in one transaction: committed if it returns, rolled back if it raises."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> SqlStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _migrate(self, dialect: Literal["sqlite", "postgres"]) -> None:
+        self._run(lambda tx: migrate(tx, dialect, self.where, self._before_migrate))
+
+    def _before_migrate(self, tx: Tx) -> None:  # noqa: B027 - an optional hook, not abstract
+        """A hook run first in the migration transaction (PostgreSQL locks and makes its schema)."""
+
+    def schema_version(self) -> int:
+        rows = self._run(lambda tx: tx.rows("SELECT MAX(version) FROM schema_version"), write=False)
+        return int(rows[0][0] or 0)
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def write_windows(self, windows: Sequence[StatementWindow]) -> None:
+        if not windows:
+            return
+        seen: dict[str, tuple[str, str, int, int]] = {}
+        sites: set[tuple[str, str, int, str]] = set()
+        for w in windows:
+            normalized, dialect, first, last = seen.get(
+                w.fingerprint, (w.normalized, w.dialect, w.window_start, w.window_start)
+            )
+            seen[w.fingerprint] = (
+                normalized, dialect, min(first, w.window_start), max(last, w.window_start)
+            )
+            sites.update((w.fingerprint, s.path, s.line, s.function) for s in w.call_sites)
+        # Sorted keys give every writer the same lock order, so two agents cannot deadlock.
+        fingerprints = [(fp, *seen[fp]) for fp in sorted(seen)]
+        rows = [
+            (w.fingerprint, w.window_start, WINDOW_SECONDS, w.calls, w.total_ms, w.max_ms,
+             w.min_ms, w.rows, w.errors, w.shared_blks_hit, w.shared_blks_read,
+             w.sketch.to_json() if w.sketch is not None else None, w.source)
+            for w in sorted(windows, key=lambda w: (w.fingerprint, w.window_start))
+        ]
+        site_rows = [(*s, s[0], MAX_CALL_SITES) for s in sorted(sites)]
+
+        def write(tx: Tx) -> None:
+            tx.run_many(_UPSERT_FINGERPRINT, fingerprints)
+            tx.run_many(_INSERT_WINDOW, rows)
+            if site_rows:
+                tx.run_many(_INSERT_CALL_SITE, site_rows)
+
+        self._run(write)
+
+    def write_requests(self, windows: Sequence[RequestWindow]) -> None:
+        if not windows:
+            return
+        rows = [
+            (w.route, w.window_start, WINDOW_SECONDS, w.requests, w.errors, w.total_ms, w.max_ms,
+             w.db_ms, w.db_calls, w.sketch.to_json() if w.sketch is not None else None,
+             json.dumps(sorted(w.users)), json.dumps(sorted(w.failed_users)))
+            for w in sorted(windows, key=lambda w: (w.route, w.window_start))
+        ]
+        self._run(lambda tx: tx.run_many(_INSERT_REQUEST, rows))
+
+    def set_state(self, key: str, value: str) -> None:
+        self._run(lambda tx: tx.run(_UPSERT_STATE, (key, value)))
+
+    def get_state(self, key: str) -> str | None:
+        rows = self._run(lambda tx: tx.rows("SELECT value FROM state WHERE key = ?", (key,)),
+                         write=False)
+        return str(rows[0][0]) if rows else None
+
+    def apply_retention(self, now: float, retention: Retention = Retention()) -> None:
+        # Horizons are whole minutes, so a minute is either all 10 s rows or one minute row:
+        # a range read never counts the same statements twice.
+        raw = int(now - retention.raw_seconds) // MINUTE * MINUTE
+        oldest = int(now - retention.minute_seconds) // MINUTE * MINUTE
+
+        def roll(tx: Tx) -> None:
+            for table, rollup in (("windows", _ROLLUP_WINDOWS),
+                                  ("request_windows", _ROLLUP_REQUESTS)):
+                tx.run(rollup, (raw, oldest))
+                tx.run(f"DELETE FROM {table} WHERE resolution = ? AND window_start < ?",
+                       (WINDOW_SECONDS, raw))
+                tx.run(f"DELETE FROM {table} WHERE window_start < ?", (oldest,))
+            tx.run("DELETE FROM fingerprints WHERE last_seen < ?", (oldest,))
+            tx.run("DELETE FROM call_sites WHERE fingerprint NOT IN "
+                   "(SELECT fingerprint FROM fingerprints)")
+
+        self._run(roll)
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def _call_sites(self, tx: Tx, fingerprints: Sequence[str]) -> dict[str, tuple[CallSite, ...]]:
+        found: dict[str, list[CallSite]] = {}
+        for start in range(0, len(fingerprints), 500):
+            chunk = fingerprints[start:start + 500]
+            marks = ", ".join("?" * len(chunk))
+            for fp, path, line, function in tx.rows(
+                "SELECT fingerprint, path, line, function FROM call_sites "
+                f"WHERE fingerprint IN ({marks}) ORDER BY fingerprint, path, line, function", chunk
+            ):
+                found.setdefault(fp, []).append(CallSite(path, int(line), function))
+        return {fp: tuple(sites) for fp, sites in found.items()}
+
+    def top(
+        self,
+        since: float | None = None,
+        until: float | None = None,
+        sort: SortKey = "total",
+        limit: int = 20,
+    ) -> list[FingerprintSummary]:
+        where, params = _where("fingerprint", None, since, until, prefix="w.")
+        sql = (
+            "SELECT w.fingerprint, f.normalized, f.dialect, SUM(w.calls), SUM(w.total_ms), "
+            "MAX(w.max_ms), SUM(w.rows), SUM(w.errors), f.first_seen, f.last_seen, "
+            "qw_sketch_agg(w.sketch) "
+            f"FROM windows w JOIN fingerprints f ON f.fingerprint = w.fingerprint{where} "
+            "GROUP BY w.fingerprint, f.normalized, f.dialect, f.first_seen, f.last_seen"
+        )
+
+        def read(tx: Tx) -> list[FingerprintSummary]:
+            summaries = []
+            for fp, norm, dialect, calls, total, mx, rows, errors, first, last, sk in tx.rows(
+                sql, params
+            ):
+                sketch = _sketch(sk) or LatencySketch()
+                summaries.append(FingerprintSummary(
+                    fp, norm, dialect, int(calls), float(total), float(mx), int(rows),
+                    int(errors), float(first), float(last), p50_ms=sketch.quantile(0.5),
+                    p95_ms=sketch.quantile(0.95), p99_ms=sketch.quantile(0.99),
+                ))
+            # Ties broken by fingerprint so the ranking is stable between runs and backends.
+            summaries.sort(key=lambda s: s.fingerprint)
+            summaries.sort(key=lambda s: _sort_value(s, sort), reverse=True)
+            chosen = summaries[:limit]
+            sites = self._call_sites(tx, [s.fingerprint for s in chosen])
+            for s in chosen:
+                s.call_sites = sites.get(s.fingerprint, ())
+            return chosen
+
+        return self._run(read, write=False)
+
+    def statement_windows(
+        self, fingerprint: str | None = None, since: float | None = None, until: float | None = None
+    ) -> list[StatementWindow]:
+        """Windows of both resolutions in time order; a minute row starts on its minute.
+
+        Each window carries its fingerprint's known call sites (they are kept per fingerprint).
+        """
+        where, params = _where("fingerprint", fingerprint, since, until, prefix="w.")
+        sql = (
+            "SELECT w.fingerprint, f.normalized, w.window_start, w.calls, w.total_ms, w.max_ms, "
+            "f.dialect, w.source, w.min_ms, w.rows, w.errors, w.shared_blks_hit, "
+            "w.shared_blks_read, w.sketch "
+            f"FROM windows w JOIN fingerprints f ON f.fingerprint = w.fingerprint{where} "
+            "ORDER BY w.window_start, w.fingerprint, w.resolution"
+        )
+
+        def read(tx: Tx) -> list[StatementWindow]:
+            rows = tx.rows(sql, params)
+            sites = self._call_sites(tx, sorted({r[0] for r in rows}))
+            return [
+                StatementWindow(
+                    fp, norm, int(start), int(calls), float(total), float(mx), dialect, source,
+                    None if mn is None else float(mn), int(nrows), int(errors), int(hit),
+                    int(blks_read), _sketch(sk), sites.get(fp, ()),
+                )
+                for fp, norm, start, calls, total, mx, dialect, source, mn, nrows, errors, hit,
+                blks_read, sk in rows
+            ]
+
+        return self._run(read, write=False)
+
+    def request_windows(
+        self, route: str | None = None, since: float | None = None, until: float | None = None
+    ) -> list[RequestWindow]:
+        where, params = _where("route", route, since, until)
+        sql = (
+            "SELECT route, window_start, requests, errors, total_ms, max_ms, db_ms, db_calls, "
+            f"sketch, users, failed_users FROM request_windows{where} "
+            "ORDER BY window_start, route, resolution"
+        )
+        rows = self._run(lambda tx: tx.rows(sql, params), write=False)
+        return [
+            RequestWindow(
+                r, int(start), int(requests), int(errors), float(total), float(mx), float(db),
+                int(calls), _sketch(sk), frozenset(json.loads(users)),
+                frozenset(json.loads(failed)),
+            )
+            for r, start, requests, errors, total, mx, db, calls, sk, users, failed in rows
+        ]

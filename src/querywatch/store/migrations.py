@@ -1,0 +1,146 @@
+"""Versioned schema migrations, applied in order on open, all in one transaction.
+
+Append a :class:`Migration` to :data:`MIGRATIONS` to change the schema; never edit a released one.
+The DDL uses PostgreSQL type names, which SQLite maps onto its own affinities, so one text serves
+both backends; ``postgres`` holds what only PostgreSQL needs (SQLite registers the same ``qw_*``
+functions on each connection instead).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from querywatch.errors import StoreError
+
+if TYPE_CHECKING:
+    from querywatch.store.base import Tx
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+    postgres: tuple[str, ...] = ()
+
+
+_MERGE_SKETCH = """
+CREATE FUNCTION qw_merge_sketch(a text, b text) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+  ja jsonb;
+  jb jsonb;
+BEGIN
+  IF a IS NULL OR b IS NULL THEN
+    RETURN COALESCE(a, b);
+  END IF;
+  ja := a::jsonb;
+  jb := b::jsonb;
+  -- Keys only in one side come from ||; keys in both are summed and overwrite.
+  RETURN (ja || jb || COALESCE((
+    SELECT jsonb_object_agg(key, value::bigint + (ja ->> key)::bigint)
+    FROM jsonb_each_text(jb) WHERE (ja ->> key) IS NOT NULL), '{}'::jsonb))::text;
+END
+$$"""
+_UNION_JSON = """
+CREATE FUNCTION qw_union_json(a text, b text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN a IS NULL THEN b WHEN b IS NULL THEN a ELSE (
+    SELECT COALESCE(jsonb_agg(v ORDER BY v), '[]'::jsonb)::text FROM (
+      SELECT jsonb_array_elements_text(a::jsonb) AS v
+      UNION SELECT jsonb_array_elements_text(b::jsonb)) AS u) END
+$$"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "fingerprints, call sites, statement and request windows, agent state",
+        (
+            """CREATE TABLE fingerprints (
+                fingerprint TEXT PRIMARY KEY,
+                normalized TEXT NOT NULL,
+                dialect TEXT NOT NULL,
+                first_seen BIGINT NOT NULL,
+                last_seen BIGINT NOT NULL)""",
+            """CREATE TABLE call_sites (
+                fingerprint TEXT NOT NULL,
+                path TEXT NOT NULL,
+                line INTEGER NOT NULL,
+                function TEXT NOT NULL,
+                PRIMARY KEY (fingerprint, path, line, function))""",
+            """CREATE TABLE windows (
+                fingerprint TEXT NOT NULL,
+                window_start BIGINT NOT NULL,
+                resolution INTEGER NOT NULL,
+                calls BIGINT NOT NULL,
+                total_ms DOUBLE PRECISION NOT NULL,
+                max_ms DOUBLE PRECISION NOT NULL,
+                min_ms DOUBLE PRECISION,
+                rows BIGINT NOT NULL,
+                errors BIGINT NOT NULL,
+                shared_blks_hit BIGINT NOT NULL,
+                shared_blks_read BIGINT NOT NULL,
+                sketch TEXT,
+                source TEXT NOT NULL,
+                PRIMARY KEY (fingerprint, window_start, resolution))""",
+            "CREATE INDEX windows_by_time ON windows (window_start)",
+            """CREATE TABLE request_windows (
+                route TEXT NOT NULL,
+                window_start BIGINT NOT NULL,
+                resolution INTEGER NOT NULL,
+                requests BIGINT NOT NULL,
+                errors BIGINT NOT NULL,
+                total_ms DOUBLE PRECISION NOT NULL,
+                max_ms DOUBLE PRECISION NOT NULL,
+                db_ms DOUBLE PRECISION NOT NULL,
+                db_calls BIGINT NOT NULL,
+                sketch TEXT,
+                users TEXT NOT NULL,
+                failed_users TEXT NOT NULL,
+                PRIMARY KEY (route, window_start, resolution))""",
+            "CREATE INDEX request_windows_by_time ON request_windows (window_start)",
+            "CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        ),
+        postgres=(
+            _MERGE_SKETCH,
+            _UNION_JSON,
+            "CREATE AGGREGATE qw_sketch_agg(text) (SFUNC = qw_merge_sketch, STYPE = text)",
+            "CREATE AGGREGATE qw_union_agg(text) (SFUNC = qw_union_json, STYPE = text)",
+        ),
+    ),
+)
+LATEST = MIGRATIONS[-1].version
+
+
+def migrate(
+    tx: Tx,
+    dialect: Literal["sqlite", "postgres"],
+    where: str,
+    before: Callable[[Tx], None] = lambda tx: None,
+) -> int:
+    """Bring the schema to :data:`LATEST`; refuse a store written by a newer querywatch."""
+    before(tx)
+    tx.run(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+        "description TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
+    )
+    current = int(tx.rows("SELECT MAX(version) FROM schema_version")[0][0] or 0)
+    if current > LATEST:
+        raise StoreError(
+            f"the store at {where} has schema version {current}, newer than this querywatch "
+            f"understands ({LATEST}): upgrade querywatch"
+        )
+    for migration in MIGRATIONS:
+        if migration.version <= current:
+            continue
+        for statement in migration.statements:
+            tx.run(statement)
+        if dialect == "postgres":
+            for statement in migration.postgres:
+                tx.run(statement)
+        tx.run(
+            "INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
+            (migration.version, migration.description, time.time()),
+        )
+    return max(current, LATEST)

@@ -1,0 +1,144 @@
+"""The embedded default: one SQLite file in WAL mode, so a reader never waits for the agent."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from querywatch.errors import StoreError
+from querywatch.sketch import LatencySketch
+from querywatch.store.base import SqlStore, T
+
+
+def _merge_sketch(a: str | None, b: str | None) -> str | None:
+    if a is None or b is None:
+        return a if b is None else b
+    merged = LatencySketch.from_json(a)
+    merged.merge(LatencySketch.from_json(b))
+    return merged.to_json()
+
+
+def _union_json(a: str | None, b: str | None) -> str | None:
+    if a is None or b is None:
+        return a if b is None else b
+    return json.dumps(sorted(set(json.loads(a)) | set(json.loads(b))))
+
+
+class _SketchAgg:
+    """``qw_sketch_agg``: merges a column of sketches (NULL when none is present)."""
+
+    def __init__(self) -> None:
+        self.sketch: LatencySketch | None = None
+
+    def step(self, text: str | None) -> None:
+        if text is not None:
+            if self.sketch is None:
+                self.sketch = LatencySketch()
+            self.sketch.merge(LatencySketch.from_json(text))
+
+    def finalize(self) -> str | None:
+        return self.sketch.to_json() if self.sketch is not None else None
+
+
+class _UnionAgg:
+    """``qw_union_agg``: the union of a column of JSON lists."""
+
+    def __init__(self) -> None:
+        self.items: set[Any] | None = None
+
+    def step(self, text: str | None) -> None:
+        if text is not None:
+            self.items = (self.items or set()) | set(json.loads(text))
+
+    def finalize(self) -> str | None:
+        return json.dumps(sorted(self.items)) if self.items is not None else None
+
+
+class _SqliteTx:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def run(self, sql: str, params: Sequence[object] = ()) -> None:
+        self.conn.execute(sql, params)
+
+    def run_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        self.conn.executemany(sql, rows)
+
+    def rows(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        return self.conn.execute(sql, params).fetchall()
+
+
+def _check_writable(path: Path) -> None:
+    """Say plainly why a store cannot be created here, before SQLite says "unable to open"."""
+    for ancestor in path.parents:
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise StoreError(f"cannot write the store at {path}: "
+                                 f"{os.strerror(errno.ENOTDIR)} ({ancestor} is a file)")
+            break
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot write the store at {path}: {exc.strerror}") from exc
+    # WAL mode writes -wal and -shm files beside the store, so the directory must be writable too.
+    targets = [path.parent, path] if path.exists() else [path.parent]
+    if not all(os.access(target, os.W_OK) for target in targets):
+        raise StoreError(f"cannot write the store at {path}: {os.strerror(errno.EACCES)}")
+
+
+class SqliteStore(SqlStore):
+    """One file; safe to share between the app's threads and with other processes reading it."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+        self.where = str(self.path)
+        _check_writable(self.path)
+        # One connection shared by the app's threads (the in-app capture flushes from a background
+        # thread), serialised by a lock; transactions are explicit (isolation_level=None).
+        self._lock = threading.Lock()
+        try:
+            self._conn = sqlite3.connect(
+                self.path, timeout=5.0, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute("PRAGMA busy_timeout = 5000")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
+        self._conn.create_function("qw_merge_sketch", 2, _merge_sketch, deterministic=True)
+        self._conn.create_function("qw_union_json", 2, _union_json, deterministic=True)
+        # typeshed's aggregate protocol only admits int values; these take and return text.
+        self._conn.create_aggregate("qw_sketch_agg", 1, _SketchAgg)  # type: ignore[arg-type]
+        self._conn.create_aggregate("qw_union_agg", 1, _UnionAgg)  # type: ignore[arg-type]
+        try:
+            self._migrate("sqlite")
+        except StoreError:
+            self._conn.close()
+            raise
+
+    def _run(self, fn: Callable[[_SqliteTx], T], *, write: bool = True) -> T:
+        with self._lock:
+            try:
+                # IMMEDIATE takes the write lock up front: a writer waits (busy_timeout) instead of
+                # failing on a lock upgrade; readers never block in WAL mode.
+                self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    result = fn(_SqliteTx(self._conn))
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+                return result
+            except sqlite3.Error as exc:
+                verb = "write" if write else "read"
+                raise StoreError(f"cannot {verb} the store at {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

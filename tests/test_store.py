@@ -1,0 +1,425 @@
+"""The store, on both backends: one module, run against a SQLite file and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from pg_cluster import free_port
+from querywatch.errors import StoreError
+from querywatch.records import CallSite, RequestWindow, StatementWindow
+from querywatch.sketch import LatencySketch
+from querywatch.store import Retention, SqlStore, open_store
+from querywatch.store.base import MAX_CALL_SITES
+from querywatch.store.migrations import LATEST
+from querywatch.store.postgres import PostgresStore
+from querywatch.store.sqlite import SqliteStore
+
+T0 = 28_333_334 * 60  # a whole minute, late 2023
+DAY = 24 * 3600
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "nested" / "store.sqlite3")
+    return str(request.getfixturevalue("pg_dsn"))
+
+
+@pytest.fixture
+def store(location: str) -> Iterator[SqlStore]:
+    with open_store(location) as s:
+        yield s
+
+
+def execute(location: str, sql: str) -> None:
+    """Run SQL on the store's database behind querywatch's back (to fake an older/newer store)."""
+    if location.startswith("postgresql://"):
+        with psycopg.connect(location, autocommit=True) as pg:
+            pg.execute("SET search_path = querywatch")
+            pg.execute(sql.encode())
+    else:
+        with sqlite3.connect(location) as lite:
+            lite.execute(sql)
+        lite.close()
+
+
+def sketch_of(*values: float) -> LatencySketch:
+    sketch = LatencySketch()
+    for v in values:
+        sketch.add(v)
+    return sketch
+
+
+def window(fp: str = "fp1", start: int = T0, calls: int = 1, total: float = 1.0,
+           mx: float | None = None, **kw: object) -> StatementWindow:
+    return StatementWindow(fp, f"SELECT * FROM {fp} WHERE id = $1", start, calls, total,
+                           total if mx is None else mx, **kw)  # type: ignore[arg-type]
+
+
+def request(route: str = "GET /cart", start: int = T0, **kw: object) -> RequestWindow:
+    fields: dict[str, object] = dict(requests=1, errors=0, total_ms=10.0, max_ms=10.0, db_ms=4.0)
+    fields.update(kw)
+    return RequestWindow(route, start, **fields)  # type: ignore[arg-type]
+
+
+# -- opening ------------------------------------------------------------------------------------
+
+
+def test_open_store_picks_the_backend_from_the_location(location: str, store: SqlStore) -> None:
+    expected = PostgresStore if location.startswith("postgresql://") else SqliteStore
+    assert isinstance(store, expected)
+    if expected is SqliteStore:
+        assert Path(location).is_file()  # parent directories were created
+
+
+@pytest.mark.postgres
+def test_a_libpq_key_value_dsn_opens_the_postgres_store(pg_dsn: str) -> None:
+    with open_store(make_conninfo("", **conninfo_to_dict(pg_dsn))) as s:
+        assert isinstance(s, PostgresStore)
+        s.set_state("k", "v")
+    with open_store(pg_dsn) as s:
+        assert s.get_state("k") == "v"
+
+
+def test_a_path_under_a_regular_file_gives_one_clear_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StoreError) as err:
+        open_store(blocker / "sub" / "store.sqlite3")
+    message = str(err.value)
+    assert message.startswith(f"cannot write the store at {blocker}/sub/store.sqlite3: ")
+    assert "Not a directory" in message and "\n" not in message
+
+
+def test_a_file_that_is_not_a_store_gives_one_clear_line(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.sqlite3"
+    junk.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match=r"^cannot open the store at .*junk.sqlite3: file is not"):
+        open_store(junk)
+
+
+def test_an_unreachable_postgres_gives_one_line_without_the_password() -> None:
+    url = f"postgresql://bob:s3cret@127.0.0.1:{free_port()}/db"
+    with pytest.raises(StoreError) as err:
+        open_store(url)
+    message = str(err.value)
+    assert message.startswith("cannot connect to the store postgresql://bob:***@127.0.0.1:")
+    assert "refused" in message.lower()
+    assert "s3cret" not in message and "\n" not in message
+
+
+# -- migrations ---------------------------------------------------------------------------------
+
+
+def test_a_fresh_store_has_the_latest_schema_and_reopening_changes_nothing(
+    location: str, store: SqlStore
+) -> None:
+    assert store.schema_version() == LATEST
+    store.write_windows([window(calls=3)])
+    store.close()
+    with open_store(location) as again:
+        assert again.schema_version() == LATEST
+        assert [w.calls for w in again.statement_windows()] == [3]
+
+
+def test_a_store_from_a_newer_querywatch_is_refused(location: str, store: SqlStore) -> None:
+    store.close()
+    execute(location, "INSERT INTO schema_version VALUES (999, 'from the future', 0)")
+    with pytest.raises(StoreError, match="schema version 999, newer than this querywatch"):
+        open_store(location)
+
+
+@pytest.mark.postgres
+def test_postgres_keeps_everything_in_its_own_schema(pg_dsn: str) -> None:
+    open_store(pg_dsn).close()
+    with psycopg.connect(pg_dsn) as conn:
+        tables = conn.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_type = 'BASE TABLE' "
+            "AND table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 2"
+        ).fetchall()
+    assert {schema for schema, _ in tables} == {"querywatch"}
+    assert {"windows", "request_windows", "fingerprints", "state"} <= {t for _, t in tables}
+
+
+# -- round trips and merging --------------------------------------------------------------------
+
+
+def test_statement_windows_round_trip(store: SqlStore) -> None:
+    site = CallSite("shop/cart.py", 42, "load_cart")
+    written = window("fp1", T0, calls=3, total=30.0, mx=20.0, dialect="postgres", source="app",
+                     min_ms=2.0, rows=7, errors=1, shared_blks_hit=5, shared_blks_read=6,
+                     sketch=sketch_of(2, 8, 20), call_sites=(site,))
+    plain = window("fp2", T0 + 10, calls=2, total=4.0, source="pg_stat_statements")
+    store.write_windows([plain, written])
+    assert store.statement_windows() == [written, plain]
+    assert store.statement_windows("fp2") == [plain]
+    assert store.statement_windows("fp2")[0].sketch is None  # no durations: no sketch
+
+
+def test_request_windows_round_trip(store: SqlStore) -> None:
+    cart = request(requests=5, errors=1, total_ms=50.0, max_ms=30.0, db_ms=20.0, db_calls=9,
+                   sketch=sketch_of(5, 30), users=frozenset({"u1", "u2"}),
+                   failed_users=frozenset({"u2"}))
+    home = request("GET /", T0 + 10)
+    store.write_requests([home, cart])
+    assert store.request_windows() == [cart, home]
+    assert store.request_windows("GET /") == [home]
+
+
+def test_writing_the_same_bucket_again_merges(store: SqlStore) -> None:
+    first = sketch_of(*range(1, 51))
+    second = sketch_of(*range(51, 101))
+    store.write_windows([
+        window(calls=50, total=1275.0, mx=50.0, min_ms=1.0, rows=50, errors=1, sketch=first,
+               call_sites=(CallSite("a.py", 1, "f"),)),
+    ])
+    store.write_windows([
+        window(calls=50, total=3775.0, mx=100.0, min_ms=51.0, rows=50, sketch=second,
+               call_sites=(CallSite("b.py", 2, "g"), CallSite("a.py", 1, "f"))),
+        window(calls=1, total=0.5, mx=0.5, min_ms=0.5, shared_blks_read=3),  # same batch, too
+    ])
+    [merged] = store.statement_windows()
+    assert (merged.calls, merged.total_ms, merged.max_ms, merged.min_ms) == (101, 5050.5, 100, 0.5)
+    assert (merged.rows, merged.errors, merged.shared_blks_read) == (100, 1, 3)
+    assert merged.call_sites == (CallSite("a.py", 1, "f"), CallSite("b.py", 2, "g"))
+    everything = sketch_of(*range(1, 101))
+    assert merged.sketch == everything
+    assert merged.sketch is not None and merged.sketch.quantile(0.95) == pytest.approx(95, rel=0.01)
+
+
+def test_call_sites_are_bounded_per_fingerprint(store: SqlStore) -> None:
+    sites = tuple(CallSite("app.py", n, "handler") for n in range(MAX_CALL_SITES + 15))
+    store.write_windows([window(call_sites=sites[:10])])
+    store.write_windows([window(call_sites=sites[10:])])
+    [summary] = store.top()
+    assert len(summary.call_sites) == MAX_CALL_SITES
+    assert set(sites[:10]) <= set(summary.call_sites)  # what was learnt first is kept
+
+
+def test_request_windows_merge_and_union_users(store: SqlStore) -> None:
+    store.write_requests([request(requests=2, errors=1, max_ms=10.0, db_calls=3,
+                                  users=frozenset({"ann", "bob"}), failed_users=frozenset({"bob"}),
+                                  sketch=sketch_of(1, 2))])
+    store.write_requests([request(requests=3, errors=0, max_ms=40.0, db_calls=4,
+                                  users=frozenset({"bob", "cy"}), failed_users=frozenset({"cy"}),
+                                  sketch=sketch_of(3))])
+    [merged] = store.request_windows()
+    assert (merged.requests, merged.errors, merged.max_ms, merged.db_calls) == (5, 1, 40.0, 7)
+    assert (merged.total_ms, merged.db_ms) == (20.0, 8.0)
+    assert merged.users == {"ann", "bob", "cy"} and merged.failed_users == {"bob", "cy"}
+    assert merged.sketch == sketch_of(1, 2, 3)
+
+
+# -- top ----------------------------------------------------------------------------------------
+
+# heavy: most total time; slow: highest mean and p95; chatty: most calls, no durations known;
+# once: one call, high mean, small p95.
+RANKING = [
+    window("heavy", calls=100, total=5000.0, sketch=sketch_of(*[50.0] * 100)),
+    window("slow", calls=10, total=3000.0, sketch=sketch_of(*[300.0] * 10)),
+    window("chatty", calls=1000, total=500.0),
+    window("once", calls=1, total=1000.0, sketch=sketch_of(5.0)),
+]
+
+
+@pytest.mark.parametrize(("sort", "expected"), [
+    ("total", ["heavy", "slow", "once", "chatty"]),
+    ("mean", ["once", "slow", "heavy", "chatty"]),
+    ("calls", ["chatty", "heavy", "slow", "once"]),
+    ("p95", ["slow", "heavy", "once", "chatty"]),  # unknown percentiles rank last
+])
+def test_top_sorts_by_each_key(store: SqlStore, sort: str, expected: list[str]) -> None:
+    store.write_windows(RANKING)
+    ranked = store.top(sort=sort)  # type: ignore[arg-type]
+    assert [s.fingerprint for s in ranked] == expected
+    assert [s.fingerprint for s in store.top(sort=sort, limit=2)] == expected[:2]  # type: ignore[arg-type]
+
+
+def test_top_sums_a_range_and_reports_percentiles_and_sites(store: SqlStore) -> None:
+    site = CallSite("shop/orders.py", 7, "list_orders")
+    store.write_windows([
+        window("q", T0, calls=2, total=3.0, mx=2.0, rows=4, sketch=sketch_of(1, 2)),
+        window("q", T0 + 10, calls=3, total=30.0, mx=20.0, errors=1, sketch=sketch_of(5, 5, 20),
+               call_sites=(site,)),
+        window("q", T0 + 20, calls=1, total=100.0, sketch=sketch_of(100)),
+        window("other", T0 + 20, calls=1, total=1.0),
+    ])
+    [q] = store.top(since=T0, until=T0 + 20)
+    assert (q.fingerprint, q.calls, q.total_ms, q.max_ms) == ("q", 5, 33, 20)
+    assert (q.rows, q.errors) == (4, 1)
+    merged = sketch_of(1, 2, 5, 5, 20)
+    assert (q.p50_ms, q.p95_ms, q.p99_ms) == tuple(merged.quantile(x) for x in (0.5, 0.95, 0.99))
+    assert q.call_sites == (site,)
+    assert (q.first_seen, q.last_seen) == (T0, T0 + 20)  # over the fingerprint's whole life
+    assert q.normalized == "SELECT * FROM q WHERE id = $1" and q.dialect == "postgres"
+    assert [s.fingerprint for s in store.top(since=T0 + 20)] == ["q", "other"]
+    assert store.top(until=T0)[:1] == []
+    [other] = store.top(since=T0 + 20, sort="p95")[1:]
+    assert other.p95_ms is None  # no sketch anywhere in range
+    assert [w.window_start for w in store.statement_windows("q", since=T0 + 10, until=T0 + 20)] \
+        == [T0 + 10]
+
+
+# -- retention ----------------------------------------------------------------------------------
+
+
+def test_retention_rolls_old_buckets_into_minutes_and_drops_the_oldest(store: SqlStore) -> None:
+    now = T0 + 20 * DAY
+    old = T0 + 18 * DAY  # past the raw horizon (1 day), inside the minute horizon (14 days)
+    values = [[1.0, 2.0], [3.0, 40.0], [5.0], [6.0, 7.0, 80.0], [9.0], [10.0]]
+    store.write_windows([
+        window("q", old + 10 * i, calls=len(v), total=sum(v), mx=max(v), min_ms=min(v), rows=1,
+               sketch=sketch_of(*v))
+        for i, v in enumerate(values)
+    ] + [
+        window("q", now - 3600, calls=7, total=7.0),  # recent: stays at 10 s
+        window("ancient", T0, calls=1, total=1.0),  # older than 14 days: dropped
+    ])
+    store.write_requests([request(start=old, users=frozenset({"a"})),
+                          request(start=old + 50, requests=2, users=frozenset({"b"})),
+                          request(start=T0)])
+    before = store.top(since=old, until=old + 60)
+    store.apply_retention(now)
+
+    rolled, recent = store.statement_windows("q")
+    everything = [x for v in values for x in v]
+    assert rolled.window_start == old and rolled.calls == len(everything)
+    assert (rolled.total_ms, rolled.max_ms, rolled.min_ms, rolled.rows) == (
+        sum(everything), 80.0, 1.0, 6)
+    assert rolled.sketch == sketch_of(*everything)
+    assert recent.window_start == now - 3600 and recent.calls == 7
+    assert store.statement_windows("ancient") == []
+    assert [s.fingerprint for s in store.top()] == ["q"]
+    assert store.top(since=old, until=old + 60) == before  # totals and percentiles survive
+
+    [minute] = store.request_windows()
+    assert (minute.window_start, minute.requests, minute.users) == (old, 3, frozenset("ab"))
+
+    # Late data for an already rolled-up minute merges into the minute row.
+    store.write_windows([window("q", old + 30, calls=1, total=1000.0, sketch=sketch_of(1000.0))])
+    store.apply_retention(now)
+    rolled, _ = store.statement_windows("q")
+    assert rolled.calls == len(everything) + 1 and rolled.max_ms == 1000.0
+    assert rolled.sketch == sketch_of(*everything, 1000.0)
+
+
+def test_retention_horizons_are_configurable(store: SqlStore) -> None:
+    now = T0 + DAY
+    store.write_windows([window("q", now - 600), window("q", now - 7200)])
+    store.apply_retention(now, Retention(raw_seconds=300, minute_seconds=3600))
+    assert [(w.window_start, w.calls) for w in store.statement_windows()] == [(now - 600, 1)]
+
+
+# -- state --------------------------------------------------------------------------------------
+
+
+def test_state_survives_a_restart(location: str, store: SqlStore) -> None:
+    assert store.get_state("poller") is None
+    store.set_state("poller", '{"calls": 1}')
+    store.set_state("poller", '{"calls": 2}')
+    store.close()
+    with open_store(location) as again:
+        assert again.get_state("poller") == '{"calls": 2}'
+
+
+# -- transactions and concurrency ---------------------------------------------------------------
+
+
+def test_a_failed_batch_leaves_nothing_and_keeps_what_was_committed(store: SqlStore) -> None:
+    store.write_windows([window("aaa", calls=2, total=2.0, sketch=sketch_of(1, 1))])
+    broken = window("zzz", calls=None)  # type: ignore[arg-type]  # NOT NULL fails mid-batch
+    with pytest.raises(StoreError, match="cannot write the store"):
+        store.write_windows([window("aaa", calls=5, total=50.0), window("fresh"), broken])
+    assert [(w.fingerprint, w.calls, w.total_ms) for w in store.statement_windows()] == [
+        ("aaa", 2, 2.0)]
+    assert [s.fingerprint for s in store.top()] == ["aaa"]
+    store.write_windows([window("fresh")])  # the store is still usable
+    assert [s.fingerprint for s in store.top(sort="calls")] == ["aaa", "fresh"]
+
+
+def test_concurrent_writers_lose_no_counts(location: str, store: SqlStore) -> None:
+    """Two agents (two store objects) and a background flusher share one store."""
+    errors: list[BaseException] = []
+    other = open_store(location)
+
+    def agent(s: SqlStore) -> None:
+        try:
+            for i in range(30):
+                s.write_windows([window(f"fp{n}", T0 + 10 * (i % 3), sketch=sketch_of(1.0))
+                                 for n in range(20)])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=agent, args=(s,)) for s in (store, other, store)]
+    for t in threads:
+        t.start()
+    reads = 0
+    while any(t.is_alive() for t in threads):
+        store.top()
+        reads += 1
+    for t in threads:
+        t.join()
+    other.close()
+    assert errors == []
+    assert reads > 0
+    assert sum(s.calls for s in store.top(limit=100)) == 3 * 30 * 20
+    assert all(w.sketch is not None and w.sketch.count == w.calls
+               for w in store.statement_windows())
+
+
+def test_a_reader_reads_while_an_agent_writes(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite3"
+    writer, reader = open_store(path), open_store(path)
+    done = threading.Event()
+    problems: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            for i in range(100):
+                writer.write_windows([window(f"fp{n}", T0 + 10 * i) for n in range(100)])
+        except BaseException as exc:
+            problems.append(exc)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    seen = []
+    while not done.is_set():
+        try:
+            seen.append(sum(s.calls for s in reader.top(limit=1000)))
+        except BaseException as exc:  # "database is locked" would land here
+            problems.append(exc)
+            break
+    thread.join()
+    assert problems == []
+    assert seen == sorted(seen)  # every read saw whole batches, never a partial one
+    assert all(n % 100 == 0 for n in seen)
+    assert sum(s.calls for s in reader.top(limit=1000)) == 100 * 100
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    raw.close()
+    writer.close()
+    reader.close()
+
+
+@pytest.mark.postgres
+def test_postgres_reconnects_once_after_losing_the_connection(pg_dsn: str) -> None:
+    with open_store(pg_dsn) as s:
+        s.write_windows([window(calls=1)])
+        with psycopg.connect(pg_dsn, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+                "WHERE application_name = 'querywatch-store' AND datname = current_database()"
+            ).fetchall()
+        assert killed == [(True,)]
+        s.write_windows([window(calls=2)])
+        assert [w.calls for w in s.statement_windows()] == [3]
