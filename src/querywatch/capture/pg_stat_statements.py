@@ -1,0 +1,561 @@
+"""The pg_stat_statements source: per-fingerprint deltas of PostgreSQL's own statement counters.
+
+pg_stat_statements keeps cumulative counters per (userid, dbid, queryid, toplevel). We snapshot
+them each poll and yield the difference since the previous snapshot, summed per fingerprint (one
+fingerprint may cover several entries: other users, IN-lists of other lengths, literal vs bound
+parameters). Counters can go backwards (``pg_stat_statements_reset()``, a crash, eviction of an
+entry): that is a new baseline, never a negative number. See docs/sources.md for the semantics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Collection
+from dataclasses import astuple, dataclass
+from typing import Any
+
+import psycopg
+
+from querywatch import pg
+from querywatch.errors import DatabaseUnavailable, ExtensionMissing, SourceError
+from querywatch.records import StatementWindow, window_start
+from querywatch.sql import Fingerprint, fingerprint
+
+log = logging.getLogger(__name__)
+
+SOURCE_NAME = "pg_stat_statements"
+STATE_VERSION = 1
+
+Key = tuple[int, int, int, bool | None]
+"""(userid, dbid, queryid, toplevel) — toplevel is None before PostgreSQL 14."""
+
+PRELOAD_FIX = (
+    "pg_stat_statements is not loaded: add it to shared_preload_libraries in postgresql.conf "
+    "(shared_preload_libraries = 'pg_stat_statements') and restart PostgreSQL"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnMap:
+    """Which pg_stat_statements columns hold what, on the server's version of the extension.
+
+    13+: ``*_exec_time``; 12 and older: ``*_time``; 14 added ``toplevel``; 17 renamed
+    ``blk_read_time`` to ``shared_blk_read_time`` and added ``stats_since`` /
+    ``minmax_stats_since`` (per-entry reset markers).
+    """
+
+    total_time: str
+    min_time: str
+    max_time: str
+    blk_read_time: str | None
+    toplevel: bool
+    stats_since: bool
+    minmax_stats_since: bool
+
+
+_REQUIRED = ("userid", "dbid", "queryid", "calls", "rows", "shared_blks_hit", "shared_blks_read")
+
+
+def map_columns(columns: Collection[str]) -> ColumnMap:
+    """Build the :class:`ColumnMap` from the view's column names (detected once per connection)."""
+    cols = set(columns)
+    missing = [c for c in _REQUIRED if c not in cols]
+    if "total_exec_time" in cols:
+        times = ("total_exec_time", "min_exec_time", "max_exec_time")
+    elif "total_time" in cols:
+        times = ("total_time", "min_time", "max_time")
+    else:
+        missing.append("total_exec_time")
+        times = ("", "", "")
+    missing += [c for c in times if c and c not in cols]
+    if missing:
+        raise SourceError(
+            "unsupported pg_stat_statements version: missing column(s) " + ", ".join(missing)
+        )
+    if "shared_blk_read_time" in cols:
+        blk: str | None = "shared_blk_read_time"
+    elif "blk_read_time" in cols:
+        blk = "blk_read_time"
+    else:
+        blk = None
+    return ColumnMap(
+        total_time=times[0],
+        min_time=times[1],
+        max_time=times[2],
+        blk_read_time=blk,
+        toplevel="toplevel" in cols,
+        stats_since="stats_since" in cols,
+        minmax_stats_since="minmax_stats_since" in cols,
+    )
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+_CURRENT_DB = "(SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())"
+
+
+def counters_sql(schema: str, cmap: ColumnMap) -> str:
+    """The poll query: counters of this database's entries, without query texts.
+
+    ``pg_stat_statements(false)`` skips reading the query-text file, the expensive part on a busy
+    server; texts are fetched only for entries not seen before (:func:`texts_sql`).
+    """
+    cols = [
+        "userid::bigint",
+        "dbid::bigint",
+        "queryid",
+        "toplevel" if cmap.toplevel else "NULL::boolean",
+        "calls",
+        cmap.total_time,
+        cmap.min_time,
+        cmap.max_time,
+        "rows",
+        "shared_blks_hit",
+        "shared_blks_read",
+        cmap.blk_read_time or "0::float8",
+        "stats_since::text" if cmap.stats_since else "NULL::text",
+        "minmax_stats_since::text" if cmap.minmax_stats_since else "NULL::text",
+    ]
+    return pg.tagged(
+        f"SELECT {', '.join(cols)} FROM {_ident(schema)}.pg_stat_statements(false) "
+        f"WHERE dbid = {_CURRENT_DB}"
+    )
+
+
+def texts_sql(schema: str, cmap: ColumnMap) -> str:
+    """Query texts for a list of queryids (parameter: bigint[])."""
+    toplevel = "toplevel" if cmap.toplevel else "NULL::boolean"
+    return pg.tagged(
+        f"SELECT userid::bigint, dbid::bigint, queryid, {toplevel}, query "
+        f"FROM {_ident(schema)}.pg_stat_statements(true) "
+        f"WHERE dbid = {_CURRENT_DB} AND queryid = ANY(%s::bigint[])"
+    )
+
+
+@dataclass(slots=True)
+class Counters:
+    """One entry's cumulative counters at one poll."""
+
+    calls: int
+    total_ms: float
+    min_ms: float
+    max_ms: float
+    rows: int
+    blks_hit: int
+    blks_read: int
+    blk_read_ms: float
+    stats_since: str | None = None
+    minmax_since: str | None = None
+
+    def restarted_since(self, prev: Counters) -> bool:
+        """True when this entry was reset or evicted and re-created after ``prev`` was taken."""
+        since = (self.stats_since, prev.stats_since)
+        if None not in since and since[0] != since[1]:
+            return True
+        return (
+            self.calls < prev.calls
+            or self.total_ms < prev.total_ms
+            or self.rows < prev.rows
+            or self.blks_hit < prev.blks_hit
+            or self.blks_read < prev.blks_read
+        )
+
+
+@dataclass(slots=True)
+class _Delta:
+    calls: int
+    total_ms: float
+    min_ms: float
+    max_ms: float
+    rows: int
+    blks_hit: int
+    blks_read: int
+
+
+def entry_delta(cur: Counters, prev: Counters | None) -> _Delta | None:
+    """What happened to one entry between two snapshots; ``None`` when nothing did.
+
+    ``prev`` is None for an entry that is new (or whose baseline was lost to a reset): then its
+    current counters are exactly what happened since it was created. pg_stat_statements' min/max
+    are cumulative, so they describe this interval only when they moved (or the entry is new);
+    otherwise the interval's mean stands in for both (a lower bound for max, upper bound for min).
+    """
+    if prev is not None and cur.restarted_since(prev):
+        prev = None
+    if prev is None:
+        if cur.calls <= 0:
+            return None
+        return _Delta(cur.calls, cur.total_ms, cur.min_ms, max(cur.max_ms, cur.min_ms), cur.rows,
+                      cur.blks_hit, cur.blks_read)
+    calls = cur.calls - prev.calls
+    if calls <= 0:
+        return None
+    total = max(cur.total_ms - prev.total_ms, 0.0)
+    mean = total / calls
+    minmax_reset = cur.minmax_since != prev.minmax_since
+    if calls == 1:
+        lo = hi = mean
+    else:
+        hi = cur.max_ms if (cur.max_ms > prev.max_ms or minmax_reset) else mean
+        lo = cur.min_ms if (cur.min_ms < prev.min_ms or minmax_reset) else mean
+    return _Delta(calls, total, min(lo, mean), max(hi, mean), cur.rows - prev.rows,
+                  cur.blks_hit - prev.blks_hit, cur.blks_read - prev.blks_read)
+
+
+class PgStatStatementsSource:
+    """Polls pg_stat_statements of the database named by ``dsn`` (all users' entries).
+
+    The first poll without restored state only establishes the baseline and yields nothing.
+    A lost connection makes ``poll`` raise :class:`DatabaseUnavailable` once; the snapshot is kept,
+    so the next successful poll yields the whole interval exactly.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        name: str = SOURCE_NAME,
+        statement_timeout_ms: int = 5000,
+        connect_timeout_s: int = 5,
+        application_name: str = "querywatch",
+    ) -> None:
+        self.name = name
+        self.dsn = dsn
+        self.statement_timeout_ms = statement_timeout_ms
+        self.connect_timeout_s = connect_timeout_s
+        self.application_name = application_name
+        self.notes: list[str] = []
+        """Warnings from the last poll (hidden entries, evictions), for the agent to surface."""
+        self._conn: pg.Connection | None = None
+        self._schema = "public"
+        self._cmap: ColumnMap | None = None
+        self._has_info = False
+        self._database: tuple[str, int] | None = None
+        self._user = ""
+        # the last snapshot: None until a baseline exists
+        self._prev: dict[Key, Counters] | None = None
+        self._prev_db: tuple[str, int] | None = None
+        self._stats_reset: str | None = None
+        self._dealloc: int | None = None
+        self._fingerprints: dict[Key, Fingerprint | None] = {}
+        self._warned_hidden = False
+
+    # -- connection -----------------------------------------------------------------------
+
+    def _connection(self) -> pg.Connection:
+        if self._conn is not None and not self._conn.closed:
+            return self._conn
+        self._conn = None
+        conn = pg.connect(
+            self.dsn,
+            application_name=self.application_name,
+            statement_timeout_ms=self.statement_timeout_ms,
+            connect_timeout_s=self.connect_timeout_s,
+        )
+        try:
+            self._inspect(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        return conn
+
+    def _inspect(self, conn: pg.Connection) -> None:
+        """Find the extension, check it is usable, and detect the view's columns."""
+        row = conn.execute(
+            pg.tagged(
+                "SELECT current_database(), d.oid::bigint, current_user "
+                "FROM pg_catalog.pg_database d WHERE d.datname = current_database()"
+            )
+        ).fetchone()
+        assert row is not None
+        datname, dbid, self._user = str(row[0]), int(row[1]), str(row[2])
+        self._database = (datname, dbid)
+        ext = conn.execute(
+            pg.tagged(
+                "SELECT n.nspname FROM pg_catalog.pg_extension e "
+                "JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace "
+                "WHERE e.extname = 'pg_stat_statements'"
+            )
+        ).fetchone()
+        preloaded = self._preloaded(conn)
+        create_fix = f"run CREATE EXTENSION pg_stat_statements; in database {datname}"
+        if ext is None:
+            if preloaded is False:
+                raise ExtensionMissing(f"{PRELOAD_FIX}, then {create_fix}")
+            raise ExtensionMissing(f"pg_stat_statements is not installed: {create_fix}")
+        if preloaded is False:
+            raise ExtensionMissing(PRELOAD_FIX)
+        self._schema = str(ext[0])
+        qualified = f"{_ident(self._schema)}.pg_stat_statements"
+        cols = conn.execute(
+            pg.tagged(
+                "SELECT attname FROM pg_catalog.pg_attribute "
+                "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped"
+            ),
+            [qualified],
+        ).fetchall()
+        self._cmap = map_columns([str(c[0]) for c in cols])
+        info = conn.execute(
+            pg.tagged("SELECT to_regclass(%s) IS NOT NULL"),
+            [f"{_ident(self._schema)}.pg_stat_statements_info"],
+        ).fetchone()
+        self._has_info = bool(info and info[0])
+        try:  # calls the function for real: LIMIT 0 would not
+            conn.execute(
+                pg.tagged(f"SELECT 1 FROM {_ident(self._schema)}.pg_stat_statements(false) LIMIT 1")
+            ).fetchall()
+        except psycopg.errors.ObjectNotInPrerequisiteState as exc:
+            # the library is not loaded (we could not read shared_preload_libraries to tell)
+            raise ExtensionMissing(PRELOAD_FIX) from exc
+
+    @staticmethod
+    def _preloaded(conn: pg.Connection) -> bool | None:
+        """Whether shared_preload_libraries names pg_stat_statements; None if we may not read it."""
+        try:
+            row = conn.execute(
+                pg.tagged("SELECT current_setting('shared_preload_libraries')")
+            ).fetchone()
+        except psycopg.errors.InsufficientPrivilege:
+            return None
+        value = str(row[0]) if row else ""
+        libs = [lib.strip().strip('"').rsplit("/", 1)[-1] for lib in value.split(",")]
+        return any(lib in ("pg_stat_statements", "pg_stat_statements.so") for lib in libs)
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+        self._conn = None
+
+    # -- polling --------------------------------------------------------------------------
+
+    def poll(self, now: float) -> list[StatementWindow]:
+        """Windows for what happened since the last poll; the first poll establishes the baseline.
+
+        A connection found dead (server restarted, backend terminated) is replaced once within
+        the same poll, so a database that is back up is not reported as unavailable.
+        """
+        reused = self._conn is not None
+        try:
+            return self._poll(now)
+        except psycopg.Error as exc:
+            lost = self._lost(exc)
+            self._drop_connection()
+            if not (lost and reused):
+                raise self._error(exc, lost) from exc
+        try:
+            return self._poll(now)
+        except psycopg.Error as exc:
+            lost = self._lost(exc)
+            self._drop_connection()
+            raise self._error(exc, lost) from exc
+
+    def _lost(self, exc: psycopg.Error) -> bool:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            return True
+        return isinstance(exc, psycopg.OperationalError) and not isinstance(
+            exc, psycopg.errors.QueryCanceled | psycopg.errors.ObjectNotInPrerequisiteState
+        )
+
+    def _error(self, exc: psycopg.Error, lost: bool) -> SourceError:
+        where = pg.display_dsn(self.dsn)
+        why = pg.reason(exc, self.dsn)
+        if isinstance(exc, psycopg.errors.ObjectNotInPrerequisiteState):
+            return ExtensionMissing(PRELOAD_FIX)  # unloaded since we connected
+        if lost:
+            return DatabaseUnavailable(f"lost connection to {where}: {why}")
+        if isinstance(exc, psycopg.errors.QueryCanceled):
+            return SourceError(
+                f"reading pg_stat_statements on {where} took longer than "
+                f"{self.statement_timeout_ms} ms and was cancelled: {why}"
+            )
+        return SourceError(f"cannot read pg_stat_statements on {where}: {why}")
+
+    def _read_info(self, conn: pg.Connection) -> tuple[str | None, int | None]:
+        if not self._has_info:
+            return None, None
+        row = conn.execute(
+            pg.tagged(
+                f"SELECT stats_reset::text, dealloc FROM {_ident(self._schema)}"
+                ".pg_stat_statements_info"
+            )
+        ).fetchone()
+        if row is None:
+            return None, None
+        return (str(row[0]) if row[0] is not None else None,
+                int(row[1]) if row[1] is not None else None)
+
+    def _read(self, conn: pg.Connection) -> tuple[dict[Key, Counters], int, str | None, int | None]:
+        """Counters of this database, read between two identical stats_reset readings."""
+        assert self._cmap is not None
+        sql = counters_sql(self._schema, self._cmap)
+        for _ in range(3):
+            before = self._read_info(conn)
+            rows = conn.execute(sql).fetchall()
+            after = self._read_info(conn)
+            if before == after:
+                break
+        current: dict[Key, Counters] = {}
+        hidden = 0
+        for r in rows:
+            if r[2] is None:  # another user's entry, and we lack pg_read_all_stats
+                hidden += 1
+                continue
+            key: Key = (int(r[0]), int(r[1]), int(r[2]), r[3])
+            current[key] = Counters(
+                calls=int(r[4]), total_ms=float(r[5]), min_ms=float(r[6]), max_ms=float(r[7]),
+                rows=int(r[8]), blks_hit=int(r[9]), blks_read=int(r[10]),
+                blk_read_ms=float(r[11] or 0.0), stats_since=r[12], minmax_since=r[13],
+            )
+        return current, hidden, after[0], after[1]
+
+    def _poll(self, now: float) -> list[StatementWindow]:
+        conn = self._connection()
+        notes: list[str] = []
+        if self._prev is not None and self._prev_db is not None and self._prev_db != self._database:
+            notes.append(
+                f"stored pg_stat_statements state was for database {self._prev_db[0]} "
+                f"(oid {self._prev_db[1]}), not this one: starting a new baseline"
+            )
+            self._prev = None
+        current, hidden, stats_reset, dealloc = self._read(conn)
+        if hidden:
+            notes.append(
+                f"{hidden} pg_stat_statements entries of other users are hidden from "
+                f"{self._user}: GRANT pg_read_all_stats TO {self._user}"
+            )
+            if not self._warned_hidden:
+                log.warning("%s", notes[-1])
+                self._warned_hidden = True
+        prev = self._prev
+        if prev is None:
+            self._commit(current, stats_reset, dealloc)
+            self.notes = notes
+            return []
+        full_reset = self._stats_reset is not None and stats_reset != self._stats_reset
+        if (not full_reset and dealloc is not None and self._dealloc is not None
+                and dealloc > self._dealloc):
+            notes.append(
+                f"pg_stat_statements evicted {dealloc - self._dealloc} entries since the last poll "
+                "(some statements may be undercounted): raise pg_stat_statements.max"
+            )
+        deltas: dict[Key, _Delta] = {}
+        for key, cur in current.items():
+            d = entry_delta(cur, None if full_reset else prev.get(key))
+            if d is not None:
+                deltas[key] = d
+        self._resolve([k for k in deltas if k not in self._fingerprints], conn)
+        per_fp: dict[str, StatementWindow] = {}
+        start = window_start(now)
+        snapshot = dict(current)
+        for key, d in deltas.items():
+            if key not in self._fingerprints:
+                # text vanished (evicted meanwhile): keep the old baseline so nothing is lost
+                old = None if full_reset else prev.get(key)
+                if old is not None and not current[key].restarted_since(old):
+                    snapshot[key] = old
+                else:
+                    del snapshot[key]
+                continue
+            fp = self._fingerprints[key]
+            if fp is None:  # one of our own queries
+                continue
+            w = per_fp.get(fp.id)
+            if w is None:
+                per_fp[fp.id] = StatementWindow(
+                    fingerprint=fp.id, normalized=fp.normalized, window_start=start,
+                    calls=d.calls, total_ms=d.total_ms, max_ms=d.max_ms, dialect="postgres",
+                    source=SOURCE_NAME, min_ms=d.min_ms, rows=d.rows,
+                    shared_blks_hit=d.blks_hit, shared_blks_read=d.blks_read,
+                )
+            else:
+                w.calls += d.calls
+                w.total_ms += d.total_ms
+                w.max_ms = max(w.max_ms, d.max_ms)
+                w.min_ms = d.min_ms if w.min_ms is None else min(w.min_ms, d.min_ms)
+                w.rows += d.rows
+                w.shared_blks_hit += d.blks_hit
+                w.shared_blks_read += d.blks_read
+        self._commit(snapshot, stats_reset, dealloc)
+        self.notes = notes
+        return sorted(per_fp.values(), key=lambda w: -w.total_ms)
+
+    def _resolve(self, keys: list[Key], conn: pg.Connection) -> None:
+        """Fingerprint entries seen for the first time (None marks querywatch's own queries)."""
+        if not keys:
+            return
+        assert self._cmap is not None
+        wanted = set(keys)
+        rows = conn.execute(
+            texts_sql(self._schema, self._cmap), [sorted({k[2] for k in keys})]
+        ).fetchall()
+        for r in rows:
+            key: Key = (int(r[0]), int(r[1]), int(r[2]), r[3])
+            text = r[4]
+            if key not in wanted or text is None:
+                continue
+            self._fingerprints[key] = None if pg.TAG in text else fingerprint(text, "postgres")
+
+    def _commit(self, snapshot: dict[Key, Counters], stats_reset: str | None,
+                dealloc: int | None) -> None:
+        self._prev = snapshot
+        self._prev_db = self._database
+        self._stats_reset = stats_reset
+        self._dealloc = dealloc
+        for key in [k for k in self._fingerprints if k not in snapshot]:
+            del self._fingerprints[key]
+
+    # -- state ----------------------------------------------------------------------------
+
+    def snapshot_state(self) -> str:
+        """The last snapshot as JSON: restoring it makes the next poll yield exact deltas."""
+        entries: list[list[Any]] | None = None
+        if self._prev is not None:
+            entries = [[*key, *astuple(c)] for key, c in self._prev.items()]
+        return json.dumps({
+            "version": STATE_VERSION,
+            "database": list(self._prev_db) if self._prev_db else None,
+            "stats_reset": self._stats_reset,
+            "dealloc": self._dealloc,
+            "entries": entries,
+        }, separators=(",", ":"))
+
+    def restore_state(self, state: str) -> None:
+        """Resume from :meth:`snapshot_state`; unreadable state is ignored (a new baseline)."""
+        try:
+            data = json.loads(state)
+            if data.get("version") != STATE_VERSION:
+                raise ValueError(f"state version {data.get('version')!r}")
+            entries = data["entries"]
+            db = data["database"]
+            prev: dict[Key, Counters] | None = None
+            if entries is not None:
+                prev = {}
+                for e in entries:
+                    top = None if e[3] is None else bool(e[3])
+                    key: Key = (int(e[0]), int(e[1]), int(e[2]), top)
+                    prev[key] = Counters(
+                        int(e[4]), float(e[5]), float(e[6]), float(e[7]), int(e[8]),
+                        int(e[9]), int(e[10]), float(e[11]), e[12], e[13],
+                    )
+            prev_db = (str(db[0]), int(db[1])) if db else None
+            stats_reset = data.get("stats_reset")
+            dealloc = data.get("dealloc")
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            log.warning(
+                "ignoring unreadable pg_stat_statements state (%s): starting a new baseline", exc
+            )
+            self._prev = None
+            return
+        self._prev, self._prev_db = prev, prev_db
+        self._stats_reset = None if stats_reset is None else str(stats_reset)
+        self._dealloc = None if dealloc is None else int(dealloc)
+
+    def close(self) -> None:
+        self._drop_connection()
+
