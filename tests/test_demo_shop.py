@@ -1,0 +1,192 @@
+"""The demo shop: seeding, reuse, the two releases' query behaviour, and the app's hook points."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+import statistics
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+from wsgiref.util import setup_testing_defaults
+
+import pytest
+
+from querywatch.demo.shop.app import ShopApp
+from querywatch.demo.shop.db import Connection, Db, connect
+from querywatch.demo.shop.releases import commit_of, load_release
+from querywatch.demo.shop.seed import Shape, read_meta, seed, table_counts
+
+SCALE = 20_000
+
+
+@pytest.fixture(scope="module")
+def shop_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("shop") / "shop.db"
+    seed(str(path), SCALE)
+    return str(path)
+
+
+def test_seed_creates_tables_with_proportional_counts(shop_db: str) -> None:
+    shape = Shape.for_scale(SCALE)
+    counts = table_counts(shop_db)
+    assert counts["orders"] == SCALE
+    assert counts["customers"] == shape.customers
+    assert counts["products"] == shape.products
+    assert counts["reviews"] == shape.reviews
+    assert 2 * SCALE <= counts["order_items"] <= 3 * SCALE  # 1-4 items, 2.5 on average
+    meta = read_meta(shop_db)
+    assert meta is not None and meta["scale"] == str(SCALE)
+
+
+def test_seed_is_deterministic_and_reused_until_the_scale_changes(tmp_path: Path) -> None:
+    path = str(tmp_path / "shop.db")
+    messages: list[tuple[float, str]] = []
+    first = seed(path, 3_000, lambda f, m: messages.append((f, m)))
+    assert not first.reused
+    fractions = [f for f, _ in messages]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    digest = _orders_digest(path)
+
+    again = seed(path, 3_000)
+    assert again.reused
+
+    other = seed(path, 4_000)
+    assert not other.reused
+    assert table_counts(path)["orders"] == 4_000
+
+    seed(path, 3_000)
+    assert _orders_digest(path) == digest  # same seed, same rows
+
+
+def _orders_digest(path: str) -> tuple[Any, ...]:
+    with sqlite3.connect(path) as conn:
+        row = conn.execute("SELECT count(*), sum(customer_id), sum(total_cents), max(created_at)"
+                           " FROM orders").fetchone()
+    return tuple(row)
+
+
+def test_a_half_written_database_is_not_mistaken_for_a_seeded_one(tmp_path: Path) -> None:
+    path = tmp_path / "shop.db"
+    path.write_bytes(b"not a database")
+    assert read_meta(str(path)) is None
+    assert not seed(str(path), 1_000).reused
+
+
+def _median_ms(fn: Callable[[], object], runs: int = 5) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+def _hot_page_ratio(location: str, postgres: bool) -> float:
+    conn = connect(location)
+    try:
+        db = Db(conn, postgres=postgres)
+        v1, v2 = load_release("v1").module, load_release("v2").module
+        customers = [str(c) for c in (11, 523, 1777, 42, 999)]
+        assert v1.customer_orders(db, "11") == v2.customer_orders(db, "11")  # same answer
+        for customer in customers:  # warm caches for both
+            v1.customer_orders(db, customer)
+            v2.customer_orders(db, customer)
+        good = _median_ms(lambda: [v1.customer_orders(db, c) for c in customers])
+        bad = _median_ms(lambda: [v2.customer_orders(db, c) for c in customers])
+        return bad / good
+    finally:
+        conn.close()
+
+
+def test_v2_hot_page_query_is_much_slower_on_sqlite(shop_db: str) -> None:
+    assert _hot_page_ratio(shop_db, postgres=False) >= 20
+
+
+@pytest.mark.postgres
+def test_v2_hot_page_query_is_much_slower_on_postgres(pg_dsn: str) -> None:
+    assert not seed(pg_dsn, 200_000).reused
+    assert seed(pg_dsn, 200_000).reused
+    assert table_counts(pg_dsn)["orders"] == 200_000
+    assert _hot_page_ratio(pg_dsn, postgres=True) >= 20
+
+
+def _statements_for_order_page(shop_db: str, version: str, order_id: int) -> list[str]:
+    conn = sqlite3.connect(shop_db)
+    seen: list[str] = []
+    conn.set_trace_callback(seen.append)
+    try:
+        page = load_release(version).module.order(Db(conn, postgres=False), order_id)
+        assert page is not None
+        return seen
+    finally:
+        conn.close()
+
+
+def test_v2_order_page_issues_one_query_per_item(shop_db: str) -> None:
+    with sqlite3.connect(shop_db) as conn:
+        order_id, items = conn.execute(
+            "SELECT order_id, count(*) FROM order_items GROUP BY order_id HAVING count(*) = 4"
+            " LIMIT 1").fetchone()
+    good = _statements_for_order_page(shop_db, "v1", order_id)
+    bad = _statements_for_order_page(shop_db, "v2", order_id)
+    assert len(good) == 2
+    assert len(bad) == 2 + items
+    assert sum("FROM products WHERE id" in s for s in bad) == items
+
+
+def test_releases_have_versions_and_commit_ids_from_their_source() -> None:
+    v1, v2 = load_release("v1"), load_release("v2")
+    assert (v1.version, v2.version) == ("v1", "v2")
+    assert v1.module.VERSION == "v1" and v2.module.VERSION == "v2"
+    assert len(v1.commit) == 12 and v1.commit != v2.commit
+    assert v1.commit == commit_of("v1")
+    with pytest.raises(ValueError, match="unknown release"):
+        load_release("v3")
+
+
+def _get(app: WSGIApplication, path: str) -> tuple[str, dict[str, str], bytes]:
+    environ: WSGIEnvironment = {"wsgi.input": io.BytesIO(), "HTTP_X_USER_ID": "7"}
+    setup_testing_defaults(environ)
+    environ["PATH_INFO"], _, environ["QUERY_STRING"] = path.partition("?")
+    answer: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]],
+                       exc_info: Any = None) -> Callable[[bytes], object]:
+        answer["status"], answer["headers"] = status, dict(headers)
+        return lambda data: None
+
+    body = b"".join(app(environ, start_response))
+    return answer["status"], answer["headers"], body
+
+
+def test_app_pages_and_hook_points(shop_db: str) -> None:
+    wrapped: list[Connection] = []
+    seen_users: list[str] = []
+
+    def wrap_connection(conn: Connection) -> Connection:
+        wrapped.append(conn)
+        return conn
+
+    def wrap_app(app: WSGIApplication) -> WSGIApplication:
+        def middleware(environ: WSGIEnvironment,
+                       start_response: StartResponse) -> Iterable[bytes]:
+            seen_users.append(environ["HTTP_X_USER_ID"])
+            return app(environ, start_response)
+        return middleware
+
+    app = ShopApp("v2", shop_db, wrap_connection=wrap_connection, wrap_app=wrap_app)
+    try:
+        for path in ("/", "/products/3", "/customers/7/orders", "/orders/5", "/search?q=Lamp",
+                     "/health"):
+            status, headers, body = _get(app, path)
+            assert status.startswith("200"), (path, body)
+            assert headers["X-Release"] == "v2"
+            assert headers["X-Commit"] == commit_of("v2")
+        assert _get(app, "/products/999999999")[0].startswith("404")
+        assert _get(app, "/nope")[0].startswith("404")
+        assert wrapped and seen_users == ["7"] * 8
+    finally:
+        app.close()
