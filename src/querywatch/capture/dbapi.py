@@ -1,0 +1,201 @@
+"""Any DB-API 2 connection (sqlite3, psycopg2, PyMySQL, ...) through a thin wrapping proxy.
+
+C-implemented connections such as ``sqlite3.Connection`` cannot be patched, so the user works with
+the proxy: its ``cursor()`` hands out timing cursors and the sqlite3 shortcuts ``execute``,
+``executemany`` and ``executescript`` are timed too. Everything else is forwarded. ``executemany``
+counts as one call whose rows are the driver's summed row count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from time import perf_counter_ns
+from typing import Any
+
+from querywatch.capture.aggregate import StatementChannel
+
+_DIALECTS = {
+    "sqlite3": "sqlite", "pysqlite2": "sqlite", "apsw": "sqlite",
+    "pymysql": "mysql", "MySQLdb": "mysql", "mysql": "mysql", "mariadb": "mysql",
+    "psycopg2": "postgres", "psycopg": "postgres", "pg8000": "postgres", "pgdb": "postgres",
+}
+
+
+def dialect_of(conn: object) -> str | None:
+    """The SQL dialect from the driver's top-level module name, or None when unknown."""
+    return _DIALECTS.get(type(conn).__module__.split(".", 1)[0])
+
+
+_NO_PARAMS: Any = object()
+
+
+class InstrumentedCursor:
+    """A DB-API cursor whose ``execute``/``executemany``/``executescript`` are timed.
+
+    Attribute writes other than ``arraysize`` and ``row_factory`` stay on the proxy; that keeps
+    creating one (``conn.execute`` does per statement) down to two slot stores.
+    """
+
+    __slots__ = ("_qw_channel", "_qw_cursor")
+
+    def __init__(self, cursor: Any, channel: StatementChannel | None) -> None:
+        self._qw_cursor = cursor
+        self._qw_channel = channel
+
+    def execute(self, operation: Any, parameters: Any = _NO_PARAMS) -> Any:
+        cur = self._qw_cursor
+        ch = self._qw_channel
+        t0 = perf_counter_ns()
+        try:
+            if parameters is _NO_PARAMS:
+                result = cur.execute(operation)
+            else:
+                result = cur.execute(operation, parameters)
+        except BaseException:
+            if ch is not None:
+                ch.record(operation, t0, perf_counter_ns(), 0, 1)
+            raise
+        t1 = perf_counter_ns()
+        if ch is not None:
+            ch.record(operation, t0, t1, cur.rowcount, 0)
+        return self if result is cur else result
+
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
+        cur = self._qw_cursor
+        ch = self._qw_channel
+        t0 = perf_counter_ns()
+        try:
+            result = cur.executemany(operation, seq_of_parameters)
+        except BaseException:
+            if ch is not None:
+                ch.record(operation, t0, perf_counter_ns(), 0, 1)
+            raise
+        if ch is not None:
+            ch.record(operation, t0, perf_counter_ns(), cur.rowcount, 0)
+        return self if result is cur else result
+
+    def executescript(self, script: str) -> Any:
+        cur = self._qw_cursor
+        ch = self._qw_channel
+        t0 = perf_counter_ns()
+        try:
+            result = cur.executescript(script)
+        except BaseException:
+            if ch is not None:
+                ch.record(script, t0, perf_counter_ns(), 0, 1)
+            raise
+        if ch is not None:
+            ch.record(script, t0, perf_counter_ns(), 0, 0)
+        return self if result is cur else result
+
+    def fetchone(self) -> Any:
+        return self._qw_cursor.fetchone()
+
+    def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
+        return self._qw_cursor.fetchmany(*args, **kwargs)
+
+    def fetchall(self) -> Any:
+        return self._qw_cursor.fetchall()
+
+    def close(self) -> None:
+        self._qw_cursor.close()
+
+    @property
+    def arraysize(self) -> Any:
+        return self._qw_cursor.arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: Any) -> None:
+        self._qw_cursor.arraysize = value
+
+    @property
+    def row_factory(self) -> Any:
+        return self._qw_cursor.row_factory
+
+    @row_factory.setter
+    def row_factory(self, value: Any) -> None:
+        self._qw_cursor.row_factory = value
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._qw_cursor)
+
+    def __next__(self) -> Any:
+        return next(self._qw_cursor)
+
+    def __enter__(self) -> InstrumentedCursor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._qw_cursor.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._qw_cursor, name)
+
+    def __repr__(self) -> str:
+        return f"<querywatch instrumented {self._qw_cursor!r}>"
+
+
+class InstrumentedConnection:
+    """A DB-API connection proxy; use it instead of the connection it wraps."""
+
+    __slots__ = ("_qw_channel", "_qw_conn")
+
+    def __init__(self, conn: Any, channel: StatementChannel) -> None:
+        object.__setattr__(self, "_qw_conn", conn)
+        object.__setattr__(self, "_qw_channel", channel)
+
+    @property
+    def wrapped(self) -> Any:
+        """The driver's own connection (statements issued on it are not recorded)."""
+        return self._qw_conn
+
+    def cursor(self, *args: Any, **kwargs: Any) -> InstrumentedCursor:
+        return InstrumentedCursor(self._qw_conn.cursor(*args, **kwargs), self._qw_channel)
+
+    def execute(self, operation: Any, parameters: Any = _NO_PARAMS) -> Any:
+        return InstrumentedCursor(self._qw_conn.cursor(), self._qw_channel).execute(
+            operation, parameters)
+
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
+        return InstrumentedCursor(self._qw_conn.cursor(), self._qw_channel).executemany(
+            operation, seq_of_parameters)
+
+    def executescript(self, script: str) -> Any:
+        return InstrumentedCursor(self._qw_conn.cursor(), self._qw_channel).executescript(script)
+
+    def commit(self) -> None:
+        self._qw_conn.commit()
+
+    def rollback(self) -> None:
+        self._qw_conn.rollback()
+
+    def close(self) -> None:
+        self._qw_conn.close()
+
+    def __enter__(self) -> InstrumentedConnection:
+        self._qw_conn.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self._qw_conn.__exit__(*exc)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._qw_conn, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._qw_conn, name, value)
+
+    def __repr__(self) -> str:
+        return f"<querywatch instrumented {self._qw_conn!r}>"
+
+
+def install(
+    conn: Any, channel: StatementChannel
+) -> tuple[InstrumentedConnection, Callable[[], None]]:
+    """Wrap ``conn``; returns the proxy and the undo (proxies stop recording after it)."""
+    proxy = InstrumentedConnection(conn, channel)
+
+    def uninstall() -> None:
+        object.__setattr__(proxy, "_qw_channel", None)
+
+    return proxy, uninstall

@@ -1,0 +1,205 @@
+"""WSGI and ASGI middleware: per-route request latency, errors, users and the database's share.
+
+Each request gets a RequestState in a ContextVar; every instrumented statement issued while it is
+set adds its duration to it, so a RequestWindow knows how much of the route's time was database
+time ("is it the database?") and which users saw a failure or a response slower than ``slo_ms``
+("share of users affected").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
+from time import perf_counter_ns
+from typing import Any, Protocol
+
+from querywatch.capture.aggregate import Aggregator
+from querywatch.capture.context import RequestState, current_request
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_ID_SEGMENT = re.compile(
+    r"^(?:\d+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
+)
+UNKNOWN_ROUTE = "<unknown>"
+
+
+class HasAggregator(Protocol):
+    """A Recorder or an Instrumentation: whatever owns the aggregator requests go into."""
+
+    @property
+    def aggregator(self) -> Aggregator: ...
+
+
+def template_path(path: str) -> str:
+    """``/orders/123/items/<uuid>`` -> ``/orders/{id}/items/{id}``: one route per handler."""
+    return "/".join("{id}" if _ID_SEGMENT.match(seg) else seg for seg in path.split("/"))
+
+
+def _wsgi_route(environ: Environ) -> str:
+    return template_path(str(environ.get("PATH_INFO") or "/"))
+
+
+def _wsgi_user(environ: Environ) -> str | None:
+    return environ.get("HTTP_X_USER_ID") or None
+
+
+def _asgi_route(scope: Scope) -> str:
+    return template_path(str(scope.get("path") or "/"))
+
+
+def _asgi_user(scope: Scope) -> str | None:
+    for name, value in scope.get("headers") or ():
+        if name == b"x-user-id":
+            return value.decode("latin-1") or None
+    return None
+
+
+class _Base:
+    def __init__(self, recorder: HasAggregator, route_of: Callable[[Any], str],
+                 user_of: Callable[[Any], str | None], slo_ms: float) -> None:
+        self._aggregator = recorder.aggregator
+        self._route_of = route_of
+        self._user_of = user_of
+        self._slo_ns = int(slo_ms * 1e6)
+
+    def _describe(self, request: Any) -> tuple[str, str | None]:
+        """Route and user of a request; a failing user callback must not fail the request."""
+        try:
+            route = self._route_of(request)
+        except Exception:
+            route = UNKNOWN_ROUTE
+        try:
+            user = self._user_of(request)
+        except Exception:
+            user = None
+        return route, user
+
+    def _finish(self, route: str, user: str | None, t0: int, state: RequestState,
+                error: bool) -> None:
+        t1 = perf_counter_ns()
+        failed = error or (t1 - t0) > self._slo_ns
+        self._aggregator.record_request(route, t0, t1, error, state.db_ns, state.db_calls, user,
+                                        failed)
+
+
+class WSGIMiddleware(_Base):
+    """``app = WSGIMiddleware(app, recorder)``; a 5xx status or an exception counts as an error.
+
+    The request ends when the response body is closed, so statements run while a streamed body
+    is generated count toward it.
+    """
+
+    def __init__(self, app: WSGIApp, recorder: HasAggregator, *,
+                 route_of: Callable[[Environ], str] = _wsgi_route,
+                 user_of: Callable[[Environ], str | None] = _wsgi_user,
+                 slo_ms: float = 1000.0) -> None:
+        super().__init__(recorder, route_of, user_of, slo_ms)
+        self.app = app
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        route, user = self._describe(environ)
+        state = RequestState()
+        status = [500]
+
+        def capture(status_line: str, headers: Any, exc_info: Any = None) -> Any:
+            with contextlib.suppress(ValueError):
+                status[0] = int(status_line[:3])
+            if exc_info is None:
+                return start_response(status_line, headers)
+            return start_response(status_line, headers, exc_info)
+
+        token = current_request.set(state)
+        t0 = perf_counter_ns()
+        try:
+            body = self.app(environ, capture)
+        except BaseException:
+            current_request.reset(token)
+            self._finish(route, user, t0, state, True)
+            raise
+        if isinstance(body, list | tuple):
+            current_request.reset(token)
+            self._finish(route, user, t0, state, status[0] >= 500)
+            return body
+
+        def done(error: bool) -> None:
+            try:
+                current_request.reset(token)
+            except ValueError:  # closed from another context than the one that started it
+                current_request.set(None)
+            self._finish(route, user, t0, state, error or status[0] >= 500)
+
+        return _ClosingBody(body, done)
+
+
+class _ClosingBody:
+    """A streamed WSGI body; the request is accounted when the server closes it."""
+
+    def __init__(self, body: Iterable[bytes], done: Callable[[bool], None]) -> None:
+        self._body = body
+        self._it = iter(body)
+        self._done: Callable[[bool], None] | None = done
+        self._error = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            return next(self._it)
+        except StopIteration:
+            raise
+        except BaseException:
+            self._error = True
+            raise
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            if self._done is not None:
+                done, self._done = self._done, None
+                done(self._error)
+
+
+class ASGIMiddleware(_Base):
+    """Pure ASGI 3 middleware for HTTP (other scope types pass through untouched)."""
+
+    def __init__(self, app: ASGIApp, recorder: HasAggregator, *,
+                 route_of: Callable[[Scope], str] = _asgi_route,
+                 user_of: Callable[[Scope], str | None] = _asgi_user,
+                 slo_ms: float = 1000.0) -> None:
+        super().__init__(recorder, route_of, user_of, slo_ms)
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+        route, user = self._describe(scope)
+        state = RequestState()
+        status = [500]
+
+        async def capture(message: MutableMapping[str, Any]) -> None:
+            if message.get("type") == "http.response.start":
+                status[0] = int(message.get("status", 500))
+            await send(message)
+
+        token = current_request.set(state)
+        t0 = perf_counter_ns()
+        error = True
+        try:
+            await self.app(scope, receive, capture)
+            error = status[0] >= 500
+        finally:
+            current_request.reset(token)
+            self._finish(route, user, t0, state, error)

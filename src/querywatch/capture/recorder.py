@@ -1,0 +1,203 @@
+"""The Recorder: an Aggregator plus the daemon thread that flushes it to a sink.
+
+Every sink write happens on the flusher thread (``flush()`` from another thread asks it and waits),
+so a store whose connection is bound to one thread works. A failed write keeps the records for the
+next flush, up to ``max_pending`` windows (the oldest are dropped beyond that and counted); nothing
+is ever raised into the application.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar, runtime_checkable
+
+from querywatch.capture.aggregate import Aggregator, StatementChannel
+from querywatch.records import RequestWindow, StatementWindow
+
+log = logging.getLogger("querywatch.capture")
+
+BATCH = 2000
+T = TypeVar("T")
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Where flushed windows go: a querywatch Store, or anything with these two methods."""
+
+    def write_windows(self, windows: Sequence[StatementWindow]) -> None: ...
+
+    def write_requests(self, windows: Sequence[RequestWindow]) -> None: ...
+
+
+class MemorySink:
+    """Keeps the last ``max_records`` flushed windows in memory (the default sink)."""
+
+    def __init__(self, max_records: int = 100_000) -> None:
+        self.windows: deque[StatementWindow] = deque(maxlen=max_records)
+        self.requests: deque[RequestWindow] = deque(maxlen=max_records)
+
+    def write_windows(self, windows: Sequence[StatementWindow]) -> None:
+        self.windows.extend(windows)
+
+    def write_requests(self, windows: Sequence[RequestWindow]) -> None:
+        self.requests.extend(windows)
+
+
+SinkLike = Sink | str | os.PathLike[str] | None
+
+
+class Recorder:
+    """Aggregates statements and requests in process and flushes them every ``flush_interval`` s."""
+
+    def __init__(
+        self,
+        sink: SinkLike = None,
+        *,
+        flush_interval: float = 5.0,
+        max_fingerprints: int = 2000,
+        max_routes: int = 500,
+        max_users: int = 10_000,
+        max_pending: int = 100_000,
+        sample_first: int = 5,
+        sample_every: int = 100,
+    ) -> None:
+        self.aggregator = Aggregator(
+            max_fingerprints=max_fingerprints, max_routes=max_routes, max_users=max_users,
+            sample_first=sample_first, sample_every=sample_every,
+        )
+        self._sink_spec = sink
+        self._sink: Sink | None = None
+        if sink is None:
+            self._sink = MemorySink()
+        elif isinstance(sink, Sink):
+            self._sink = sink
+        self.flush_interval = flush_interval
+        self.max_pending = max_pending
+        self._pending_windows: deque[StatementWindow] = deque()
+        self._pending_requests: deque[RequestWindow] = deque()
+        self.dropped_windows = 0
+        self.failed_flushes = 0
+        self._failing = False
+        self._flush_lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._requested = 0
+        self._done = 0
+        self._stopping = False
+        self.closed = False
+        self._thread = threading.Thread(target=self._run, name="querywatch-flush", daemon=True)
+        self._thread.start()
+        atexit.register(self.close)
+
+    @property
+    def sink(self) -> Sink | None:
+        return self._sink
+
+    def channel(self, dialect: str) -> StatementChannel:
+        return self.aggregator.channel(dialect)
+
+    @property
+    def pending(self) -> int:
+        """Windows waiting for the sink (non-zero while the sink is failing)."""
+        return len(self._pending_windows) + len(self._pending_requests)
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Write everything aggregated so far; True when the sink took it all."""
+        if not self._thread.is_alive() or threading.current_thread() is self._thread:
+            self._flush_now()
+        else:
+            with self._cond:
+                self._requested += 1
+                want = self._requested
+                self._cond.notify_all()
+                self._cond.wait_for(
+                    lambda: self._done >= want or not self._thread.is_alive(), timeout
+                )
+        return self.pending == 0
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Flush one last time and stop the thread (also runs at interpreter exit)."""
+        if self.closed:
+            return
+        self.closed = True
+        atexit.unregister(self.close)
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("querywatch: the flusher did not finish within %.0f s", timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._stopping and self._requested == self._done:
+                    self._cond.wait(self.flush_interval)
+                target = self._requested
+                stopping = self._stopping
+            self._flush_now()
+            with self._cond:
+                self._done = max(self._done, target)
+                self._cond.notify_all()
+            if stopping:
+                self._close_owned_sink()  # on the thread that opened it
+                return
+
+    def _flush_now(self) -> None:
+        try:
+            with self._flush_lock:
+                windows, requests = self.aggregator.drain()
+                self._pending_windows.extend(windows)
+                self._pending_requests.extend(requests)
+                self._bound()
+                sink = self._open_sink()
+                self._send(self._pending_windows, sink.write_windows)
+                self._send(self._pending_requests, sink.write_requests)
+            if self._failing:
+                log.info("querywatch: the sink accepts writes again")
+                self._failing = False
+        except Exception as exc:
+            self.failed_flushes += 1
+            if not self._failing:
+                log.warning("querywatch: flush failed, keeping %d windows for the next one: %s",
+                            self.pending, exc)
+            self._failing = True
+
+    @staticmethod
+    def _send(queue: deque[T], write: Callable[[Sequence[T]], None]) -> None:
+        while queue:
+            batch = [queue[i] for i in range(min(BATCH, len(queue)))]
+            write(batch)
+            for _ in batch:
+                queue.popleft()
+
+    def _bound(self) -> None:
+        for queue in (self._pending_windows, self._pending_requests):
+            while len(queue) > self.max_pending:
+                queue.popleft()
+                self.dropped_windows += 1
+
+    def _open_sink(self) -> Sink:
+        if self._sink is None:
+            # Resolved at run time: the store package is optional for in-memory use.
+            store = importlib.import_module("querywatch.store")
+            spec = self._sink_spec
+            assert isinstance(spec, str | os.PathLike)
+            self._sink = store.open_store(os.fspath(spec))
+        assert self._sink is not None
+        return self._sink
+
+    def _close_owned_sink(self) -> None:
+        if self._sink is not None and isinstance(self._sink_spec, str | os.PathLike):
+            close = getattr(self._sink, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception as exc:
+                    log.warning("querywatch: closing the store failed: %s", exc)
