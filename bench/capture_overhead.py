@@ -48,8 +48,9 @@ def prepare(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS qw_bench_items")
         conn.execute("CREATE TABLE qw_bench_items (id int PRIMARY KEY, name text NOT NULL)")
-        conn.execute("INSERT INTO qw_bench_items SELECT g, 'item-' || g "
-                     "FROM generate_series(0, 999) g")
+        conn.execute(
+            "INSERT INTO qw_bench_items SELECT g, 'item-' || g FROM generate_series(0, 999) g"
+        )
         conn.execute("ANALYZE qw_bench_items")
 
 
@@ -101,8 +102,11 @@ def network(dsn: str, rounds: int, n: int) -> dict[str, list[float]]:
             gc.collect()
             results[name].append(point_loop(conn, n))
             reset()
-        print(f"  round {r + 1}/{rounds}: " + ", ".join(
-            f"{name} {vals[-1]:.2f}" for name, vals in results.items()), flush=True)
+        print(
+            f"  round {r + 1}/{rounds}: "
+            + ", ".join(f"{name} {vals[-1]:.2f}" for name, vals in results.items()),
+            flush=True,
+        )
     calls = sum(w.calls for w in _flushed(inst))
     expected = 2000 + rounds * n
     assert calls == expected, f"querywatch recorded {calls} statements, expected {expected}"
@@ -153,8 +157,10 @@ def main() -> None:
     parser.add_argument("--micro-n", type=int, default=200_000)
     args = parser.parse_args()
 
-    print(f"Python {sys.version.split()[0]}, psycopg {psycopg.__version__}, "
-          f"{args.rounds} interleaved rounds x {args.n} point queries per config (loopback)")
+    print(
+        f"Python {sys.version.split()[0]}, psycopg {psycopg.__version__}, "
+        f"{args.rounds} interleaved rounds x {args.n} point queries per config (loopback)"
+    )
     with postgres(args.dsn) as dsn:
         net = network(dsn, args.rounds, args.n)
     med = {name: statistics.median(v) for name, v in net.items()}
@@ -166,10 +172,13 @@ def main() -> None:
     ours = med["psycopg + querywatch"] - base
     theirs = med["psycopg + OpenTelemetry"] - base
     # The paired per-round difference is steadier than the difference of medians.
-    paired = statistics.median(q - b for q, b in zip(net["psycopg + querywatch"],
-                                                     net["bare psycopg"], strict=True))
-    print(f"\nquerywatch adds {ours:.2f} µs/stmt (paired per-round median {paired:.2f}); "
-          f"OpenTelemetry adds {theirs:.2f} µs/stmt")
+    paired = statistics.median(
+        q - b for q, b in zip(net["psycopg + querywatch"], net["bare psycopg"], strict=True)
+    )
+    print(
+        f"\nquerywatch adds {ours:.2f} µs/stmt (paired per-round median {paired:.2f}); "
+        f"OpenTelemetry adds {theirs:.2f} µs/stmt"
+    )
     if ours > 0:
         print(f"OpenTelemetry's added cost / querywatch's: {theirs / ours:.1f}x")
 

@@ -61,7 +61,9 @@ def _as_server_user(cmd: list[str]) -> list[str]:
     try:
         pwd.getpwnam("postgres")
     except KeyError as exc:
-        raise ClusterUnavailable("running as root needs a 'postgres' OS user to run the server") from exc
+        raise ClusterUnavailable(
+            "running as root needs a 'postgres' OS user to run the server"
+        ) from exc
     return ["runuser", "-u", "postgres", "--", *cmd]
 
 
@@ -78,18 +80,44 @@ def running_cluster() -> Iterator[str]:
     started = False
     try:
         subprocess.run(
-            _as_server_user([str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
-                             "--auth=trust", "-E", "UTF8", "--locale=C"]),
-            check=True, capture_output=True, text=True,
+            _as_server_user(
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+            text=True,
         )
         with open(data / "postgresql.conf", "a") as conf:
             conf.write(f"port = {port}\nunix_socket_directories = '{root}'\n")
             for name, value in SERVER_SETTINGS.items():
                 conf.write(f"{name} = {value}\n")
         subprocess.run(
-            _as_server_user([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"),
-                             "-w", "-t", "60", "start"]),
-            check=True, capture_output=True, text=True,
+            _as_server_user(
+                [
+                    str(bindir / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(root / "log"),
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+            text=True,
         )
         started = True
         dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
@@ -100,8 +128,9 @@ def running_cluster() -> Iterator[str]:
     finally:
         if started:
             subprocess.run(
-                _as_server_user([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate",
-                                 "-w", "stop"]),
+                _as_server_user(
+                    [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]
+                ),
                 capture_output=True,
             )
         shutil.rmtree(root, ignore_errors=True)
@@ -116,9 +145,21 @@ def restart(dsn: str, mode: str = "fast") -> None:
     assert row is not None
     data = row[0]
     subprocess.run(
-        _as_server_user([str(find_bindir() / "pg_ctl"), "-D", data, "-m", mode, "-w", "restart",
-                         "-l", str(Path(data).parent / "log")]),
-        check=True, capture_output=True,
+        _as_server_user(
+            [
+                str(find_bindir() / "pg_ctl"),
+                "-D",
+                data,
+                "-m",
+                mode,
+                "-w",
+                "restart",
+                "-l",
+                str(Path(data).parent / "log"),
+            ]
+        ),
+        check=True,
+        capture_output=True,
     )
 
 
@@ -134,5 +175,9 @@ def data_directory(dsn: str) -> str:
 def pg_ctl(data: str, action: str, mode: str = "fast") -> None:
     """Stop or start the cluster in ``data`` (to simulate a database going away and coming back)."""
     cmd = [str(find_bindir() / "pg_ctl"), "-D", data, "-w"]
-    cmd += ["-m", mode, "stop"] if action == "stop" else ["-l", str(Path(data).parent / "log"), "start"]
+    cmd += (
+        ["-m", mode, "stop"]
+        if action == "stop"
+        else ["-l", str(Path(data).parent / "log"), "start"]
+    )
     subprocess.run(_as_server_user(cmd), check=True, capture_output=True)

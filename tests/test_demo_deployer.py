@@ -52,8 +52,14 @@ def test_deploy_and_rollback_switch_traffic_without_failures(shop_db: str) -> No
         first = deployer.deploy("v1")
         pids.update(deployer.pids())
         assert first.previous_version is None
-        config = LoadConfig(rate=25, users=30, duration=6.0, timeout=5.0,
-                            products=shape.products, orders=shape.orders)
+        config = LoadConfig(
+            rate=25,
+            users=30,
+            duration=6.0,
+            timeout=5.0,
+            products=shape.products,
+            orders=shape.orders,
+        )
         load = LoadGenerator(deployer.router, config)
         load.start()
         time.sleep(1.5)
@@ -76,8 +82,11 @@ def test_deploy_and_rollback_switch_traffic_without_failures(shop_db: str) -> No
     served = [r.release for r in sorted(records, key=lambda r: r.scheduled_at)]
     assert served[0] == "v1" and served[-1] == "v1" and "v2" in served
     # a request due after a switch finished is served by the new release
-    assert all(r.release == "v2" for r in records
-               if bad.finished_at + 0.05 < r.scheduled_at < back.started_at)
+    assert all(
+        r.release == "v2"
+        for r in records
+        if bad.finished_at + 0.05 < r.scheduled_at < back.started_at
+    )
     assert len(pids) == 3
     assert not any(_alive(pid) for pid in pids)
     assert _serving(shop_db) == []

@@ -47,8 +47,14 @@ def stub_url() -> Iterator[str]:
 
 
 def test_sends_the_requested_count_at_the_requested_rate(stub_url: str) -> None:
-    config = LoadConfig(rate=50, users=25, total_requests=100, duration=None, concurrency=8,
-                        mix={"home": 1, "product": 1, "search": 1, "order": 1})
+    config = LoadConfig(
+        rate=50,
+        users=25,
+        total_requests=100,
+        duration=None,
+        concurrency=8,
+        mix={"home": 1, "product": 1, "search": 1, "order": 1},
+    )
     started = time.monotonic()
     records = LoadGenerator(Router(stub_url, "stub"), config).run()
     elapsed = time.monotonic() - started
@@ -62,8 +68,15 @@ def test_sends_the_requested_count_at_the_requested_rate(stub_url: str) -> None:
 
 
 def test_timeouts_are_recorded_as_failures(stub_url: str) -> None:
-    config = LoadConfig(rate=40, users=10, total_requests=40, duration=None, concurrency=40,
-                        timeout=0.3, mix={"home": 1, "customer_orders": 1})
+    config = LoadConfig(
+        rate=40,
+        users=10,
+        total_requests=40,
+        duration=None,
+        concurrency=40,
+        timeout=0.3,
+        mix={"home": 1, "customer_orders": 1},
+    )
     records = LoadGenerator(stub_url, config).run()
     assert len(records) == 40
     slow = [r for r in records if r.page == "customer_orders"]
@@ -76,8 +89,15 @@ def test_timeouts_are_recorded_as_failures(stub_url: str) -> None:
 
 def test_a_saturated_client_still_bounds_each_wait_by_the_timeout(stub_url: str) -> None:
     """One worker, requests due every 20 ms, each hanging: queued ones use up their budget."""
-    config = LoadConfig(rate=50, users=5, total_requests=20, duration=None, concurrency=1,
-                        timeout=0.5, mix={"customer_orders": 1})
+    config = LoadConfig(
+        rate=50,
+        users=5,
+        total_requests=20,
+        duration=None,
+        concurrency=1,
+        timeout=0.5,
+        mix={"customer_orders": 1},
+    )
     records = LoadGenerator(stub_url, config).run()
     assert len(records) == 20
     assert all(r.failed and r.status == 0 for r in records)

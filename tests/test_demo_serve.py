@@ -26,9 +26,21 @@ def shop_db(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def _serve(db: str, port: int, release: str = "v1") -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "querywatch.demo.shop.serve", "--release", release, "--db", db,
-         "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "querywatch.demo.shop.serve",
+            "--release",
+            release,
+            "--db",
+            db,
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
 
 

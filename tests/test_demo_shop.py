@@ -63,8 +63,9 @@ def test_seed_is_deterministic_and_reused_until_the_scale_changes(tmp_path: Path
 
 def _orders_digest(path: str) -> tuple[Any, ...]:
     with sqlite3.connect(path) as conn:
-        row = conn.execute("SELECT count(*), sum(customer_id), sum(total_cents), max(created_at)"
-                           " FROM orders").fetchone()
+        row = conn.execute(
+            "SELECT count(*), sum(customer_id), sum(total_cents), max(created_at) FROM orders"
+        ).fetchone()
     return tuple(row)
 
 
@@ -129,7 +130,8 @@ def test_v2_order_page_issues_one_query_per_item(shop_db: str) -> None:
     with sqlite3.connect(shop_db) as conn:
         order_id, items = conn.execute(
             "SELECT order_id, count(*) FROM order_items GROUP BY order_id HAVING count(*) = 4"
-            " LIMIT 1").fetchone()
+            " LIMIT 1"
+        ).fetchone()
     good = _statements_for_order_page(shop_db, "v1", order_id)
     bad = _statements_for_order_page(shop_db, "v2", order_id)
     assert len(good) == 2
@@ -153,8 +155,9 @@ def _get(app: WSGIApplication, path: str) -> tuple[str, dict[str, str], bytes]:
     environ["PATH_INFO"], _, environ["QUERY_STRING"] = path.partition("?")
     answer: dict[str, Any] = {}
 
-    def start_response(status: str, headers: list[tuple[str, str]],
-                       exc_info: Any = None) -> Callable[[bytes], object]:
+    def start_response(
+        status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Callable[[bytes], object]:
         answer["status"], answer["headers"] = status, dict(headers)
         return lambda data: None
 
@@ -171,16 +174,22 @@ def test_app_pages_and_hook_points(shop_db: str) -> None:
         return conn
 
     def wrap_app(app: WSGIApplication) -> WSGIApplication:
-        def middleware(environ: WSGIEnvironment,
-                       start_response: StartResponse) -> Iterable[bytes]:
+        def middleware(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
             seen_users.append(environ["HTTP_X_USER_ID"])
             return app(environ, start_response)
+
         return middleware
 
     app = ShopApp("v2", shop_db, wrap_connection=wrap_connection, wrap_app=wrap_app)
     try:
-        for path in ("/", "/products/3", "/customers/7/orders", "/orders/5", "/search?q=Lamp",
-                     "/health"):
+        for path in (
+            "/",
+            "/products/3",
+            "/customers/7/orders",
+            "/orders/5",
+            "/search?q=Lamp",
+            "/health",
+        ):
             status, headers, body = _get(app, path)
             assert status.startswith("200"), (path, body)
             assert headers["X-Release"] == "v2"

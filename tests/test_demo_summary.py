@@ -14,7 +14,10 @@ def _r(at: float, ms: float, status: int, user: int) -> RequestRecord:
 
 RECORDS = [
     # before (t < 100)
-    _r(10, 10, 200, 1), _r(20, 20, 200, 2), _r(30, 30, 200, 3), _r(40, 40, 500, 4),
+    _r(10, 10, 200, 1),
+    _r(20, 20, 200, 2),
+    _r(30, 30, 200, 3),
+    _r(40, 40, 500, 4),
     # during (100 <= t < 200)
     _r(100, 1500, 200, 1),  # slower than the SLO -> user 1 affected
     _r(110, 900, 200, 2),  # within the SLO
@@ -22,7 +25,8 @@ RECORDS = [
     _r(130, 1000, 200, 2),  # exactly the SLO is not slower than it
     _r(140, 800, 503, 5),  # 5xx -> user 5 affected
     # after (t >= 200)
-    _r(200, 5, 200, 1), _r(210, 15, 200, 4),
+    _r(200, 5, 200, 1),
+    _r(210, 15, 200, 4),
 ]
 
 

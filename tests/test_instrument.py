@@ -10,6 +10,7 @@ import random
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from psycopg import sql as pgsql
 
 import querywatch
 import workload_app as app
-from querywatch.capture.aggregate import OTHER_FINGERPRINT, bucket_key
+from querywatch.capture.aggregate import OTHER_FINGERPRINT, Aggregator
 from querywatch.capture.recorder import Recorder
 from querywatch.records import RequestWindow, StatementWindow
 from querywatch.sketch import LatencySketch
@@ -81,8 +82,9 @@ def store(tmp_path: Path) -> Iterator[querywatch.capture.recorder.Sink]:
     s.close()
 
 
-def assert_workload(windows: Sequence[StatementWindow], dialect: str, ph: str,
-                    select_rows: int) -> None:
+def assert_workload(
+    windows: Sequence[StatementWindow], dialect: str, ph: str, select_rows: int
+) -> None:
     create = totals(windows, app.CREATE, dialect)
     assert create.calls == 1 and create.site_at("create", "create_table")
     insert = totals(windows, app.insert_sql(ph), dialect)
@@ -196,8 +198,9 @@ def test_sqlalchemy_engine_on_sqlite(tmp_path: Path, store: object) -> None:
     assert_sqlalchemy(windows, "sqlite", "?", "?, ?, ?")
 
 
-def assert_sqlalchemy(windows: Sequence[StatementWindow], dialect: str, ph: str,
-                      values: str) -> None:
+def assert_sqlalchemy(
+    windows: Sequence[StatementWindow], dialect: str, ph: str, values: str
+) -> None:
     create = totals(windows, app.CREATE, dialect)
     assert create.calls == 1 and create.site_at("sa-create", "sa_run")
     insert_text = f"INSERT INTO items (id, name, qty) VALUES ({values})"
@@ -354,13 +357,24 @@ def test_pending_windows_are_bounded() -> None:
     recorder.close()
 
 
-def test_sketch_bucket_key_matches_latency_sketch() -> None:
+def test_recorded_durations_land_in_the_same_buckets_as_latency_sketch() -> None:
+    """The hot path inlines the sketch's bucket maths; this pins the two together."""
     rng = random.Random(7)
-    for _ in range(5000):
-        ms = rng.lognormvariate(0, 3)
-        sketch = LatencySketch()
-        sketch.add(ms)
-        assert list(sketch.buckets) == [bucket_key(ms)]
+    durations_ms = [rng.lognormvariate(0, 3) for _ in range(5000)]
+    agg = Aggregator()
+    channel = agg.channel("sqlite")
+    t0 = time.perf_counter_ns()
+    for ms in durations_ms:
+        channel.record("SELECT 1", t0, t0 + max(1, round(ms * 1e6)), 1, 0)
+    windows, _ = agg.drain()
+    merged = LatencySketch()
+    for w in windows:
+        assert w.sketch is not None
+        merged.merge(w.sketch)
+    expected = LatencySketch()
+    for ms in durations_ms:
+        expected.add(max(1, round(ms * 1e6)) / 1e6)
+    assert merged == expected
 
 
 def test_rejects_what_it_cannot_instrument() -> None:

@@ -44,8 +44,19 @@ def by_route(windows: list[RequestWindow]) -> dict[str, RequestWindow]:
     for w in windows:
         m = out.get(w.route)
         if m is None:
-            out[w.route] = RequestWindow(w.route, 0, w.requests, w.errors, w.total_ms, w.max_ms,
-                                         w.db_ms, w.db_calls, None, w.users, w.failed_users)
+            out[w.route] = RequestWindow(
+                w.route,
+                0,
+                w.requests,
+                w.errors,
+                w.total_ms,
+                w.max_ms,
+                w.db_ms,
+                w.db_calls,
+                None,
+                w.users,
+                w.failed_users,
+            )
             continue
         m.requests += w.requests
         m.errors += w.errors
@@ -90,8 +101,9 @@ def wsgi_server() -> Iterator[Callable[[Any], str]]:
     servers: list[WSGIServer] = []
 
     def start(wsgi_app: Any) -> str:
-        server = make_server("127.0.0.1", 0, wsgi_app, server_class=_QuietServer,
-                             handler_class=_QuietHandler)
+        server = make_server(
+            "127.0.0.1", 0, wsgi_app, server_class=_QuietServer, handler_class=_QuietHandler
+        )
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{server.server_port}"
@@ -102,11 +114,13 @@ def wsgi_server() -> Iterator[Callable[[Any], str]]:
         server.server_close()
 
 
-def test_wsgi_middleware_over_http(shop_db: Path, tmp_path: Path,
-                                   wsgi_server: Callable[[Any], str]) -> None:
+def test_wsgi_middleware_over_http(
+    shop_db: Path, tmp_path: Path, wsgi_server: Callable[[Any], str]
+) -> None:
     store_path = tmp_path / "qw.sqlite3"
-    inst = querywatch.instrument(sqlite3.connect(shop_db, check_same_thread=False),
-                                 sink=str(store_path))
+    inst = querywatch.instrument(
+        sqlite3.connect(shop_db, check_same_thread=False), sink=str(store_path)
+    )
     conn = inst.target
 
     def shop(environ: dict[str, Any], start_response: Any) -> Any:
@@ -123,9 +137,11 @@ def test_wsgi_middleware_over_http(shop_db: Path, tmp_path: Path,
             start_response("200 OK", [])
             return [b"slow"]
         if path == "/stream":
+
             def body() -> Iterator[bytes]:
                 for i in range(3):
                     yield app.point_select(conn, "?", i)[0].encode()
+
             start_response("200 OK", [])
             return body()
         if path == "/unavailable":
@@ -190,13 +206,24 @@ class AsgiHttpServer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
         method, target, _ = head[0].split(" ", 2)
-        headers = [(k.strip().lower().encode(), v.strip().encode())
-                   for k, v in (line.split(":", 1) for line in head[1:] if line)]
+        headers = [
+            (k.strip().lower().encode(), v.strip().encode())
+            for k, v in (line.split(":", 1) for line in head[1:] if line)
+        ]
         path, _, query = target.partition("?")
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-                 "method": method, "path": path, "raw_path": path.encode(),
-                 "query_string": query.encode(), "headers": headers, "scheme": "http",
-                 "server": ("127.0.0.1", self.port), "client": writer.get_extra_info("peername")}
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": query.encode(),
+            "headers": headers,
+            "scheme": "http",
+            "server": ("127.0.0.1", self.port),
+            "client": writer.get_extra_info("peername"),
+        }
         status, body = 500, bytearray()
 
         async def receive() -> dict[str, Any]:
@@ -213,8 +240,11 @@ class AsgiHttpServer:
             await self.app(scope, receive, send)
         except Exception:
             status, body = 500, bytearray(b"internal error")
-        writer.write(f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\n"
-                     "Connection: close\r\n\r\n".encode() + bytes(body))
+        writer.write(
+            f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n".encode()
+            + bytes(body)
+        )
         await writer.drain()
         writer.close()
 
@@ -225,8 +255,9 @@ class AsgiHttpServer:
 
 def test_asgi_middleware_over_http(shop_db: Path) -> None:
     recorder = Recorder(None)
-    inst = querywatch.instrument(sqlite3.connect(shop_db, check_same_thread=False),
-                                 recorder=recorder)
+    inst = querywatch.instrument(
+        sqlite3.connect(shop_db, check_same_thread=False), recorder=recorder
+    )
     conn = inst.target
     lock = threading.Lock()
 
@@ -239,8 +270,9 @@ def test_asgi_middleware_over_http(shop_db: Path) -> None:
         if parts[0] == "items":
             await asyncio.sleep(0.005)
             # Statements on worker threads (copied context) still count toward this request.
-            rows = await asyncio.gather(*(asyncio.to_thread(query, int(parts[1]) + k)
-                                          for k in range(3)))
+            rows = await asyncio.gather(
+                *(asyncio.to_thread(query, int(parts[1]) + k) for k in range(3))
+            )
             status, body = 200, ",".join(r[0] for r in rows).encode()
         elif parts[0] == "broken":
             query(1)

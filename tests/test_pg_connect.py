@@ -15,8 +15,9 @@ from querywatch.errors import DatabaseUnavailable
 pytestmark = pytest.mark.postgres
 
 
-def _with(dsn: str, *, user: str | None = None, password: str | None = None,
-          db: str | None = None) -> str:
+def _with(
+    dsn: str, *, user: str | None = None, password: str | None = None, db: str | None = None
+) -> str:
     """``dsn`` (postgresql://postgres@host:port/db) with another user, password or database."""
     head, rest = dsn.split("://", 1)
     hostpart = rest.split("@", 1)[1]
@@ -34,9 +35,15 @@ def _one_line(exc: pytest.ExceptionInfo[DatabaseUnavailable]) -> str:
 def test_session_is_read_only_with_short_timeouts(pg_dsn: str) -> None:
     with pg.connect(pg_dsn, statement_timeout_ms=1500) as conn:
         assert conn.autocommit
-        show = {name: conn.execute(f"SHOW {name}").fetchone()
-                for name in ("default_transaction_read_only", "statement_timeout",
-                             "lock_timeout", "application_name")}
+        show = {
+            name: conn.execute(f"SHOW {name}").fetchone()
+            for name in (
+                "default_transaction_read_only",
+                "statement_timeout",
+                "lock_timeout",
+                "application_name",
+            )
+        }
         assert show == {
             "default_transaction_read_only": ("on",),
             "statement_timeout": ("1500ms",),
@@ -107,8 +114,7 @@ def test_reason_keeps_the_meaningful_line() -> None:
         "Multiple connection attempts failed. All failures were:\n- host: '10.0.0.1'..."
     )
     assert pg.reason(multi) == (
-        "connection refused (is the server running on that host and accepting TCP "
-        "connections?)"
+        "connection refused (is the server running on that host and accepting TCP connections?)"
     )
     fatal = psycopg.OperationalError(
         'connection failed: connection to server on socket "/tmp/.s.PGSQL.5432" failed: '

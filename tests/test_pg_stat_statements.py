@@ -47,10 +47,12 @@ stddev_exec_time rows shared_blks_hit shared_blks_read shared_blks_dirtied share
 local_blks_hit local_blks_read local_blks_dirtied local_blks_written temp_blks_read
 temp_blks_written blk_read_time blk_write_time wal_records wal_fpi wal_bytes"""
 _PG14 = _PG13.replace("dbid queryid", "dbid toplevel queryid")
-_PG15 = _PG14.replace("blk_write_time",
-                      "blk_write_time temp_blk_read_time temp_blk_write_time") + """
+_PG15 = (
+    _PG14.replace("blk_write_time", "blk_write_time temp_blk_read_time temp_blk_write_time")
+    + """
 jit_functions jit_generation_time jit_inlining_count jit_inlining_time jit_optimization_count
 jit_optimization_time jit_emission_count jit_emission_time"""
+)
 _PG16 = _PG15
 _PG17 = """userid dbid toplevel queryid query plans total_plan_time min_plan_time max_plan_time
 mean_plan_time stddev_plan_time calls total_exec_time min_exec_time max_exec_time mean_exec_time
@@ -75,8 +77,9 @@ stats_since minmax_stats_since"""
     ],
     ids=["pg12", "pg13", "pg14", "pg15", "pg16", "pg17"],
 )
-def test_column_mapping_per_version(columns: str, total: str, blk: str, toplevel: bool,
-                                    since: bool) -> None:
+def test_column_mapping_per_version(
+    columns: str, total: str, blk: str, toplevel: bool, since: bool
+) -> None:
     cmap = map_columns(columns.split())
     assert cmap.total_time == total
     assert cmap.max_time == total.replace("total", "max")
@@ -99,13 +102,18 @@ def test_column_mapping_rejects_an_unknown_layout() -> None:
 
 def test_pg15_mapping_matches_the_live_view(pg_dsn: str) -> None:
     with psycopg.connect(pg_dsn) as conn:
-        cols = [r[0] for r in conn.execute(
-            "SELECT attname FROM pg_attribute WHERE attrelid = 'pg_stat_statements'::regclass "
-            "AND attnum > 0 ORDER BY attnum")]
+        cols = [
+            r[0]
+            for r in conn.execute(
+                "SELECT attname FROM pg_attribute WHERE attrelid = 'pg_stat_statements'::regclass "
+                "AND attnum > 0 ORDER BY attnum"
+            )
+        ]
     assert cols == _PG15.split()
 
 
 # -- delta arithmetic ----------------------------------------------------------------------------
+
 
 def _c(calls: int, total: float, lo: float, hi: float, rows: int = 0) -> Counters:
     return Counters(calls, total, lo, hi, rows, 0, 0, 0.0)
@@ -113,8 +121,13 @@ def _c(calls: int, total: float, lo: float, hi: float, rows: int = 0) -> Counter
 
 def test_delta_of_a_new_entry_is_its_counters() -> None:
     d = entry_delta(_c(4, 10.0, 1.0, 5.0, 4), None)
-    assert d is not None and (d.calls, d.total_ms, d.min_ms, d.max_ms, d.rows) == (4, 10.0, 1.0,
-                                                                                 5.0, 4)
+    assert d is not None and (d.calls, d.total_ms, d.min_ms, d.max_ms, d.rows) == (
+        4,
+        10.0,
+        1.0,
+        5.0,
+        4,
+    )
 
 
 def test_delta_going_backwards_is_a_new_baseline_never_negative() -> None:
@@ -134,8 +147,11 @@ def test_delta_min_max_use_cumulative_values_only_when_they_moved() -> None:
 
 A = "SELECT name, qty FROM items WHERE id = {}"
 B = "UPDATE items SET qty = qty + 1 WHERE id = {}"
-IN_LISTS = ["SELECT id FROM items WHERE id IN (1, 2)", "SELECT id FROM items WHERE id IN (3, 4, 5)",
-            "SELECT id FROM items WHERE id IN (6, 7, 8, 9)"]
+IN_LISTS = [
+    "SELECT id FROM items WHERE id IN (1, 2)",
+    "SELECT id FROM items WHERE id IN (3, 4, 5)",
+    "SELECT id FROM items WHERE id IN (6, 7, 8, 9)",
+]
 FP_A = fingerprint(A.format(7), "postgres").id
 FP_B = fingerprint(B.format(7), "postgres").id
 FP_IN = fingerprint(IN_LISTS[0], "postgres").id
@@ -198,8 +214,9 @@ def test_is_a_source(source: PgStatStatementsSource) -> None:
     assert source.name == "pg_stat_statements"
 
 
-def test_workload_counts_are_exact_per_fingerprint(app_dsn: str,
-                                                   source: PgStatStatementsSource) -> None:
+def test_workload_counts_are_exact_per_fingerprint(
+    app_dsn: str, source: PgStatStatementsSource
+) -> None:
     assert source.poll(time.time()) == []  # the first poll is the baseline
     run_workload(app_dsn)
     now = time.time()
@@ -216,8 +233,12 @@ def test_workload_counts_are_exact_per_fingerprint(app_dsn: str,
     # the pgss entry's text and the literal SQL the app sent have the same fingerprint
     assert a.normalized == fingerprint(A.format(123), "postgres").normalized
     with psycopg.connect(app_dsn) as conn:
-        texts = [r[0] for r in conn.execute(
-            "SELECT query FROM pg_stat_statements WHERE query LIKE 'SELECT name, qty%'")]
+        texts = [
+            r[0]
+            for r in conn.execute(
+                "SELECT query FROM pg_stat_statements WHERE query LIKE 'SELECT name, qty%'"
+            )
+        ]
     assert len(texts) == 2  # literal and bound-parameter forms are two pgss entries ...
     assert {fingerprint(t, "postgres").id for t in texts} == {FP_A}  # ... of one fingerprint
     again = by_fp(source.poll(time.time()))  # only the test's own pgss query happened since
@@ -228,13 +249,15 @@ def test_own_queries_are_excluded(app_dsn: str, source: PgStatStatementsSource) 
     for _ in range(4):
         assert source.poll(time.time()) == []
     with psycopg.connect(app_dsn) as conn:
-        ours = conn.execute("SELECT count(*) FROM pg_stat_statements WHERE query LIKE %s",
-                            [f"%{pg.TAG}%"]).fetchone()
+        ours = conn.execute(
+            "SELECT count(*) FROM pg_stat_statements WHERE query LIKE %s", [f"%{pg.TAG}%"]
+        ).fetchone()
     assert ours is not None and ours[0] > 0  # pgss does see them; the source drops them
 
 
-def test_reset_between_polls_counts_post_reset_calls(app_dsn: str,
-                                                     source: PgStatStatementsSource) -> None:
+def test_reset_between_polls_counts_post_reset_calls(
+    app_dsn: str, source: PgStatStatementsSource
+) -> None:
     source.poll(time.time())
     run_a(app_dsn, 6)
     with psycopg.connect(app_dsn, autocommit=True) as conn:
@@ -251,7 +274,9 @@ def _reset_entries_of(dsn: str, like: str) -> int:
         rows = conn.execute(
             "SELECT pg_stat_statements_reset(userid, dbid, queryid) FROM pg_stat_statements "
             "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-            "AND query LIKE %s", [like]).fetchall()
+            "AND query LIKE %s",
+            [like],
+        ).fetchall()
     return len(rows)
 
 
@@ -289,8 +314,9 @@ def test_state_restore_across_pollers_is_exact(app_dsn: str) -> None:
         second.close()
 
 
-def test_state_of_another_database_or_garbage_starts_a_baseline(app_dsn: str,
-                                                                pg_server: str) -> None:
+def test_state_of_another_database_or_garbage_starts_a_baseline(
+    app_dsn: str, pg_server: str
+) -> None:
     other = PgStatStatementsSource(pg_server)
     other.poll(time.time())
     state = other.snapshot_state()
@@ -308,20 +334,24 @@ def test_state_of_another_database_or_garbage_starts_a_baseline(app_dsn: str,
         src.close()
 
 
-def test_terminated_backend_reconnects_transparently(app_dsn: str,
-                                                     source: PgStatStatementsSource) -> None:
+def test_terminated_backend_reconnects_transparently(
+    app_dsn: str, source: PgStatStatementsSource
+) -> None:
     source.poll(time.time())
     run_a(app_dsn, 3)
     with psycopg.connect(app_dsn, autocommit=True) as conn:
-        killed = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                              "WHERE application_name = 'querywatch'").fetchall()
+        killed = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'querywatch'"
+        ).fetchall()
     assert killed
     assert calls_of(source.poll(time.time()), FP_A) == 3
 
 
 def test_unreachable_server_is_one_redacted_line() -> None:
-    src = PgStatStatementsSource(f"postgresql://qw:pa55word@127.0.0.1:{free_port()}/app",
-                                 connect_timeout_s=2)
+    src = PgStatStatementsSource(
+        f"postgresql://qw:pa55word@127.0.0.1:{free_port()}/app", connect_timeout_s=2
+    )
     with pytest.raises(DatabaseUnavailable) as exc:
         src.poll(time.time())
     message = str(exc.value)
@@ -371,6 +401,7 @@ def test_other_users_entries_hidden_without_pg_read_all_stats(app_dsn: str) -> N
 
 
 # -- private clusters: restarts, a stopped server, the library not preloaded ---------------------
+
 
 def _pg_ctl_dir(data: str, *args: str) -> None:
     cmd = [str(pg_cluster.find_bindir() / "pg_ctl"), "-D", data, "-w", *args]
@@ -442,8 +473,9 @@ def test_counts_stay_exact_across_a_server_restart(own_cluster: str, mode: str) 
 
 
 def test_stopped_server_then_back(own_cluster: str) -> None:
-    src = PgStatStatementsSource(own_cluster.replace("postgres@", "postgres:pw-never-shown@"),
-                                 connect_timeout_s=2)
+    src = PgStatStatementsSource(
+        own_cluster.replace("postgres@", "postgres:pw-never-shown@"), connect_timeout_s=2
+    )
     with psycopg.connect(own_cluster) as conn:
         row = conn.execute("SHOW data_directory").fetchone()
     assert row is not None
@@ -482,7 +514,8 @@ def test_library_not_preloaded() -> None:
         assert message.startswith(PRELOAD_FIX)
         assert "shared_preload_libraries = 'pg_stat_statements'" in message
         assert message.endswith(
-            "then run CREATE EXTENSION pg_stat_statements; in database postgres")
+            "then run CREATE EXTENSION pg_stat_statements; in database postgres"
+        )
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("CREATE EXTENSION pg_stat_statements")
             conn.execute("CREATE ROLE qw_low LOGIN")

@@ -57,10 +57,23 @@ def sketch_of(*values: float) -> LatencySketch:
     return sketch
 
 
-def window(fp: str = "fp1", start: int = T0, calls: int = 1, total: float = 1.0,
-           mx: float | None = None, **kw: object) -> StatementWindow:
-    return StatementWindow(fp, f"SELECT * FROM {fp} WHERE id = $1", start, calls, total,
-                           total if mx is None else mx, **kw)  # type: ignore[arg-type]
+def window(
+    fp: str = "fp1",
+    start: int = T0,
+    calls: int = 1,
+    total: float = 1.0,
+    mx: float | None = None,
+    **kw: object,
+) -> StatementWindow:
+    return StatementWindow(
+        fp,
+        f"SELECT * FROM {fp} WHERE id = $1",
+        start,
+        calls,
+        total,
+        total if mx is None else mx,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def request(route: str = "GET /cart", start: int = T0, **kw: object) -> RequestWindow:
@@ -154,9 +167,22 @@ def test_postgres_keeps_everything_in_its_own_schema(pg_dsn: str) -> None:
 
 def test_statement_windows_round_trip(store: SqlStore) -> None:
     site = CallSite("shop/cart.py", 42, "load_cart")
-    written = window("fp1", T0, calls=3, total=30.0, mx=20.0, dialect="postgres", source="app",
-                     min_ms=2.0, rows=7, errors=1, shared_blks_hit=5, shared_blks_read=6,
-                     sketch=sketch_of(2, 8, 20), call_sites=(site,))
+    written = window(
+        "fp1",
+        T0,
+        calls=3,
+        total=30.0,
+        mx=20.0,
+        dialect="postgres",
+        source="app",
+        min_ms=2.0,
+        rows=7,
+        errors=1,
+        shared_blks_hit=5,
+        shared_blks_read=6,
+        sketch=sketch_of(2, 8, 20),
+        call_sites=(site,),
+    )
     plain = window("fp2", T0 + 10, calls=2, total=4.0, source="pg_stat_statements")
     store.write_windows([plain, written])
     assert store.statement_windows() == [written, plain]
@@ -165,9 +191,17 @@ def test_statement_windows_round_trip(store: SqlStore) -> None:
 
 
 def test_request_windows_round_trip(store: SqlStore) -> None:
-    cart = request(requests=5, errors=1, total_ms=50.0, max_ms=30.0, db_ms=20.0, db_calls=9,
-                   sketch=sketch_of(5, 30), users=frozenset({"u1", "u2"}),
-                   failed_users=frozenset({"u2"}))
+    cart = request(
+        requests=5,
+        errors=1,
+        total_ms=50.0,
+        max_ms=30.0,
+        db_ms=20.0,
+        db_calls=9,
+        sketch=sketch_of(5, 30),
+        users=frozenset({"u1", "u2"}),
+        failed_users=frozenset({"u2"}),
+    )
     home = request("GET /", T0 + 10)
     store.write_requests([home, cart])
     assert store.request_windows() == [cart, home]
@@ -177,15 +211,34 @@ def test_request_windows_round_trip(store: SqlStore) -> None:
 def test_writing_the_same_bucket_again_merges(store: SqlStore) -> None:
     first = sketch_of(*range(1, 51))
     second = sketch_of(*range(51, 101))
-    store.write_windows([
-        window(calls=50, total=1275.0, mx=50.0, min_ms=1.0, rows=50, errors=1, sketch=first,
-               call_sites=(CallSite("a.py", 1, "f"),)),
-    ])
-    store.write_windows([
-        window(calls=50, total=3775.0, mx=100.0, min_ms=51.0, rows=50, sketch=second,
-               call_sites=(CallSite("b.py", 2, "g"), CallSite("a.py", 1, "f"))),
-        window(calls=1, total=0.5, mx=0.5, min_ms=0.5, shared_blks_read=3),  # same batch, too
-    ])
+    store.write_windows(
+        [
+            window(
+                calls=50,
+                total=1275.0,
+                mx=50.0,
+                min_ms=1.0,
+                rows=50,
+                errors=1,
+                sketch=first,
+                call_sites=(CallSite("a.py", 1, "f"),),
+            ),
+        ]
+    )
+    store.write_windows(
+        [
+            window(
+                calls=50,
+                total=3775.0,
+                mx=100.0,
+                min_ms=51.0,
+                rows=50,
+                sketch=second,
+                call_sites=(CallSite("b.py", 2, "g"), CallSite("a.py", 1, "f")),
+            ),
+            window(calls=1, total=0.5, mx=0.5, min_ms=0.5, shared_blks_read=3),  # same batch, too
+        ]
+    )
     [merged] = store.statement_windows()
     assert (merged.calls, merged.total_ms, merged.max_ms, merged.min_ms) == (101, 5050.5, 100, 0.5)
     assert (merged.rows, merged.errors, merged.shared_blks_read) == (100, 1, 3)
@@ -205,12 +258,32 @@ def test_call_sites_are_bounded_per_fingerprint(store: SqlStore) -> None:
 
 
 def test_request_windows_merge_and_union_users(store: SqlStore) -> None:
-    store.write_requests([request(requests=2, errors=1, max_ms=10.0, db_calls=3,
-                                  users=frozenset({"ann", "bob"}), failed_users=frozenset({"bob"}),
-                                  sketch=sketch_of(1, 2))])
-    store.write_requests([request(requests=3, errors=0, max_ms=40.0, db_calls=4,
-                                  users=frozenset({"bob", "cy"}), failed_users=frozenset({"cy"}),
-                                  sketch=sketch_of(3))])
+    store.write_requests(
+        [
+            request(
+                requests=2,
+                errors=1,
+                max_ms=10.0,
+                db_calls=3,
+                users=frozenset({"ann", "bob"}),
+                failed_users=frozenset({"bob"}),
+                sketch=sketch_of(1, 2),
+            )
+        ]
+    )
+    store.write_requests(
+        [
+            request(
+                requests=3,
+                errors=0,
+                max_ms=40.0,
+                db_calls=4,
+                users=frozenset({"bob", "cy"}),
+                failed_users=frozenset({"cy"}),
+                sketch=sketch_of(3),
+            )
+        ]
+    )
     [merged] = store.request_windows()
     assert (merged.requests, merged.errors, merged.max_ms, merged.db_calls) == (5, 1, 40.0, 7)
     assert (merged.total_ms, merged.db_ms) == (20.0, 8.0)
@@ -230,12 +303,15 @@ RANKING = [
 ]
 
 
-@pytest.mark.parametrize(("sort", "expected"), [
-    ("total", ["heavy", "slow", "once", "chatty"]),
-    ("mean", ["once", "slow", "heavy", "chatty"]),
-    ("calls", ["chatty", "heavy", "slow", "once"]),
-    ("p95", ["slow", "heavy", "once", "chatty"]),  # unknown percentiles rank last
-])
+@pytest.mark.parametrize(
+    ("sort", "expected"),
+    [
+        ("total", ["heavy", "slow", "once", "chatty"]),
+        ("mean", ["once", "slow", "heavy", "chatty"]),
+        ("calls", ["chatty", "heavy", "slow", "once"]),
+        ("p95", ["slow", "heavy", "once", "chatty"]),  # unknown percentiles rank last
+    ],
+)
 def test_top_sorts_by_each_key(store: SqlStore, sort: str, expected: list[str]) -> None:
     store.write_windows(RANKING)
     ranked = store.top(sort=sort)  # type: ignore[arg-type]
@@ -245,13 +321,23 @@ def test_top_sorts_by_each_key(store: SqlStore, sort: str, expected: list[str]) 
 
 def test_top_sums_a_range_and_reports_percentiles_and_sites(store: SqlStore) -> None:
     site = CallSite("shop/orders.py", 7, "list_orders")
-    store.write_windows([
-        window("q", T0, calls=2, total=3.0, mx=2.0, rows=4, sketch=sketch_of(1, 2)),
-        window("q", T0 + 10, calls=3, total=30.0, mx=20.0, errors=1, sketch=sketch_of(5, 5, 20),
-               call_sites=(site,)),
-        window("q", T0 + 20, calls=1, total=100.0, sketch=sketch_of(100)),
-        window("other", T0 + 20, calls=1, total=1.0),
-    ])
+    store.write_windows(
+        [
+            window("q", T0, calls=2, total=3.0, mx=2.0, rows=4, sketch=sketch_of(1, 2)),
+            window(
+                "q",
+                T0 + 10,
+                calls=3,
+                total=30.0,
+                mx=20.0,
+                errors=1,
+                sketch=sketch_of(5, 5, 20),
+                call_sites=(site,),
+            ),
+            window("q", T0 + 20, calls=1, total=100.0, sketch=sketch_of(100)),
+            window("other", T0 + 20, calls=1, total=1.0),
+        ]
+    )
     [q] = store.top(since=T0, until=T0 + 20)
     assert (q.fingerprint, q.calls, q.total_ms, q.max_ms) == ("q", 5, 33, 20)
     assert (q.rows, q.errors) == (4, 1)
@@ -264,8 +350,9 @@ def test_top_sums_a_range_and_reports_percentiles_and_sites(store: SqlStore) -> 
     assert store.top(until=T0)[:1] == []
     [other] = store.top(since=T0 + 20, sort="p95")[1:]
     assert other.p95_ms is None  # no sketch anywhere in range
-    assert [w.window_start for w in store.statement_windows("q", since=T0 + 10, until=T0 + 20)] \
-        == [T0 + 10]
+    assert [w.window_start for w in store.statement_windows("q", since=T0 + 10, until=T0 + 20)] == [
+        T0 + 10
+    ]
 
 
 # -- retention ----------------------------------------------------------------------------------
@@ -275,17 +362,32 @@ def test_retention_rolls_old_buckets_into_minutes_and_drops_the_oldest(store: Sq
     now = T0 + 20 * DAY
     old = T0 + 18 * DAY  # past the raw horizon (1 day), inside the minute horizon (14 days)
     values = [[1.0, 2.0], [3.0, 40.0], [5.0], [6.0, 7.0, 80.0], [9.0], [10.0]]
-    store.write_windows([
-        window("q", old + 10 * i, calls=len(v), total=sum(v), mx=max(v), min_ms=min(v), rows=1,
-               sketch=sketch_of(*v))
-        for i, v in enumerate(values)
-    ] + [
-        window("q", now - 3600, calls=7, total=7.0),  # recent: stays at 10 s
-        window("ancient", T0, calls=1, total=1.0),  # older than 14 days: dropped
-    ])
-    store.write_requests([request(start=old, users=frozenset({"a"})),
-                          request(start=old + 50, requests=2, users=frozenset({"b"})),
-                          request(start=T0)])
+    store.write_windows(
+        [
+            window(
+                "q",
+                old + 10 * i,
+                calls=len(v),
+                total=sum(v),
+                mx=max(v),
+                min_ms=min(v),
+                rows=1,
+                sketch=sketch_of(*v),
+            )
+            for i, v in enumerate(values)
+        ]
+        + [
+            window("q", now - 3600, calls=7, total=7.0),  # recent: stays at 10 s
+            window("ancient", T0, calls=1, total=1.0),  # older than 14 days: dropped
+        ]
+    )
+    store.write_requests(
+        [
+            request(start=old, users=frozenset({"a"})),
+            request(start=old + 50, requests=2, users=frozenset({"b"})),
+            request(start=T0),
+        ]
+    )
     before = store.top(since=old, until=old + 60)
     store.apply_retention(now)
 
@@ -293,7 +395,11 @@ def test_retention_rolls_old_buckets_into_minutes_and_drops_the_oldest(store: Sq
     everything = [x for v in values for x in v]
     assert rolled.window_start == old and rolled.calls == len(everything)
     assert (rolled.total_ms, rolled.max_ms, rolled.min_ms, rolled.rows) == (
-        sum(everything), 80.0, 1.0, 6)
+        sum(everything),
+        80.0,
+        1.0,
+        6,
+    )
     assert rolled.sketch == sketch_of(*everything)
     assert recent.window_start == now - 3600 and recent.calls == 7
     assert store.statement_windows("ancient") == []
@@ -339,7 +445,8 @@ def test_a_failed_batch_leaves_nothing_and_keeps_what_was_committed(store: SqlSt
     with pytest.raises(StoreError, match="cannot write the store"):
         store.write_windows([window("aaa", calls=5, total=50.0), window("fresh"), broken])
     assert [(w.fingerprint, w.calls, w.total_ms) for w in store.statement_windows()] == [
-        ("aaa", 2, 2.0)]
+        ("aaa", 2, 2.0)
+    ]
     assert [s.fingerprint for s in store.top()] == ["aaa"]
     store.write_windows([window("fresh")])  # the store is still usable
     assert [s.fingerprint for s in store.top(sort="calls")] == ["aaa", "fresh"]
@@ -353,8 +460,9 @@ def test_concurrent_writers_lose_no_counts(location: str, store: SqlStore) -> No
     def agent(s: SqlStore) -> None:
         try:
             for i in range(30):
-                s.write_windows([window(f"fp{n}", T0 + 10 * (i % 3), sketch=sketch_of(1.0))
-                                 for n in range(20)])
+                s.write_windows(
+                    [window(f"fp{n}", T0 + 10 * (i % 3), sketch=sketch_of(1.0)) for n in range(20)]
+                )
         except BaseException as exc:
             errors.append(exc)
 
@@ -371,8 +479,9 @@ def test_concurrent_writers_lose_no_counts(location: str, store: SqlStore) -> No
     assert errors == []
     assert reads > 0
     assert sum(s.calls for s in store.top(limit=100)) == 3 * 30 * 20
-    assert all(w.sketch is not None and w.sketch.count == w.calls
-               for w in store.statement_windows())
+    assert all(
+        w.sketch is not None and w.sketch.count == w.calls for w in store.statement_windows()
+    )
 
 
 def test_a_reader_reads_while_an_agent_writes(tmp_path: Path) -> None:

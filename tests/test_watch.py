@@ -24,8 +24,10 @@ LOOKUP = "SELECT id, total FROM orders WHERE customer_id = {}"
 def make_orders(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE orders (id serial PRIMARY KEY, customer_id int, total numeric)")
-        conn.execute("INSERT INTO orders (customer_id, total) "
-                     "SELECT g % 100, g FROM generate_series(1, 2000) g")
+        conn.execute(
+            "INSERT INTO orders (customer_id, total) "
+            "SELECT g % 100, g FROM generate_series(1, 2000) g"
+        )
 
 
 def run_lookups(dsn: str, n: int) -> None:
@@ -38,13 +40,28 @@ def test_watch_then_top_shows_the_workload_with_exact_counts(pg_dsn: str, tmp_pa
     make_orders(pg_dsn)
     store = tmp_path / "store.sqlite3"
     watch = subprocess.Popen(
-        [sys.executable, "-m", "querywatch", "watch", "--dsn", pg_dsn, "--store", str(store),
-         "--interval", "0.5", "--duration", "5", "--no-live"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "querywatch",
+            "watch",
+            "--dsn",
+            pg_dsn,
+            "--store",
+            str(store),
+            "--interval",
+            "0.5",
+            "--duration",
+            "5",
+            "--no-live",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     time.sleep(2.0)  # past the first poll, which only sets the baseline
     run_lookups(pg_dsn, 25)
-    out, err = watch.communicate(timeout=60)
+    _, err = watch.communicate(timeout=60)
     assert watch.returncode == 0, err
     assert "watching" in err
 
@@ -113,8 +130,16 @@ def test_watch_resumes_after_an_agent_restart_without_double_counting(
 
 def test_watch_with_a_wrong_dsn_says_so_in_one_line(tmp_path: Path) -> None:
     dsn = f"postgresql://app:s3cret@127.0.0.1:{free_port()}/shop"
-    result = run_cli("watch", "--dsn", dsn, "--store", str(tmp_path / "s.sqlite3"),
-                     "--duration", "1", "--no-live")
+    result = run_cli(
+        "watch",
+        "--dsn",
+        dsn,
+        "--store",
+        str(tmp_path / "s.sqlite3"),
+        "--duration",
+        "1",
+        "--no-live",
+    )
     line = assert_one_line_error(result, "cannot connect")
     assert "s3cret" not in result.stderr + result.stdout and "***" in line
 
@@ -124,22 +149,39 @@ def test_watch_without_the_extension_names_the_fix(pg_server: str, tmp_path: Pat
         conn.execute("DROP DATABASE IF EXISTS qw_noext")
         conn.execute("CREATE DATABASE qw_noext")
     dsn = pg_server.rsplit("/", 1)[0] + "/qw_noext"
-    result = run_cli("watch", "--dsn", dsn, "--store", str(tmp_path / "s.sqlite3"),
-                     "--duration", "1", "--no-live")
+    result = run_cli(
+        "watch",
+        "--dsn",
+        dsn,
+        "--store",
+        str(tmp_path / "s.sqlite3"),
+        "--duration",
+        "1",
+        "--no-live",
+    )
     assert_one_line_error(result, "CREATE EXTENSION pg_stat_statements")
 
 
 def test_watch_with_an_unwritable_store_says_so_in_one_line(pg_dsn: str, tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    result = run_cli("watch", "--dsn", pg_dsn, "--store", str(blocker / "store.sqlite3"),
-                     "--duration", "1", "--no-live")
+    result = run_cli(
+        "watch",
+        "--dsn",
+        pg_dsn,
+        "--store",
+        str(blocker / "store.sqlite3"),
+        "--duration",
+        "1",
+        "--no-live",
+    )
     assert_one_line_error(result, "store")
 
 
 def test_watch_without_a_dsn_says_how_to_give_one(tmp_path: Path) -> None:
-    assert_one_line_error(run_cli("watch", "--duration", "1", cwd=tmp_path), "--dsn",
-                          "QUERYWATCH_DSN")
+    assert_one_line_error(
+        run_cli("watch", "--duration", "1", cwd=tmp_path), "--dsn", "QUERYWATCH_DSN"
+    )
 
 
 def test_top_json_lists_objects_sorted_by_the_requested_key(pg_dsn: str, tmp_path: Path) -> None:
@@ -156,10 +198,12 @@ def test_top_json_lists_objects_sorted_by_the_requested_key(pg_dsn: str, tmp_pat
     agent.poll_once(strict=True)
     source.close()
     store.close()
-    by_calls = json.loads(run_cli("top", "--store", str(store_path), "--json", "--sort", "calls")
-                          .stdout)
-    by_mean = json.loads(run_cli("top", "--store", str(store_path), "--json", "--sort", "mean")
-                         .stdout)
+    by_calls = json.loads(
+        run_cli("top", "--store", str(store_path), "--json", "--sort", "calls").stdout
+    )
+    by_mean = json.loads(
+        run_cli("top", "--store", str(store_path), "--json", "--sort", "mean").stdout
+    )
     assert by_calls[0]["normalized"].startswith("select id, total from orders")
     assert "join" in by_mean[0]["normalized"]
     for row in by_calls:

@@ -1,4 +1,7 @@
-"""One entry point: `querywatch <command>`. Commands wire source -> store -> view; no analysis here."""
+"""One entry point: `querywatch <command>`.
+
+Commands wire source -> store -> view and hold no analysis of their own.
+"""
 
 from __future__ import annotations
 
@@ -32,8 +35,9 @@ class Context:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]querywatch: error:[/] {redact(message)}", markup=True,
-                      soft_wrap=True)
+    err_console.print(
+        f"[bold red]querywatch: error:[/] {redact(message)}", markup=True, soft_wrap=True
+    )
     sys.exit(code)
 
 
@@ -44,14 +48,20 @@ def open_configured_store(cfg: Config) -> Store:
 
 
 def retention_of(cfg: Config) -> Retention:
-    return Retention(raw_seconds=cfg["retention_raw_hours"] * 3600,
-                     minute_seconds=cfg["retention_minute_days"] * 86400)
+    return Retention(
+        raw_seconds=cfg["retention_raw_hours"] * 3600,
+        minute_seconds=cfg["retention_minute_days"] * 86400,
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
-@click.option("--config", "config_file", type=click.Path(path_type=Path),
-              help="Config file (default: ./querywatch.toml or [tool.querywatch] in pyproject.toml).")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path),
+    help="Config file (default: ./querywatch.toml or [tool.querywatch] in pyproject.toml).",
+)
 @click.version_option(package_name="querywatch")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, config_file: Path | None) -> None:
@@ -63,20 +73,28 @@ def cli(ctx: click.Context, debug: bool, config_file: Path | None) -> None:
 @click.option("--dsn", help="Database to monitor [env QUERYWATCH_DSN].")
 @click.option("--store", help="Store path or PostgreSQL URL [env QUERYWATCH_STORE].")
 @click.option("--interval", type=float, help="Seconds between polls [default 10].")
-@click.option("--duration", type=click.FloatRange(min=0, min_open=True),
-              help="Stop after this many seconds (default: run until Ctrl-C).")
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Stop after this many seconds (default: run until Ctrl-C).",
+)
 @click.option("--no-live", is_flag=True, help="Plain log lines instead of the live table.")
 @click.pass_obj
-def watch(obj: Context, dsn: str | None, store: str | None, interval: float | None,
-          duration: float | None, no_live: bool) -> None:
+def watch(
+    obj: Context,
+    dsn: str | None,
+    store: str | None,
+    interval: float | None,
+    duration: float | None,
+    no_live: bool,
+) -> None:
     """Poll pg_stat_statements into the store and show the top fingerprints."""
     from querywatch.capture.pg_stat_statements import PgStatStatementsSource
     from querywatch.watch import Agent, AgentEvent
 
     cfg = obj.config(dsn=dsn, store=store, interval=interval)
     if not cfg["dsn"]:
-        raise ConfigError("no database to watch: pass --dsn or set QUERYWATCH_DSN",
-                          setting="dsn")
+        raise ConfigError("no database to watch: pass --dsn or set QUERYWATCH_DSN", setting="dsn")
     target = redact(cfg["dsn"])
     the_store = open_configured_store(cfg)
     source = PgStatStatementsSource(cfg["dsn"], statement_timeout_ms=cfg["statement_timeout_ms"])
@@ -87,24 +105,43 @@ def watch(obj: Context, dsn: str | None, store: str | None, interval: float | No
     def on_event(event: AgentEvent) -> None:
         stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
         if agent.stats.polls == 1 and event.kind == "polled":
-            err_console.print(f"watching {target} every {cfg['interval']:g} s, storing in "
-                              f"{redact(str(cfg['store']))} (Ctrl-C to stop)")
+            err_console.print(
+                f"watching {target} every {cfg['interval']:g} s, storing in "
+                f"{redact(str(cfg['store']))} (Ctrl-C to stop)"
+            )
         if event.kind != "polled":
-            err_console.print(f"{stamp} [bold yellow]{event.message}[/]" if event.kind == "blind"
-                              else f"{stamp} [green]{event.message}[/]")
+            err_console.print(
+                f"{stamp} [bold yellow]{event.message}[/]"
+                if event.kind == "blind"
+                else f"{stamp} [green]{event.message}[/]"
+            )
         if live is not None:
             rows = the_store.top(since=started, limit=15)
-            live.update(render.top_table(rows, seconds=max(time.time() - started, 1e-9),
-                                         title=f"querywatch watch {target} — since {stamp_of(started)}"))
+            live.update(
+                render.top_table(
+                    rows,
+                    seconds=max(time.time() - started, 1e-9),
+                    title=f"querywatch watch {target} — since {stamp_of(started)}",
+                )
+            )
         elif event.kind == "polled":
             for w in sorted(event.windows, key=lambda w: -w.total_ms)[:10]:
-                out.print(f"{stamp} {w.fingerprint[:12]} calls={w.calls} total_ms={w.total_ms:.1f} "
-                          f"mean_ms={w.mean_ms:.2f} {w.normalized[:100]}", soft_wrap=True)
+                out.print(
+                    f"{stamp} {w.fingerprint[:12]} calls={w.calls} total_ms={w.total_ms:.1f} "
+                    f"mean_ms={w.mean_ms:.2f} {w.normalized[:100]}",
+                    soft_wrap=True,
+                )
             if not event.windows:
                 out.print(f"{stamp} no new statements")
 
-    agent = Agent(source, the_store, state_key=f"pg_stat_statements:{target}",
-                  interval=cfg["interval"], retention=retention_of(cfg), on_event=on_event)
+    agent = Agent(
+        source,
+        the_store,
+        state_key=f"pg_stat_statements:{target}",
+        interval=cfg["interval"],
+        retention=retention_of(cfg),
+        on_event=on_event,
+    )
     try:
         if no_live:
             agent.run(duration)
@@ -117,7 +154,9 @@ def watch(obj: Context, dsn: str | None, store: str | None, interval: float | No
         source.close()
         the_store.close()
     s = agent.stats
-    err_console.print(f"{s.polls} polls, {s.failed_polls} failed, {s.windows_stored} windows stored")
+    err_console.print(
+        f"{s.polls} polls, {s.failed_polls} failed, {s.windows_stored} windows stored"
+    )
 
 
 def stamp_of(ts: float) -> str:
@@ -128,13 +167,25 @@ def stamp_of(ts: float) -> str:
 @click.option("--store", help="Store path or PostgreSQL URL [env QUERYWATCH_STORE].")
 @click.option("--since", help="Start of the range: 10m, 2h, 1d, an ISO time or epoch seconds.")
 @click.option("--until", help="End of the range (same forms as --since; default now).")
-@click.option("--sort", type=click.Choice(["total", "mean", "calls", "p95"]), default="total",
-              show_default=True, help="Rank by total time, mean time, calls or p95 latency.")
+@click.option(
+    "--sort",
+    type=click.Choice(["total", "mean", "calls", "p95"]),
+    default="total",
+    show_default=True,
+    help="Rank by total time, mean time, calls or p95 latency.",
+)
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 @click.pass_obj
-def top(obj: Context, store: str | None, since: str | None, until: str | None, sort: str,
-        limit: int, as_json: bool) -> None:
+def top(
+    obj: Context,
+    store: str | None,
+    since: str | None,
+    until: str | None,
+    sort: str,
+    limit: int,
+    as_json: bool,
+) -> None:
     """The most expensive fingerprints recorded in the store."""
     cfg = obj.config(store=store)
     now = time.time()
@@ -144,8 +195,11 @@ def top(obj: Context, store: str | None, since: str | None, until: str | None, s
     from querywatch.dsn import is_postgres_url
 
     if not is_postgres_url(store_path) and not Path(store_path).exists():
-        raise ConfigError(f"no store at {store_path}: run `querywatch watch` (or instrument an "
-                          "application) first, or pass --store", setting="store")
+        raise ConfigError(
+            f"no store at {store_path}: run `querywatch watch` (or instrument an "
+            "application) first, or pass --store",
+            setting="store",
+        )
     the_store = open_configured_store(cfg)
     try:
         rows = the_store.top(since=since_ts, until=until_ts, sort=sort, limit=limit)  # type: ignore[arg-type]
@@ -158,14 +212,18 @@ def top(obj: Context, store: str | None, since: str | None, until: str | None, s
         click.echo("no statements recorded in that range")
         return
     seconds = (until_ts or now) - since_ts if since_ts is not None else None
-    Console(highlight=False).print(render.top_table(rows, seconds=seconds,
-                                                    title=f"top by {sort}"))
+    Console(highlight=False).print(render.top_table(rows, seconds=seconds, title=f"top by {sort}"))
 
 
 @cli.command("fingerprint")
 @click.argument("sql")
-@click.option("--dialect", type=click.Choice(["postgres", "mysql", "sqlite"]), default="postgres",
-              show_default=True, help="How to read quotes and escapes.")
+@click.option(
+    "--dialect",
+    type=click.Choice(["postgres", "mysql", "sqlite"]),
+    default="postgres",
+    show_default=True,
+    help="How to read quotes and escapes.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print {fingerprint, normalized} as JSON.")
 def fingerprint_cmd(sql: str, dialect: str, as_json: bool) -> None:
     """The fingerprint and normalized text of one statement (`-` reads it from stdin)."""
@@ -189,8 +247,15 @@ def settings(obj: Context, as_json: bool) -> None:
     for s in SETTINGS:
         value = cfg[s.name]
         shown = redact(str(value)) if (s.secret and value is not None) else value
-        rows.append({"name": s.name, "value": shown, "from": cfg.origins[s.name], "env": s.env,
-                     "help": s.help})
+        rows.append(
+            {
+                "name": s.name,
+                "value": shown,
+                "from": cfg.origins[s.name],
+                "env": s.env,
+                "help": s.help,
+            }
+        )
     if as_json:
         click.echo(render.dumps(rows))
         return

@@ -46,17 +46,28 @@ def _positive_int(value: Any) -> int:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("dsn", None, "PostgreSQL database to monitor (libpq URL or key=value string).",
-            secret=True),
-    Setting("store", ".querywatch/store.sqlite3",
-            "Where querywatch keeps what it learns: a SQLite file path or a PostgreSQL URL.",
-            secret=True),
+    Setting(
+        "dsn", None, "PostgreSQL database to monitor (libpq URL or key=value string).", secret=True
+    ),
+    Setting(
+        "store",
+        ".querywatch/store.sqlite3",
+        "Where querywatch keeps what it learns: a SQLite file path or a PostgreSQL URL.",
+        secret=True,
+    ),
     Setting("interval", 10.0, "Seconds between polls of the monitored database.", _positive_float),
-    Setting("statement_timeout_ms", 5000,
-            "statement_timeout for every query querywatch sends to the monitored database.",
-            _positive_int),
-    Setting("retention_raw_hours", 24, "How long 10-second windows are kept before rollup.",
-            _positive_int),
+    Setting(
+        "statement_timeout_ms",
+        5000,
+        "statement_timeout for every query querywatch sends to the monitored database.",
+        _positive_int,
+    ),
+    Setting(
+        "retention_raw_hours",
+        24,
+        "How long 10-second windows are kept before rollup.",
+        _positive_int,
+    ),
     Setting("retention_minute_days", 14, "How long 1-minute windows are kept.", _positive_int),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -138,7 +149,8 @@ def load_config(
         unknown = sorted(set(file_values) - set(_BY_NAME))
         if unknown:
             raise ConfigError(
-                f"unknown setting {unknown[0]!r} (known: {', '.join(_BY_NAME)})", source=file_label,
+                f"unknown setting {unknown[0]!r} (known: {', '.join(_BY_NAME)})",
+                source=file_label,
                 setting=unknown[0],
             )
 
@@ -158,7 +170,8 @@ def load_config(
             values[setting.name] = None if raw is None else setting.kind(raw)
         except (TypeError, ValueError) as exc:
             reason = str(exc) if str(exc).startswith("must") else "must be a number"
-            raise ConfigError(f"{setting.name} = {raw!r}: {reason}", source=origin,
-                              setting=setting.name) from exc
+            raise ConfigError(
+                f"{setting.name} = {raw!r}: {reason}", source=origin, setting=setting.name
+            ) from exc
         origins[setting.name] = origin
     return Config(values, origins)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
-_URL_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?P<secret>[^\s/]*)(?=@)", re.I)
+_URL_PASSWORD = re.compile(
+    r"(?P<head>\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?P<secret>[^\s/]*)(?=@)", re.I
+)
 _KV_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'|\S+)", re.I)
 _QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)(?P<secret>[^&\s]*)", re.I)
 
@@ -17,4 +19,8 @@ def redact(text: str) -> str:
 
 
 def is_postgres_url(location: str) -> bool:
-    return bool(re.match(r"postgres(?:ql)?://", location)) or "host=" in location or "dbname=" in location
+    return (
+        bool(re.match(r"postgres(?:ql)?://", location))
+        or "host=" in location
+        or "dbname=" in location
+    )

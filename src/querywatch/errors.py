@@ -1,11 +1,11 @@
 """The one exception tree. The CLI turns any of these into a single line for the user.
 
-    QuerywatchError
-     ├── ConfigError          a setting or config file is wrong (carries the file / setting name)
-     ├── SourceError          a source of statistics cannot be read
-     │    ├── DatabaseUnavailable   cannot connect, or the connection dropped
-     │    └── ExtensionMissing      pg_stat_statements is not installed / not preloaded
-     └── StoreError           the querywatch store cannot be opened or written
+QuerywatchError
+ ├── ConfigError          a setting or config file is wrong (carries the file / setting name)
+ ├── SourceError          a source of statistics cannot be read
+ │    ├── DatabaseUnavailable   cannot connect, or the connection dropped
+ │    └── ExtensionMissing      pg_stat_statements is not installed / not preloaded
+ └── StoreError           the querywatch store cannot be opened or written
 """
 
 from __future__ import annotations

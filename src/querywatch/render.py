@@ -60,6 +60,13 @@ def top_table(rows: Sequence[FingerprintSummary], *, seconds: float | None, titl
     for row in rows:
         rate = f"{row.calls / seconds:,.1f}" if seconds else f"{row.calls:,}"
         site = str(row.call_sites[0]) if row.call_sites else ""
-        table.add_row(row.fingerprint[:12], _ms(row.total_ms), rate, _ms(row.mean_ms),
-                      _ms(row.p95_ms), row.normalized, site)
+        table.add_row(
+            row.fingerprint[:12],
+            _ms(row.total_ms),
+            rate,
+            _ms(row.mean_ms),
+            _ms(row.p95_ms),
+            row.normalized,
+            site,
+        )
     return table

@@ -11,8 +11,13 @@ import math
 
 RELATIVE_ACCURACY = 0.01
 _GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
-_LOG_GAMMA = math.log(_GAMMA)
-_MIN_MS = 1e-3  # below a microsecond everything shares one bucket
+LOG_GAMMA = math.log(_GAMMA)
+MIN_MS = 1e-3  # below a microsecond everything shares one bucket
+
+
+def bucket_key(ms: float) -> int:
+    """The bucket holding ``ms``; public so hot paths can inline the bucket update."""
+    return math.ceil(math.log(ms if ms > MIN_MS else MIN_MS) / LOG_GAMMA)
 
 
 class LatencySketch:
@@ -23,7 +28,7 @@ class LatencySketch:
         self.count = sum(self.buckets.values())
 
     def add(self, ms: float) -> None:
-        key = math.ceil(math.log(ms if ms > _MIN_MS else _MIN_MS) / _LOG_GAMMA)
+        key = bucket_key(ms)
         buckets = self.buckets
         buckets[key] = buckets.get(key, 0) + 1
         self.count += 1

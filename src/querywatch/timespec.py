@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from querywatch.errors import ConfigError
 
@@ -27,5 +27,5 @@ def parse_time(text: str, *, now: float, option: str = "--since") -> float:
             source=option,
         ) from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()

@@ -43,7 +43,7 @@ class Agent:
         *,
         state_key: str,
         interval: float = 10.0,
-        retention: Retention = Retention(),
+        retention: Retention | None = None,
         on_event: Callable[[AgentEvent], None] = lambda event: None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
@@ -52,7 +52,7 @@ class Agent:
         self.store = store
         self.state_key = state_key
         self.interval = interval
-        self.retention = retention
+        self.retention = retention or Retention()
         self.on_event = on_event
         self.clock = clock
         self.sleep = sleep
@@ -85,7 +85,9 @@ class Agent:
         if self._blind_since is not None:
             blind_for = now - self._blind_since
             self._blind_since = None
-            self.on_event(AgentEvent("recovered", now, f"source readable again after {blind_for:.0f} s"))
+            self.on_event(
+                AgentEvent("recovered", now, f"source readable again after {blind_for:.0f} s")
+            )
         self.on_event(AgentEvent("polled", now, f"{len(windows)} fingerprints changed", windows))
         if now - self._last_retention >= RETENTION_EVERY_S:
             self.store.apply_retention(now, self.retention)

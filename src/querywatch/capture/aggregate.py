@@ -28,7 +28,7 @@ from querywatch.records import (
     StatementWindow,
     window_start,
 )
-from querywatch.sketch import _LOG_GAMMA, _MIN_MS, LatencySketch
+from querywatch.sketch import LOG_GAMMA, MIN_MS, LatencySketch, bucket_key
 from querywatch.sql import Fingerprint, fingerprint
 
 SOURCE = "app"
@@ -71,8 +71,17 @@ class _StatementAgg:
 
 
 class _RequestAgg:
-    __slots__ = ("buckets", "db_calls", "db_ns", "errors", "failed_users", "max_ns", "requests",
-                 "total_ns", "users")
+    __slots__ = (
+        "buckets",
+        "db_calls",
+        "db_ns",
+        "errors",
+        "failed_users",
+        "max_ns",
+        "requests",
+        "total_ns",
+        "users",
+    )
 
     def __init__(self) -> None:
         self.requests = 0
@@ -84,11 +93,6 @@ class _RequestAgg:
         self.buckets: dict[int, int] = {}
         self.users: set[str] = set()
         self.failed_users: set[str] = set()
-
-
-def bucket_key(ms: float) -> int:
-    """The LatencySketch bucket of ``ms`` (kept identical to ``LatencySketch.add``)."""
-    return ceil(log(ms if ms > _MIN_MS else _MIN_MS) / _LOG_GAMMA)
 
 
 class Aggregator:
@@ -113,8 +117,9 @@ class Aggregator:
         self.window = 0  # current window start (epoch seconds)
         self.statements: dict[FingerprintState, _StatementAgg] = {}
         self.requests: dict[str, _RequestAgg] = {}
-        self._closed: list[tuple[int, dict[FingerprintState, _StatementAgg],
-                                 dict[str, _RequestAgg]]] = []
+        self._closed: list[
+            tuple[int, dict[FingerprintState, _StatementAgg], dict[str, _RequestAgg]]
+        ] = []
         self._fingerprints: dict[tuple[str, str], FingerprintState] = {}
         self._channels: dict[str, StatementChannel] = {}
         # What the caps and failures cost, for tests and for the agent's own metrics.
@@ -229,10 +234,18 @@ class Aggregator:
         for start, stmts, reqs in taken:
             for fp, a in stmts.items():
                 w = StatementWindow(
-                    fingerprint=fp.id, normalized=fp.normalized, window_start=start,
-                    calls=sum(a.buckets.values()), total_ms=a.total_ns / 1e6, max_ms=a.max_ns / 1e6,
-                    dialect=fp.dialect, source=SOURCE, min_ms=a.min_ns / 1e6, rows=a.rows,
-                    errors=a.errors, sketch=LatencySketch(dict(a.buckets)),
+                    fingerprint=fp.id,
+                    normalized=fp.normalized,
+                    window_start=start,
+                    calls=sum(a.buckets.values()),
+                    total_ms=a.total_ns / 1e6,
+                    max_ms=a.max_ns / 1e6,
+                    dialect=fp.dialect,
+                    source=SOURCE,
+                    min_ms=a.min_ns / 1e6,
+                    rows=a.rows,
+                    errors=a.errors,
+                    sketch=LatencySketch(dict(a.buckets)),
                     call_sites=tuple(fp.sites),
                 )
                 key = (start, fp.dialect, fp.id)
@@ -241,12 +254,21 @@ class Aggregator:
                 else:
                     windows[key] = w
             for route, r in reqs.items():
-                requests.append(RequestWindow(
-                    route=route, window_start=start, requests=r.requests, errors=r.errors,
-                    total_ms=r.total_ns / 1e6, max_ms=r.max_ns / 1e6, db_ms=r.db_ns / 1e6,
-                    db_calls=r.db_calls, sketch=LatencySketch(dict(r.buckets)),
-                    users=frozenset(r.users), failed_users=frozenset(r.failed_users),
-                ))
+                requests.append(
+                    RequestWindow(
+                        route=route,
+                        window_start=start,
+                        requests=r.requests,
+                        errors=r.errors,
+                        total_ms=r.total_ns / 1e6,
+                        max_ms=r.max_ns / 1e6,
+                        db_ms=r.db_ns / 1e6,
+                        db_calls=r.db_calls,
+                        sketch=LatencySketch(dict(r.buckets)),
+                        users=frozenset(r.users),
+                        failed_users=frozenset(r.failed_users),
+                    )
+                )
         return list(windows.values()), requests
 
 
@@ -289,7 +311,7 @@ class StatementChannel:
                 req.db_ns += d
                 req.db_calls += 1
             ms = d / 1e6
-            key = ceil(log(ms if ms > _MIN_MS else _MIN_MS) / _LOG_GAMMA)
+            key = ceil(log(ms if ms > MIN_MS else MIN_MS) / LOG_GAMMA)  # bucket_key, inlined
             agg = self._agg
             lock = agg.lock
             lock.acquire()

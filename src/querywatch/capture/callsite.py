@@ -63,7 +63,7 @@ def display_path(filename: str) -> str:
     if shown is None:
         path = os.path.abspath(filename)
         cwd = os.getcwd() + os.sep
-        shown = path[len(cwd):] if path.startswith(cwd) else path
+        shown = path[len(cwd) :] if path.startswith(cwd) else path
         _display[filename] = shown
     return shown
 

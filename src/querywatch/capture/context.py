@@ -19,6 +19,4 @@ class RequestState:
         self.db_calls = 0
 
 
-current_request: ContextVar[RequestState | None] = ContextVar(
-    "querywatch_request", default=None
-)
+current_request: ContextVar[RequestState | None] = ContextVar("querywatch_request", default=None)

@@ -15,9 +15,17 @@ from typing import Any
 from querywatch.capture.aggregate import StatementChannel
 
 _DIALECTS = {
-    "sqlite3": "sqlite", "pysqlite2": "sqlite", "apsw": "sqlite",
-    "pymysql": "mysql", "MySQLdb": "mysql", "mysql": "mysql", "mariadb": "mysql",
-    "psycopg2": "postgres", "psycopg": "postgres", "pg8000": "postgres", "pgdb": "postgres",
+    "sqlite3": "sqlite",
+    "pysqlite2": "sqlite",
+    "apsw": "sqlite",
+    "pymysql": "mysql",
+    "MySQLdb": "mysql",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+    "psycopg2": "postgres",
+    "psycopg": "postgres",
+    "pg8000": "postgres",
+    "pgdb": "postgres",
 }
 
 
@@ -154,11 +162,13 @@ class InstrumentedConnection:
 
     def execute(self, operation: Any, parameters: Any = _NO_PARAMS) -> Any:
         return InstrumentedCursor(self._qw_conn.cursor(), self._qw_channel).execute(
-            operation, parameters)
+            operation, parameters
+        )
 
     def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
         return InstrumentedCursor(self._qw_conn.cursor(), self._qw_channel).executemany(
-            operation, seq_of_parameters)
+            operation, seq_of_parameters
+        )
 
     def executescript(self, script: str) -> Any:
         return InstrumentedCursor(self._qw_conn.cursor(), self._qw_channel).executescript(script)

@@ -17,8 +17,14 @@ from querywatch.capture.recorder import Recorder, SinkLike
 class Instrumentation:
     """A live instrumentation: use ``target``; ``close()`` stops recording and flushes."""
 
-    def __init__(self, target: Any, dialect: str, recorder: Recorder, owns_recorder: bool,
-                 uninstall: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        target: Any,
+        dialect: str,
+        recorder: Recorder,
+        owns_recorder: bool,
+        uninstall: Callable[[], None],
+    ) -> None:
         self.target = target
         """The object to use: your connection/engine, or for plain DB-API the wrapping proxy."""
         self.dialect = dialect

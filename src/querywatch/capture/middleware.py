@@ -63,8 +63,13 @@ def _asgi_user(scope: Scope) -> str | None:
 
 
 class _Base:
-    def __init__(self, recorder: HasAggregator, route_of: Callable[[Any], str],
-                 user_of: Callable[[Any], str | None], slo_ms: float) -> None:
+    def __init__(
+        self,
+        recorder: HasAggregator,
+        route_of: Callable[[Any], str],
+        user_of: Callable[[Any], str | None],
+        slo_ms: float,
+    ) -> None:
         self._aggregator = recorder.aggregator
         self._route_of = route_of
         self._user_of = user_of
@@ -82,12 +87,14 @@ class _Base:
             user = None
         return route, user
 
-    def _finish(self, route: str, user: str | None, t0: int, state: RequestState,
-                error: bool) -> None:
+    def _finish(
+        self, route: str, user: str | None, t0: int, state: RequestState, error: bool
+    ) -> None:
         t1 = perf_counter_ns()
         failed = error or (t1 - t0) > self._slo_ns
-        self._aggregator.record_request(route, t0, t1, error, state.db_ns, state.db_calls, user,
-                                        failed)
+        self._aggregator.record_request(
+            route, t0, t1, error, state.db_ns, state.db_calls, user, failed
+        )
 
 
 class WSGIMiddleware(_Base):
@@ -97,10 +104,15 @@ class WSGIMiddleware(_Base):
     is generated count toward it.
     """
 
-    def __init__(self, app: WSGIApp, recorder: HasAggregator, *,
-                 route_of: Callable[[Environ], str] = _wsgi_route,
-                 user_of: Callable[[Environ], str | None] = _wsgi_user,
-                 slo_ms: float = 1000.0) -> None:
+    def __init__(
+        self,
+        app: WSGIApp,
+        recorder: HasAggregator,
+        *,
+        route_of: Callable[[Environ], str] = _wsgi_route,
+        user_of: Callable[[Environ], str | None] = _wsgi_user,
+        slo_ms: float = 1000.0,
+    ) -> None:
         super().__init__(recorder, route_of, user_of, slo_ms)
         self.app = app
 
@@ -174,10 +186,15 @@ class _ClosingBody:
 class ASGIMiddleware(_Base):
     """Pure ASGI 3 middleware for HTTP (other scope types pass through untouched)."""
 
-    def __init__(self, app: ASGIApp, recorder: HasAggregator, *,
-                 route_of: Callable[[Scope], str] = _asgi_route,
-                 user_of: Callable[[Scope], str | None] = _asgi_user,
-                 slo_ms: float = 1000.0) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        recorder: HasAggregator,
+        *,
+        route_of: Callable[[Scope], str] = _asgi_route,
+        user_of: Callable[[Scope], str | None] = _asgi_user,
+        slo_ms: float = 1000.0,
+    ) -> None:
         super().__init__(recorder, route_of, user_of, slo_ms)
         self.app = app
 

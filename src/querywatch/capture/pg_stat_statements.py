@@ -189,8 +189,15 @@ def entry_delta(cur: Counters, prev: Counters | None) -> _Delta | None:
     if prev is None:
         if cur.calls <= 0:
             return None
-        return _Delta(cur.calls, cur.total_ms, cur.min_ms, max(cur.max_ms, cur.min_ms), cur.rows,
-                      cur.blks_hit, cur.blks_read)
+        return _Delta(
+            cur.calls,
+            cur.total_ms,
+            cur.min_ms,
+            max(cur.max_ms, cur.min_ms),
+            cur.rows,
+            cur.blks_hit,
+            cur.blks_read,
+        )
     calls = cur.calls - prev.calls
     if calls <= 0:
         return None
@@ -202,8 +209,15 @@ def entry_delta(cur: Counters, prev: Counters | None) -> _Delta | None:
     else:
         hi = cur.max_ms if (cur.max_ms > prev.max_ms or minmax_reset) else mean
         lo = cur.min_ms if (cur.min_ms < prev.min_ms or minmax_reset) else mean
-    return _Delta(calls, total, min(lo, mean), max(hi, mean), cur.rows - prev.rows,
-                  cur.blks_hit - prev.blks_hit, cur.blks_read - prev.blks_read)
+    return _Delta(
+        calls,
+        total,
+        min(lo, mean),
+        max(hi, mean),
+        cur.rows - prev.rows,
+        cur.blks_hit - prev.blks_hit,
+        cur.blks_read - prev.blks_read,
+    )
 
 
 class PgStatStatementsSource:
@@ -387,8 +401,10 @@ class PgStatStatementsSource:
         ).fetchone()
         if row is None:
             return None, None
-        return (str(row[0]) if row[0] is not None else None,
-                int(row[1]) if row[1] is not None else None)
+        return (
+            str(row[0]) if row[0] is not None else None,
+            int(row[1]) if row[1] is not None else None,
+        )
 
     def _read(self, conn: pg.Connection) -> tuple[dict[Key, Counters], int, str | None, int | None]:
         """Counters of this database, read between two identical stats_reset readings."""
@@ -408,9 +424,16 @@ class PgStatStatementsSource:
                 continue
             key: Key = (int(r[0]), int(r[1]), int(r[2]), r[3])
             current[key] = Counters(
-                calls=int(r[4]), total_ms=float(r[5]), min_ms=float(r[6]), max_ms=float(r[7]),
-                rows=int(r[8]), blks_hit=int(r[9]), blks_read=int(r[10]),
-                blk_read_ms=float(r[11] or 0.0), stats_since=r[12], minmax_since=r[13],
+                calls=int(r[4]),
+                total_ms=float(r[5]),
+                min_ms=float(r[6]),
+                max_ms=float(r[7]),
+                rows=int(r[8]),
+                blks_hit=int(r[9]),
+                blks_read=int(r[10]),
+                blk_read_ms=float(r[11] or 0.0),
+                stats_since=r[12],
+                minmax_since=r[13],
             )
         return current, hidden, after[0], after[1]
 
@@ -438,8 +461,12 @@ class PgStatStatementsSource:
             self.notes = notes
             return []
         full_reset = self._stats_reset is not None and stats_reset != self._stats_reset
-        if (not full_reset and dealloc is not None and self._dealloc is not None
-                and dealloc > self._dealloc):
+        if (
+            not full_reset
+            and dealloc is not None
+            and self._dealloc is not None
+            and dealloc > self._dealloc
+        ):
             notes.append(
                 f"pg_stat_statements evicted {dealloc - self._dealloc} entries since the last poll "
                 "(some statements may be undercounted): raise pg_stat_statements.max"
@@ -468,10 +495,18 @@ class PgStatStatementsSource:
             w = per_fp.get(fp.id)
             if w is None:
                 per_fp[fp.id] = StatementWindow(
-                    fingerprint=fp.id, normalized=fp.normalized, window_start=start,
-                    calls=d.calls, total_ms=d.total_ms, max_ms=d.max_ms, dialect="postgres",
-                    source=SOURCE_NAME, min_ms=d.min_ms, rows=d.rows,
-                    shared_blks_hit=d.blks_hit, shared_blks_read=d.blks_read,
+                    fingerprint=fp.id,
+                    normalized=fp.normalized,
+                    window_start=start,
+                    calls=d.calls,
+                    total_ms=d.total_ms,
+                    max_ms=d.max_ms,
+                    dialect="postgres",
+                    source=SOURCE_NAME,
+                    min_ms=d.min_ms,
+                    rows=d.rows,
+                    shared_blks_hit=d.blks_hit,
+                    shared_blks_read=d.blks_read,
                 )
             else:
                 w.calls += d.calls
@@ -501,8 +536,9 @@ class PgStatStatementsSource:
                 continue
             self._fingerprints[key] = None if pg.TAG in text else fingerprint(text, "postgres")
 
-    def _commit(self, snapshot: dict[Key, Counters], stats_reset: str | None,
-                dealloc: int | None) -> None:
+    def _commit(
+        self, snapshot: dict[Key, Counters], stats_reset: str | None, dealloc: int | None
+    ) -> None:
         self._prev = snapshot
         self._prev_db = self._database
         self._stats_reset = stats_reset
@@ -517,13 +553,16 @@ class PgStatStatementsSource:
         entries: list[list[Any]] | None = None
         if self._prev is not None:
             entries = [[*key, *astuple(c)] for key, c in self._prev.items()]
-        return json.dumps({
-            "version": STATE_VERSION,
-            "database": list(self._prev_db) if self._prev_db else None,
-            "stats_reset": self._stats_reset,
-            "dealloc": self._dealloc,
-            "entries": entries,
-        }, separators=(",", ":"))
+        return json.dumps(
+            {
+                "version": STATE_VERSION,
+                "database": list(self._prev_db) if self._prev_db else None,
+                "stats_reset": self._stats_reset,
+                "dealloc": self._dealloc,
+                "entries": entries,
+            },
+            separators=(",", ":"),
+        )
 
     def restore_state(self, state: str) -> None:
         """Resume from :meth:`snapshot_state`; unreadable state is ignored (a new baseline)."""
@@ -540,8 +579,16 @@ class PgStatStatementsSource:
                     top = None if e[3] is None else bool(e[3])
                     key: Key = (int(e[0]), int(e[1]), int(e[2]), top)
                     prev[key] = Counters(
-                        int(e[4]), float(e[5]), float(e[6]), float(e[7]), int(e[8]),
-                        int(e[9]), int(e[10]), float(e[11]), e[12], e[13],
+                        int(e[4]),
+                        float(e[5]),
+                        float(e[6]),
+                        float(e[7]),
+                        int(e[8]),
+                        int(e[9]),
+                        int(e[10]),
+                        float(e[11]),
+                        e[12],
+                        e[13],
                     )
             prev_db = (str(db[0]), int(db[1])) if db else None
             stats_reset = data.get("stats_reset")
@@ -558,4 +605,3 @@ class PgStatStatementsSource:
 
     def close(self) -> None:
         self._drop_connection()
-

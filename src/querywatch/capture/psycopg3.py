@@ -33,8 +33,14 @@ def _sync_class(base: type[Any], channel: StatementChannel) -> type[Any]:
     base_execute = base.execute
     base_executemany = base.executemany
 
-    def execute(self: Any, query: Any, params: Any = None, *, prepare: bool | None = None,
-                binary: bool | None = None) -> Any:
+    def execute(
+        self: Any,
+        query: Any,
+        params: Any = None,
+        *,
+        prepare: bool | None = None,
+        binary: bool | None = None,
+    ) -> Any:
         ch = self._qw_channel
         if ch is None:
             return base_execute(self, query, params, prepare=prepare, binary=binary)
@@ -42,16 +48,23 @@ def _sync_class(base: type[Any], channel: StatementChannel) -> type[Any]:
         try:
             base_execute(self, query, params, prepare=prepare, binary=binary)
         except BaseException:
-            ch.record(query if type(query) is str else query_text(query, self), t0,
-                      perf_counter_ns(), 0, 1)
+            ch.record(
+                query if type(query) is str else query_text(query, self),
+                t0,
+                perf_counter_ns(),
+                0,
+                1,
+            )
             raise
         t1 = perf_counter_ns()
-        ch.record(query if type(query) is str else query_text(query, self), t0, t1,
-                  self.rowcount, 0)
+        ch.record(
+            query if type(query) is str else query_text(query, self), t0, t1, self.rowcount, 0
+        )
         return self
 
-    def executemany(self: Any, query: Any, params_seq: Iterable[Any], *,
-                    returning: bool = False) -> None:
+    def executemany(
+        self: Any, query: Any, params_seq: Iterable[Any], *, returning: bool = False
+    ) -> None:
         ch = self._qw_channel
         if ch is None:
             base_executemany(self, query, params_seq, returning=returning)
@@ -65,18 +78,30 @@ def _sync_class(base: type[Any], channel: StatementChannel) -> type[Any]:
         ch.record(query_text(query, self), t0, perf_counter_ns(), self.rowcount, 0)
         return None
 
-    return type(f"QueryWatch{base.__name__}", (base,), {
-        "execute": execute, "executemany": executemany, "_qw_channel": channel,
-        "__module__": __name__,
-    })
+    return type(
+        f"QueryWatch{base.__name__}",
+        (base,),
+        {
+            "execute": execute,
+            "executemany": executemany,
+            "_qw_channel": channel,
+            "__module__": __name__,
+        },
+    )
 
 
 def _async_class(base: type[Any], channel: StatementChannel) -> type[Any]:
     base_execute = base.execute
     base_executemany = base.executemany
 
-    async def execute(self: Any, query: Any, params: Any = None, *, prepare: bool | None = None,
-                      binary: bool | None = None) -> Any:
+    async def execute(
+        self: Any,
+        query: Any,
+        params: Any = None,
+        *,
+        prepare: bool | None = None,
+        binary: bool | None = None,
+    ) -> Any:
         ch = self._qw_channel
         if ch is None:
             return await base_execute(self, query, params, prepare=prepare, binary=binary)
@@ -84,16 +109,23 @@ def _async_class(base: type[Any], channel: StatementChannel) -> type[Any]:
         try:
             await base_execute(self, query, params, prepare=prepare, binary=binary)
         except BaseException:
-            ch.record(query if type(query) is str else query_text(query, self), t0,
-                      perf_counter_ns(), 0, 1)
+            ch.record(
+                query if type(query) is str else query_text(query, self),
+                t0,
+                perf_counter_ns(),
+                0,
+                1,
+            )
             raise
         t1 = perf_counter_ns()
-        ch.record(query if type(query) is str else query_text(query, self), t0, t1,
-                  self.rowcount, 0)
+        ch.record(
+            query if type(query) is str else query_text(query, self), t0, t1, self.rowcount, 0
+        )
         return self
 
-    async def executemany(self: Any, query: Any, params_seq: Iterable[Any], *,
-                          returning: bool = False) -> None:
+    async def executemany(
+        self: Any, query: Any, params_seq: Iterable[Any], *, returning: bool = False
+    ) -> None:
         ch = self._qw_channel
         if ch is None:
             await base_executemany(self, query, params_seq, returning=returning)
@@ -107,10 +139,16 @@ def _async_class(base: type[Any], channel: StatementChannel) -> type[Any]:
         ch.record(query_text(query, self), t0, perf_counter_ns(), self.rowcount, 0)
         return None
 
-    return type(f"QueryWatch{base.__name__}", (base,), {
-        "execute": execute, "executemany": executemany, "_qw_channel": channel,
-        "__module__": __name__,
-    })
+    return type(
+        f"QueryWatch{base.__name__}",
+        (base,),
+        {
+            "execute": execute,
+            "executemany": executemany,
+            "_qw_channel": channel,
+            "__module__": __name__,
+        },
+    )
 
 
 def install(conn: Any, channel: StatementChannel) -> Callable[[], None]:

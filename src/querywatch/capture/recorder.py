@@ -68,8 +68,11 @@ class Recorder:
         sample_every: int = 100,
     ) -> None:
         self.aggregator = Aggregator(
-            max_fingerprints=max_fingerprints, max_routes=max_routes, max_users=max_users,
-            sample_first=sample_first, sample_every=sample_every,
+            max_fingerprints=max_fingerprints,
+            max_routes=max_routes,
+            max_users=max_users,
+            sample_first=sample_first,
+            sample_every=sample_every,
         )
         self._sink_spec = sink
         self._sink: Sink | None = None
@@ -165,8 +168,11 @@ class Recorder:
         except Exception as exc:
             self.failed_flushes += 1
             if not self._failing:
-                log.warning("querywatch: flush failed, keeping %d windows for the next one: %s",
-                            self.pending, exc)
+                log.warning(
+                    "querywatch: flush failed, keeping %d windows for the next one: %s",
+                    self.pending,
+                    exc,
+                )
             self._failing = True
 
     @staticmethod

@@ -37,13 +37,15 @@ def install(engine: Any, channel: StatementChannel) -> Callable[[], None]:
     target = getattr(engine, "sync_engine", engine)
     record = channel.record
 
-    def before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
-               executemany: bool) -> None:
+    def before(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+    ) -> None:
         if context is not None:
             context._qw_t0 = perf_counter_ns()
 
-    def after(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
-              executemany: bool) -> None:
+    def after(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+    ) -> None:
         t1 = perf_counter_ns()
         t0 = getattr(context, "_qw_t0", None)
         if t0 is not None:

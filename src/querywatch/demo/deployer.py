@@ -94,11 +94,19 @@ def health(base_url: str, timeout: float = 1.0) -> bool:
 class Deployer:
     """Runs the shop and moves it between releases; use as a context manager."""
 
-    def __init__(self, db: str, *, router: Router | None = None, store: str | None = None,
-                 on_deploy: Callable[[Deploy], None] | None = None,
-                 python: str = sys.executable, ready_timeout: float = 60.0,
-                 stop_timeout: float = 15.0, drain_seconds: float = 0.3,
-                 extra_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        db: str,
+        *,
+        router: Router | None = None,
+        store: str | None = None,
+        on_deploy: Callable[[Deploy], None] | None = None,
+        python: str = sys.executable,
+        ready_timeout: float = 60.0,
+        stop_timeout: float = 15.0,
+        drain_seconds: float = 0.3,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.db = db
         self.router = router or Router()
         self.store = store
@@ -139,9 +147,18 @@ class Deployer:
         except BaseException:
             self._stop(new)
             raise
-        record = Deploy(version, commit, started, switched, time.time(),
-                        old.version if old else None, old.commit if old else None,
-                        new.base_url, new.process.pid, rollback)
+        record = Deploy(
+            version,
+            commit,
+            started,
+            switched,
+            time.time(),
+            old.version if old else None,
+            old.commit if old else None,
+            new.base_url,
+            new.process.pid,
+            rollback,
+        )
         self.history.append(record)
         if self.on_deploy is not None:
             self.on_deploy(record)
@@ -172,14 +189,29 @@ class Deployer:
         raise DeployError(f"release {version} did not start: no free port after 5 tries")
 
     def _spawn(self, version: str, commit: str, port: int) -> _Backend:
-        cmd = [self.python, "-m", "querywatch.demo.shop.serve", "--release", version,
-               "--db", self.db, "--port", str(port), *self.extra_args]
+        cmd = [
+            self.python,
+            "-m",
+            "querywatch.demo.shop.serve",
+            "--release",
+            version,
+            "--db",
+            self.db,
+            "--port",
+            str(port),
+            *self.extra_args,
+        ]
         if self.store:
             cmd += ["--store", self.store]
         log = tempfile.TemporaryFile(prefix=f"shop-{version}-")  # noqa: SIM115 - kept open
         with self._lock:
-            process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                       stderr=log, start_new_session=True)
+            process = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,
+            )
             backend = _Backend(version, commit, port, process, log)
             self._all.append(backend)
         return backend

@@ -93,8 +93,12 @@ Target = Router | str | Callable[[], str | None]
 class LoadGenerator:
     """Drives the shop; :meth:`start` then :meth:`wait`, or :meth:`run` to do both."""
 
-    def __init__(self, target: Target, config: LoadConfig,
-                 on_record: Callable[[RequestRecord], None] | None = None) -> None:
+    def __init__(
+        self,
+        target: Target,
+        config: LoadConfig,
+        on_record: Callable[[RequestRecord], None] | None = None,
+    ) -> None:
         self.config = config
         self.on_record = on_record
         if isinstance(target, Router):
@@ -122,8 +126,10 @@ class LoadGenerator:
         """Start sending in the background."""
         if self._threads:
             raise RuntimeError("a LoadGenerator runs once")
-        workers = [threading.Thread(target=self._work, name=f"load-worker-{i}", daemon=True)
-                   for i in range(self.config.concurrency)]
+        workers = [
+            threading.Thread(target=self._work, name=f"load-worker-{i}", daemon=True)
+            for i in range(self.config.concurrency)
+        ]
         dispatcher = threading.Thread(target=self._dispatch, name="load-dispatch", daemon=True)
         self._threads = [dispatcher, *workers]
         for thread in self._threads:
@@ -207,12 +213,28 @@ class LoadGenerator:
         waited = time.monotonic() - job.due
         started_at = job.scheduled_at + max(waited, 0.0)
         if waited >= timeout:
-            return RequestRecord(job.scheduled_at, started_at, waited * 1000, 0, job.user_id,
-                                 job.page, None, "not started: every client worker was busy")
+            return RequestRecord(
+                job.scheduled_at,
+                started_at,
+                waited * 1000,
+                0,
+                job.user_id,
+                job.page,
+                None,
+                "not started: every client worker was busy",
+            )
         base = self._base_url()
         if base is None:
-            return RequestRecord(job.scheduled_at, started_at, max(waited, 0.0) * 1000, 0,
-                                 job.user_id, job.page, None, "no backend")
+            return RequestRecord(
+                job.scheduled_at,
+                started_at,
+                max(waited, 0.0) * 1000,
+                0,
+                job.user_id,
+                job.page,
+                None,
+                "no backend",
+            )
         status, release, error = 0, None, None
         conn = conns.get(base)
         try:
@@ -238,8 +260,9 @@ class LoadGenerator:
             conn.close()
             conns.pop(base, None)
         latency = (time.monotonic() - job.due) * 1000
-        return RequestRecord(job.scheduled_at, started_at, latency, status, job.user_id,
-                             job.page, release, error)
+        return RequestRecord(
+            job.scheduled_at, started_at, latency, status, job.user_id, job.page, release, error
+        )
 
     def _record(self, record: RequestRecord) -> None:
         with self._lock:

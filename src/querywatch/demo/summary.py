@@ -47,8 +47,13 @@ class PhaseStats:
     def of(cls, records: Sequence[RequestRecord]) -> PhaseStats:
         errors = sum(1 for r in records if r.failed)
         latencies = [r.latency_ms for r in records]
-        return cls(len(records), errors, errors / len(records) if records else 0.0,
-                   percentile(latencies, 50), percentile(latencies, 95))
+        return cls(
+            len(records),
+            errors,
+            errors / len(records) if records else 0.0,
+            percentile(latencies, 50),
+            percentile(latencies, 95),
+        )
 
 
 @dataclass(frozen=True)
@@ -67,8 +72,12 @@ class Summary:
         return asdict(self)
 
 
-def summarize(records: Iterable[RequestRecord], bad_at: float, rollback_at: float | None,
-              slo_ms: float = DEFAULT_SLO_MS) -> Summary:
+def summarize(
+    records: Iterable[RequestRecord],
+    bad_at: float,
+    rollback_at: float | None,
+    slo_ms: float = DEFAULT_SLO_MS,
+) -> Summary:
     """Split ``records`` by the bad deploy and the rollback and compute the impact."""
     end = math.inf if rollback_at is None else rollback_at
     before: list[RequestRecord] = []
@@ -87,5 +96,12 @@ def summarize(records: Iterable[RequestRecord], bad_at: float, rollback_at: floa
         else:
             after.append(record)
     pct = 100.0 * len(affected) / len(users) if users else 0.0
-    return Summary(PhaseStats.of(before), PhaseStats.of(during), PhaseStats.of(after),
-                   len(users), len(affected), pct, slo_ms)
+    return Summary(
+        PhaseStats.of(before),
+        PhaseStats.of(during),
+        PhaseStats.of(after),
+        len(users),
+        len(affected),
+        pct,
+        slo_ms,
+    )

@@ -244,15 +244,30 @@ class SqlStore(ABC):
                 w.fingerprint, (w.normalized, w.dialect, w.window_start, w.window_start)
             )
             seen[w.fingerprint] = (
-                normalized, dialect, min(first, w.window_start), max(last, w.window_start)
+                normalized,
+                dialect,
+                min(first, w.window_start),
+                max(last, w.window_start),
             )
             sites.update((w.fingerprint, s.path, s.line, s.function) for s in w.call_sites)
         # Sorted keys give every writer the same lock order, so two agents cannot deadlock.
         fingerprints = [(fp, *seen[fp]) for fp in sorted(seen)]
         rows = [
-            (w.fingerprint, w.window_start, WINDOW_SECONDS, w.calls, w.total_ms, w.max_ms,
-             w.min_ms, w.rows, w.errors, w.shared_blks_hit, w.shared_blks_read,
-             w.sketch.to_json() if w.sketch is not None else None, w.source)
+            (
+                w.fingerprint,
+                w.window_start,
+                WINDOW_SECONDS,
+                w.calls,
+                w.total_ms,
+                w.max_ms,
+                w.min_ms,
+                w.rows,
+                w.errors,
+                w.shared_blks_hit,
+                w.shared_blks_read,
+                w.sketch.to_json() if w.sketch is not None else None,
+                w.source,
+            )
             for w in sorted(windows, key=lambda w: (w.fingerprint, w.window_start))
         ]
         site_rows = [(*s, s[0], MAX_CALL_SITES) for s in sorted(sites)]
@@ -269,9 +284,20 @@ class SqlStore(ABC):
         if not windows:
             return
         rows = [
-            (w.route, w.window_start, WINDOW_SECONDS, w.requests, w.errors, w.total_ms, w.max_ms,
-             w.db_ms, w.db_calls, w.sketch.to_json() if w.sketch is not None else None,
-             json.dumps(sorted(w.users)), json.dumps(sorted(w.failed_users)))
+            (
+                w.route,
+                w.window_start,
+                WINDOW_SECONDS,
+                w.requests,
+                w.errors,
+                w.total_ms,
+                w.max_ms,
+                w.db_ms,
+                w.db_calls,
+                w.sketch.to_json() if w.sketch is not None else None,
+                json.dumps(sorted(w.users)),
+                json.dumps(sorted(w.failed_users)),
+            )
             for w in sorted(windows, key=lambda w: (w.route, w.window_start))
         ]
         self._run(lambda tx: tx.run_many(_INSERT_REQUEST, rows))
@@ -280,8 +306,9 @@ class SqlStore(ABC):
         self._run(lambda tx: tx.run(_UPSERT_STATE, (key, value)))
 
     def get_state(self, key: str) -> str | None:
-        rows = self._run(lambda tx: tx.rows("SELECT value FROM state WHERE key = ?", (key,)),
-                         write=False)
+        rows = self._run(
+            lambda tx: tx.rows("SELECT value FROM state WHERE key = ?", (key,)), write=False
+        )
         return str(rows[0][0]) if rows else None
 
     def apply_retention(self, now: float, retention: Retention = Retention()) -> None:
@@ -291,15 +318,21 @@ class SqlStore(ABC):
         oldest = int(now - retention.minute_seconds) // MINUTE * MINUTE
 
         def roll(tx: Tx) -> None:
-            for table, rollup in (("windows", _ROLLUP_WINDOWS),
-                                  ("request_windows", _ROLLUP_REQUESTS)):
+            for table, rollup in (
+                ("windows", _ROLLUP_WINDOWS),
+                ("request_windows", _ROLLUP_REQUESTS),
+            ):
                 tx.run(rollup, (raw, oldest))
-                tx.run(f"DELETE FROM {table} WHERE resolution = ? AND window_start < ?",
-                       (WINDOW_SECONDS, raw))
+                tx.run(
+                    f"DELETE FROM {table} WHERE resolution = ? AND window_start < ?",
+                    (WINDOW_SECONDS, raw),
+                )
                 tx.run(f"DELETE FROM {table} WHERE window_start < ?", (oldest,))
             tx.run("DELETE FROM fingerprints WHERE last_seen < ?", (oldest,))
-            tx.run("DELETE FROM call_sites WHERE fingerprint NOT IN "
-                   "(SELECT fingerprint FROM fingerprints)")
+            tx.run(
+                "DELETE FROM call_sites WHERE fingerprint NOT IN "
+                "(SELECT fingerprint FROM fingerprints)"
+            )
 
         self._run(roll)
 
@@ -308,11 +341,12 @@ class SqlStore(ABC):
     def _call_sites(self, tx: Tx, fingerprints: Sequence[str]) -> dict[str, tuple[CallSite, ...]]:
         found: dict[str, list[CallSite]] = {}
         for start in range(0, len(fingerprints), 500):
-            chunk = fingerprints[start:start + 500]
+            chunk = fingerprints[start : start + 500]
             marks = ", ".join("?" * len(chunk))
             for fp, path, line, function in tx.rows(
                 "SELECT fingerprint, path, line, function FROM call_sites "
-                f"WHERE fingerprint IN ({marks}) ORDER BY fingerprint, path, line, function", chunk
+                f"WHERE fingerprint IN ({marks}) ORDER BY fingerprint, path, line, function",
+                chunk,
             ):
                 found.setdefault(fp, []).append(CallSite(path, int(line), function))
         return {fp: tuple(sites) for fp, sites in found.items()}
@@ -339,11 +373,23 @@ class SqlStore(ABC):
                 sql, params
             ):
                 sketch = _sketch(sk) or LatencySketch()
-                summaries.append(FingerprintSummary(
-                    fp, norm, dialect, int(calls), float(total), float(mx), int(rows),
-                    int(errors), float(first), float(last), p50_ms=sketch.quantile(0.5),
-                    p95_ms=sketch.quantile(0.95), p99_ms=sketch.quantile(0.99),
-                ))
+                summaries.append(
+                    FingerprintSummary(
+                        fp,
+                        norm,
+                        dialect,
+                        int(calls),
+                        float(total),
+                        float(mx),
+                        int(rows),
+                        int(errors),
+                        float(first),
+                        float(last),
+                        p50_ms=sketch.quantile(0.5),
+                        p95_ms=sketch.quantile(0.95),
+                        p99_ms=sketch.quantile(0.99),
+                    )
+                )
             # Ties broken by fingerprint so the ranking is stable between runs and backends.
             summaries.sort(key=lambda s: s.fingerprint)
             summaries.sort(key=lambda s: _sort_value(s, sort), reverse=True)
@@ -376,12 +422,23 @@ class SqlStore(ABC):
             sites = self._call_sites(tx, sorted({r[0] for r in rows}))
             return [
                 StatementWindow(
-                    fp, norm, int(start), int(calls), float(total), float(mx), dialect, source,
-                    None if mn is None else float(mn), int(nrows), int(errors), int(hit),
-                    int(blks_read), _sketch(sk), sites.get(fp, ()),
+                    fp,
+                    norm,
+                    int(start),
+                    int(calls),
+                    float(total),
+                    float(mx),
+                    dialect,
+                    source,
+                    None if mn is None else float(mn),
+                    int(nrows),
+                    int(errors),
+                    int(hit),
+                    int(blks_read),
+                    _sketch(sk),
+                    sites.get(fp, ()),
                 )
-                for fp, norm, start, calls, total, mx, dialect, source, mn, nrows, errors, hit,
-                blks_read, sk in rows
+                for fp, norm, start, calls, total, mx, dialect, source, mn, nrows, errors, hit, blks_read, sk in rows
             ]
 
         return self._run(read, write=False)
@@ -398,8 +455,16 @@ class SqlStore(ABC):
         rows = self._run(lambda tx: tx.rows(sql, params), write=False)
         return [
             RequestWindow(
-                r, int(start), int(requests), int(errors), float(total), float(mx), float(db),
-                int(calls), _sketch(sk), frozenset(json.loads(users)),
+                r,
+                int(start),
+                int(requests),
+                int(errors),
+                float(total),
+                float(mx),
+                float(db),
+                int(calls),
+                _sketch(sk),
+                frozenset(json.loads(users)),
                 frozenset(json.loads(failed)),
             )
             for r, start, requests, errors, total, mx, db, calls, sk, users, failed in rows

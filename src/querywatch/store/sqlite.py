@@ -79,8 +79,10 @@ def _check_writable(path: Path) -> None:
     for ancestor in path.parents:
         if ancestor.exists():
             if not ancestor.is_dir():
-                raise StoreError(f"cannot write the store at {path}: "
-                                 f"{os.strerror(errno.ENOTDIR)} ({ancestor} is a file)")
+                raise StoreError(
+                    f"cannot write the store at {path}: "
+                    f"{os.strerror(errno.ENOTDIR)} ({ancestor} is a file)"
+                )
             break
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -58,22 +58,28 @@ def route_of(path: str) -> tuple[str, str | None] | None:
 class ShopApp:
     """The WSGI callable for one release over one database (call :meth:`close` when done)."""
 
-    def __init__(self, release: str | Release, location: str, *,
-                 wrap_connection: WrapConnection = _same_connection,
-                 wrap_app: WrapApp = _same_app, pool_size: int = 8,
-                 pool_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        release: str | Release,
+        location: str,
+        *,
+        wrap_connection: WrapConnection = _same_connection,
+        wrap_app: WrapApp = _same_app,
+        pool_size: int = 8,
+        pool_timeout: float = 30.0,
+    ) -> None:
         self.release = load_release(release) if isinstance(release, str) else release
         self.location = location
         self._postgres = is_postgres(location)
         # HOOK 1: every connection passes through wrap_connection.
-        self.pool = ConnectionPool(lambda: wrap_connection(connect(location)), pool_size,
-                                   pool_timeout)
+        self.pool = ConnectionPool(
+            lambda: wrap_connection(connect(location)), pool_size, pool_timeout
+        )
         self._headers = [("X-Release", self.release.version), ("X-Commit", self.release.commit)]
         # HOOK 2: the WSGI app callers see is wrap_app(...).
         self.wsgi: WSGIApplication = wrap_app(self._handle)
 
-    def __call__(self, environ: WSGIEnvironment,
-                 start_response: StartResponse) -> Iterable[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         return self.wsgi(environ, start_response)
 
     def check(self) -> None:
@@ -84,8 +90,7 @@ class ShopApp:
     def close(self) -> None:
         self.pool.close()
 
-    def _handle(self, environ: WSGIEnvironment,
-                start_response: StartResponse) -> Iterable[bytes]:
+    def _handle(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         user = environ.get("HTTP_X_USER_ID")
         environ["shop.user_id"] = user
         environ["shop.release"] = self.release.version
@@ -97,9 +102,11 @@ class ShopApp:
         page, arg = found
         environ["shop.page"] = page
         if page == "health":
-            return self._reply(start_response, 200, {"status": "ok",
-                                                     "release": self.release.version,
-                                                     "commit": self.release.commit})
+            return self._reply(
+                start_response,
+                200,
+                {"status": "ok", "release": self.release.version, "commit": self.release.commit},
+            )
         query = parse_qs(environ.get("QUERY_STRING") or "")
         try:
             with self.pool.connection() as conn:
@@ -113,8 +120,9 @@ class ShopApp:
             return self._reply(start_response, 404, {"error": f"{page} not found"})
         return self._reply(start_response, 200, body)
 
-    def _page(self, db: Db, page: str, arg: str | None,
-              query: dict[str, list[str]]) -> dict[str, Any] | None:
+    def _page(
+        self, db: Db, page: str, arg: str | None, query: dict[str, list[str]]
+    ) -> dict[str, Any] | None:
         pages = self.release.module
         result: dict[str, Any] | None
         if page == "home":
@@ -129,12 +137,23 @@ class ShopApp:
             result = pages.search(db, (query.get("q") or [""])[0][:100])
         return result
 
-    def _reply(self, start_response: StartResponse, status: int,
-               body: dict[str, Any]) -> list[bytes]:
+    def _reply(
+        self, start_response: StartResponse, status: int, body: dict[str, Any]
+    ) -> list[bytes]:
         data = json.dumps(body, separators=(",", ":")).encode()
-        reason = {200: "OK", 404: "Not Found", 405: "Method Not Allowed",
-                  500: "Internal Server Error", 503: "Service Unavailable"}[status]
-        start_response(f"{status} {reason}", [("Content-Type", "application/json"),
-                                             ("Content-Length", str(len(data))),
-                                             *self._headers])
+        reason = {
+            200: "OK",
+            404: "Not Found",
+            405: "Method Not Allowed",
+            500: "Internal Server Error",
+            503: "Service Unavailable",
+        }[status]
+        start_response(
+            f"{status} {reason}",
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(data))),
+                *self._headers,
+            ],
+        )
         return [data]

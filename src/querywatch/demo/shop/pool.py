@@ -19,8 +19,9 @@ class PoolTimeout(RuntimeError):
 class ConnectionPool:
     """Up to ``size`` connections made lazily by ``factory`` and handed out one at a time."""
 
-    def __init__(self, factory: Callable[[], Connection], size: int = 8,
-                 timeout: float = 30.0) -> None:
+    def __init__(
+        self, factory: Callable[[], Connection], size: int = 8, timeout: float = 30.0
+    ) -> None:
         if size < 1:
             raise ValueError("pool size must be at least 1")
         self._factory = factory

@@ -81,17 +81,67 @@ def _noop(fraction: float, message: str) -> None:
 # Row generation (shared by both databases)
 # ---------------------------------------------------------------------------------------------
 
-_ADJECTIVES = ("Classic", "Compact", "Deluxe", "Eco", "Ergonomic", "Handmade", "Heavy", "Light",
-               "Modern", "Portable", "Rugged", "Smart", "Vintage", "Wireless", "Premium", "Basic")
-_NOUNS = ("Backpack", "Blender", "Camera", "Chair", "Desk", "Headphones", "Kettle", "Lamp", "Mug",
-          "Notebook", "Pan", "Shoes", "Speaker", "Tent", "Watch", "Bottle", "Jacket", "Keyboard")
+_ADJECTIVES = (
+    "Classic",
+    "Compact",
+    "Deluxe",
+    "Eco",
+    "Ergonomic",
+    "Handmade",
+    "Heavy",
+    "Light",
+    "Modern",
+    "Portable",
+    "Rugged",
+    "Smart",
+    "Vintage",
+    "Wireless",
+    "Premium",
+    "Basic",
+)
+_NOUNS = (
+    "Backpack",
+    "Blender",
+    "Camera",
+    "Chair",
+    "Desk",
+    "Headphones",
+    "Kettle",
+    "Lamp",
+    "Mug",
+    "Notebook",
+    "Pan",
+    "Shoes",
+    "Speaker",
+    "Tent",
+    "Watch",
+    "Bottle",
+    "Jacket",
+    "Keyboard",
+)
 _CATEGORIES = ("home", "kitchen", "outdoor", "office", "audio", "fashion", "sports", "toys")
 _STREETS = ("Main", "Oak", "Pine", "Maple", "Cedar", "Elm", "Lake", "Hill", "Park", "River")
-_CITIES = ("Springfield, IL 62701", "Portland, OR 97201", "Austin, TX 73301", "Madison, WI 53703",
-           "Boulder, CO 80302", "Raleigh, NC 27601", "Tucson, AZ 85701", "Albany, NY 12207")
+_CITIES = (
+    "Springfield, IL 62701",
+    "Portland, OR 97201",
+    "Austin, TX 73301",
+    "Madison, WI 53703",
+    "Boulder, CO 80302",
+    "Raleigh, NC 27601",
+    "Tucson, AZ 85701",
+    "Albany, NY 12207",
+)
 _STATUSES = ("delivered",) * 16 + ("shipped", "shipped", "paid", "cancelled")
-_REVIEW_BODIES = ("Great value.", "Does the job.", "Broke after a week.", "Would buy again.",
-                  "Not as described.", "Excellent quality.", "Fast delivery.", "Meh.")
+_REVIEW_BODIES = (
+    "Great value.",
+    "Does the job.",
+    "Broke after a week.",
+    "Would buy again.",
+    "Not as described.",
+    "Excellent quality.",
+    "Fast delivery.",
+    "Meh.",
+)
 
 Rows = list[tuple[Any, ...]]
 
@@ -114,8 +164,9 @@ def _products(shape: Shape, rng: random.Random) -> tuple[Rows, list[int]]:
     return rows, [row[3] for row in rows]
 
 
-def _orders_and_items(shape: Shape, prices: list[int],
-                      rng: random.Random) -> Iterator[tuple[Rows, Rows]]:
+def _orders_and_items(
+    shape: Shape, prices: list[int], rng: random.Random
+) -> Iterator[tuple[Rows, Rows]]:
     """Orders in id order (created_at rising with id, as in a real shop) with their items."""
     step = DATA_SPAN / shape.orders
     start = DATA_END - DATA_SPAN
@@ -135,10 +186,20 @@ def _orders_and_items(shape: Shape, prices: list[int],
                 total += qty * price
                 items.append((item_id, oid, pid, qty, price))
             created = start + int((oid - 1 + rand()) * step)
-            address = (f"{1 + int(rand() * 9999)} {_STREETS[int(rand() * 10)]} Street, "
-                       f"Apt {1 + int(rand() * 99)}, {_CITIES[int(rand() * 8)]}")
-            orders.append((oid, 1 + int(rand() * n_customers), _STATUSES[int(rand() * 20)],
-                           total, created, address))
+            address = (
+                f"{1 + int(rand() * 9999)} {_STREETS[int(rand() * 10)]} Street, "
+                f"Apt {1 + int(rand() * 99)}, {_CITIES[int(rand() * 8)]}"
+            )
+            orders.append(
+                (
+                    oid,
+                    1 + int(rand() * n_customers),
+                    _STATUSES[int(rand() * 20)],
+                    total,
+                    created,
+                    address,
+                )
+            )
         yield orders, items
 
 
@@ -147,8 +208,14 @@ def _reviews(shape: Shape, rng: random.Random) -> Iterator[Rows]:
     rand = rng.random
     for lo in range(1, shape.reviews + 1, _BATCH):
         yield [
-            (i, 1 + int(rand() * rand() * shape.products), 1 + int(rand() * shape.customers),
-             1 + int(rand() * 5), _REVIEW_BODIES[int(rand() * 8)], start + int(rand() * DATA_SPAN))
+            (
+                i,
+                1 + int(rand() * rand() * shape.products),
+                1 + int(rand() * shape.customers),
+                1 + int(rand() * 5),
+                _REVIEW_BODIES[int(rand() * 8)],
+                start + int(rand() * DATA_SPAN),
+            )
             for i in range(lo, min(lo + _BATCH, shape.reviews + 1))
         ]
 
@@ -185,13 +252,21 @@ def generate(shape: Shape, progress: ProgressFn = _noop) -> Iterator[tuple[str, 
 
 
 def _meta_rows(scale: int) -> list[tuple[str, str]]:
-    return [("schema_version", str(SCHEMA_VERSION)), ("scale", str(scale)),
-            ("seed", str(RANDOM_SEED)), ("seeded_at", str(int(time.time())))]
+    return [
+        ("schema_version", str(SCHEMA_VERSION)),
+        ("scale", str(scale)),
+        ("seed", str(RANDOM_SEED)),
+        ("seeded_at", str(int(time.time()))),
+    ]
 
 
 def _matches(meta: dict[str, str] | None, scale: int) -> bool:
-    return meta is not None and meta.get("schema_version") == str(SCHEMA_VERSION) \
-        and meta.get("scale") == str(scale) and meta.get("seed") == str(RANDOM_SEED)
+    return (
+        meta is not None
+        and meta.get("schema_version") == str(SCHEMA_VERSION)
+        and meta.get("scale") == str(scale)
+        and meta.get("seed") == str(RANDOM_SEED)
+    )
 
 
 def read_meta(location: str) -> dict[str, str] | None:
@@ -218,8 +293,13 @@ def read_meta(location: str) -> dict[str, str] | None:
         return None
 
 
-def seed(location: str, scale: int | None = None, progress: ProgressFn | None = None, *,
-         force: bool = False) -> SeedResult:
+def seed(
+    location: str,
+    scale: int | None = None,
+    progress: ProgressFn | None = None,
+    *,
+    force: bool = False,
+) -> SeedResult:
     """Make ``location`` hold a shop of ``scale`` orders, reusing a matching one unless ``force``.
 
     ``location`` is a SQLite file path (its directory is created) or a PostgreSQL DSN.
@@ -246,8 +326,13 @@ def _seed_sqlite(path: Path, scale: int, shape: Shape, progress: ProgressFn) -> 
     tmp.unlink(missing_ok=True)
     conn = sqlite3.connect(tmp, isolation_level=None)
     try:
-        for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-262144",
-                       "temp_store=MEMORY", "locking_mode=EXCLUSIVE"):
+        for pragma in (
+            "journal_mode=OFF",
+            "synchronous=OFF",
+            "cache_size=-262144",
+            "temp_store=MEMORY",
+            "locking_mode=EXCLUSIVE",
+        ):
             conn.execute(f"PRAGMA {pragma}")
         conn.execute("BEGIN")
         for ddl in TABLES.values():

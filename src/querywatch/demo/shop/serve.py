@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import importlib
 import signal
 import socketserver
 import sys
@@ -48,36 +47,28 @@ class QuietHandler(WSGIRequestHandler):
 
 
 def _capture_hooks(store: str) -> tuple[WrapConnection, WrapApp, Callable[[], None]]:
-    """Wire querywatch's in-app capture into the shop, writing to ``store``.
+    """Wire querywatch's in-app capture and WSGI middleware into the shop, writing to ``store``."""
+    from querywatch.capture.instrument import instrument
+    from querywatch.capture.middleware import WSGIMiddleware
+    from querywatch.capture.recorder import Recorder
 
-    Looked up at run time so the shop itself never depends on querywatch's capture package.
-    """
-    recorder_mod = importlib.import_module("querywatch.capture.recorder")
-    instrument_mod = importlib.import_module("querywatch.capture.instrument")
-    recorder: Any = recorder_mod.Recorder(store)
+    recorder = Recorder(store)
 
     def wrap_connection(conn: Connection) -> Connection:
-        target: Connection = instrument_mod.instrument(conn, recorder=recorder).target
+        target: Connection = instrument(conn, recorder=recorder).target
         return target
 
     def wrap_app(app: WSGIApplication) -> WSGIApplication:
-        try:
-            middleware_mod = importlib.import_module("querywatch.capture.middleware")
-        except ImportError:
-            return app
-        for name in ("WSGIMiddleware", "QueryWatchWSGIMiddleware", "QueryWatchMiddleware"):
-            cls = getattr(middleware_mod, name, None)
-            if cls is not None:
-                wrapped: WSGIApplication = cls(app, recorder=recorder)
-                return wrapped
-        return app
+        return WSGIMiddleware(app, recorder)
 
     return wrap_connection, wrap_app, recorder.close
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m querywatch.demo.shop.serve",
-                                     description="Serve one release of the demo shop.")
+    parser = argparse.ArgumentParser(
+        prog="python -m querywatch.demo.shop.serve",
+        description="Serve one release of the demo shop.",
+    )
     parser.add_argument("--release", required=True, choices=RELEASES)
     parser.add_argument("--db", required=True, help="SQLite file or PostgreSQL DSN (seeded)")
     parser.add_argument("--port", required=True, type=int)
@@ -112,8 +103,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         app.check()
         try:
-            server = make_server(args.host, args.port, app, server_class=ThreadingWSGIServer,
-                                 handler_class=QuietHandler)
+            server = make_server(
+                args.host,
+                args.port,
+                app,
+                server_class=ThreadingWSGIServer,
+                handler_class=QuietHandler,
+            )
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 return _fail(f"port {args.port} on {args.host} is already in use")
@@ -124,8 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        print(f"shop {release.version} ({release.commit}) on http://{args.host}:{args.port}",
-              flush=True)
+        print(
+            f"shop {release.version} ({release.commit}) on http://{args.host}:{args.port}",
+            flush=True,
+        )
         try:
             server.serve_forever(poll_interval=0.05)
         finally:

@@ -33,7 +33,10 @@ def product(db: Db, product_id: int) -> Page | None:
         (product_id,),
     )
     return {
-        "id": row[0], "name": row[1], "category": row[2], "price_cents": row[3],
+        "id": row[0],
+        "name": row[1],
+        "category": row[2],
+        "price_cents": row[3],
         "reviews": stats[0] if stats else 0,
         "rating": round(float(stats[1]), 2) if stats and stats[1] is not None else None,
         "latest_reviews": [{"rating": r[0], "body": r[1], "created_at": r[2]} for r in reviews],
@@ -50,8 +53,9 @@ def customer_orders(db: Db, customer_id: str) -> Page:
     )
     return {
         "customer_id": int(customer_id),
-        "orders": [{"id": r[0], "status": r[1], "total_cents": r[2], "created_at": r[3]}
-                   for r in rows],
+        "orders": [
+            {"id": r[0], "status": r[1], "total_cents": r[2], "created_at": r[3]} for r in rows
+        ],
     }
 
 
@@ -69,10 +73,17 @@ def order(db: Db, order_id: int) -> Page | None:
         " WHERE oi.order_id = ? ORDER BY oi.id",
         (order_id,),
     )
-    items = [{"product_id": r[0], "name": r[1], "quantity": r[2], "price_cents": r[3]}
-             for r in rows]
-    return {"id": head[0], "customer_id": head[1], "status": head[2], "total_cents": head[3],
-            "created_at": head[4], "items": items}
+    items = [
+        {"product_id": r[0], "name": r[1], "quantity": r[2], "price_cents": r[3]} for r in rows
+    ]
+    return {
+        "id": head[0],
+        "customer_id": head[1],
+        "status": head[2],
+        "total_cents": head[3],
+        "created_at": head[4],
+        "items": items,
+    }
 
 
 def search(db: Db, q: str) -> Page:
