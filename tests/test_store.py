@@ -13,7 +13,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pg_cluster import free_port
 from querywatch.errors import StoreError
-from querywatch.records import CallSite, RequestWindow, StatementWindow
+from querywatch.records import CallSite, DeployMarker, RequestWindow, StatementWindow
 from querywatch.sketch import LatencySketch
 from querywatch.store import Retention, SqlStore, open_store
 from querywatch.store.base import MAX_CALL_SITES
@@ -76,6 +76,12 @@ def window(
     )  # type: ignore[arg-type]
 
 
+def deploy(id: str = "d1", started_at: float = T0 + 0.5, **kw: object) -> DeployMarker:
+    fields: dict[str, object] = dict(version="v1", commit="abc123", environment="prod")
+    fields.update(kw)
+    return DeployMarker(id, started_at=started_at, **fields)  # type: ignore[arg-type]
+
+
 def request(route: str = "GET /cart", start: int = T0, **kw: object) -> RequestWindow:
     fields: dict[str, object] = dict(requests=1, errors=0, total_ms=10.0, max_ms=10.0, db_ms=4.0)
     fields.update(kw)
@@ -134,12 +140,27 @@ def test_an_unreachable_postgres_gives_one_line_without_the_password() -> None:
 def test_a_fresh_store_has_the_latest_schema_and_reopening_changes_nothing(
     location: str, store: SqlStore
 ) -> None:
-    assert store.schema_version() == LATEST
+    assert store.schema_version() == LATEST == 2
     store.write_windows([window(calls=3)])
     store.close()
     with open_store(location) as again:
         assert again.schema_version() == LATEST
         assert [w.calls for w in again.statement_windows()] == [3]
+
+
+def test_a_version_1_store_gains_the_deploys_table_and_keeps_its_data(
+    location: str, store: SqlStore
+) -> None:
+    store.write_windows([window(calls=3)])
+    store.close()
+    execute(location, "DROP TABLE deploys")  # what querywatch with migration 1 only left behind
+    execute(location, "DELETE FROM schema_version WHERE version = 2")
+    with open_store(location) as upgraded:
+        assert upgraded.schema_version() == 2
+        assert [w.calls for w in upgraded.statement_windows()] == [3]
+        assert upgraded.deploys() == []
+        upgraded.record_deploy(deploy())
+        assert upgraded.deploys() == [deploy()]
 
 
 def test_a_store_from_a_newer_querywatch_is_refused(location: str, store: SqlStore) -> None:
@@ -159,7 +180,9 @@ def test_postgres_keeps_everything_in_its_own_schema(pg_dsn: str) -> None:
             "AND table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 2"
         ).fetchall()
     assert {schema for schema, _ in tables} == {"querywatch"}
-    assert {"windows", "request_windows", "fingerprints", "state"} <= {t for _, t in tables}
+    assert {"windows", "request_windows", "fingerprints", "state", "deploys"} <= {
+        t for _, t in tables
+    }
 
 
 # -- round trips and merging --------------------------------------------------------------------
@@ -289,6 +312,88 @@ def test_request_windows_merge_and_union_users(store: SqlStore) -> None:
     assert (merged.total_ms, merged.db_ms) == (20.0, 8.0)
     assert merged.users == {"ann", "bob", "cy"} and merged.failed_users == {"bob", "cy"}
     assert merged.sketch == sketch_of(1, 2, 3)
+
+
+# -- deploy markers -----------------------------------------------------------------------------
+
+
+def test_deploy_markers_round_trip(store: SqlStore) -> None:
+    full = deploy(
+        "d1",
+        T0 + 0.25,
+        version="v2.3.0",
+        commit="9f1c2e7",
+        environment="prod",
+        finished_at=T0 + 90.75,
+        author="ann",
+        previous_version="v2.2.9",
+        rollback=True,
+    )
+    bare = deploy("d2", T0 + 300, version="v2.3.1", commit=None, environment="staging")
+    store.record_deploy(bare)
+    store.record_deploy(full)
+    assert store.deploys() == [full, bare]
+    [again] = store.deploys(environment="staging")
+    assert again == bare
+    assert again.finished_at is again.author is again.previous_version is None
+    assert again.rollback is False and store.deploys()[0].rollback is True
+
+
+def test_finishing_a_deploy_sets_finished_at_and_keeps_the_other_fields(store: SqlStore) -> None:
+    started = deploy(author="ann", previous_version="v0", rollback=True)
+    store.record_deploy(started)
+    assert store.deploys()[0].finished_at is None
+    # The finisher knows only the id and the required fields: None and False overwrite nothing.
+    store.record_deploy(deploy(commit=None, finished_at=T0 + 120.0))
+    assert store.deploys() == [
+        DeployMarker("d1", "v1", "abc123", "prod", T0 + 0.5, T0 + 120.0, "ann", "v0", rollback=True)
+    ]
+    # Given values do overwrite (a corrected commit); finishing again moves finished_at.
+    store.record_deploy(deploy(commit="def456", finished_at=T0 + 150.0))
+    [marker] = store.deploys()
+    assert (marker.commit, marker.finished_at, marker.author) == ("def456", T0 + 150.0, "ann")
+
+
+def test_deploys_are_in_start_order_and_filter_by_range_and_environment(store: SqlStore) -> None:
+    markers = [
+        deploy("c", T0 + 200, environment="prod"),
+        deploy("a", T0, environment="prod"),
+        deploy("b", T0 + 100, environment="staging"),
+        deploy("d", T0 + 300, environment="staging"),
+    ]
+    for m in markers:
+        store.record_deploy(m)
+
+    def ids(found: list[DeployMarker]) -> list[str]:
+        return [m.id for m in found]
+
+    assert ids(store.deploys()) == ["a", "b", "c", "d"]
+    assert ids(store.deploys(since=T0 + 100)) == ["b", "c", "d"]  # since is inclusive
+    assert ids(store.deploys(until=T0 + 200)) == ["a", "b"]  # until is exclusive
+    assert ids(store.deploys(since=T0 + 100, until=T0 + 300)) == ["b", "c"]
+    assert ids(store.deploys(environment="prod")) == ["a", "c"]
+    assert ids(store.deploys(since=T0 + 50, environment="staging")) == ["b", "d"]
+    assert store.deploys(environment="dev") == []
+    assert store.deploys(since=T0 + 301) == []
+
+
+def test_latest_deploy_is_the_last_started(store: SqlStore) -> None:
+    assert store.latest_deploy() is None
+    late_prod = deploy("p2", T0 + 200, environment="prod")
+    store.record_deploy(late_prod)
+    store.record_deploy(deploy("s1", T0 + 100, environment="staging"))
+    store.record_deploy(deploy("p1", T0, environment="prod"))  # recorded last, started first
+    assert store.latest_deploy() == late_prod
+    assert store.latest_deploy("prod") == late_prod
+    latest_staging = store.latest_deploy("staging")
+    assert latest_staging is not None and latest_staging.id == "s1"
+    assert store.latest_deploy("dev") is None
+
+
+def test_deploy_markers_survive_retention(store: SqlStore) -> None:
+    store.record_deploy(deploy())
+    store.apply_retention(T0 + 30 * DAY)
+    assert store.deploys() == [deploy()]
 
 
 # -- top ----------------------------------------------------------------------------------------

@@ -159,6 +159,133 @@ def watch(
     )
 
 
+@cli.command()
+@click.option("--dsn", help="Run the shop on this PostgreSQL database instead of SQLite.")
+@click.option(
+    "--scale",
+    type=click.IntRange(min=1000),
+    help="Orders to seed [default: 1,000,000 on SQLite, 2,000,000 on PostgreSQL].",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=3),
+    default=90.0,
+    show_default=True,
+    help="Seconds of load: 30% on v1, 40% on the bad v2, 30% after the rollback.",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path),
+    default=Path(".querywatch/demo"),
+    show_default=True,
+    help="Where the shop database and the demo store live.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path),
+    help="Also write the summary as JSON to this file.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65534),
+    help="Serve the shop on this port and the next (blue/green) [default: free ports].",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Requests per second from the simulated users.",
+)
+@click.option("--users", type=click.IntRange(min=1), default=300, show_default=True)
+def demo(
+    dsn: str | None,
+    scale: int | None,
+    duration: float,
+    workdir: Path,
+    json_path: Path | None,
+    port: int | None,
+    rate: float,
+    users: int,
+) -> None:
+    """Replay the outage: a shop under load, a bad deploy, a rollback, and its cost to users."""
+    import signal
+    import threading
+
+    from rich.progress import Progress
+
+    from querywatch.demo.run import DemoOptions, DemoProgress, run_demo
+    from querywatch.demo.view import live_panel, summary_view
+
+    options = DemoOptions(
+        workdir=workdir, dsn=dsn, scale=scale, duration=duration, port=port, rate=rate, users=users
+    )
+    if json_path is not None:
+        check_writable(json_path)
+    out = Console(highlight=False)
+    state = DemoProgress()
+    stop = threading.Event()
+
+    def on_sigint(signum: int, frame: object) -> None:
+        if state.phase == "seeding" or stop.is_set():
+            raise KeyboardInterrupt
+        err_console.print("stopping: shutting the shop down and summarizing what ran…")
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    report = None
+    try:
+        with Progress(console=out, transient=True) as bar:
+            task = bar.add_task("seeding the shop", total=1.0)
+
+            def on_seed(fraction: float, message: str) -> None:
+                bar.update(task, completed=fraction, description=message)
+
+            result: dict[str, object] = {}
+
+            def work() -> None:
+                try:
+                    result["report"] = run_demo(options, on_seed=on_seed, progress=state, stop=stop)
+                except BaseException as exc:  # re-raised on the main thread
+                    result["error"] = exc
+
+            worker = threading.Thread(target=work, name="querywatch-demo", daemon=True)
+            worker.start()
+            while worker.is_alive() and state.phase in ("starting", "seeding"):
+                worker.join(0.2)
+        with Live(console=out, refresh_per_second=4) as live:
+            while worker.is_alive():
+                live.update(live_panel(state, options.slo_ms))
+                worker.join(0.25)
+            live.update(live_panel(state, options.slo_ms))
+        if "error" in result:
+            raise result["error"]  # type: ignore[misc]
+        report = result["report"]
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        stop.set()
+    from querywatch.demo.run import DemoReport
+
+    assert isinstance(report, DemoReport)
+    out.print(summary_view(report))
+    if json_path is not None:
+        json_path.write_text(json.dumps(report.as_json(), indent=2) + "\n")
+        out.print(f"summary written to {json_path}")
+    if not report.completed:
+        sys.exit(130)
+
+
+def check_writable(path: Path) -> None:
+    """Fail before a long run, not after it, when an output file cannot be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 def stamp_of(ts: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(ts))
 

@@ -95,3 +95,23 @@ class FingerprintSummary:
     @property
     def mean_ms(self) -> float:
         return self.total_ms / self.calls if self.calls else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class DeployMarker:
+    """One deploy of the application, so a regression can be judged against what was deployed.
+
+    A latency or error change means little on its own; lined up with the deploy that preceded it,
+    it says which version (and commit) to look at. Times are epoch seconds; ``finished_at`` is
+    ``None`` while the deploy is still rolling out.
+    """
+
+    id: str
+    version: str
+    commit: str | None
+    environment: str
+    started_at: float
+    finished_at: float | None = None
+    author: str | None = None
+    previous_version: str | None = None
+    rollback: bool = False

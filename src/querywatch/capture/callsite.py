@@ -25,6 +25,7 @@ def _library_prefixes() -> tuple[str, ...]:
 
 
 _prefixes = _library_prefixes()
+_app_prefixes: tuple[str, ...] = ()
 _is_library: dict[str, bool] = {}
 _display: dict[str, str] = {}
 
@@ -33,6 +34,14 @@ def add_library_path(path: str) -> None:
     """Treat files under ``path`` as library code too (e.g. your own database helper package)."""
     global _prefixes
     _prefixes = (*_prefixes, os.path.abspath(path) + os.sep)
+    _is_library.clear()
+
+
+def add_application_path(path: str) -> None:
+    """Treat files under ``path`` as application code even inside a library directory (the
+    demo's shop releases live inside querywatch's own package)."""
+    global _app_prefixes
+    _app_prefixes = (*_app_prefixes, os.path.abspath(path) + os.sep)
     _is_library.clear()
 
 
@@ -51,6 +60,8 @@ def _classify(filename: str) -> bool:
     if filename.startswith("<"):
         return False  # <stdin>, <string>: the user's own code
     path = os.path.abspath(filename)
+    if path.startswith(_app_prefixes):
+        return False
     parts = path.split(os.sep)
     if "site-packages" in parts or "dist-packages" in parts:
         return True

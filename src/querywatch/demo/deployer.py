@@ -24,12 +24,13 @@ from typing import IO
 
 from querywatch.demo.router import Router
 from querywatch.demo.shop.releases import commit_of
+from querywatch.errors import QuerywatchError
 
 #: Exit status of serve.py when its port is taken (then the deployer retries another port).
 _PORT_IN_USE_EXIT = 2
 
 
-class DeployError(RuntimeError):
+class DeployError(QuerywatchError):
     """The new release did not become healthy; traffic stays on the old one."""
 
 
@@ -106,8 +107,10 @@ class Deployer:
         stop_timeout: float = 15.0,
         drain_seconds: float = 0.3,
         extra_args: Sequence[str] = (),
+        ports: Sequence[int] = (),
     ) -> None:
         self.db = db
+        self.ports = tuple(ports)  # blue/green: fixed ports taken in turn; empty = any free port
         self.router = router or Router()
         self.store = store
         self.on_deploy = on_deploy
@@ -171,9 +174,15 @@ class Deployer:
             raise DeployError("nothing to roll back to: no previous release")
         return self.deploy(current.previous_version, rollback=True)
 
+    def _next_port(self) -> int:
+        if not self.ports:
+            return free_port()
+        used = self._current.port if self._current else None
+        return next((p for p in self.ports if p != used), self.ports[0])
+
     def _start_healthy(self, version: str, commit: str) -> _Backend:
-        for _attempt in range(5):
-            backend = self._spawn(version, commit, free_port())
+        for _attempt in range(1 if self.ports else 5):
+            backend = self._spawn(version, commit, self._next_port())
             try:
                 if self._wait_healthy(backend):
                     return backend
@@ -183,7 +192,7 @@ class Deployer:
             code = backend.process.poll()
             reason = backend.log_tail()
             self._stop(backend)
-            if code == _PORT_IN_USE_EXIT and "already in use" in reason:
+            if code == _PORT_IN_USE_EXIT and "already in use" in reason and not self.ports:
                 continue
             raise DeployError(f"release {version} did not start: {reason}")
         raise DeployError(f"release {version} did not start: no free port after 5 tries")

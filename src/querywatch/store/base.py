@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol, TypeVar
 from querywatch.records import (
     WINDOW_SECONDS,
     CallSite,
+    DeployMarker,
     FingerprintSummary,
     RequestWindow,
     StatementWindow,
@@ -74,6 +75,24 @@ class Store(Protocol):
 
     def apply_retention(self, now: float, retention: Retention = Retention()) -> None:
         """Roll 10 s buckets older than the raw horizon into 1 min buckets; drop what is too old."""
+
+    def record_deploy(self, marker: DeployMarker) -> None:
+        """Record a deploy, or update the one with the same id (e.g. to set ``finished_at``).
+
+        Fields given as ``None`` keep what is stored, so a finish need not repeat the commit or
+        author; ``rollback`` once recorded stays set. Deploy markers are never expired.
+        """
+
+    def deploys(
+        self,
+        since: float | None = None,
+        until: float | None = None,
+        environment: str | None = None,
+    ) -> list[DeployMarker]:
+        """Deploys that started in [since, until), in start order, optionally in one environment."""
+
+    def latest_deploy(self, environment: str | None = None) -> DeployMarker | None:
+        """The deploy that started last (optionally in one environment), or ``None`` if none."""
 
     def close(self) -> None: ...
 
@@ -167,6 +186,25 @@ FROM request_windows WHERE resolution = {WINDOW_SECONDS} AND window_start < ? AN
 GROUP BY route, window_start / {MINUTE} * {MINUTE}
 {_REQUEST_MERGE}"""
 
+# A repeated id updates the marker: required fields take the new values, a NULL keeps what is
+# stored (a finish need not know the commit or author), and a rollback stays one.
+_DEPLOY_COLUMNS = (
+    'id, version, "commit", environment, started_at, finished_at, author, previous_version, '
+    '"rollback"'
+)
+_UPSERT_DEPLOY = f"""
+INSERT INTO deploys ({_DEPLOY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET
+  version = excluded.version,
+  "commit" = COALESCE(excluded."commit", deploys."commit"),
+  environment = excluded.environment,
+  started_at = excluded.started_at,
+  finished_at = COALESCE(excluded.finished_at, deploys.finished_at),
+  author = COALESCE(excluded.author, deploys.author),
+  previous_version = COALESCE(excluded.previous_version, deploys.previous_version),
+  "rollback" = deploys."rollback" OR excluded."rollback"
+"""
+
 _UPSERT_STATE = (
     "INSERT INTO state (key, value) VALUES (?, ?) "
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
@@ -188,6 +226,21 @@ def _where(
         clauses.append(f"{prefix}window_start < ?")
         params.append(until)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _deploy(row: Sequence[Any]) -> DeployMarker:
+    id_, version, commit, environment, started, finished, author, previous, rollback = row
+    return DeployMarker(
+        id_,
+        version,
+        commit,
+        environment,
+        float(started),
+        None if finished is None else float(finished),
+        author,
+        previous,
+        bool(rollback),  # SQLite keeps booleans as 0/1
+    )
 
 
 def _sketch(text: str | None) -> LatencySketch | None:
@@ -310,6 +363,20 @@ class SqlStore(ABC):
             lambda tx: tx.rows("SELECT value FROM state WHERE key = ?", (key,)), write=False
         )
         return str(rows[0][0]) if rows else None
+
+    def record_deploy(self, marker: DeployMarker) -> None:
+        params = (
+            marker.id,
+            marker.version,
+            marker.commit,
+            marker.environment,
+            marker.started_at,
+            marker.finished_at,
+            marker.author,
+            marker.previous_version,
+            marker.rollback,
+        )
+        self._run(lambda tx: tx.run(_UPSERT_DEPLOY, params))
 
     def apply_retention(self, now: float, retention: Retention = Retention()) -> None:
         # Horizons are whole minutes, so a minute is either all 10 s rows or one minute row:
@@ -438,7 +505,22 @@ class SqlStore(ABC):
                     _sketch(sk),
                     sites.get(fp, ()),
                 )
-                for fp, norm, start, calls, total, mx, dialect, source, mn, nrows, errors, hit, blks_read, sk in rows
+                for (
+                    fp,
+                    norm,
+                    start,
+                    calls,
+                    total,
+                    mx,
+                    dialect,
+                    source,
+                    mn,
+                    nrows,
+                    errors,
+                    hit,
+                    blks_read,
+                    sk,
+                ) in rows
             ]
 
         return self._run(read, write=False)
@@ -469,3 +551,34 @@ class SqlStore(ABC):
             )
             for r, start, requests, errors, total, mx, db, calls, sk, users, failed in rows
         ]
+
+    def deploys(
+        self,
+        since: float | None = None,
+        until: float | None = None,
+        environment: str | None = None,
+    ) -> list[DeployMarker]:
+        clauses, params = [], list[object]()
+        if environment is not None:
+            clauses.append("environment = ?")
+            params.append(environment)
+        if since is not None:
+            clauses.append("started_at >= ?")
+            params.append(since)
+        if until is not None:
+            clauses.append("started_at < ?")
+            params.append(until)
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        sql = f"SELECT {_DEPLOY_COLUMNS} FROM deploys{where} ORDER BY started_at, id"
+        return [_deploy(row) for row in self._run(lambda tx: tx.rows(sql, params), write=False)]
+
+    def latest_deploy(self, environment: str | None = None) -> DeployMarker | None:
+        where, params = (
+            ("", []) if environment is None else (" WHERE environment = ?", [environment])
+        )
+        sql = (
+            f"SELECT {_DEPLOY_COLUMNS} FROM deploys{where} "
+            "ORDER BY started_at DESC, id DESC LIMIT 1"
+        )
+        rows = self._run(lambda tx: tx.rows(sql, params), write=False)
+        return _deploy(rows[0]) if rows else None

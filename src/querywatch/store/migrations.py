@@ -109,6 +109,24 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE AGGREGATE qw_union_agg(text) (SFUNC = qw_union_json, STYPE = text)",
         ),
     ),
+    Migration(
+        2,
+        "deploy markers",
+        (
+            # "commit" and "rollback" are SQL keywords: quoted wherever they are named.
+            """CREATE TABLE deploys (
+                id TEXT PRIMARY KEY,
+                version TEXT NOT NULL,
+                "commit" TEXT,
+                environment TEXT NOT NULL,
+                started_at DOUBLE PRECISION NOT NULL,
+                finished_at DOUBLE PRECISION,
+                author TEXT,
+                previous_version TEXT,
+                "rollback" BOOLEAN NOT NULL)""",
+            "CREATE INDEX deploys_by_time ON deploys (started_at)",
+        ),
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -17,6 +17,7 @@ import socketserver
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import FrameType
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -48,10 +49,14 @@ class QuietHandler(WSGIRequestHandler):
 
 def _capture_hooks(store: str) -> tuple[WrapConnection, WrapApp, Callable[[], None]]:
     """Wire querywatch's in-app capture and WSGI middleware into the shop, writing to ``store``."""
+    from querywatch.capture.callsite import add_application_path
     from querywatch.capture.instrument import instrument
     from querywatch.capture.middleware import WSGIMiddleware
     from querywatch.capture.recorder import Recorder
+    from querywatch.demo.shop import releases
 
+    # The releases are the application here, although they ship inside querywatch's package.
+    add_application_path(str(Path(releases.__file__).parent))
     recorder = Recorder(store)
 
     def wrap_connection(conn: Connection) -> Connection:

@@ -1,0 +1,263 @@
+"""The outage, replayed: seed, serve v1 under load, deploy v2, roll back, and count the damage.
+
+This module only orchestrates the demo's parts (seed, deployer, load, summary) and the capture
+that runs inside the shop's processes; the CLI draws it. The rollback here follows a fixed delay;
+detection decides it once deploy-aware detection lands.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from querywatch.demo.deployer import Deploy, Deployer
+from querywatch.demo.ground_truth import ReleaseQuery, changed_queries
+from querywatch.demo.load import LoadConfig, LoadGenerator, RequestRecord
+from querywatch.demo.shop.releases import BAD, GOOD, load_release
+from querywatch.demo.shop.seed import Shape, seed
+from querywatch.demo.summary import Summary, percentile, summarize
+from querywatch.errors import ConfigError
+from querywatch.records import DeployMarker
+from querywatch.store import open_store
+
+#: Shares of the load's duration: before the bad deploy, on the bad release, after the rollback.
+PHASES = (0.3, 0.4, 0.3)
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    workdir: Path
+    dsn: str | None = None
+    scale: int | None = None
+    duration: float = 90.0
+    port: int | None = None
+    rate: float = 30.0
+    users: int = 300
+    timeout: float = 3.0
+    slo_ms: float = 1000.0
+
+    @property
+    def shop_location(self) -> str:
+        return self.dsn or str(self.workdir / "shop.sqlite3")
+
+    @property
+    def store_path(self) -> Path:
+        return self.workdir / "querywatch.sqlite3"
+
+
+@dataclass
+class DemoProgress:
+    """What the live view shows; updated by the run as it goes."""
+
+    phase: str = "starting"
+    release: str | None = None
+    started_at: float = field(default_factory=time.time)
+    records: list[RequestRecord] = field(default_factory=list)
+    deploys: list[Deploy] = field(default_factory=list)
+
+
+@dataclass
+class DemoReport:
+    options: DemoOptions
+    shape: Shape
+    run_started_at: float
+    bad: Deploy | None
+    rollback: Deploy | None
+    summary: Summary
+    ground_truth: list[ReleaseQuery]
+    records: list[RequestRecord]
+    completed: bool
+
+    def page_latency(self, page: str, phase: str) -> float | None:
+        """Median latency of one page in one phase (before / during / after), in ms."""
+        bounds = self._bounds()
+        lo, hi = bounds[phase]
+        values = [
+            r.latency_ms
+            for r in self.records
+            if r.page == page and lo <= r.scheduled_at < hi and not r.failed
+        ]
+        return percentile(values, 50)
+
+    def _bounds(self) -> dict[str, tuple[float, float]]:
+        bad = self.bad.switched_at if self.bad else float("inf")
+        back = self.rollback.switched_at if self.rollback else float("inf")
+        return {"before": (0.0, bad), "during": (bad, back), "after": (back, float("inf"))}
+
+    def as_json(self) -> dict[str, Any]:
+        s = self.summary
+        pages = sorted({r.page for r in self.records})
+        return {
+            "completed": self.completed,
+            "bad_deploy_at": _iso(self.bad.switched_at) if self.bad else None,
+            "rollback_at": _iso(self.rollback.switched_at) if self.rollback else None,
+            "requests": s.before.requests + s.during.requests + s.after.requests,
+            "error_rate": _rate(s),
+            "latency_ms": {
+                phase: {"p50": _r(stats.p50_ms), "p95": _r(stats.p95_ms)}
+                for phase, stats in (("before", s.before), ("during", s.during), ("after", s.after))
+            },
+            "page_p50_ms": {
+                page: {ph: _r(self.page_latency(page, ph)) for ph in ("before", "during", "after")}
+                for page in pages
+            },
+            "slo_ms": s.slo_ms,
+            "users_total": s.users_total,
+            "users_affected": s.users_affected,
+            "users_affected_pct": round(s.users_affected_pct, 2),
+            "ground_truth": [q.as_dict() for q in self.ground_truth],
+            "scale": self.shape.orders,
+            "database": "postgresql" if self.options.dsn else "sqlite",
+        }
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def _rate(s: Summary) -> float:
+    total = s.before.requests + s.during.requests + s.after.requests
+    errors = s.before.errors + s.during.errors + s.after.errors
+    return round(errors / total, 4) if total else 0.0
+
+
+def check_workdir(workdir: Path) -> None:
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        probe = workdir / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write to the work directory {workdir}: {exc.strerror or exc}",
+            setting="workdir",
+        ) from None
+
+
+def check_ports(port: int) -> None:
+    """The demo serves blue/green on ``port`` and ``port + 1``: both must be free."""
+    for candidate in (port, port + 1):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", candidate))
+            except OSError:
+                raise ConfigError(
+                    f"port {candidate} on 127.0.0.1 is already in use (the demo needs --port "
+                    f"and the one after it): pick another --port",
+                    setting="port",
+                ) from None
+
+
+def check_dsn(dsn: str) -> None:
+    from querywatch.pg import connect
+
+    connect(dsn, application_name="querywatch-demo").close()
+
+
+def run_demo(
+    options: DemoOptions,
+    *,
+    on_seed: Callable[[float, str], None] = lambda fraction, message: None,
+    progress: DemoProgress | None = None,
+    stop: threading.Event | None = None,
+) -> DemoReport:
+    """Run the whole replay; ``stop`` (or Ctrl-C) ends it early with a partial report."""
+    check_workdir(options.workdir)
+    if options.port is not None:
+        check_ports(options.port)
+    if options.dsn:
+        check_dsn(options.dsn)
+    progress = progress or DemoProgress()
+    stop = stop or threading.Event()
+    progress.phase = "seeding"
+    seeded = seed(options.shop_location, options.scale, on_seed)
+    dialect = "postgres" if options.dsn else "sqlite"
+    good, bad = load_release(GOOD), load_release(BAD)
+    truth = changed_queries(good.path, bad.path, dialect)
+    store = open_store(options.store_path)
+
+    def mark(deploy: Deploy) -> None:
+        progress.deploys.append(deploy)
+        progress.release = deploy.version
+        store.record_deploy(
+            DeployMarker(
+                id=f"demo-{deploy.version}-{deploy.started_at:.3f}",
+                version=deploy.version,
+                commit=deploy.commit,
+                environment="demo",
+                started_at=deploy.started_at,
+                finished_at=deploy.finished_at,
+                author="querywatch demo",
+                previous_version=deploy.previous_version,
+                rollback=deploy.rollback,
+            )
+        )
+
+    warmup, bad_for, after = (options.duration * share for share in PHASES)
+    config = LoadConfig(
+        rate=options.rate,
+        users=options.users,
+        duration=options.duration,
+        timeout=options.timeout,
+        products=seeded.shape.products,
+        orders=seeded.shape.orders,
+    )
+    bad_deploy: Deploy | None = None
+    rollback: Deploy | None = None
+    run_started = time.time()
+    completed = False
+    deployer = Deployer(
+        options.shop_location,
+        store=str(options.store_path),
+        on_deploy=mark,
+        ports=(options.port, options.port + 1) if options.port is not None else (),
+    )
+    load = LoadGenerator(deployer.router, config, on_record=progress.records.append)
+    try:
+        progress.phase = f"starting {GOOD}"
+        deployer.deploy(GOOD)
+        progress.phase = f"{GOOD} under load"
+        load.start()
+        load_started = time.monotonic()
+        if not _wait(stop, load_started + warmup):
+            progress.phase = f"deploying {BAD}"
+            bad_deploy = deployer.deploy(BAD)
+            progress.phase = f"{BAD} serving (bad release)"
+            if not _wait(stop, time.monotonic() + bad_for):
+                progress.phase = f"rolling back to {GOOD}"
+                rollback = deployer.rollback()
+                progress.phase = f"{GOOD} again (after rollback)"
+                if not _wait(stop, time.monotonic() + after):
+                    load.wait(timeout=config.timeout + 5)
+                    completed = True
+        progress.phase = "stopping" if completed else "interrupted"
+    finally:
+        load.stop()
+        deployer.close()
+        store.close()
+    records = list(load.records)
+    summary = summarize(
+        records,
+        bad_deploy.switched_at if bad_deploy else float("inf"),
+        rollback.switched_at if rollback else None,
+        options.slo_ms,
+    )
+    progress.phase = "done" if completed else "interrupted"
+    return DemoReport(
+        options, seeded.shape, run_started, bad_deploy, rollback, summary, truth, records, completed
+    )
+
+
+def _wait(stop: threading.Event, until_monotonic: float) -> bool:
+    """Sleep until the deadline; True when asked to stop first."""
+    return stop.wait(max(0.0, until_monotonic - time.monotonic()))

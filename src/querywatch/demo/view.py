@@ -1,0 +1,93 @@
+"""The demo on a terminal: a live panel while it runs, a summary when it ends."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from querywatch.demo.run import DemoProgress, DemoReport
+from querywatch.demo.summary import percentile
+
+REPORT_MINUTES = 150
+REPORT_AFFECTED_PCT = 87
+
+
+def live_panel(progress: DemoProgress, slo_ms: float) -> RenderableType:
+    """Phase, release and the last five seconds of traffic as users see it."""
+    now = time.time()
+    recent = [r for r in progress.records if r.scheduled_at >= now - 5]
+    failed = sum(1 for r in recent if r.failed)
+    slow = sum(1 for r in recent if not r.failed and r.latency_ms > slo_ms)
+    p95 = percentile([r.latency_ms for r in recent], 95)
+    table = Table.grid(padding=(0, 2))
+    table.add_row("phase", Text(progress.phase, style="bold"))
+    table.add_row("serving", progress.release or "–")
+    table.add_row("elapsed", f"{now - progress.started_at:,.0f} s")
+    table.add_row("requests", f"{len(progress.records):,}")
+    table.add_row(
+        "last 5 s",
+        f"{len(recent) / 5:,.1f} req/s, p95 {p95 or 0:,.0f} ms, "
+        f"{failed} failed, {slow} slower than {slo_ms:,.0f} ms",
+    )
+    for d in progress.deploys:
+        kind = "rollback" if d.rollback else "deploy"
+        at = time.strftime("%H:%M:%S", time.localtime(d.switched_at))
+        table.add_row(kind, f"{d.version} ({d.commit}) at {at}")
+    return table
+
+
+def summary_view(report: DemoReport) -> RenderableType:
+    s = report.summary
+    table = Table(title="\nthe outage, replayed", title_justify="left")
+    table.add_column("phase")
+    table.add_column("requests", justify="right")
+    table.add_column("errors", justify="right")
+    table.add_column("p50 ms", justify="right")
+    table.add_column("p95 ms", justify="right")
+    for name, stats in (
+        ("before (v1)", s.before),
+        ("bad release (v2)", s.during),
+        ("after rollback (v1)", s.after),
+    ):
+        table.add_row(
+            name,
+            f"{stats.requests:,}",
+            f"{stats.error_rate:.1%}",
+            _ms(stats.p50_ms),
+            _ms(stats.p95_ms),
+        )
+    lines: list[RenderableType] = [table]
+    lines.append(
+        Text(
+            f"{s.users_affected} of {s.users_total} users ({s.users_affected_pct:.0f}%) saw an "
+            f"error or a page slower than {s.slo_ms:,.0f} ms during the bad release "
+            f"(the report: {REPORT_AFFECTED_PCT}% of users, {REPORT_MINUTES} minutes)."
+        )
+    )
+    if report.bad and report.rollback:
+        served = report.rollback.switched_at - report.bad.switched_at
+        lines.append(
+            Text(
+                f"bad release served for {served:.0f} s "
+                "before the rollback (fixed delay; automatic detection comes next)."
+            )
+        )
+    lines.append(Text("queries the bad release changed:", style="bold"))
+    for q in report.ground_truth:
+        lines.append(
+            Text(
+                f"  {q.fingerprint}  {q.path}:{q.line}  {q.normalized}",
+                overflow="ellipsis",
+                no_wrap=True,
+            )
+        )
+    if not report.completed:
+        lines.append(Text("interrupted: the figures above are partial", style="yellow"))
+    return Group(*lines)
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.1f}"

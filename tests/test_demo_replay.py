@@ -1,0 +1,199 @@
+"""`querywatch demo` end to end at small scale: the bad release hurts, the rollback heals,
+capture names the bad queries at their lines in v2, and the impact figures add up."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cli_helpers import assert_one_line_error, run_cli
+from pg_cluster import free_port
+from querywatch.demo.run import DemoOptions, DemoReport, run_demo
+from querywatch.store import open_store
+
+HOT_PAGE = "customer_orders"
+
+
+def replay(workdir: Path, dsn: str | None = None, scale: int = 50_000) -> DemoReport:
+    options = DemoOptions(
+        workdir=workdir, dsn=dsn, scale=scale, duration=15, rate=25, users=60, slo_ms=5.0
+    )
+    return run_demo(options)
+
+
+def check_replay(report: DemoReport) -> None:
+    assert report.completed and report.bad and report.rollback
+    before = report.page_latency(HOT_PAGE, "before")
+    during = report.page_latency(HOT_PAGE, "during")
+    after = report.page_latency(HOT_PAGE, "after")
+    assert before and during and after
+    assert during / before >= 5, (before, during)  # the bad release degrades the hot page
+    assert after / before <= 2, (before, after)  # and the rollback restores it
+
+    # Capture saw v2's changed queries, with call sites at their lines in v2's code.
+    store = open_store(report.options.store_path)
+    try:
+        captured = {
+            row.fingerprint: row for row in store.top(since=report.run_started_at, limit=200)
+        }
+        deploys = store.deploys(since=report.run_started_at)
+    finally:
+        store.close()
+    assert len(report.ground_truth) >= 2
+    for query in report.ground_truth:
+        assert query.path.endswith("releases/v2.py")
+        row = captured[query.fingerprint]
+        sites = {(Path(s.path).name, s.line) for s in row.call_sites}
+        assert ("v2.py", query.line) in sites, (query, row.call_sites)
+    assert [(d.version, d.rollback) for d in deploys] == [
+        ("v1", False),
+        ("v2", False),
+        ("v1", True),
+    ]
+
+    # The impact figures agree with the load generator's own records.
+    bad_at, back_at = report.bad.switched_at, report.rollback.switched_at
+    users = {r.user_id for r in report.records}
+    affected = {
+        r.user_id
+        for r in report.records
+        if bad_at <= r.scheduled_at < back_at and (r.failed or r.latency_ms > report.summary.slo_ms)
+    }
+    s = report.summary
+    assert s.users_total == len(users)
+    assert s.users_affected == len(affected) > 0
+    assert s.users_affected_pct == pytest.approx(100 * len(affected) / len(users))
+    total = s.before.requests + s.during.requests + s.after.requests
+    assert total == len(report.records)
+    assert report.as_json()["requests"] == total
+
+
+def test_replay_on_sqlite(tmp_path: Path) -> None:
+    check_replay(replay(tmp_path))
+
+
+def test_replay_on_postgres(pg_dsn: str, tmp_path: Path) -> None:
+    check_replay(replay(tmp_path, dsn=pg_dsn, scale=200_000))
+
+
+def test_demo_json_has_the_documented_fields(tmp_path: Path) -> None:
+    out = tmp_path / "summary.json"
+    result = run_cli(
+        "demo",
+        "--workdir",
+        str(tmp_path / "w"),
+        "--scale",
+        "20000",
+        "--duration",
+        "6",
+        "--rate",
+        "15",
+        "--users",
+        "20",
+        "--json",
+        str(out),
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    for key in (
+        "bad_deploy_at",
+        "rollback_at",
+        "requests",
+        "error_rate",
+        "latency_ms",
+        "users_total",
+        "users_affected",
+        "users_affected_pct",
+        "ground_truth",
+    ):
+        assert key in data
+    assert set(data["latency_ms"]) == {"before", "during", "after"}
+    assert all({"p50", "p95"} <= set(v) for v in data["latency_ms"].values())
+    assert data["bad_deploy_at"] < data["rollback_at"]
+    assert all(":" in q["call_site"] and q["fingerprint"] for q in data["ground_truth"])
+    assert "the outage, replayed" in result.stdout
+
+
+def test_demo_with_an_unreachable_dsn(tmp_path: Path) -> None:
+    dsn = f"postgresql://shop:pw@127.0.0.1:{free_port()}/shop"
+    result = run_cli("demo", "--dsn", dsn, "--workdir", str(tmp_path))
+    line = assert_one_line_error(result, "cannot connect")
+    assert "pw@" not in line
+
+
+def test_demo_with_a_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("demo", "--port", str(port), "--workdir", str(tmp_path), "--scale", "2000")
+    assert_one_line_error(result, f"port {port}", "already in use")
+
+
+def test_demo_with_an_unwritable_workdir(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = run_cli("demo", "--workdir", str(blocker / "work"))
+    assert_one_line_error(result, "cannot write to the work directory")
+
+
+def _shop_servers(workdir: Path) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "querywatch.demo.shop.serve" in cmdline and str(workdir) in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_ctrl_c_stops_cleanly_with_a_partial_summary(tmp_path: Path) -> None:
+    workdir = tmp_path / "w"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUERYWATCH_")}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "querywatch",
+            "demo",
+            "--workdir",
+            str(workdir),
+            "--scale",
+            "20000",
+            "--duration",
+            "60",
+            "--rate",
+            "10",
+            "--users",
+            "10",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 120
+    while not _shop_servers(workdir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _shop_servers(workdir), "the shop never started"
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert "stopping" in err
+    assert "interrupted" in out and "before (v1)" in out
+    assert _shop_servers(workdir) == []
