@@ -128,18 +128,13 @@ def test_watch_resumes_after_an_agent_restart_without_double_counting(
     assert calls[fingerprint(LOOKUP.format(3)).id] == 15
 
 
+def watch_once(dsn: str, store: str) -> subprocess.CompletedProcess[str]:
+    return run_cli("watch", "--dsn", dsn, "--store", store, "--duration", "1", "--no-live")
+
+
 def test_watch_with_a_wrong_dsn_says_so_in_one_line(tmp_path: Path) -> None:
     dsn = f"postgresql://app:s3cret@127.0.0.1:{free_port()}/shop"
-    result = run_cli(
-        "watch",
-        "--dsn",
-        dsn,
-        "--store",
-        str(tmp_path / "s.sqlite3"),
-        "--duration",
-        "1",
-        "--no-live",
-    )
+    result = watch_once(dsn, str(tmp_path / "s.sqlite3"))
     line = assert_one_line_error(result, "cannot connect")
     assert "s3cret" not in result.stderr + result.stdout and "***" in line
 
@@ -149,32 +144,14 @@ def test_watch_without_the_extension_names_the_fix(pg_server: str, tmp_path: Pat
         conn.execute("DROP DATABASE IF EXISTS qw_noext")
         conn.execute("CREATE DATABASE qw_noext")
     dsn = pg_server.rsplit("/", 1)[0] + "/qw_noext"
-    result = run_cli(
-        "watch",
-        "--dsn",
-        dsn,
-        "--store",
-        str(tmp_path / "s.sqlite3"),
-        "--duration",
-        "1",
-        "--no-live",
-    )
+    result = watch_once(dsn, str(tmp_path / "s.sqlite3"))
     assert_one_line_error(result, "CREATE EXTENSION pg_stat_statements")
 
 
 def test_watch_with_an_unwritable_store_says_so_in_one_line(pg_dsn: str, tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    result = run_cli(
-        "watch",
-        "--dsn",
-        pg_dsn,
-        "--store",
-        str(blocker / "store.sqlite3"),
-        "--duration",
-        "1",
-        "--no-live",
-    )
+    result = watch_once(pg_dsn, str(blocker / "store.sqlite3"))
     assert_one_line_error(result, "store")
 
 

@@ -19,6 +19,7 @@ from querywatch import render
 from querywatch.config import SETTINGS, Config, load_config
 from querywatch.dsn import redact
 from querywatch.errors import ConfigError, QuerywatchError
+from querywatch.records import window_start
 from querywatch.store.base import Retention, Store
 from querywatch.timespec import parse_time
 
@@ -116,7 +117,8 @@ def watch(
                 else f"{stamp} [green]{event.message}[/]"
             )
         if live is not None:
-            rows = the_store.top(since=started, limit=15)
+            # Whole windows: the one the agent started in counts too.
+            rows = the_store.top(since=window_start(started), limit=15)
             live.update(
                 render.top_table(
                     rows,
