@@ -54,14 +54,16 @@ def prepare(dsn: str) -> None:
         conn.execute("ANALYZE qw_bench_items")
 
 
-def point_loop(conn: psycopg.Connection[Any], n: int) -> float:
-    """µs per point query (execute + fetchone), the statement shape of a web request."""
+def point_loop(conn: psycopg.Connection[Any], n: int) -> tuple[float, float]:
+    """µs per point query (execute + fetchone), the statement shape of a web request: wall time,
+    and this thread's CPU time, which leaves out the wait on the server and so shows what the
+    instrumentation itself costs the application with far less noise."""
     query = POINT.replace("items", "qw_bench_items")
     execute = conn.execute
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.thread_time()
     for i in range(n):
         execute(query, (i % 1000,)).fetchone()
-    return (time.perf_counter() - t0) / n * 1e6
+    return (time.perf_counter() - t0) / n * 1e6, (time.thread_time() - c0) / n * 1e6
 
 
 def otel_connection(dsn: str) -> tuple[psycopg.Connection[Any], Callable[[], None]]:
@@ -83,7 +85,7 @@ def otel_connection(dsn: str) -> tuple[psycopg.Connection[Any], Callable[[], Non
     return conn, reset
 
 
-def network(dsn: str, rounds: int, n: int) -> dict[str, list[float]]:
+def network(dsn: str, rounds: int, n: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     prepare(dsn)
     bare = psycopg.connect(dsn, autocommit=True)
     qw_conn = psycopg.connect(dsn, autocommit=True)
@@ -95,12 +97,15 @@ def network(dsn: str, rounds: int, n: int) -> dict[str, list[float]]:
         ("psycopg + OpenTelemetry", otel, otel_reset),
     ]
     results: dict[str, list[float]] = {name: [] for name, _, _ in configs}
+    cpu: dict[str, list[float]] = {name: [] for name, _, _ in configs}
     for _, conn, _ in configs:  # warm up: prepared plans, caches, fingerprints
         point_loop(conn, 2000)
     for r in range(rounds):
         for name, conn, reset in configs:
             gc.collect()
-            results[name].append(point_loop(conn, n))
+            wall, used = point_loop(conn, n)
+            results[name].append(wall)
+            cpu[name].append(used)
             reset()
         print(
             f"  round {r + 1}/{rounds}: "
@@ -113,7 +118,7 @@ def network(dsn: str, rounds: int, n: int) -> dict[str, list[float]]:
     inst.close()
     for _, conn, _ in configs:
         conn.close()
-    return results
+    return results, cpu
 
 
 def _flushed(inst: querywatch.Instrumentation) -> list[Any]:
@@ -162,7 +167,7 @@ def main() -> None:
         f"{args.rounds} interleaved rounds x {args.n} point queries per config (loopback)"
     )
     with postgres(args.dsn) as dsn:
-        net = network(dsn, args.rounds, args.n)
+        net, cpu = network(dsn, args.rounds, args.n)
     med = {name: statistics.median(v) for name, v in net.items()}
     base = med["bare psycopg"]
     print(f"\n{'configuration':28} {'median µs/stmt':>15} {'added µs':>10} {'min':>8} {'max':>8}")
@@ -181,6 +186,17 @@ def main() -> None:
     )
     if ours > 0:
         print(f"OpenTelemetry's added cost / querywatch's: {theirs / ours:.1f}x")
+
+    cmed = {name: statistics.median(v) for name, v in cpu.items()}
+    print("\nclient CPU time per statement (same runs; excludes waiting on the server)")
+    print(f"{'configuration':28} {'median µs/stmt':>15} {'added µs':>10}")
+    for name in cpu:
+        added = "" if name == "bare psycopg" else f"{cmed[name] - cmed['bare psycopg']:+.2f}"
+        print(f"{name:28} {cmed[name]:15.2f} {added:>10}")
+    ours_cpu = cmed["psycopg + querywatch"] - cmed["bare psycopg"]
+    theirs_cpu = cmed["psycopg + OpenTelemetry"] - cmed["bare psycopg"]
+    if ours_cpu > 0:
+        print(f"OpenTelemetry's added CPU / querywatch's: {theirs_cpu / ours_cpu:.1f}x")
 
     mic = micro(args.rounds, args.micro_n)
     mmed = {name: statistics.median(v) for name, v in mic.items()}
