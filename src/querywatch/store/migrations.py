@@ -127,6 +127,50 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX deploys_by_time ON deploys (started_at)",
         ),
     ),
+    Migration(
+        3,
+        "statements repeated within one request (N+1)",
+        (
+            # Per route, fingerprint and bucket: how many requests ran the fingerprint at least
+            # the capture threshold of times, and how often they ran it.
+            """CREATE TABLE request_repeats (
+                route TEXT NOT NULL,
+                fingerprint TEXT NOT NULL,
+                window_start BIGINT NOT NULL,
+                resolution INTEGER NOT NULL,
+                requests BIGINT NOT NULL,
+                total_repeats BIGINT NOT NULL,
+                max_repeats BIGINT NOT NULL,
+                PRIMARY KEY (route, fingerprint, window_start, resolution))""",
+            "CREATE INDEX request_repeats_by_time ON request_repeats (window_start)",
+        ),
+    ),
+    Migration(
+        4,
+        "incidents and their timelines",
+        (
+            """CREATE TABLE incidents (
+                id TEXT PRIMARY KEY,
+                status TEXT NOT NULL,
+                opened_at DOUBLE PRECISION NOT NULL,
+                detected_at DOUBLE PRECISION NOT NULL,
+                resolved_at DOUBLE PRECISION,
+                title TEXT NOT NULL,
+                deploy_id TEXT,
+                body TEXT NOT NULL)""",
+            "CREATE INDEX incidents_by_time ON incidents (opened_at)",
+            """CREATE TABLE incident_events (
+                incident_id TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                at DOUBLE PRECISION NOT NULL,
+                kind TEXT NOT NULL,
+                message TEXT NOT NULL,
+                author TEXT,
+                tags TEXT NOT NULL,
+                data TEXT NOT NULL,
+                PRIMARY KEY (incident_id, seq))""",
+        ),
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 

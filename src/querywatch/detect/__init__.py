@@ -1,0 +1,1 @@
+"""Detection: baselines, regression tests, deploy correlation, triage and attribution."""

@@ -1,0 +1,1 @@
+"""Incidents: what a detection becomes once the policy fires, with its timeline."""

@@ -1,0 +1,1 @@
+"""Responses: alert sinks and routing (rollback and runbooks come later)."""

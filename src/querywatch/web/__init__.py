@@ -1,0 +1,1 @@
+"""HTTP: the deploy API for CI/CD (dashboard and /metrics come later)."""
