@@ -153,8 +153,10 @@ def test_a_version_1_store_gains_the_deploys_table_and_keeps_its_data(
 ) -> None:
     store.write_windows([window(calls=3)])
     store.close()
-    execute(location, "DROP TABLE deploys")  # what querywatch with migration 1 only left behind
-    execute(location, "DELETE FROM schema_version WHERE version = 2")
+    # What querywatch with migration 1 only left behind:
+    for table in ("deploys", "request_repeats", "incident_events", "incidents"):
+        execute(location, f"DROP TABLE {table}")
+    execute(location, "DELETE FROM schema_version WHERE version >= 2")
     with open_store(location) as upgraded:
         assert upgraded.schema_version() == LATEST
         assert [w.calls for w in upgraded.statement_windows()] == [3]
