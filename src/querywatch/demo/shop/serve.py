@@ -57,7 +57,8 @@ def _capture_hooks(store: str) -> tuple[WrapConnection, WrapApp, Callable[[], No
 
     # The releases are the application here, although they ship inside querywatch's package.
     add_application_path(str(Path(releases.__file__).parent))
-    recorder = Recorder(store)
+    # Flush every second: the demo's detector reads the store, and seconds count.
+    recorder = Recorder(store, flush_interval=1.0)
 
     def wrap_connection(conn: Connection) -> Connection:
         target: Connection = instrument(conn, recorder=recorder).target
