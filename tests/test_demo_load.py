@@ -118,3 +118,22 @@ def test_stop_ends_the_load_early(stub_url: str) -> None:
 def test_the_load_must_be_bounded() -> None:
     with pytest.raises(ValueError, match="bounded"):
         LoadConfig(total_requests=None, duration=None)
+
+
+def test_bursty_traffic_sends_more_during_bursts(stub_url: str) -> None:
+    config = LoadConfig(
+        rate=20,
+        users=10,
+        duration=2.0,
+        concurrency=8,
+        mix={"home": 1},
+        burst_every=1.0,
+        burst_for=0.5,
+        burst_factor=3.0,
+    )
+    records = LoadGenerator(Router(stub_url, "stub"), config).run()
+    start = min(r.scheduled_at for r in records)
+    in_burst = sum(1 for r in records if (r.scheduled_at - start) % 1.0 < 0.5)
+    outside = len(records) - in_burst
+    assert in_burst == pytest.approx(3 * outside, rel=0.15)
+    assert len(records) == pytest.approx(2 * (0.5 * 60 + 0.5 * 20), rel=0.1)

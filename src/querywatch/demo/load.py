@@ -67,8 +67,20 @@ class LoadConfig:
     orders: int = 100_000
     mix: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
     seed: int = 7
+    #: Bursty traffic: for ``burst_for`` s of every ``burst_every`` s, send ``burst_factor`` x rate.
+    burst_every: float = 0.0
+    burst_for: float = 0.0
+    burst_factor: float = 1.0
+
+    def rate_at(self, offset: float) -> float:
+        """The request rate ``offset`` seconds into the run."""
+        if self.burst_every > 0 and offset % self.burst_every < self.burst_for:
+            return self.rate * self.burst_factor
+        return self.rate
 
     def __post_init__(self) -> None:
+        if self.burst_factor <= 0 or self.burst_for < 0 or self.burst_every < 0:
+            raise ValueError("burst_factor must be positive; burst_every, burst_for not negative")
         if self.rate <= 0 or self.users < 1 or self.concurrency < 1 or self.timeout <= 0:
             raise ValueError("rate, users, concurrency and timeout must be positive")
         if self.total_requests is None and self.duration is None:
@@ -180,8 +192,8 @@ class LoadGenerator:
         limit = cfg.total_requests if cfg.total_requests is not None else 1 << 62
         try:
             i = 0
+            offset = 0.0
             while i < limit and not self._stop.is_set():
-                offset = i / cfg.rate
                 if cfg.duration is not None and offset >= cfg.duration:
                     break
                 if not users:  # every user gets a turn before anyone gets a second one
@@ -195,6 +207,7 @@ class LoadGenerator:
                     break
                 self._jobs.put(_Job(start_wall + offset, due, user_id, page, path))
                 i += 1
+                offset += 1 / cfg.rate_at(offset)
         finally:
             for _ in range(cfg.concurrency):
                 self._jobs.put(None)
