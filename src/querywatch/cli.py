@@ -375,7 +375,10 @@ def settings(obj: Context, as_json: bool) -> None:
     rows = []
     for s in SETTINGS:
         value = cfg[s.name]
-        shown = redact(str(value)) if (s.secret and value is not None) else value
+        shown = value
+        if s.secret and value is not None:
+            # DSNs keep their shape with the password hidden; other secrets are hidden whole.
+            shown = redact(str(value)) if s.name in ("dsn", "store") else "***"
         rows.append(
             {
                 "name": s.name,
@@ -390,6 +393,18 @@ def settings(obj: Context, as_json: bool) -> None:
         return
     for row in rows:
         click.echo(f"{row['name']:<24} {row['value']!s:<32} ({row['from']})")
+
+
+def _register_commands() -> None:
+    from querywatch.deploys import deploy, deploys_cmd
+    from querywatch.web.server import serve
+
+    cli.add_command(deploy)
+    cli.add_command(deploys_cmd)
+    cli.add_command(serve)
+
+
+_register_commands()
 
 
 def main(argv: list[str] | None = None) -> None:

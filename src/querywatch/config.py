@@ -69,6 +69,17 @@ SETTINGS: tuple[Setting, ...] = (
         _positive_int,
     ),
     Setting("retention_minute_days", 14, "How long 1-minute windows are kept.", _positive_int),
+    Setting(
+        "environment",
+        "production",
+        "Environment a deploy marker belongs to when none is given (deploy, deploys, serve).",
+    ),
+    Setting(
+        "api_token",
+        None,
+        "Bearer token `querywatch serve` requires on the deploy API (at least 16 characters).",
+        secret=True,
+    ),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -171,7 +182,9 @@ def load_config(
         except (TypeError, ValueError) as exc:
             reason = str(exc) if str(exc).startswith("must") else "must be a number"
             raise ConfigError(
-                f"{setting.name} = {raw!r}: {reason}", source=origin, setting=setting.name
+                f"{setting.name} = {'***' if setting.secret else repr(raw)}: {reason}",
+                source=origin,
+                setting=setting.name,
             ) from exc
         origins[setting.name] = origin
     return Config(values, origins)

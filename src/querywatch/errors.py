@@ -5,7 +5,9 @@ QuerywatchError
  ├── SourceError          a source of statistics cannot be read
  │    ├── DatabaseUnavailable   cannot connect, or the connection dropped
  │    └── ExtensionMissing      pg_stat_statements is not installed / not preloaded
- └── StoreError           the querywatch store cannot be opened or written
+ ├── StoreError           the querywatch store cannot be opened or written
+ ├── NotFound             a thing asked for by id (an incident) does not exist
+ └── InvalidTransition    an incident cannot make that change from its status (resolve twice…)
 """
 
 from __future__ import annotations
@@ -37,3 +39,11 @@ class ExtensionMissing(SourceError):
 
 class StoreError(QuerywatchError):
     pass
+
+
+class NotFound(QuerywatchError):
+    """Something named by the user (e.g. an incident id) is not in the store."""
+
+
+class InvalidTransition(QuerywatchError):
+    """A lifecycle change that the incident's current status forbids; says what is allowed."""

@@ -1,0 +1,361 @@
+"""Deploy markers from CI/CD: `querywatch deploy start|finish`, `querywatch deploys`.
+
+A regression means little on its own; lined up with the deploy before it, it names the version
+and commit to look at. CI marks each deploy's start and finish, by this CLI or by the HTTP API
+(`querywatch.web.api`); both go through :func:`start_deploy` and :func:`finish_deploy`, so the
+rules (ids, previous version, what can be finished) live in one place.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import click
+
+from querywatch.config import Config
+from querywatch.dsn import is_postgres_url
+from querywatch.errors import ConfigError, InvalidTransition, NotFound, QuerywatchError
+from querywatch.records import DeployMarker
+from querywatch.store.base import Store
+from querywatch.timespec import parse_time
+from querywatch.web.envelope import dumps, success
+
+DEFAULT_ENVIRONMENT = "production"
+
+# Versions and ids: printable, no whitespace, so they survive a shell, a log line and a URL.
+_WORD = re.compile(r"[^\s\x00-\x1f\x7f]{1,200}")
+_ENVIRONMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_COMMIT = re.compile(r"[0-9a-f]{4,64}")
+_MAX_AUTHOR = 200
+
+
+class InvalidDeploy(QuerywatchError):
+    """A deploy field is malformed (empty version, a commit that is not hex…); says which."""
+
+
+def stamp(ts: float) -> str:
+    """An unambiguous time for messages read in CI logs far from the server's timezone."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def _word(value: str, what: str) -> str:
+    value = value.strip()
+    if not value:
+        raise InvalidDeploy(f"{what} must not be empty")
+    if not _WORD.fullmatch(value):
+        raise InvalidDeploy(
+            f"{what} {value[:60]!r} must be at most 200 printable characters without spaces"
+        )
+    return value
+
+
+def check_environment(environment: str) -> str:
+    if not _ENVIRONMENT.fullmatch(environment):
+        raise InvalidDeploy(
+            f"environment {environment[:60]!r} must be 1-64 letters, digits, '.', '_' or '-'"
+        )
+    return environment
+
+
+def _commit(commit: str | None) -> str | None:
+    if commit is None or not commit.strip():
+        return None
+    value = commit.strip().lower()
+    if not _COMMIT.fullmatch(value):
+        raise InvalidDeploy(f"commit {commit[:70]!r} is not a hex commit id (4-64 of 0-9, a-f)")
+    return value
+
+
+def _author(author: str | None) -> str | None:
+    if author is None or not author.strip():
+        return None
+    value = author.strip()
+    if len(value) > _MAX_AUTHOR or not value.isprintable():
+        raise InvalidDeploy(f"author must be one line of at most {_MAX_AUTHOR} characters")
+    return value
+
+
+def find_deploy(store: Store, deploy_id: str) -> DeployMarker | None:
+    """The marker with this id. Deploys are few (tens a day), so a scan is fine."""
+    return next((d for d in store.deploys() if d.id == deploy_id), None)
+
+
+def start_deploy(
+    store: Store,
+    version: str,
+    *,
+    commit: str | None = None,
+    environment: str = DEFAULT_ENVIRONMENT,
+    author: str | None = None,
+    at: float | None = None,
+    deploy_id: str | None = None,
+) -> DeployMarker:
+    """Record that ``version`` started rolling out; the id defaults to ``env:version:epoch``.
+
+    A retried CI step (same id, same version) gets the marker already recorded instead of a
+    second one; the same id for another version is an error.
+    """
+    version = _word(version, "version")
+    environment = check_environment(environment)
+    commit, author = _commit(commit), _author(author)
+    at = time.time() if at is None else at
+    marker_id = (
+        _word(deploy_id, "deploy id")
+        if deploy_id is not None
+        else f"{environment}:{version}:{int(at)}"
+    )
+    existing = find_deploy(store, marker_id)
+    if existing is not None:
+        if (existing.version, existing.environment) == (version, environment) and commit in (
+            None,
+            existing.commit,
+        ):
+            return existing
+        raise InvalidTransition(
+            f"deploy id {marker_id} is already used by version {existing.version} "
+            f"in {existing.environment}"
+        )
+    previous = store.latest_deploy(environment)
+    if previous is not None and previous.started_at > at:  # backfilling an older deploy
+        earlier = store.deploys(until=at, environment=environment)
+        previous = earlier[-1] if earlier else None
+    marker = DeployMarker(
+        id=marker_id,
+        version=version,
+        commit=commit,
+        environment=environment,
+        started_at=at,
+        author=author,
+        previous_version=previous.version if previous is not None else None,
+    )
+    store.record_deploy(marker)
+    return marker
+
+
+def finish_deploy(
+    store: Store,
+    version: str | None = None,
+    *,
+    deploy_id: str | None = None,
+    environment: str = DEFAULT_ENVIRONMENT,
+    at: float | None = None,
+) -> DeployMarker:
+    """Mark a deploy finished: the one with ``deploy_id``, else the latest unfinished deploy of
+    ``version`` in ``environment`` (the environment is ignored when an id is given).
+
+    Raises :class:`NotFound` when there is nothing to finish and :class:`InvalidTransition` when
+    it is already finished, so a CI step that finishes the wrong thing fails loudly.
+    """
+    at = time.time() if at is None else at
+    if deploy_id is not None:
+        deploy_id = _word(deploy_id, "deploy id")
+        marker = find_deploy(store, deploy_id)
+        if marker is None:
+            raise NotFound(f"no deploy with id {deploy_id}")
+        if version is not None and marker.version != version.strip():
+            raise InvalidDeploy(
+                f"deploy {deploy_id} is version {marker.version}, not {version.strip()}"
+            )
+    elif version is not None:
+        version = _word(version, "version")
+        environment = check_environment(environment)
+        candidates = [d for d in store.deploys(environment=environment) if d.version == version]
+        unfinished = [d for d in candidates if d.finished_at is None]
+        if not candidates:
+            raise NotFound(f"no deploy of version {version} in {environment} to finish")
+        marker = (unfinished or candidates)[-1]
+    else:
+        raise InvalidDeploy("say which deploy to finish: give its version or its id")
+    if marker.finished_at is not None:
+        raise InvalidTransition(
+            f"deploy {marker.id} (version {marker.version} in {marker.environment}) "
+            f"already finished at {stamp(marker.finished_at)}"
+        )
+    if at < marker.started_at:
+        raise InvalidDeploy(
+            f"deploy {marker.id} cannot finish at {stamp(at)}, before it started "
+            f"({stamp(marker.started_at)})"
+        )
+    finished = replace(marker, finished_at=at)
+    store.record_deploy(finished)
+    return finished
+
+
+def marker_to_json(marker: DeployMarker) -> dict[str, Any]:
+    """One deploy as the API and `--json` show it (times in epoch seconds, like `top`)."""
+    return {
+        "id": marker.id,
+        "version": marker.version,
+        "commit": marker.commit,
+        "environment": marker.environment,
+        "started_at": marker.started_at,
+        "finished_at": marker.finished_at,
+        "duration_s": (
+            None if marker.finished_at is None else round(marker.finished_at - marker.started_at, 3)
+        ),
+        "author": marker.author,
+        "previous_version": marker.previous_version,
+        "rollback": marker.rollback,
+    }
+
+
+def describe(marker: DeployMarker) -> str:
+    """The one line a CI log shows for a marker."""
+    commit = f" ({marker.commit[:12]})" if marker.commit else ""
+    what = f"version {marker.version}{commit} in {marker.environment}"
+    if marker.finished_at is None:
+        return f"deploy {marker.id} started: {what}"
+    return f"deploy {marker.id} finished: {what} after {_duration(marker)}"
+
+
+def _duration(marker: DeployMarker) -> str:
+    seconds = round((marker.finished_at or marker.started_at) - marker.started_at)
+    minutes, seconds = divmod(seconds, 60)
+    return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
+
+
+# -- CLI ------------------------------------------------------------------------------------------
+
+
+class _Configured(Protocol):
+    """What the commands need from the CLI's context object (``querywatch.cli.Context``)."""
+
+    def config(self, **flags: Any) -> Config: ...
+
+
+def _open(cfg: Config, *, create: bool) -> Store:
+    from querywatch.store import open_store
+
+    location = str(cfg["store"])
+    if not create and not is_postgres_url(location) and not Path(location).expanduser().exists():
+        raise ConfigError(
+            f"no store at {location}: no deploy has been recorded there; pass --store",
+            setting="store",
+        )
+    return open_store(location)
+
+
+_store_option = click.option("--store", help="Store path or PostgreSQL URL [env QUERYWATCH_STORE].")
+_env_option = click.option(
+    "--env",
+    "--environment",
+    "environment",
+    help="Environment deployed to [env QUERYWATCH_ENVIRONMENT; default production].",
+)
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print the marker as JSON.")
+
+
+@click.group()
+def deploy() -> None:
+    """Mark a deploy's start and finish (CI/CD calls this), so regressions name the deploy."""
+
+
+@deploy.command("start")
+@click.option("--version", "version", required=True, help="The version being deployed.")
+@click.option("--commit", help="The commit id being deployed (hex, short or full).")
+@_env_option
+@click.option("--author", help="Who or what deployed (e.g. the CI actor).")
+@click.option("--id", "deploy_id", help="Your own deploy id [default: ENV:VERSION:EPOCH].")
+@_store_option
+@_json_option
+@click.pass_obj
+def start_cmd(
+    obj: _Configured,
+    version: str,
+    commit: str | None,
+    environment: str | None,
+    author: str | None,
+    deploy_id: str | None,
+    store: str | None,
+    as_json: bool,
+) -> None:
+    """Record that a deploy started; prints its id for `deploy finish --id`."""
+    cfg = obj.config(store=store, environment=environment)
+    the_store = _open(cfg, create=True)
+    try:
+        marker = start_deploy(
+            the_store,
+            version,
+            commit=commit,
+            environment=cfg["environment"],
+            author=author,
+            deploy_id=deploy_id,
+        )
+    finally:
+        the_store.close()
+    click.echo(dumps(success(marker_to_json(marker))) if as_json else describe(marker))
+
+
+@deploy.command("finish")
+@click.option("--version", "version", help="Finish the latest unfinished deploy of this version.")
+@_env_option
+@click.option("--id", "deploy_id", help="Finish the deploy with this id instead.")
+@_store_option
+@_json_option
+@click.pass_obj
+def finish_cmd(
+    obj: _Configured,
+    version: str | None,
+    environment: str | None,
+    deploy_id: str | None,
+    store: str | None,
+    as_json: bool,
+) -> None:
+    """Record that a deploy finished (give --version or --id)."""
+    if version is None and deploy_id is None:
+        raise InvalidDeploy("say which deploy to finish: pass --version or --id")
+    cfg = obj.config(store=store, environment=environment)
+    the_store = _open(cfg, create=False)
+    try:
+        marker = finish_deploy(
+            the_store, version, deploy_id=deploy_id, environment=cfg["environment"]
+        )
+    finally:
+        the_store.close()
+    click.echo(dumps(success(marker_to_json(marker))) if as_json else describe(marker))
+
+
+@click.command("deploys")
+@click.option("--env", "--environment", "environment", help="Only this environment [default: all].")
+@click.option("--since", help="Start of the range: 10m, 2h, 1d, an ISO time or epoch seconds.")
+@click.option("--until", help="End of the range (same forms as --since; default now).")
+@_store_option
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of lines.")
+@click.pass_obj
+def deploys_cmd(
+    obj: _Configured,
+    environment: str | None,
+    since: str | None,
+    until: str | None,
+    store: str | None,
+    as_json: bool,
+) -> None:
+    """Deploy markers in start order, oldest first."""
+    cfg = obj.config(store=store)
+    now = time.time()
+    since_ts = parse_time(since, now=now, option="--since") if since else None
+    until_ts = parse_time(until, now=now, option="--until") if until else None
+    if environment is not None:
+        check_environment(environment)
+    the_store = _open(cfg, create=False)
+    try:
+        markers = the_store.deploys(since=since_ts, until=until_ts, environment=environment)
+    finally:
+        the_store.close()
+    if as_json:
+        click.echo(dumps(success([marker_to_json(m) for m in markers])))
+        return
+    if not markers:
+        click.echo("no deploys recorded in that range")
+    for m in markers:
+        finished = stamp(m.finished_at) if m.finished_at is not None else "unfinished"
+        commit = (m.commit or "-")[:12]
+        click.echo(
+            f"{stamp(m.started_at)}  {finished:<25}  {m.environment:<12} {m.version:<16} "
+            f"{commit:<12}  {m.id}"
+        )

@@ -1,0 +1,275 @@
+"""The deploy API, independent of the HTTP server that carries it.
+
+    GET  /healthz                     public: is the store reachable?
+    GET  /api/deploys                 list markers (?environment=&since=&until=)
+    POST /api/deploys                 start a deploy: {"version", "commit"?, "environment"?, ...}
+    POST /api/deploys/{id}/finish     finish it
+
+:class:`DeployApi` maps (method, target, headers, body) to a status and an envelope, so the routing,
+auth and validation are tested without sockets and a later dashboard can reuse the server. The
+deploy rules themselves live in :mod:`querywatch.deploys`; this module only translates.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from querywatch.deploys import (
+    DEFAULT_ENVIRONMENT,
+    check_environment,
+    finish_deploy,
+    marker_to_json,
+    start_deploy,
+)
+from querywatch.errors import (
+    InvalidTransition,
+    NotFound,
+    QuerywatchError,
+    StoreError,
+)
+from querywatch.store.base import Store
+from querywatch.timespec import parse_time
+from querywatch.web.envelope import Envelope, failure, success
+
+MAX_BODY_BYTES = (
+    64 * 1024
+)  # a deploy marker is a few hundred bytes; anything near this is a mistake
+
+log = logging.getLogger("querywatch.web")
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    411: "length_required",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    500: "internal_error",
+    501: "not_implemented",
+    503: "store_unavailable",
+}
+_START_FIELDS = ("version", "commit", "environment", "author", "id")
+_LIST_PARAMS = ("environment", "since", "until")
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    envelope: Envelope
+    headers: tuple[tuple[str, str], ...] = field(default=())
+
+
+def error(status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> Response:
+    """An error response whose code follows from the status."""
+    return Response(status, failure(_CODES.get(status, "error"), message), headers)
+
+
+class _Refused(Exception):
+    """Stops a request early with this response (bad auth, bad body…)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.envelope["error"]["message"])
+        self.response = response
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    query: dict[str, list[str]]
+    headers: Mapping[str, str]
+    body: bytes
+    deploy_id: str | None = None
+
+
+_Handler = Callable[["DeployApi", _Request], Response]
+
+
+class DeployApi:
+    """The deploy endpoints over one store, behind a bearer token (``None``: no auth).
+
+    ``headers`` given to :meth:`handle` have lower-case names. The clock is injectable so tests
+    can pin deploy times.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        token: str | None,
+        *,
+        environment: str = DEFAULT_ENVIRONMENT,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self._token = token.encode() if token is not None else None
+        self.environment = environment
+        self.clock = clock
+
+    def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Response:
+        parts = urlsplit(target)
+        path = parts.path.rstrip("/") or "/"
+        routes, deploy_id = _route(path)
+        if routes is None:
+            return error(404, f"no such endpoint: {path}")
+        # HEAD is GET without the body (the server drops it), for health checkers that use it.
+        handler = routes.get("GET" if method == "HEAD" else method)
+        if handler is None:
+            allowed = ", ".join(sorted(routes))
+            return error(
+                405, f"{method} is not allowed on {path} (use {allowed})", (("Allow", allowed),)
+            )
+        query = parse_qs(parts.query, keep_blank_values=True)
+        try:
+            if path not in _PUBLIC:
+                self._authorize(headers)
+            return handler(self, _Request(query, headers, body, deploy_id))
+        except _Refused as refused:
+            return refused.response
+        except NotFound as exc:
+            return error(404, str(exc))
+        except InvalidTransition as exc:
+            return error(409, str(exc))
+        except StoreError as exc:  # where the store lives is the operator's business, not CI's
+            log.error("store unavailable: %s", exc)
+            return error(503, "the store is unavailable: see the server log")
+        except QuerywatchError as exc:  # InvalidDeploy, a bad time (ConfigError)…
+            return error(400, str(exc))
+        except Exception:
+            log.exception("internal error on %s %s", method, path)
+            return error(500, "internal error: see the server log")
+
+    def _authorize(self, headers: Mapping[str, str]) -> None:
+        if self._token is None:
+            return
+        given = headers.get("authorization", "")
+        scheme, _, credentials = given.strip().partition(" ")
+        if scheme.lower() != "bearer" or not credentials.strip():
+            raise _Refused(
+                error(
+                    401,
+                    "missing bearer token: send the header 'Authorization: Bearer <token>'",
+                    (("WWW-Authenticate", 'Bearer realm="querywatch"'),),
+                )
+            )
+        if not hmac.compare_digest(credentials.strip().encode(), self._token):
+            raise _Refused(error(403, "the bearer token is not valid for this server"))
+
+    # -- endpoints ------------------------------------------------------------------------------
+
+    def health(self, request: _Request) -> Response:
+        self.store.latest_deploy()  # a read: StoreError becomes 503
+        return Response(200, success({"status": "ok"}))
+
+    def list_deploys(self, request: _Request) -> Response:
+        unknown = sorted(set(request.query) - set(_LIST_PARAMS))
+        if unknown:
+            raise _Refused(
+                error(400, f"unknown parameter {unknown[0]!r} (known: {', '.join(_LIST_PARAMS)})")
+            )
+        params = {name: values[-1] for name, values in request.query.items()}
+        now = self.clock()
+        since = parse_time(params["since"], now=now, option="since") if "since" in params else None
+        until = parse_time(params["until"], now=now, option="until") if "until" in params else None
+        environment = params.get("environment")
+        if environment is not None:
+            check_environment(environment)
+        markers = self.store.deploys(since=since, until=until, environment=environment)
+        return Response(200, success([marker_to_json(m) for m in markers]))
+
+    def start(self, request: _Request) -> Response:
+        fields = _json_object(request, required=True)
+        unknown = sorted(set(fields) - set(_START_FIELDS))
+        if unknown:
+            raise _Refused(
+                error(400, f"unknown field {unknown[0]!r} (known: {', '.join(_START_FIELDS)})")
+            )
+        if fields.get("version") is None:
+            raise _Refused(error(400, 'missing field "version": send {"version": "1.2.3", ...}'))
+        text = {name: _string(fields, name) for name in _START_FIELDS}
+        marker = start_deploy(
+            self.store,
+            text["version"] or "",
+            commit=text["commit"],
+            environment=self.environment if text["environment"] is None else text["environment"],
+            author=text["author"],
+            deploy_id=text["id"],
+            at=self.clock(),
+        )
+        return Response(201, success(marker_to_json(marker)))
+
+    def finish(self, request: _Request) -> Response:
+        fields = _json_object(request, required=False)
+        if fields:
+            raise _Refused(error(400, "finish takes no fields: send an empty body or {}"))
+        marker = finish_deploy(self.store, deploy_id=request.deploy_id, at=self.clock())
+        return Response(200, success(marker_to_json(marker)))
+
+
+_PUBLIC = frozenset({"/healthz"})  # load balancers probe without credentials
+_FINISH = re.compile(r"/api/deploys/([^/]+)/finish")
+_FIXED: dict[str, dict[str, _Handler]] = {
+    "/healthz": {"GET": DeployApi.health},
+    "/api/deploys": {"GET": DeployApi.list_deploys, "POST": DeployApi.start},
+}
+
+
+def _route(path: str) -> tuple[dict[str, _Handler] | None, str | None]:
+    """The handlers by method for ``path``, and the deploy id it names (percent-decoded)."""
+    if path in _FIXED:
+        return _FIXED[path], None
+    if m := _FINISH.fullmatch(path):
+        return {"POST": DeployApi.finish}, unquote(m.group(1))
+    return None, None
+
+
+def _json_object(request: _Request, *, required: bool) -> dict[str, Any]:
+    if not request.body.strip():
+        if required:
+            raise _Refused(
+                error(400, 'empty body: send a JSON object such as {"version": "1.2.3"}')
+            )
+        return {}
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        shown = content_type or "none"
+        raise _Refused(error(415, f"Content-Type must be application/json (got {shown})"))
+    try:
+        data = json.loads(request.body)
+    except UnicodeDecodeError:
+        raise _Refused(error(400, "malformed JSON: the body is not UTF-8")) from None
+    except json.JSONDecodeError as exc:
+        raise _Refused(
+            error(400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+        ) from None
+    if not isinstance(data, dict):
+        raise _Refused(error(400, f"the body must be a JSON object, not {_json_type(data)}"))
+    return data
+
+
+def _string(fields: Mapping[str, Any], name: str) -> str | None:
+    value = fields.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    raise _Refused(error(400, f'field "{name}" must be a string, not {_json_type(value)}'))
+
+
+def _json_type(value: object) -> str:
+    """The JSON name of a decoded value's type, as the client wrote it."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return "a string" if isinstance(value, str) else "null"

@@ -1,0 +1,375 @@
+"""The deploy API over real HTTP: a server on a free loopback port, urllib as the client."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from click.testing import CliRunner
+
+from querywatch.cli import Context
+from querywatch.errors import ConfigError
+from querywatch.web.api import MAX_BODY_BYTES
+from querywatch.web.server import ApiServer, make_server, serve
+from test_deploys import deploy_settings  # noqa: F401 - the autouse fixture, for `serve`
+
+TOKEN = "s3cret-token-for-tests-0123456789"
+WRONG = "not-the-token-but-long-enough-42"
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    envelope: dict[str, Any]
+
+
+@dataclass
+class Client:
+    """Sends requests, checks the envelope of every reply, and keeps every raw reply."""
+
+    base: str
+    seen: list[str] = field(default_factory=list)
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        payload: object = None,
+        *,
+        data: bytes | None = None,
+        token: str | None = TOKEN,
+        content_type: str | None = "application/json",
+    ) -> Reply:
+        if payload is not None:
+            data = json.dumps(payload).encode()
+        headers = {}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        if content_type is not None and data is not None:
+            headers["Content-Type"] = content_type
+        request = urllib.request.Request(self.base + path, data, headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                status, got, raw = response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as exc:
+            with exc:
+                status, got, raw = exc.code, dict(exc.headers), exc.read()
+        self.seen.append(f"{got}\n{raw.decode()}")
+        return Reply(status, got, check_envelope(status, got, raw))
+
+
+def check_envelope(status: int, headers: dict[str, str], raw: bytes) -> dict[str, Any]:
+    """The one shape: {"ok": true, "data": ...} or {"ok": false, "error": {code, message}}."""
+    assert headers["Content-Type"] == "application/json"
+    assert raw.endswith(b"\n") and raw.count(b"\n") == 1
+    envelope = json.loads(raw)
+    assert isinstance(envelope, dict)
+    if status < 400:
+        assert set(envelope) == {"ok", "data"} and envelope["ok"] is True
+    else:
+        assert set(envelope) == {"ok", "error"} and envelope["ok"] is False
+        assert set(envelope["error"]) == {"code", "message"}
+        assert re.fullmatch(r"[a-z_]+", envelope["error"]["code"])
+        message = envelope["error"]["message"]
+        assert isinstance(message, str) and message and "\n" not in message
+    return envelope
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ApiServer]:
+    srv = make_server(tmp_path / "store.sqlite3", "127.0.0.1", 0, TOKEN, environment="prod")
+    thread = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+    thread.join(5)
+
+
+@pytest.fixture
+def client(server: ApiServer) -> Client:
+    return Client(server.url)
+
+
+def test_start_finish_and_list_over_http(client: Client) -> None:
+    started = client.call(
+        "POST",
+        "/api/deploys",
+        {"version": "2.4.0", "commit": "9F1C2E7", "author": "github-actions"},
+    )
+    assert started.status == 201
+    marker = started.envelope["data"]
+    assert (marker["version"], marker["commit"], marker["environment"]) == (
+        "2.4.0",
+        "9f1c2e7",
+        "prod",  # the server's default environment
+    )
+    assert marker["finished_at"] is None and marker["id"].startswith("prod:2.4.0:")
+
+    finished = client.call("POST", f"/api/deploys/{quote(marker['id'], safe='')}/finish")
+    assert finished.status == 200
+    assert finished.envelope["data"]["finished_at"] >= marker["started_at"]
+
+    client.call("POST", "/api/deploys", {"version": "9", "environment": "staging"})
+    listed = client.call("GET", "/api/deploys?environment=prod&since=1h")
+    assert listed.status == 200
+    assert [m["id"] for m in listed.envelope["data"]] == [marker["id"]]
+    assert len(client.call("GET", "/api/deploys").envelope["data"]) == 2
+
+    again = client.call("POST", f"/api/deploys/{quote(marker['id'], safe='')}/finish", {})
+    assert again.status == 409 and "already finished" in again.envelope["error"]["message"]
+
+
+def test_ids_with_a_slash_are_finished_through_percent_encoding(client: Client) -> None:
+    started = client.call("POST", "/api/deploys", {"version": "release/1.2", "id": "gh/run/7"})
+    assert started.envelope["data"]["id"] == "gh/run/7"
+    finished = client.call("POST", "/api/deploys/gh%2Frun%2F7/finish")
+    assert finished.status == 200 and finished.envelope["data"]["version"] == "release/1.2"
+
+
+def test_missing_token_is_401_and_wrong_token_is_403(client: Client) -> None:
+    missing = client.call("POST", "/api/deploys", {"version": "1"}, token=None)
+    assert missing.status == 401 and missing.envelope["error"]["code"] == "unauthorized"
+    assert missing.headers["WWW-Authenticate"].startswith("Bearer")
+    wrong = client.call("POST", "/api/deploys", {"version": "1"}, token=WRONG)
+    assert wrong.status == 403 and wrong.envelope["error"]["code"] == "forbidden"
+    assert client.call("GET", "/api/deploys", token=None).status == 401
+    assert client.call("GET", "/api/deploys").envelope["data"] == []  # nothing was recorded
+
+
+# Every endpoint and every error, each checked against the envelope by Client.call.
+CASES: list[tuple[str, str, dict[str, Any], int, str]] = [
+    ("GET", "/healthz", {"token": None}, 200, ""),
+    ("GET", "/api/deploys", {}, 200, ""),
+    ("POST", "/api/deploys", {"payload": {"version": "1.0.0"}}, 201, ""),
+    ("POST", "/api/deploys/prod%3A1.0.0%3A0/finish", {}, 404, "no deploy with id prod:1.0.0:0"),
+    ("GET", "/api/deploys", {"token": None}, 401, "missing bearer token"),
+    ("GET", "/api/deploys", {"token": WRONG}, 403, "not valid"),
+    ("POST", "/api/deploys", {"data": b'{"version": "1",'}, 400, "malformed JSON"),
+    ("POST", "/api/deploys", {"data": b"\xff\xfe{"}, 400, "malformed JSON"),
+    ("POST", "/api/deploys", {"payload": {"commit": "abc1234"}}, 400, 'missing field "version"'),
+    ("POST", "/api/deploys", {"data": b""}, 400, "empty body"),
+    ("POST", "/api/deploys", {"payload": {"version": ""}}, 400, "version must not be empty"),
+    ("POST", "/api/deploys", {"payload": {"version": 3}}, 400, "must be a string, not a number"),
+    ("POST", "/api/deploys", {"payload": ["1"]}, 400, "JSON object, not an array"),
+    ("POST", "/api/deploys", {"payload": {"version": "1", "env": "x"}}, 400, "unknown field 'env'"),
+    (
+        "POST",
+        "/api/deploys",
+        {"payload": {"version": "1", "commit": "HEAD"}},
+        400,
+        "not a hex commit id",
+    ),
+    (
+        "POST",
+        "/api/deploys",
+        {"payload": {"version": "1", "environment": "a b"}},
+        400,
+        "environment 'a b'",
+    ),
+    (
+        "POST",
+        "/api/deploys",
+        {"payload": {"version": "1"}, "content_type": "text/plain"},
+        415,
+        "Content-Type must be application/json (got text/plain)",
+    ),
+    (
+        "POST",
+        "/api/deploys",
+        {"data": b"{" + b" " * MAX_BODY_BYTES + b"}"},
+        413,
+        f"the limit is {MAX_BODY_BYTES}",
+    ),
+    ("POST", "/api/deploys/x/finish", {"payload": {"at": 1}}, 400, "finish takes no fields"),
+    ("GET", "/api/deploys?since=last+week", {}, 400, "since: cannot read 'last week'"),
+    ("GET", "/api/deploys?colour=red", {}, 400, "unknown parameter 'colour'"),
+    ("GET", "/api/deploys?environment=a%20b", {}, 400, "environment 'a b'"),
+    (
+        "POST",
+        "/api/deploys",
+        {"payload": {"version": "1", "environment": ""}},
+        400,
+        "environment ''",
+    ),
+    ("GET", "/nowhere", {}, 404, "no such endpoint: /nowhere"),
+    ("GET", "/nowhere", {"token": None}, 404, "no such endpoint"),
+    ("DELETE", "/api/deploys", {}, 405, "DELETE is not allowed on /api/deploys (use GET, POST)"),
+    ("GET", "/api/deploys/x/finish", {}, 405, "use POST"),
+    ("POST", "/healthz", {}, 405, "use GET"),
+    ("BREW", "/api/deploys", {}, 501, "Unsupported method"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "how", "status", "needle"), CASES)
+def test_every_endpoint_and_error_uses_the_envelope(
+    client: Client, method: str, path: str, how: dict[str, Any], status: int, needle: str
+) -> None:
+    reply = client.call(method, path, **how)
+    assert reply.status == status, reply.envelope
+    if status >= 400:
+        assert needle in reply.envelope["error"]["message"]
+    if status == 405:
+        assert reply.headers["Allow"]
+
+
+def test_a_malformed_request_line_gets_the_envelope_too(server: ApiServer) -> None:
+    host, port = str(server.server_address[0]), server.server_address[1]
+    with socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall(b"GET /api/deploys extra-word HTTP/1.1\r\n\r\n")
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 400")
+    envelope = json.loads(body)
+    assert envelope["ok"] is False and envelope["error"]["code"] == "bad_request"
+
+
+def test_the_token_never_appears_in_responses_or_logs(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="querywatch.web")
+    for method, path, how, _, _ in CASES:
+        client.call(method, path, **how)
+    started = client.call("POST", "/api/deploys", {"version": "7", "author": "ci"})
+    client.call("POST", f"/api/deploys/{quote(started.envelope['data']['id'], safe='')}/finish")
+    assert '"POST /api/deploys HTTP/1.1" 201' in caplog.text  # requests are logged…
+    for secret in (TOKEN, WRONG):
+        assert secret not in caplog.text  # …but never a token, right or wrong
+        assert not any(secret in reply for reply in client.seen)
+
+
+def test_concurrent_starts_are_all_recorded(client: Client) -> None:
+    statuses: list[int] = []
+
+    def start(n: int) -> None:
+        statuses.append(client.call("POST", "/api/deploys", {"version": f"v{n}"}).status)
+
+    threads = [threading.Thread(target=start, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert statuses == [201] * 16
+    versions = {m["version"] for m in client.call("GET", "/api/deploys").envelope["data"]}
+    assert versions == {f"v{n}" for n in range(16)}
+
+
+def test_healthz_needs_no_token_and_reports_ok(client: Client) -> None:
+    assert client.call("GET", "/healthz", token=None).envelope == {
+        "ok": True,
+        "data": {"status": "ok"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("token", "host", "no_auth", "needle"),
+    [
+        (None, "127.0.0.1", False, "refusing to serve the API without a token"),
+        ("", "127.0.0.1", False, "refusing to serve the API without a token"),
+        ("short", "127.0.0.1", False, "at least 16 printable ASCII characters"),
+        ("a token with spaces inside", "127.0.0.1", False, "must not contain spaces"),
+        (None, "0.0.0.0", True, "--no-auth serves on loopback only, not on 0.0.0.0"),
+        (TOKEN, "127.0.0.1", True, "--no-auth conflicts with the configured api_token"),
+    ],
+)
+def test_the_server_refuses_to_start_unprotected(
+    tmp_path: Path, token: str | None, host: str, no_auth: bool, needle: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        make_server(tmp_path / "s.sqlite3", host, 0, token, no_auth=no_auth)
+    assert needle in str(caught.value) and "\n" not in str(caught.value)
+    assert TOKEN not in str(caught.value)
+
+
+def test_no_auth_on_loopback_serves_without_a_token(tmp_path: Path) -> None:
+    srv = make_server(tmp_path / "s.sqlite3", "127.0.0.1", 0, None, no_auth=True)
+    thread = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        reply = Client(srv.url).call("POST", "/api/deploys", {"version": "1"}, token=None)
+        assert reply.status == 201
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(5)
+
+
+def test_serve_command_refuses_without_a_token(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        serve, ["--store", str(tmp_path / "s.sqlite3"), "--port", "0"], obj=Context(False, None)
+    )
+    assert isinstance(result.exception, ConfigError)
+    assert "QUERYWATCH_API_TOKEN" in str(result.exception)
+
+
+def test_head_healthz_has_headers_and_no_body(server: ApiServer) -> None:
+    request = urllib.request.Request(server.url + "/healthz", method="HEAD")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200 and response.read() == b""
+        assert response.headers["Content-Type"] == "application/json"
+        assert response.headers["Server"] == "querywatch"
+
+
+# `serve` as a process: what an operator runs, stopped the way a container runtime stops it.
+SERVE = """
+import sys
+from querywatch.cli import Context
+from querywatch.web.server import serve
+serve.main(sys.argv[1:], obj=Context(False, None), prog_name="querywatch serve")
+"""
+
+
+def test_serve_runs_until_sigterm_and_never_logs_the_token(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUERYWATCH_")}
+    env["QUERYWATCH_API_TOKEN"] = TOKEN
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVE, "--store", str(tmp_path / "s.sqlite3"), "--port", "0"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        banner = process.stderr.readline()
+        found = re.search(r"on (http://\S+) \(bearer token required\)", banner)
+        assert found, banner
+        client = Client(found.group(1))
+        assert client.call("POST", "/api/deploys", {"version": "1"}).status == 201
+        assert client.call("GET", "/api/deploys", token=WRONG).status == 403
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=10)
+    assert process.returncode == 0, err
+    assert '"POST /api/deploys HTTP/1.1" 201' in err and err.rstrip().endswith("stopped")
+    assert TOKEN not in err + out and WRONG not in err + out
+
+
+def test_an_unreadable_store_is_503_without_saying_where_it_is(
+    server: ApiServer, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.api.store.close()  # as if the database went away under the server
+    reply = client.call("GET", "/healthz", token=None)
+    assert reply.status == 503 and reply.envelope["error"]["code"] == "store_unavailable"
+    assert "store.sqlite3" not in reply.envelope["error"]["message"]
+    assert client.call("POST", "/api/deploys", {"version": "1"}).status == 503
+    assert "store.sqlite3" in caplog.text  # the operator sees where
