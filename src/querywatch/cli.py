@@ -397,8 +397,10 @@ def settings(obj: Context, as_json: bool) -> None:
 
 def _register_commands() -> None:
     from querywatch.deploys import deploy, deploys_cmd
+    from querywatch.incidents.cli import register as register_incidents
     from querywatch.web.server import serve
 
+    register_incidents(cli, lambda obj, store: obj.config(store=store))
     cli.add_command(deploy)
     cli.add_command(deploys_cmd)
     cli.add_command(serve)

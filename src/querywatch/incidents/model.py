@@ -8,20 +8,38 @@ from typing import Any, Literal
 from querywatch.detect.model import Culprit, Detection, Triage
 
 Status = Literal["open", "acknowledged", "mitigated", "resolved"]
+STATUSES: tuple[Status, ...] = ("open", "acknowledged", "mitigated", "resolved")
 EventKind = Literal[
     "detected", "alerted", "acknowledged", "note", "mitigated", "resolved", "action"
 ]
+EVENT_KINDS: tuple[EventKind, ...] = (
+    "detected",
+    "alerted",
+    "acknowledged",
+    "note",
+    "mitigated",
+    "resolved",
+    "action",
+)
+MISLEADING = "misleading"  # a note tag: this path of the investigation led nowhere
 
 
 @dataclass(frozen=True, slots=True)
 class Impact:
-    """Who suffered, from middleware data over the incident's time range."""
+    """Who suffered, from middleware data over the incident's time range.
+
+    ``failed_requests`` is an estimate (errors plus requests slower than the SLO, the latter read
+    off the latency sketches); the user figures are exact unions of the middleware's user sets.
+    ``since``/``until`` say which range was measured, so a reader can tell a partial figure.
+    """
 
     requests: int
     failed_requests: int  # an error or slower than the SLO
     users: int
     affected_users: int
     slo_ms: float
+    since: float | None = None
+    until: float | None = None
 
     @property
     def requests_pct(self) -> float:
@@ -56,3 +74,20 @@ class Incident:
     impact: Impact | None
     timeline: list[TimelineEvent] = field(default_factory=list)
     resolved_at: float | None = None
+
+    @property
+    def fingerprints(self) -> frozenset[str]:
+        """Every fingerprint the incident is about: what a new detection is matched on."""
+        found = {d.fingerprint for d in self.detections if d.fingerprint is not None}
+        return frozenset(found | {c.fingerprint for c in self.culprits})
+
+    @property
+    def is_resolved(self) -> bool:
+        return self.status == "resolved"
+
+    def last_event(self, kind: EventKind) -> TimelineEvent | None:
+        """The latest event of one kind (e.g. who acknowledged, and when)."""
+        for event in reversed(self.timeline):
+            if event.kind == kind:
+                return event
+        return None

@@ -1,0 +1,259 @@
+"""`querywatch incidents` and `querywatch incident show|ack|note|mitigate|resolve`.
+
+The commands are built against a function that resolves settings (so ``--store`` and
+``QUERYWATCH_STORE`` mean what they mean everywhere) and are registered on the main CLI with
+:func:`register`. ``python -m querywatch.incidents.cli`` runs them on their own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+
+from querywatch import render
+from querywatch.dsn import is_postgres_url, redact
+from querywatch.errors import ConfigError, QuerywatchError
+from querywatch.incidents import service
+from querywatch.incidents.codec import incident_to_dict
+from querywatch.incidents.model import STATUSES, Status
+from querywatch.incidents.view import duration, incident_lines, incidents_table
+from querywatch.store.base import Store
+from querywatch.timespec import parse_time
+
+ConfigOf = Callable[[Any, "str | None"], Mapping[str, Any]]
+"""``(ctx.obj, --store value) -> settings``: how the host CLI resolves ``store``."""
+
+_store_option = click.option("--store", help="Store path or PostgreSQL URL [env QUERYWATCH_STORE].")
+_by_option = click.option("--by", help="Who did it (default: your login name).")
+
+
+def _open(config_of: ConfigOf, obj: Any, store: str | None) -> Store:
+    """Open the configured store; a missing SQLite file is an error, not a new empty store."""
+    from querywatch.store import open_store
+
+    location = str(config_of(obj, store)["store"])
+    if not is_postgres_url(location) and not Path(location).expanduser().exists():
+        raise ConfigError(
+            f"no store at {location}: nothing has been recorded there yet; pass --store or set "
+            "QUERYWATCH_STORE",
+            setting="store",
+        )
+    return open_store(location)
+
+
+def _login() -> str | None:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no USER and no passwd entry (some containers)
+        return None
+
+
+def make_commands(config_of: ConfigOf) -> tuple[click.Command, click.Group]:
+    """The ``incidents`` command and the ``incident`` group, bound to ``config_of``."""
+
+    @click.command("incidents")
+    @_store_option
+    @click.option(
+        "--status",
+        type=click.Choice([*STATUSES, "unresolved"]),
+        help="Only incidents in this status (unresolved: open, acknowledged or mitigated).",
+    )
+    @click.option("--since", help="Opened since: 10m, 2h, 1d, an ISO time or epoch seconds.")
+    @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+    @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+    @click.pass_obj
+    def incidents(
+        obj: Any,
+        store: str | None,
+        status: str | None,
+        since: str | None,
+        limit: int,
+        as_json: bool,
+    ) -> None:
+        """Incidents, newest first: id, status, when, what, the culprit and the deploy."""
+        since_ts = parse_time(since, now=time.time(), option="--since") if since else None
+        statuses: tuple[Status, ...] | None = None
+        if status == "unresolved":
+            statuses = ("open", "acknowledged", "mitigated")
+        elif status is not None:
+            statuses = (status,)  # type: ignore[assignment]
+        with _opened(config_of, obj, store) as the_store:
+            found = the_store.list_incidents(status=statuses, since=since_ts, limit=limit)
+        if as_json:
+            click.echo(render.dumps([incident_to_dict(i) for i in found]))
+        elif not found:
+            click.echo("no incidents" + (f" {status}" if status else "") + " recorded")
+        else:
+            Console(highlight=False).print(incidents_table(found))
+
+    @click.group("incident")
+    def incident() -> None:
+        """Look at one incident and move it along: ack, note, mitigate, resolve."""
+
+    @incident.command("show")
+    @click.argument("incident_id", metavar="ID")
+    @_store_option
+    @click.option("--json", "as_json", is_flag=True, help="Print the incident as a JSON object.")
+    @click.pass_obj
+    def show(obj: Any, incident_id: str, store: str | None, as_json: bool) -> None:
+        """Everything about one incident: status, deploy, culprits, triage, impact, timeline."""
+        with _opened(config_of, obj, store) as the_store:
+            found = service.get_incident(the_store, incident_id)
+        if as_json:
+            click.echo(render.dumps(incident_to_dict(found)))
+        else:
+            click.echo("\n".join(incident_lines(found)))
+
+    @incident.command("ack")
+    @click.argument("incident_id", metavar="ID")
+    @_by_option
+    @_store_option
+    @click.pass_obj
+    def ack(obj: Any, incident_id: str, by: str | None, store: str | None) -> None:
+        """Acknowledge: someone is on it."""
+        who = by or _login()
+        with _opened(config_of, obj, store) as the_store:
+            service.acknowledge(the_store, incident_id, by=who)
+        click.echo(f"{incident_id} acknowledged" + (f" by {who}" if who else ""))
+
+    @incident.command("note")
+    @click.argument("incident_id", metavar="ID")
+    @click.argument("text")
+    @_by_option
+    @click.option(
+        "--misleading",
+        is_flag=True,
+        help="This path led nowhere (the postmortem counts it as time lost).",
+    )
+    @click.option("--tag", "tags", multiple=True, help="Tag the note (repeatable).")
+    @_store_option
+    @click.pass_obj
+    def note(
+        obj: Any,
+        incident_id: str,
+        text: str,
+        by: str | None,
+        misleading: bool,
+        tags: tuple[str, ...],
+        store: str | None,
+    ) -> None:
+        """Add a note to the timeline (any status, also after resolution)."""
+        with _opened(config_of, obj, store) as the_store:
+            service.add_note(
+                the_store, incident_id, text, by=by or _login(), tags=tags, misleading=misleading
+            )
+        click.echo(f"note added to {incident_id}" + (" (misleading)" if misleading else ""))
+
+    @incident.command("mitigate")
+    @click.argument("incident_id", metavar="ID")
+    @_by_option
+    @click.option("--note", "note_text", help="What mitigated it (rollback, cache flush…).")
+    @_store_option
+    @click.pass_obj
+    def mitigate(
+        obj: Any, incident_id: str, by: str | None, note_text: str | None, store: str | None
+    ) -> None:
+        """Mark it mitigated: users are no longer hurt, the cause is not fixed yet."""
+        who = by or _login()
+        with _opened(config_of, obj, store) as the_store:
+            service.mitigate(the_store, incident_id, by=who, note=note_text)
+        click.echo(f"{incident_id} mitigated" + (f" by {who}" if who else ""))
+
+    @incident.command("resolve")
+    @click.argument("incident_id", metavar="ID")
+    @_by_option
+    @click.option("--note", "note_text", help="How it was fixed.")
+    @_store_option
+    @click.pass_obj
+    def resolve(
+        obj: Any, incident_id: str, by: str | None, note_text: str | None, store: str | None
+    ) -> None:
+        """Resolve: the fix is in and the figures are normal again. Final."""
+        who = by or _login()
+        with _opened(config_of, obj, store) as the_store:
+            done = service.resolve(the_store, incident_id, by=who, note=note_text)
+        took = duration((done.resolved_at or done.detected_at) - done.detected_at)
+        click.echo(
+            f"{incident_id} resolved" + (f" by {who}" if who else "") + f", {took} after detection"
+        )
+
+    return incidents, incident
+
+
+@contextlib.contextmanager
+def _opened(config_of: ConfigOf, obj: Any, store: str | None) -> Iterator[Store]:
+    """Open the store for one command and always close it."""
+    the_store = _open(config_of, obj, store)
+    try:
+        yield the_store
+    finally:
+        the_store.close()
+
+
+def register(group: click.Group, config_of: ConfigOf) -> None:
+    """Add ``incidents`` and ``incident`` to the host CLI's group."""
+    for command in make_commands(config_of):
+        group.add_command(command)
+
+
+# -- standalone entry (`python -m querywatch.incidents.cli`) --------------------------------------
+
+
+class _Settings:
+    """The ``ctx.obj`` of the standalone entry: resolves settings like the main CLI does."""
+
+    def __init__(self, config_file: Path | None) -> None:
+        self.config_file = config_file
+
+    def config(self, **flags: Any) -> Mapping[str, Any]:
+        from querywatch.config import load_config
+
+        return load_config(flags, config_file=self.config_file)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="Config file.")
+@click.pass_context
+def standalone(ctx: click.Context, debug: bool, config_file: Path | None) -> None:
+    """querywatch's incident commands on their own."""
+    ctx.obj = _Settings(config_file)
+
+
+register(standalone, lambda obj, store: obj.config(store=store))
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        f"[bold red]querywatch: error:[/] {redact(message)}", markup=True, soft_wrap=True
+    )
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Like ``querywatch.cli.main``: a QuerywatchError becomes one red line and exit code 1."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        standalone.main(args=argv, prog_name="querywatch", standalone_mode=False)
+    except click.exceptions.Abort:
+        _fail("interrupted", 130)
+    except click.ClickException as exc:
+        if debug:
+            raise
+        _fail(exc.format_message(), exc.exit_code)
+    except QuerywatchError as exc:
+        if debug:
+            raise
+        _fail(str(exc))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""How an incident reads on a terminal. A view only: every figure comes from the incident."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from querywatch.incidents.model import Incident
+
+
+def stamp(ts: float) -> str:
+    """Local time with its zone: an on-call engineer reads it against their own clock."""
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(ts))
+
+
+def clock(ts: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(ts))
+
+
+def duration(seconds: float) -> str:
+    whole = max(0, round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def top_culprit(incident: Incident) -> str:
+    """The culprit column: the costliest query's first call site, else its fingerprint."""
+    if not incident.culprits:
+        return ""
+    c = incident.culprits[0]
+    if c.call_sites:
+        s = c.call_sites[0]
+        return f"{s.path}:{s.line}"
+    return c.fingerprint[:12]
+
+
+def incidents_table(incidents: Sequence[Incident]) -> Table:
+    table = Table(
+        title="incidents, newest first", title_justify="left", expand=False, box=box.SIMPLE_HEAD
+    )
+    # The id, status and time stay whole (people type the id); on a narrow terminal the title,
+    # last, wraps instead of squeezing the other columns.
+    id_width = max((len(i.id) for i in incidents), default=2)
+    table.add_column("id", no_wrap=True, min_width=id_width)
+    table.add_column("status", no_wrap=True)
+    table.add_column("opened", no_wrap=True)
+    table.add_column("deploy", overflow="ellipsis", no_wrap=True, max_width=14)
+    table.add_column("culprit", overflow="ellipsis", no_wrap=True, max_width=24)
+    table.add_column("title", overflow="fold", min_width=20, max_width=80)
+    for i in incidents:
+        style = "" if i.is_resolved else "bold red" if i.status == "open" else "yellow"
+        table.add_row(
+            Text(i.id),
+            Text(i.status, style=style),
+            Text(time.strftime("%m-%d %H:%M", time.localtime(i.opened_at))),
+            Text(i.deploy_id or "–"),
+            Text(top_culprit(i)),
+            Text(i.title),
+        )
+    return table
+
+
+def incident_lines(i: Incident) -> list[str]:
+    """Everything known about one incident, as plain lines (safe for any text it holds)."""
+    lines = [f"{i.id}  {i.status.upper()}  {i.title}", ""]
+    lines.append(f"detected   {stamp(i.detected_at)} (opened {clock(i.opened_at)})")
+    lines.append(f"deploy     {i.deploy_id or 'none recorded'}")
+    if i.resolved_at is not None:
+        lines.append(
+            f"resolved   {stamp(i.resolved_at)} (after {duration(i.resolved_at - i.detected_at)})"
+        )
+    else:
+        lines.append(f"open for   {duration(time.time() - i.detected_at)}")
+    if i.impact is not None:
+        m = i.impact
+        span = ""
+        if m.since is not None and m.until is not None:
+            span = f", {clock(m.since)}–{clock(m.until)}"
+        lines.append(
+            f"impact     {m.users_pct:.1f}% of users ({m.affected_users:,} of {m.users:,}), "
+            f"{m.requests_pct:.1f}% of requests ({m.failed_requests:,} of {m.requests:,}) "
+            f"failed or slower than {m.slo_ms:g} ms{span}"
+        )
+    else:
+        lines.append("impact     not measured")
+    if i.triage is not None:
+        lines.append(f"triage     {i.triage.verdict}")
+    if i.culprits:
+        lines += ["", "culprits"]
+        for n, c in enumerate(i.culprits, start=1):
+            lines.append(
+                f"  {n}. +{c.added_db_ms_per_s:,.1f} ms/s of database time  {c.fingerprint}"
+            )
+            lines.append(f"     {' '.join(c.normalized.split())}")
+            for k, site in enumerate(c.call_sites):
+                commit = f"  (commit {c.commits[k]})" if k < len(c.commits) else ""
+                lines.append(f"     at {site}{commit}")
+            if c.first_seen_deploy:
+                lines.append(f"     first seen with deploy {c.first_seen_deploy}")
+    if i.detections:
+        lines += ["", "detections"]
+        for d in i.detections:
+            lines.append(f"  - {d.kind} ({d.confidence:.0%} confident): {d.summary}")
+    lines += ["", "timeline"]
+    for e in i.timeline:
+        who = f"{e.author}: " if e.author and e.kind == "note" else ""
+        by = f" (by {e.author})" if e.author and e.kind != "note" else ""
+        tags = f"  [{', '.join(e.tags)}]" if e.tags else ""
+        lines.append(f"  {stamp(e.at)}  {e.kind:<12} {who}{e.message}{by}{tags}")
+    return lines
