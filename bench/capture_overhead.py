@@ -3,8 +3,10 @@
 Goal (DESIGN.md): at most 2 µs added per statement and at least 15x cheaper than OpenTelemetry's
 psycopg instrumentation. Configurations run interleaved (A, B, C, A, B, C, ...) on their own
 loopback connections to the same server so drift and noise hit all of them alike; the median
-µs/statement per configuration is reported. A second, network-free figure times sqlite3
-in-memory ``SELECT 1`` bare vs instrumented, which isolates the wrapper's own cost.
+µs/statement per configuration is reported. A second figure is measured in place: the time spent
+inside ``StatementChannel.record`` right after each real round trip (outside and inside a request
+context), and the flusher thread's batch aggregation per statement. A third, network-free figure
+times sqlite3 in-memory ``SELECT 1`` bare vs instrumented, which isolates the wrapper's own cost.
 
     .venv/bin/python bench/capture_overhead.py [--dsn postgresql://...] [--rounds 7] [-n 20000]
 
@@ -29,6 +31,8 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import querywatch
+from querywatch.capture.context import TRACKING, RequestState, current_request
+from querywatch.capture.recorder import Recorder
 
 POINT = "SELECT name FROM items WHERE id = %s"
 
@@ -127,6 +131,84 @@ def _flushed(inst: querywatch.Instrumentation) -> list[Any]:
     return list(getattr(sink, "windows", []))
 
 
+class _TimedChannel:
+    """Stands in for the channel on the cursor class and times the real ``record`` in place."""
+
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel
+        self.ns = 0
+        self.calls = 0
+
+    def record(self, sql: object, t0: int, t1: int, rows: int, errors: int) -> None:
+        a = time.perf_counter_ns()
+        self.channel.record(sql, t0, t1, rows, errors)
+        self.ns += time.perf_counter_ns() - a
+        self.calls += 1
+
+
+class _EmptyChannel(_TimedChannel):
+    """The timer alone, subtracted from the figures above."""
+
+    def record(self, sql: object, t0: int, t1: int, rows: int, errors: int) -> None:
+        a = time.perf_counter_ns()
+        self.ns += time.perf_counter_ns() - a
+        self.calls += 1
+
+
+def in_place(dsn: str, rounds: int, n: int) -> dict[str, list[float]]:
+    """ns per statement spent in ``record`` after a real psycopg round trip, and in ``absorb``.
+
+    The recorder here never wakes its flusher (huge ``pending_wake``), so each round's raw
+    records are aggregated by one timed ``absorb()`` call: the flusher's cost per statement.
+    """
+    conn = psycopg.connect(dsn, autocommit=True)
+    recorder = Recorder(None, flush_interval=3600)
+    agg = recorder.aggregator
+    agg.pending_wake = agg.pending_max = 10**9
+    inst = querywatch.instrument(conn, recorder=recorder)
+    cls: Any = conn.cursor_factory
+    real = cls._qw_channel
+    out: dict[str, list[float]] = {
+        "record(), no request active": [],
+        "record(), inside a request": [],
+        "timer alone (subtracted)": [],
+        "flusher absorb() per statement": [],
+    }
+    point_loop(conn, 2000)
+    agg.absorb()
+    tracking = TRACKING.on
+    try:
+        for _ in range(rounds):
+            for name in out:
+                if name.startswith("flusher"):
+                    continue
+                timed = _EmptyChannel(real) if name.startswith("timer") else _TimedChannel(real)
+                cls._qw_channel = timed
+                token = None
+                if "inside" in name:
+                    TRACKING.on = True
+                    token = current_request.set(RequestState())
+                gc.collect()
+                point_loop(conn, n)
+                if token is not None:
+                    current_request.reset(token)
+                    TRACKING.on = tracking
+                out[name].append(timed.ns / timed.calls)
+            pending = len(agg.pending)
+            a = time.perf_counter_ns()
+            agg.absorb()
+            out["flusher absorb() per statement"].append((time.perf_counter_ns() - a) / pending)
+    finally:
+        cls._qw_channel = real
+        TRACKING.on = tracking
+    timer = statistics.median(out["timer alone (subtracted)"])
+    for name in ("record(), no request active", "record(), inside a request"):
+        out[name] = [v - timer for v in out[name]]
+    inst.close()
+    conn.close()
+    return out
+
+
 def micro(rounds: int, n: int) -> dict[str, list[float]]:
     bare = sqlite3.connect(":memory:")
     inst = querywatch.instrument(sqlite3.connect(":memory:"))
@@ -168,6 +250,7 @@ def main() -> None:
     )
     with postgres(args.dsn) as dsn:
         net, cpu = network(dsn, args.rounds, args.n)
+        placed = in_place(dsn, args.rounds, args.n)
     med = {name: statistics.median(v) for name, v in net.items()}
     base = med["bare psycopg"]
     print(f"\n{'configuration':28} {'median µs/stmt':>15} {'added µs':>10} {'min':>8} {'max':>8}")
@@ -197,6 +280,11 @@ def main() -> None:
     theirs_cpu = cmed["psycopg + OpenTelemetry"] - cmed["bare psycopg"]
     if ours_cpu > 0:
         print(f"OpenTelemetry's added CPU / querywatch's: {theirs_cpu / ours_cpu:.1f}x")
+
+    print("\nmeasured in place after each psycopg round trip (same server, ns per statement)")
+    print(f"{'where':38} {'median ns':>10} {'min':>8} {'max':>8}")
+    for name, v in placed.items():
+        print(f"{name:38} {statistics.median(v):10.0f} {min(v):8.0f} {max(v):8.0f}")
 
     mic = micro(args.rounds, args.micro_n)
     mmed = {name: statistics.median(v) for name, v in mic.items()}

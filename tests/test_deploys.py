@@ -24,6 +24,7 @@ from querywatch.store.sqlite import SqliteStore
 
 T0 = 1_700_000_000.0
 
+
 @pytest.fixture(autouse=True)
 def deploy_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A clean environment in an empty directory."""

@@ -366,7 +366,7 @@ def test_recorded_durations_land_in_the_same_buckets_as_latency_sketch() -> None
     t0 = time.perf_counter_ns()
     for ms in durations_ms:
         channel.record("SELECT 1", t0, t0 + max(1, round(ms * 1e6)), 1, 0)
-    windows, _ = agg.drain()
+    windows, _, _ = agg.drain()
     merged = LatencySketch()
     for w in windows:
         assert w.sketch is not None
@@ -380,3 +380,65 @@ def test_recorded_durations_land_in_the_same_buckets_as_latency_sketch() -> None
 def test_rejects_what_it_cannot_instrument() -> None:
     with pytest.raises(TypeError, match="cannot instrument"):
         querywatch.instrument(object())
+
+
+def test_statements_wait_raw_until_the_flusher_aggregates_them() -> None:
+    """The hot path only queues; flush() aggregates what is queued before it writes."""
+    sink = CollectingSink()
+    recorder = Recorder(sink, flush_interval=3600)
+    inst = querywatch.instrument(sqlite3.connect(":memory:"), recorder=recorder)
+    for _ in range(100):
+        inst.target.execute("SELECT 1")
+    assert len(recorder.aggregator.pending) == 100  # under pending_wake: nothing aggregated yet
+    assert inst.flush() is True
+    assert not recorder.aggregator.pending
+    assert totals(sink.windows, "SELECT 1", "sqlite").calls == 100
+    recorder.close()
+
+
+def test_pending_raw_statements_are_bounded_and_counts_stay_exact() -> None:
+    sink = CollectingSink()
+    recorder = Recorder(sink, flush_interval=3600)
+    agg = recorder.aggregator
+    agg.pending_wake, agg.pending_max = 50, 200
+    recorder.aggregator.wake = None  # no flusher help: the application thread must absorb
+    inst = querywatch.instrument(sqlite3.connect(":memory:"), recorder=recorder)
+    for _ in range(1000):
+        inst.target.execute("SELECT 1")
+        assert len(agg.pending) < 200
+    assert agg.inline_absorbs >= 4
+    recorder.close()
+    assert totals(sink.windows, "SELECT 1", "sqlite").calls == 1000
+
+
+def test_the_flusher_is_woken_to_aggregate_a_backlog() -> None:
+    recorder = Recorder(CollectingSink(), flush_interval=3600)
+    agg = recorder.aggregator
+    inst = querywatch.instrument(sqlite3.connect(":memory:"), recorder=recorder)
+    for _ in range(agg.pending_wake + 10):
+        inst.target.execute("SELECT 1")
+    deadline = time.monotonic() + 10
+    while len(agg.pending) >= agg.pending_wake and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(agg.pending) < agg.pending_wake and agg.inline_absorbs == 0
+    recorder.close()
+
+
+def test_a_long_request_folds_its_statement_list() -> None:
+    from querywatch.capture.context import FOLD_AT, TRACKING, RequestState, current_request
+
+    agg = Aggregator()
+    channel = agg.channel("sqlite")
+    state = RequestState()
+    tracking, TRACKING.on = TRACKING.on, True
+    token = current_request.set(state)
+    try:
+        t0 = time.perf_counter_ns()
+        for i in range(FOLD_AT + 100):
+            channel.record("SELECT a FROM t" if i % 2 else "SELECT b FROM t", t0, t0 + 1000, 0, 0)
+    finally:
+        current_request.reset(token)
+        TRACKING.on = tracking
+    assert len(state.raws) < FOLD_AT
+    assert state.db_calls == FOLD_AT + 100 and state.db_ns == 1000 * (FOLD_AT + 100)
+    assert sorted(state.counts().values()) == [(FOLD_AT + 100) // 2] * 2

@@ -285,7 +285,9 @@ def test_asgi_middleware_over_http(shop_db: Path) -> None:
     def route_of(scope: Any) -> str:
         return "/" + scope["path"].strip("/").split("/")[0]
 
-    server = AsgiHttpServer(ASGIMiddleware(shop, recorder, route_of=route_of, slo_ms=1000))
+    server = AsgiHttpServer(
+        ASGIMiddleware(shop, recorder, route_of=route_of, slo_ms=1000, repeat_threshold=3)
+    )
     base = f"http://127.0.0.1:{server.port}"
     try:
         for i in range(12):
@@ -310,3 +312,9 @@ def test_asgi_middleware_over_http(shop_db: Path) -> None:
     nowhere = routes["/nowhere"]
     assert (nowhere.requests, nowhere.errors, nowhere.db_calls) == (1, 0, 0)
     assert nowhere.users == frozenset()
+    # Three lookups of one fingerprint per /items request (threshold 3 here), from worker threads.
+    repeats = list(sink.repeats)  # type: ignore[attr-defined]
+    assert {r.route for r in repeats} == {"/items"}
+    assert sum(r.requests for r in repeats) == 12
+    assert sum(r.total_repeats for r in repeats) == 36
+    assert max(r.max_repeats for r in repeats) == 3

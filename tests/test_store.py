@@ -12,8 +12,15 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pg_cluster import free_port
-from querywatch.errors import StoreError
-from querywatch.records import CallSite, DeployMarker, RequestWindow, StatementWindow
+from querywatch.errors import NotFound, StoreError
+from querywatch.incidents.model import Incident, TimelineEvent
+from querywatch.records import (
+    CallSite,
+    DeployMarker,
+    RepeatWindow,
+    RequestWindow,
+    StatementWindow,
+)
 from querywatch.sketch import LatencySketch
 from querywatch.store import Retention, SqlStore, open_store
 from querywatch.store.base import MAX_CALL_SITES
@@ -639,3 +646,162 @@ def test_postgres_reconnects_once_after_losing_the_connection(pg_dsn: str) -> No
         assert killed == [(True,)]
         s.write_windows([window(calls=2)])
         assert [w.calls for w in s.statement_windows()] == [3]
+
+
+# -- incidents ----------------------------------------------------------------------------------
+
+
+def _incident(**kw: object) -> Incident:
+    from test_incidents import full_incident
+
+    incident = full_incident()
+    for key, value in kw.items():
+        setattr(incident, key, value)
+    return incident
+
+
+def test_incidents_round_trip_with_their_timeline(store: SqlStore) -> None:
+    made = store.create_incident(_incident(), "QW-20231124")
+    assert made.id == "QW-20231124-1"
+    assert store.get_incident(made.id) == made
+    assert store.get_incident("QW-nope") is None
+    # Numbering skips ids already taken, per day; a LIKE wildcard in the prefix is literal.
+    assert store.create_incident(_incident(), "QW-20231124").id == "QW-20231124-2"
+    assert store.create_incident(_incident(), "QW-2023112_").id == "QW-2023112_-1"
+
+
+def test_saving_an_incident_updates_it_and_only_appends_to_its_timeline(store: SqlStore) -> None:
+    incident = _incident(id="QW-x-1")
+    store.save_incident(incident)
+    incident.status = "resolved"
+    incident.resolved_at = T0 + 500.5
+    incident.title = "renamed"
+    incident.culprits = incident.culprits[:1]
+    incident.timeline = [
+        *incident.timeline,
+        TimelineEvent(T0 + 500.5, "resolved", "fixed", "carol"),
+    ]
+    store.save_incident(incident)
+    assert store.get_incident("QW-x-1") == incident
+
+
+def test_events_append_in_order_and_status_changes(store: SqlStore) -> None:
+    made = store.create_incident(_incident(), "QW-d")
+    assert store.add_event(made.id, TimelineEvent(T0 + 1000, "note", "late", "dan", ("x",))) == 4
+    store.set_status(made.id, "resolved", T0 + 1001)
+    got = store.get_incident(made.id)
+    assert got is not None and got.status == "resolved" and got.resolved_at == T0 + 1001
+    assert [e.message for e in got.timeline][-2:] == ["rolled back", "late"]
+    with pytest.raises(NotFound):
+        store.add_event("QW-nope", TimelineEvent(T0, "note", "x"))
+    with pytest.raises(NotFound):
+        store.set_status("QW-nope", "resolved", T0)
+
+
+def test_update_incident_is_one_transaction(store: SqlStore) -> None:
+    made = store.create_incident(_incident(), "QW-u")
+
+    def fail(incident: Incident) -> list[TimelineEvent]:
+        incident.status = "resolved"
+        raise RuntimeError("rule broken")
+
+    with pytest.raises(RuntimeError):
+        store.update_incident(made.id, fail)
+    assert store.get_incident(made.id) == made
+    changed = store.update_incident(
+        made.id, lambda i: [TimelineEvent(T0 + 2000, "action", "cache flushed")]
+    )
+    assert changed.timeline[-1].message == "cache flushed" and len(changed.timeline) == 4
+
+
+def test_incidents_list_newest_first_filtered_by_status_and_time(store: SqlStore) -> None:
+    for n, status in enumerate(["open", "resolved", "acknowledged", "open"]):
+        store.save_incident(_incident(id=f"QW-l-{n}", status=status, opened_at=T0 + n))
+    assert [i.id for i in store.list_incidents()] == ["QW-l-3", "QW-l-2", "QW-l-1", "QW-l-0"]
+    assert [i.id for i in store.list_incidents(status="open")] == ["QW-l-3", "QW-l-0"]
+    assert [i.id for i in store.list_incidents(status=("open", "acknowledged"), limit=2)] == [
+        "QW-l-3",
+        "QW-l-2",
+    ]
+    assert [i.id for i in store.list_incidents(since=T0 + 2)] == ["QW-l-3", "QW-l-2"]
+    assert store.list_incidents()[0].timeline == _incident().timeline
+
+
+def test_concurrent_incident_writers_get_distinct_ids_and_keep_every_event(
+    location: str, store: SqlStore
+) -> None:
+    made = store.create_incident(_incident(), "QW-c")
+    errors: list[BaseException] = []
+    ids: list[str] = []
+
+    def work(n: int) -> None:
+        try:
+            with open_store(location) as mine:
+                for k in range(5):
+                    ids.append(mine.create_incident(_incident(), "QW-c").id)
+                    mine.add_event(made.id, TimelineEvent(T0 + k, "note", f"{n}-{k}"))
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(set(ids)) == 20
+    got = store.get_incident(made.id)
+    assert got is not None and len(got.timeline) == 3 + 20
+
+
+def test_an_incident_without_events_and_an_empty_status_filter(store: SqlStore) -> None:
+    store.save_incident(_incident(id="QW-e-1", timeline=[]))
+    got = store.get_incident("QW-e-1")
+    assert got is not None and got.timeline == []
+    assert store.list_incidents(status=()) == []
+
+
+# -- request repeats (N+1) ----------------------------------------------------------------------
+
+
+def repeat(
+    route: str = "/orders/{id}", fp: str = "fp1", start: int = T0, *counts: int
+) -> RepeatWindow:
+    runs = counts or (12,)
+    return RepeatWindow(route, fp, start, len(runs), sum(runs), max(runs), f"SELECT {fp}", "sqlite")
+
+
+def test_repeat_windows_round_trip_and_filter(store: SqlStore) -> None:
+    a = repeat("/orders/{id}", "fp1", T0, 12, 20)
+    b = repeat("/cart", "fp2", T0 + 10, 7)
+    store.write_repeats([b, a])
+    assert store.repeat_windows() == [a, b]
+    assert store.repeat_windows(route="/cart") == [b]
+    assert store.repeat_windows(fingerprint="fp1") == [a]
+    assert store.repeat_windows(route="/cart", fingerprint="fp1") == []
+    assert store.repeat_windows(since=T0 + 10) == [b]
+    assert store.repeat_windows(until=T0 + 10) == [a]
+    assert a.mean_repeats == 16.0
+    # The fingerprint's text is recorded with it, so a repeat row reads on its own.
+    assert store.repeat_windows()[0].normalized == "SELECT fp1"
+
+
+def test_repeat_windows_merge(store: SqlStore) -> None:
+    store.write_repeats([repeat("/r", "fp1", T0, 12, 30)])
+    store.write_repeats([repeat("/r", "fp1", T0, 50), repeat("/r", "fp1", T0 + 10, 6)])
+    first, second = store.repeat_windows()
+    assert (first.requests, first.total_repeats, first.max_repeats) == (3, 92, 50)
+    assert (second.requests, second.total_repeats, second.max_repeats) == (1, 6, 6)
+
+
+def test_repeat_windows_roll_up_in_retention(store: SqlStore) -> None:
+    now = T0 + 2 * DAY
+    store.write_repeats([repeat("/r", "fp1", T0 + s, 10 + s) for s in (0, 10, 20)])
+    store.write_repeats([repeat("/r", "fp1", now - 60, 9)])
+    store.apply_retention(now)
+    minute, recent = store.repeat_windows()
+    assert (minute.window_start, minute.requests, minute.total_repeats) == (T0, 3, 60)
+    assert minute.max_repeats == 30
+    assert (recent.window_start, recent.requests) == (now - 60, 1)
+    store.apply_retention(T0 + 30 * DAY)
+    assert [w.window_start for w in store.repeat_windows()] == []

@@ -218,7 +218,7 @@ def demo(
     from rich.progress import Progress
 
     from querywatch.demo.run import DemoOptions, DemoProgress, run_demo
-    from querywatch.demo.view import live_panel, summary_view
+    from querywatch.demo.view import alert_view, live_panel, summary_view
 
     options = DemoOptions(
         workdir=workdir, dsn=dsn, scale=scale, duration=duration, port=port, rate=rate, users=users
@@ -256,11 +256,17 @@ def demo(
             worker.start()
             while worker.is_alive() and state.phase in ("starting", "seeding"):
                 worker.join(0.2)
+        shown = 0
         with Live(console=out, refresh_per_second=4) as live:
-            while worker.is_alive():
+            while True:
+                # Print each alert the moment it fires, above the live panel.
+                for alert in state.alerts[shown:]:
+                    live.console.print(alert_view(alert))
+                shown = len(state.alerts)
                 live.update(live_panel(state, options.slo_ms))
+                if not worker.is_alive():
+                    break
                 worker.join(0.25)
-            live.update(live_panel(state, options.slo_ms))
         if "error" in result:
             raise result["error"]  # type: ignore[misc]
         report = result["report"]

@@ -74,6 +74,29 @@ class RequestWindow:
 
 
 @dataclass(slots=True)
+class RepeatWindow:
+    """Requests of one route that ran one fingerprint many times, over one time bucket (N+1).
+
+    Only requests that ran the fingerprint at least the capture's ``repeat_threshold`` times
+    count, so a window says "this many requests repeated it, this often in total, at most this
+    often in one request" without keeping a per-request row.
+    """
+
+    route: str
+    fingerprint: str
+    window_start: int
+    requests: int
+    total_repeats: int
+    max_repeats: int
+    normalized: str = ""
+    dialect: str = "postgres"
+
+    @property
+    def mean_repeats(self) -> float:
+        return self.total_repeats / self.requests if self.requests else 0.0
+
+
+@dataclass(slots=True)
 class FingerprintSummary:
     """One row of ``querywatch top``: a fingerprint's totals over a time range."""
 

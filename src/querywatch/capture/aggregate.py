@@ -1,14 +1,21 @@
 """In-process aggregation: per 10 s window and fingerprint (statements) or route (requests).
 
-This is the hot path of in-app capture. A statement costs a text-keyed dict lookup, a sampled call
-site, one uncontended lock and a few integer updates; the latency sketch's bucket key is computed
-inline (same formula as ``LatencySketch.add``) so nothing is allocated per statement once a
-fingerprint has been seen in the window.
+This is the hot path of in-app capture. Work done right after a thread wakes from a network wait
+runs on cold caches and costs several times what it costs in a tight loop, so a statement does as
+little as possible on the application thread: a text-keyed dict lookup (the fingerprint), a
+countdown for call-site sampling, the request's db-time and fingerprint list when a request is
+active, and one ``list.append`` of a small tuple. The aggregation (window, bucket maths, min/max,
+sketch) runs in batches on the Recorder's flusher thread (``Aggregator.absorb``), where caches are
+warm and the per-record cost is a fraction of the inline one.
 
-Memory is bounded: at most ``max_fingerprints`` distinct fingerprints and ``max_routes`` routes per
-window (per flush); statements beyond the cap are counted into one ``other`` fingerprint per dialect
-(``OTHER_FINGERPRINT``), requests into the ``OTHER_ROUTE`` route, and at most ``max_users`` user
-keys are kept per route and window. Statement texts (the fingerprint cache) are bounded too.
+Memory is bounded: raw records wait in ``pending``; at ``pending_wake`` the flusher is woken to
+aggregate them, and an application thread that finds ``pending_max`` records waiting aggregates
+them itself (so counts stay exact; that statement pays for the batch). At most
+``max_fingerprints`` distinct fingerprints and ``max_routes`` routes per window (per flush);
+statements beyond the cap are counted into one ``other`` fingerprint per dialect
+(``OTHER_FINGERPRINT``), requests into the ``OTHER_ROUTE`` route, at most ``max_users`` user keys
+are kept per route and window and ``max_repeat_keys`` (route, fingerprint) repeat rows per window.
+Statement texts (the fingerprint cache) are bounded too.
 """
 
 from __future__ import annotations
@@ -16,14 +23,16 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from math import ceil, log
+from time import perf_counter_ns
 
 from querywatch.capture.callsite import find_call_site
-from querywatch.capture.context import current_request
+from querywatch.capture.context import FOLD_AT, TRACKING, current_request
 from querywatch.records import (
     WINDOW_SECONDS,
     CallSite,
+    RepeatWindow,
     RequestWindow,
     StatementWindow,
     window_start,
@@ -38,6 +47,9 @@ OTHER_ROUTE = "<other>"
 UNPARSED_FINGERPRINT = "unparsed"
 MAX_TEXTS = 20_000
 MAX_SITES = 8  # per fingerprint
+PENDING_WAKE = 4096
+PENDING_MAX = 65_536
+_WINDOW_NS = WINDOW_SECONDS * 1_000_000_000
 
 FingerprintFn = Callable[[str, str], Fingerprint]
 
@@ -95,6 +107,22 @@ class _RequestAgg:
         self.failed_users: set[str] = set()
 
 
+class _Window:
+    """Everything aggregated for one 10 s bucket."""
+
+    __slots__ = ("repeats", "requests", "statements")
+
+    def __init__(self) -> None:
+        self.statements: dict[FingerprintState, _StatementAgg] = {}
+        self.requests: dict[str, _RequestAgg] = {}
+        # (route, fingerprint) -> [requests, total repeats, max repeats]
+        self.repeats: dict[tuple[str, FingerprintState], list[int]] = {}
+
+
+Raw = tuple["FingerprintState", int, int, int, int]
+"""One statement as the hot path leaves it: fingerprint, t0, t1 (perf_counter_ns), rows, errors."""
+
+
 class Aggregator:
     """Windows of statement and request aggregates, drained by the Recorder's flusher thread."""
 
@@ -104,28 +132,38 @@ class Aggregator:
         max_fingerprints: int = 2000,
         max_routes: int = 500,
         max_users: int = 10_000,
+        max_repeat_keys: int = 2000,
         sample_first: int = 5,
         sample_every: int = 100,
+        repeat_threshold: int = 5,
+        pending_wake: int = PENDING_WAKE,
+        pending_max: int = PENDING_MAX,
     ) -> None:
         self.max_fingerprints = max_fingerprints
         self.max_routes = max_routes
         self.max_users = max_users
+        self.max_repeat_keys = max_repeat_keys
         self.sample_first = sample_first
         self.sample_every = sample_every
+        self.repeat_threshold = repeat_threshold
+        self.pending_wake = pending_wake
+        self.pending_max = max(pending_max, pending_wake)
         self.lock = threading.Lock()
-        self.until_ns = 0  # perf_counter_ns at which the current window ends
-        self.window = 0  # current window start (epoch seconds)
-        self.statements: dict[FingerprintState, _StatementAgg] = {}
-        self.requests: dict[str, _RequestAgg] = {}
-        self._closed: list[
-            tuple[int, dict[FingerprintState, _StatementAgg], dict[str, _RequestAgg]]
-        ] = []
+        self.pending: list[Raw] = []
+        """Raw statements not aggregated yet. Appended to without a lock (atomic under the GIL);
+        only ``absorb`` (holding ``lock``) removes from the front, so nothing is lost."""
+        self.wake: Callable[[], None] | None = None
+        """Asks the flusher thread to ``absorb`` soon (set by the Recorder)."""
+        self._woken = False
+        self._windows: dict[int, _Window] = {}
         self._fingerprints: dict[tuple[str, str], FingerprintState] = {}
         self._channels: dict[str, StatementChannel] = {}
         # What the caps and failures cost, for tests and for the agent's own metrics.
         self.overflow_calls = 0
         self.overflow_requests = 0
         self.dropped_users = 0
+        self.dropped_repeats = 0
+        self.inline_absorbs = 0  # times an application thread found pending_max and aggregated
         self.internal_errors = 0
 
     def channel(
@@ -148,30 +186,84 @@ class Aggregator:
             self._fingerprints[key] = state
         return state
 
-    def roll(self, now_ns: int) -> None:
-        """Start a new window if wall-clock time left the current one. Caller holds the lock."""
-        wall = time.time()
-        start = window_start(wall)
-        if start != self.window:
-            if self.statements or self.requests:
-                self._closed.append((self.window, self.statements, self.requests))
-            self.window = start
-            self.statements = {}
-            self.requests = {}
-        self.until_ns = now_ns + int((start + WINDOW_SECONDS - wall) * 1e9)
+    def _window(self, start: int) -> _Window:
+        win = self._windows.get(start)
+        if win is None:
+            win = self._windows[start] = _Window()
+        return win
 
-    def overflow_statement(self, fp: FingerprintState) -> _StatementAgg:
+    # -- statements -----------------------------------------------------------------------------
+
+    def notice_pending(self, n: int) -> None:
+        """Called by the hot path once ``pending`` reaches ``pending_wake`` records."""
+        if n >= self.pending_max:
+            self.inline_absorbs += 1
+            self.absorb()
+        elif not self._woken:
+            self._woken = True
+            wake = self.wake
+            if wake is not None:
+                wake()
+
+    def absorb(self) -> None:
+        """Aggregate the pending raw statements into their windows (flusher thread, batched)."""
+        with self.lock:
+            self._woken = False
+            pending = self.pending
+            n = len(pending)
+            if not n:
+                return
+            batch = pending[:n]
+            del pending[:n]  # records appended meanwhile sit past n and stay
+            self._absorb(batch)
+
+    def _absorb(self, batch: list[Raw]) -> None:
+        """The aggregation the hot path used to do per statement. Caller holds the lock."""
+        # perf_counter_ns -> epoch ns; read once per batch (drift over seconds is negligible).
+        offset = time.time_ns() - perf_counter_ns()
+        lo = hi = 0
+        stmts: dict[FingerprintState, _StatementAgg] = {}
+        minimum = MIN_MS
+        log_gamma = LOG_GAMMA
+        for fp, t0, t1, rows, errors in batch:
+            if not lo <= t1 < hi:
+                epoch = (t1 + offset) // _WINDOW_NS * _WINDOW_NS
+                lo = epoch - offset
+                hi = lo + _WINDOW_NS
+                stmts = self._window(epoch // 1_000_000_000).statements
+            a = stmts.get(fp)
+            if a is None:
+                a = self._new_statement(stmts, fp)
+            d = t1 - t0
+            a.total_ns += d
+            if d > a.max_ns:
+                a.max_ns = d
+            if d < a.min_ns:
+                a.min_ns = d
+            if rows > 0:
+                a.rows += rows
+            if errors:
+                a.errors += errors
+            ms = d / 1e6
+            key = ceil(log(ms if ms > minimum else minimum) / log_gamma)  # bucket_key, inlined
+            b = a.buckets
+            b[key] = b.get(key, 0) + 1
+
+    def _new_statement(
+        self, stmts: dict[FingerprintState, _StatementAgg], fp: FingerprintState
+    ) -> _StatementAgg:
         """The aggregate for a fingerprint new to this window, or the ``other`` one past the cap."""
-        win = self.statements
-        if len(win) >= self.max_fingerprints:
+        if len(stmts) >= self.max_fingerprints:
             self.overflow_calls += 1
             other = Fingerprint(OTHER_FINGERPRINT, OTHER_NORMALIZED)
             fp = self.fingerprint_state(other, fp.dialect)
-            agg = win.get(fp)
+            agg = stmts.get(fp)
             if agg is not None:
                 return agg
-        agg = win[fp] = _StatementAgg()
+        agg = stmts[fp] = _StatementAgg()
         return agg
+
+    # -- requests -------------------------------------------------------------------------------
 
     def record_request(
         self,
@@ -183,23 +275,28 @@ class Aggregator:
         db_calls: int,
         user: str | None,
         failed: bool,
+        repeats: Mapping[FingerprintState, int] | None = None,
     ) -> None:
-        """Account one finished HTTP request (called by the middleware; never raises)."""
+        """Account one finished HTTP request (called by the middleware; never raises).
+
+        ``repeats``: fingerprints this request ran at least ``repeat_threshold`` times, with
+        their counts (the N+1 signal).
+        """
         try:
             d = t1 - t0
             key = bucket_key(d / 1e6)
+            start = window_start(time.time())
             with self.lock:
-                if t1 >= self.until_ns:
-                    self.roll(t1)
-                win = self.requests
-                agg = win.get(route)
+                win = self._window(start)
+                reqs = win.requests
+                agg = reqs.get(route)
                 if agg is None:
-                    if len(win) >= self.max_routes:
+                    if len(reqs) >= self.max_routes:
                         self.overflow_requests += 1
                         route = OTHER_ROUTE
-                        agg = win.get(route)
+                        agg = reqs.get(route)
                     if agg is None:
-                        agg = win[route] = _RequestAgg()
+                        agg = reqs[route] = _RequestAgg()
                 agg.requests += 1
                 agg.total_ns += d
                 if d > agg.max_ns:
@@ -217,22 +314,47 @@ class Aggregator:
                             agg.failed_users.add(user)
                     else:
                         self.dropped_users += 1
+                if repeats:
+                    self._add_repeats(win, route, repeats)
         except Exception:
             self.internal_errors += 1
 
-    def drain(self) -> tuple[list[StatementWindow], list[RequestWindow]]:
-        """Take everything aggregated so far (closed windows and the open one) as records."""
+    def _add_repeats(
+        self, win: _Window, route: str, repeats: Mapping[FingerprintState, int]
+    ) -> None:
+        rep = win.repeats
+        for fp, n in repeats.items():
+            r = rep.get((route, fp))
+            if r is None:
+                if len(rep) >= self.max_repeat_keys:
+                    self.dropped_repeats += 1
+                    continue
+                r = rep[(route, fp)] = [0, 0, 0]
+            r[0] += 1
+            r[1] += n
+            if n > r[2]:
+                r[2] = n
+
+    # -- draining -------------------------------------------------------------------------------
+
+    def drain(self) -> tuple[list[StatementWindow], list[RequestWindow], list[RepeatWindow]]:
+        """Take everything recorded so far (pending raw statements included) as records."""
         with self.lock:
-            taken = self._closed
-            if self.statements or self.requests:
-                taken.append((self.window, self.statements, self.requests))
-            self._closed = []
-            self.statements = {}
-            self.requests = {}
+            self._woken = False
+            pending = self.pending
+            n = len(pending)
+            if n:
+                batch = pending[:n]
+                del pending[:n]
+                self._absorb(batch)
+            taken = self._windows
+            self._windows = {}
         windows: dict[tuple[int, str, str], StatementWindow] = {}
         requests: list[RequestWindow] = []
-        for start, stmts, reqs in taken:
-            for fp, a in stmts.items():
+        repeats: dict[tuple[int, str, str, str], RepeatWindow] = {}
+        for start in sorted(taken):
+            win = taken[start]
+            for fp, a in win.statements.items():
                 w = StatementWindow(
                     fingerprint=fp.id,
                     normalized=fp.normalized,
@@ -253,7 +375,7 @@ class Aggregator:
                     _merge(windows[key], w)
                 else:
                     windows[key] = w
-            for route, r in reqs.items():
+            for route, r in win.requests.items():
                 requests.append(
                     RequestWindow(
                         route=route,
@@ -269,7 +391,25 @@ class Aggregator:
                         failed_users=frozenset(r.failed_users),
                     )
                 )
-        return list(windows.values()), requests
+            for (route, fp), (nreq, total, mx) in win.repeats.items():
+                rkey = (start, route, fp.dialect, fp.id)
+                known = repeats.get(rkey)
+                if known is not None:  # the fingerprint registry was reset mid-window
+                    known.requests += nreq
+                    known.total_repeats += total
+                    known.max_repeats = max(known.max_repeats, mx)
+                    continue
+                repeats[rkey] = RepeatWindow(
+                    route=route,
+                    fingerprint=fp.id,
+                    window_start=start,
+                    requests=nreq,
+                    total_repeats=total,
+                    max_repeats=mx,
+                    normalized=fp.normalized,
+                    dialect=fp.dialect,
+                )
+        return list(windows.values()), requests, list(repeats.values())
 
 
 def _merge(into: StatementWindow, w: StatementWindow) -> None:
@@ -287,16 +427,23 @@ def _merge(into: StatementWindow, w: StatementWindow) -> None:
 class StatementChannel:
     """Records statements of one dialect; ``record`` is the whole per-statement cost."""
 
-    __slots__ = ("_agg", "_fingerprint", "_texts", "dialect")
+    __slots__ = ("_agg", "_fingerprint", "_pending", "_texts", "_wake_at", "dialect")
 
     def __init__(self, agg: Aggregator, dialect: str, fingerprint_fn: FingerprintFn) -> None:
         self._agg = agg
+        self._pending = agg.pending
+        self._wake_at = agg.pending_wake
         self.dialect = dialect
         self._fingerprint = fingerprint_fn
         self._texts: dict[object, FingerprintState] = {}
 
     def record(self, sql: object, t0: int, t1: int, rows: int, errors: int) -> None:
-        """Account one statement run from ``t0`` to ``t1`` (perf_counter_ns). Never raises."""
+        """Account one statement run from ``t0`` to ``t1`` (perf_counter_ns). Never raises.
+
+        Runs right after the driver returns, usually on caches a network wait left cold, so it
+        only finds the fingerprint, samples the call site when due, feeds the current request
+        and appends a tuple; the flusher thread does the rest in batches (``absorb``).
+        """
         try:
             fp = self._texts.get(sql)
             if fp is None:
@@ -305,35 +452,18 @@ class StatementChannel:
             fp.countdown = c
             if c <= 0:
                 self._sample(fp)
-            d = t1 - t0
-            req = current_request.get()
-            if req is not None:
-                req.db_ns += d
-                req.db_calls += 1
-            ms = d / 1e6
-            key = ceil(log(ms if ms > MIN_MS else MIN_MS) / LOG_GAMMA)  # bucket_key, inlined
-            agg = self._agg
-            lock = agg.lock
-            lock.acquire()
-            try:
-                if t1 >= agg.until_ns:
-                    agg.roll(t1)
-                a = agg.statements.get(fp)
-                if a is None:
-                    a = agg.overflow_statement(fp)
-                a.total_ns += d
-                if d > a.max_ns:
-                    a.max_ns = d
-                if d < a.min_ns:
-                    a.min_ns = d
-                if rows > 0:
-                    a.rows += rows
-                if errors:
-                    a.errors += errors
-                b = a.buckets
-                b[key] = b.get(key, 0) + 1
-            finally:
-                lock.release()
+            raw = (fp, t0, t1, rows, errors)
+            if TRACKING.on:
+                req = current_request.get()
+                if req is not None:
+                    raws = req.raws
+                    raws.append(raw)
+                    if len(raws) >= FOLD_AT:
+                        req.fold()
+            pending = self._pending
+            pending.append(raw)
+            if len(pending) >= self._wake_at:
+                self._agg.notice_pending(len(pending))
         except Exception:
             self._agg.internal_errors += 1
 

@@ -4,6 +4,9 @@ Each request gets a RequestState in a ContextVar; every instrumented statement i
 set adds its duration to it, so a RequestWindow knows how much of the route's time was database
 time ("is it the database?") and which users saw a failure or a response slower than ``slo_ms``
 ("share of users affected").
+
+The request also lists the fingerprint of every statement it runs; at its end, fingerprints run at
+least ``repeat_threshold`` times (default 5) go to the route's repeat windows, the N+1 signal.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from time import perf_counter_ns
 from typing import Any, Protocol
 
 from querywatch.capture.aggregate import Aggregator
-from querywatch.capture.context import RequestState, current_request
+from querywatch.capture.context import TRACKING, RequestState, current_request
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -69,11 +72,14 @@ class _Base:
         route_of: Callable[[Any], str],
         user_of: Callable[[Any], str | None],
         slo_ms: float,
+        repeat_threshold: int | None,
     ) -> None:
         self._aggregator = recorder.aggregator
         self._route_of = route_of
         self._user_of = user_of
         self._slo_ns = int(slo_ms * 1e6)
+        self._repeat_threshold = repeat_threshold
+        TRACKING.on = True  # statements start reading the request ContextVar
 
     def _describe(self, request: Any) -> tuple[str, str | None]:
         """Route and user of a request; a failing user callback must not fail the request."""
@@ -92,13 +98,21 @@ class _Base:
     ) -> None:
         t1 = perf_counter_ns()
         failed = error or (t1 - t0) > self._slo_ns
-        self._aggregator.record_request(
-            route, t0, t1, error, state.db_ns, state.db_calls, user, failed
-        )
+        agg = self._aggregator
+        threshold = self._repeat_threshold
+        if threshold is None:
+            threshold = agg.repeat_threshold
+        repeats = None
+        if state.db_calls >= threshold:
+            repeats = {fp: n for fp, n in state.counts().items() if n >= threshold}
+        agg.record_request(route, t0, t1, error, state.db_ns, state.db_calls, user, failed, repeats)
 
 
 class WSGIMiddleware(_Base):
     """``app = WSGIMiddleware(app, recorder)``; a 5xx status or an exception counts as an error.
+
+    ``repeat_threshold`` overrides the recorder's (how many runs of one fingerprint in one
+    request count as a repeat).
 
     The request ends when the response body is closed, so statements run while a streamed body
     is generated count toward it.
@@ -112,8 +126,9 @@ class WSGIMiddleware(_Base):
         route_of: Callable[[Environ], str] = _wsgi_route,
         user_of: Callable[[Environ], str | None] = _wsgi_user,
         slo_ms: float = 1000.0,
+        repeat_threshold: int | None = None,
     ) -> None:
-        super().__init__(recorder, route_of, user_of, slo_ms)
+        super().__init__(recorder, route_of, user_of, slo_ms, repeat_threshold)
         self.app = app
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -194,8 +209,9 @@ class ASGIMiddleware(_Base):
         route_of: Callable[[Scope], str] = _asgi_route,
         user_of: Callable[[Scope], str | None] = _asgi_user,
         slo_ms: float = 1000.0,
+        repeat_threshold: int | None = None,
     ) -> None:
-        super().__init__(recorder, route_of, user_of, slo_ms)
+        super().__init__(recorder, route_of, user_of, slo_ms, repeat_threshold)
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -1,9 +1,11 @@
 """The Recorder: an Aggregator plus the daemon thread that flushes it to a sink.
 
 Every sink write happens on the flusher thread (``flush()`` from another thread asks it and waits),
-so a store whose connection is bound to one thread works. A failed write keeps the records for the
-next flush, up to ``max_pending`` windows (the oldest are dropped beyond that and counted); nothing
-is ever raised into the application.
+so a store whose connection is bound to one thread works. The same thread also aggregates the raw
+statements the hot path leaves in ``aggregator.pending`` (woken every ``PENDING_WAKE`` statements,
+and before every flush), so the application thread only appends them. A failed write keeps the
+records for the next flush, up to ``max_pending`` windows per kind (the oldest are dropped beyond
+that and counted); nothing is ever raised into the application.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import importlib
 import logging
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from querywatch.capture.aggregate import Aggregator, StatementChannel
-from querywatch.records import RequestWindow, StatementWindow
+from querywatch.records import RepeatWindow, RequestWindow, StatementWindow
 
 log = logging.getLogger("querywatch.capture")
 
@@ -28,7 +31,11 @@ T = TypeVar("T")
 
 @runtime_checkable
 class Sink(Protocol):
-    """Where flushed windows go: a querywatch Store, or anything with these two methods."""
+    """Where flushed windows go: a querywatch Store, or anything with these two methods.
+
+    A sink may also have ``write_repeats(windows: Sequence[RepeatWindow])`` (a Store has); repeat
+    windows (N+1) are dropped for a sink without it, so older custom sinks keep working.
+    """
 
     def write_windows(self, windows: Sequence[StatementWindow]) -> None: ...
 
@@ -41,12 +48,16 @@ class MemorySink:
     def __init__(self, max_records: int = 100_000) -> None:
         self.windows: deque[StatementWindow] = deque(maxlen=max_records)
         self.requests: deque[RequestWindow] = deque(maxlen=max_records)
+        self.repeats: deque[RepeatWindow] = deque(maxlen=max_records)
 
     def write_windows(self, windows: Sequence[StatementWindow]) -> None:
         self.windows.extend(windows)
 
     def write_requests(self, windows: Sequence[RequestWindow]) -> None:
         self.requests.extend(windows)
+
+    def write_repeats(self, windows: Sequence[RepeatWindow]) -> None:
+        self.repeats.extend(windows)
 
 
 SinkLike = Sink | str | os.PathLike[str] | None
@@ -66,14 +77,19 @@ class Recorder:
         max_pending: int = 100_000,
         sample_first: int = 5,
         sample_every: int = 100,
+        repeat_threshold: int = 5,
     ) -> None:
+        """``repeat_threshold``: a request that runs one fingerprint at least this many times is
+        counted in that route's repeat windows (N+1 detection)."""
         self.aggregator = Aggregator(
             max_fingerprints=max_fingerprints,
             max_routes=max_routes,
             max_users=max_users,
             sample_first=sample_first,
             sample_every=sample_every,
+            repeat_threshold=repeat_threshold,
         )
+        self.aggregator.wake = self._wake_absorb
         self._sink_spec = sink
         self._sink: Sink | None = None
         if sink is None:
@@ -84,6 +100,8 @@ class Recorder:
         self.max_pending = max_pending
         self._pending_windows: deque[StatementWindow] = deque()
         self._pending_requests: deque[RequestWindow] = deque()
+        self._pending_repeats: deque[RepeatWindow] = deque()
+        self.dropped_repeats = 0  # repeat windows a sink without write_repeats could not take
         self.dropped_windows = 0
         self.failed_flushes = 0
         self._failing = False
@@ -91,6 +109,7 @@ class Recorder:
         self._cond = threading.Condition()
         self._requested = 0
         self._done = 0
+        self._absorb_requested = False
         self._stopping = False
         self.closed = False
         self._thread = threading.Thread(target=self._run, name="querywatch-flush", daemon=True)
@@ -107,7 +126,7 @@ class Recorder:
     @property
     def pending(self) -> int:
         """Windows waiting for the sink (non-zero while the sink is failing)."""
-        return len(self._pending_windows) + len(self._pending_requests)
+        return len(self._pending_windows) + len(self._pending_requests) + len(self._pending_repeats)
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Write everything aggregated so far; True when the sink took it all."""
@@ -137,14 +156,42 @@ class Recorder:
         if self._thread.is_alive():
             log.warning("querywatch: the flusher did not finish within %.0f s", timeout)
 
+    def _wake_absorb(self) -> None:
+        """The hot path's signal that raw statements piled up (once per ``PENDING_WAKE``)."""
+        with self._cond:
+            self._absorb_requested = True
+            self._cond.notify_all()
+
     def _run(self) -> None:
+        deadline = time.monotonic() + self.flush_interval
         while True:
             with self._cond:
-                if not self._stopping and self._requested == self._done:
-                    self._cond.wait(self.flush_interval)
+                while (
+                    not self._stopping
+                    and self._requested == self._done
+                    and not self._absorb_requested
+                ):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+                absorb_only = (
+                    self._absorb_requested
+                    and not self._stopping
+                    and self._requested == self._done
+                    and time.monotonic() < deadline
+                )
+                self._absorb_requested = False
                 target = self._requested
                 stopping = self._stopping
+            if absorb_only:
+                try:
+                    self.aggregator.absorb()
+                except Exception:
+                    self.aggregator.internal_errors += 1
+                continue
             self._flush_now()
+            deadline = time.monotonic() + self.flush_interval
             with self._cond:
                 self._done = max(self._done, target)
                 self._cond.notify_all()
@@ -155,13 +202,20 @@ class Recorder:
     def _flush_now(self) -> None:
         try:
             with self._flush_lock:
-                windows, requests = self.aggregator.drain()
+                windows, requests, repeats = self.aggregator.drain()
                 self._pending_windows.extend(windows)
                 self._pending_requests.extend(requests)
+                self._pending_repeats.extend(repeats)
                 self._bound()
                 sink = self._open_sink()
                 self._send(self._pending_windows, sink.write_windows)
                 self._send(self._pending_requests, sink.write_requests)
+                write_repeats = getattr(sink, "write_repeats", None)
+                if write_repeats is None:
+                    self.dropped_repeats += len(self._pending_repeats)
+                    self._pending_repeats.clear()
+                else:
+                    self._send(self._pending_repeats, write_repeats)
             if self._failing:
                 log.info("querywatch: the sink accepts writes again")
                 self._failing = False
@@ -184,7 +238,12 @@ class Recorder:
                 queue.popleft()
 
     def _bound(self) -> None:
-        for queue in (self._pending_windows, self._pending_requests):
+        queues: tuple[deque[Any], ...] = (
+            self._pending_windows,
+            self._pending_requests,
+            self._pending_repeats,
+        )
+        for queue in queues:
             while len(queue) > self.max_pending:
                 queue.popleft()
                 self.dropped_windows += 1

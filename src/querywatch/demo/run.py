@@ -1,8 +1,9 @@
 """The outage, replayed: seed, serve v1 under load, deploy v2, roll back, and count the damage.
 
-This module only orchestrates the demo's parts (seed, deployer, load, summary) and the capture
-that runs inside the shop's processes; the CLI draws it. The rollback here follows a fixed delay;
-detection decides it once deploy-aware detection lands.
+This module only orchestrates the demo's parts (seed, deployer, load, summary), the capture that
+runs inside the shop's processes and the monitor that watches the store; the CLI draws it. The
+rollback follows the first alert (or, if nothing fires, the end of the bad phase); guarded,
+evidence-checked rollback is the respond layer's job.
 """
 
 from __future__ import annotations
@@ -23,8 +24,15 @@ from querywatch.demo.shop.releases import BAD, GOOD, load_release
 from querywatch.demo.shop.seed import Shape, seed
 from querywatch.demo.summary import Summary, percentile, summarize
 from querywatch.errors import ConfigError
+from querywatch.incidents.model import Incident
+from querywatch.monitor import Monitor
 from querywatch.records import DeployMarker
+from querywatch.respond.alerts import Alert
+from querywatch.respond.notifier import Notifier
 from querywatch.store import open_store
+
+#: How often the demo's monitor looks at the store (the shop flushes capture every second).
+CHECK_EVERY_S = 1.0
 
 #: Shares of the load's duration: before the bad deploy, on the bad release, after the rollback.
 PHASES = (0.3, 0.4, 0.3)
@@ -60,6 +68,7 @@ class DemoProgress:
     started_at: float = field(default_factory=time.time)
     records: list[RequestRecord] = field(default_factory=list)
     deploys: list[Deploy] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
 
 
 @dataclass
@@ -73,6 +82,16 @@ class DemoReport:
     ground_truth: list[ReleaseQuery]
     records: list[RequestRecord]
     completed: bool
+    detected_at: float | None = None
+    incident: Incident | None = None
+    alerts: list[Alert] = field(default_factory=list)
+
+    @property
+    def detect_after_s(self) -> float | None:
+        """From the bad release taking traffic to the first alert."""
+        if self.detected_at is None or self.bad is None:
+            return None
+        return self.detected_at - self.bad.switched_at
 
     def page_latency(self, page: str, phase: str) -> float | None:
         """Median latency of one page in one phase (before / during / after), in ms."""
@@ -112,6 +131,22 @@ class DemoReport:
             "users_affected": s.users_affected,
             "users_affected_pct": round(s.users_affected_pct, 2),
             "ground_truth": [q.as_dict() for q in self.ground_truth],
+            "detected_at": _iso(self.detected_at) if self.detected_at else None,
+            "detect_after_s": _r(self.detect_after_s),
+            "incident": self.incident.id if self.incident else None,
+            "culprits": [
+                {
+                    "fingerprint": c.fingerprint,
+                    "normalized": c.normalized,
+                    "call_site": f"{c.call_sites[0].path}:{c.call_sites[0].line}"
+                    if c.call_sites
+                    else None,
+                    "function": c.call_sites[0].function if c.call_sites else None,
+                    "added_db_ms_per_s": round(c.added_db_ms_per_s, 1),
+                    "first_seen_deploy": c.first_seen_deploy,
+                }
+                for c in (self.incident.culprits if self.incident else [])
+            ],
             "scale": self.shape.orders,
             "database": "postgresql" if self.options.dsn else "sqlite",
         }
@@ -223,17 +258,23 @@ def run_demo(
         ports=(options.port, options.port + 1) if options.port is not None else (),
     )
     load = LoadGenerator(deployer.router, config, on_record=progress.records.append)
+    watcher = _Watcher(options, progress)
     try:
         progress.phase = f"starting {GOOD}"
         deployer.deploy(GOOD)
         progress.phase = f"{GOOD} under load"
         load.start()
+        watcher.start()
         load_started = time.monotonic()
         if not _wait(stop, load_started + warmup):
             progress.phase = f"deploying {BAD}"
             bad_deploy = deployer.deploy(BAD)
             progress.phase = f"{BAD} serving (bad release)"
-            if not _wait(stop, time.monotonic() + bad_for):
+            # Roll back on the first alert; if nothing fires, at the end of the bad phase.
+            deadline = time.monotonic() + bad_for
+            while not stop.is_set() and time.monotonic() < deadline and not watcher.fired.wait(0.2):
+                pass
+            if not stop.is_set():
                 progress.phase = f"rolling back to {GOOD}"
                 rollback = deployer.rollback()
                 progress.phase = f"{GOOD} again (after rollback)"
@@ -242,6 +283,7 @@ def run_demo(
                     completed = True
         progress.phase = "stopping" if completed else "interrupted"
     finally:
+        watcher.stop()
         load.stop()
         deployer.close()
         store.close()
@@ -254,8 +296,79 @@ def run_demo(
     )
     progress.phase = "done" if completed else "interrupted"
     return DemoReport(
-        options, seeded.shape, run_started, bad_deploy, rollback, summary, truth, records, completed
+        options,
+        seeded.shape,
+        run_started,
+        bad_deploy,
+        rollback,
+        summary,
+        truth,
+        records,
+        completed,
+        detected_at=watcher.detected_at,
+        incident=watcher.incident,
+        alerts=list(progress.alerts),
     )
+
+
+class _ProgressSink:
+    """Alerts go to the live view (the CLI prints them the moment they fire)."""
+
+    def __init__(self, progress: DemoProgress) -> None:
+        self.progress = progress
+
+    def send(self, alert: Alert) -> None:
+        self.progress.alerts.append(alert)
+
+
+class _Watcher:
+    """The monitor, run every second over the demo's store while the load runs."""
+
+    def __init__(self, options: DemoOptions, progress: DemoProgress) -> None:
+        self.options = options
+        self.progress = progress
+        self.fired = threading.Event()
+        self.detected_at: float | None = None
+        self.incident: Incident | None = None
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="demo-monitor", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        from querywatch.detect.health import health_snapshot, sqlite_health
+
+        dsn = self.options.dsn
+        health = (lambda: health_snapshot(dsn)) if dsn else sqlite_health
+        store = open_store(self.options.store_path)
+        monitor = Monitor(
+            store,
+            notifier=Notifier([_ProgressSink(self.progress)]),
+            health=health,
+            repo_root=Path.cwd(),
+            environment="demo",
+            slo_ms=self.options.slo_ms,
+        )
+        try:
+            while not self._stop.wait(CHECK_EVERY_S):
+                try:
+                    result = monitor.check()
+                except Exception as exc:  # the demo goes on; the summary says what failed
+                    self.errors.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                if result.incident is not None:
+                    self.incident = result.incident
+                    if self.detected_at is None and result.alerted:
+                        self.detected_at = time.time()
+                        self.fired.set()
+        finally:
+            store.close()
 
 
 def _wait(stop: threading.Event, until_monotonic: float) -> bool:

@@ -10,6 +10,7 @@ from rich.text import Text
 
 from querywatch.demo.run import DemoProgress, DemoReport
 from querywatch.demo.summary import percentile
+from querywatch.respond.alerts import Alert
 
 REPORT_MINUTES = 150
 REPORT_AFFECTED_PCT = 87
@@ -37,6 +38,13 @@ def live_panel(progress: DemoProgress, slo_ms: float) -> RenderableType:
         at = time.strftime("%H:%M:%S", time.localtime(d.switched_at))
         table.add_row(kind, f"{d.version} ({d.commit}) at {at}")
     return table
+
+
+def alert_view(alert: Alert) -> RenderableType:
+    """An alert as it fires: what, where in the code, which deploy, is it the database."""
+    at = time.strftime("%H:%M:%S", time.localtime(alert.started_at))
+    style = "bold red" if alert.severity == "critical" else "bold yellow"
+    return Group(Text(f"{at} ALERT {alert.title}", style=style), Text(alert.text))
 
 
 def summary_view(report: DemoReport) -> RenderableType:
@@ -67,14 +75,28 @@ def summary_view(report: DemoReport) -> RenderableType:
             f"(the report: {REPORT_AFFECTED_PCT}% of users, {REPORT_MINUTES} minutes)."
         )
     )
-    if report.bad and report.rollback:
-        served = report.rollback.switched_at - report.bad.switched_at
+    if report.detect_after_s is not None and report.incident is not None:
         lines.append(
             Text(
-                f"bad release served for {served:.0f} s "
-                "before the rollback (fixed delay; automatic detection comes next)."
+                f"detected {report.detect_after_s:.0f} s after the bad release took traffic "
+                f"(incident {report.incident.id}); culprits:",
+                style="bold",
             )
         )
+        for c in report.incident.culprits:
+            site = f"{c.call_sites[0].path}:{c.call_sites[0].line}" if c.call_sites else "?"
+            lines.append(
+                Text(
+                    f"  +{c.added_db_ms_per_s:,.0f} ms/s  {site}  {c.normalized}",
+                    overflow="ellipsis",
+                    no_wrap=True,
+                )
+            )
+    elif report.bad is not None:
+        lines.append(Text("no alert fired during the bad release", style="yellow"))
+    if report.bad and report.rollback:
+        served = report.rollback.switched_at - report.bad.switched_at
+        lines.append(Text(f"bad release served for {served:.0f} s before the rollback."))
     lines.append(Text("queries the bad release changed:", style="bold"))
     for q in report.ground_truth:
         lines.append(

@@ -14,11 +14,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
+from querywatch.errors import NotFound
+from querywatch.incidents.codec import body_from_json, body_to_json, dumps
+from querywatch.incidents.model import EventKind, Incident, Status, TimelineEvent
 from querywatch.records import (
     WINDOW_SECONDS,
     CallSite,
     DeployMarker,
     FingerprintSummary,
+    RepeatWindow,
     RequestWindow,
     StatementWindow,
 )
@@ -93,6 +97,60 @@ class Store(Protocol):
 
     def latest_deploy(self, environment: str | None = None) -> DeployMarker | None:
         """The deploy that started last (optionally in one environment), or ``None`` if none."""
+
+    def create_incident(self, incident: Incident, id_prefix: str) -> Incident:
+        """Insert a new incident numbered ``{id_prefix}-N`` with the next free N, and its timeline.
+
+        Numbering and insert share one transaction, and a number taken by a concurrent writer is
+        skipped, so two agents on one store never hand out the same id. Returns the stored incident.
+        """
+
+    def save_incident(self, incident: Incident) -> None:
+        """Insert the incident, or update its status, resolved_at, title and body.
+
+        Timeline events are stored by position (the i-th event has seq i+1) and never rewritten:
+        events already stored stay, new positions are appended. To append while others may write
+        too, use :meth:`add_event` or :meth:`update_incident`.
+        """
+
+    def get_incident(self, incident_id: str) -> Incident | None:
+        """The incident with its timeline in order, or ``None`` if there is no such id."""
+
+    def list_incidents(
+        self,
+        status: Status | Sequence[Status] | None = None,
+        since: float | None = None,
+        limit: int = 50,
+    ) -> list[Incident]:
+        """Incidents newest first (opened at or after ``since``), optionally in some statuses."""
+
+    def add_event(self, incident_id: str, event: TimelineEvent) -> int:
+        """Append one event to the timeline; returns its seq. Raises NotFound for an unknown id."""
+
+    def set_status(self, incident_id: str, status: Status, at: float) -> None:
+        """Set the status (``resolved_at`` = ``at`` when resolved). No rules: see the service."""
+
+    def update_incident(
+        self, incident_id: str, change: Callable[[Incident], Sequence[TimelineEvent]]
+    ) -> Incident:
+        """Read, change and write one incident in one transaction, with its row locked.
+
+        ``change`` edits the incident in place (status, findings…) and returns events to append;
+        raising from it changes nothing. This is how lifecycle rules are checked without a race.
+        """
+
+    def write_repeats(self, windows: Sequence[RepeatWindow]) -> None:
+        """Merge N+1 repeat windows in (same route, fingerprint and bucket: requests and repeats
+        add, the max is the max of both)."""
+
+    def repeat_windows(
+        self,
+        route: str | None = None,
+        fingerprint: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[RepeatWindow]:
+        """Stored repeat windows in time order, optionally for one route and/or fingerprint."""
 
     def close(self) -> None: ...
 
@@ -205,6 +263,45 @@ ON CONFLICT (id) DO UPDATE SET
   "rollback" = deploys."rollback" OR excluded."rollback"
 """
 
+_INCIDENT_COLUMNS = "id, status, opened_at, detected_at, resolved_at, title, deploy_id, body"
+# opened_at, detected_at and deploy_id describe how the incident began and never change.
+_UPSERT_INCIDENT = f"""
+INSERT INTO incidents ({_INCIDENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET
+  status = excluded.status,
+  resolved_at = excluded.resolved_at,
+  title = excluded.title,
+  body = excluded.body
+"""
+_CLAIM_INCIDENT = (
+    f"INSERT INTO incidents ({_INCIDENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (id) DO NOTHING RETURNING id"
+)
+_EVENT_COLUMNS = "incident_id, seq, at, kind, message, author, tags, data"
+_INSERT_EVENT = f"INSERT INTO incident_events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+
+_REPEAT_COLUMNS = (
+    "route, fingerprint, window_start, resolution, requests, total_repeats, max_repeats"
+)
+_REPEAT_MERGE = """
+ON CONFLICT (route, fingerprint, window_start, resolution) DO UPDATE SET
+  requests = request_repeats.requests + excluded.requests,
+  total_repeats = request_repeats.total_repeats + excluded.total_repeats,
+  max_repeats = CASE WHEN excluded.max_repeats > request_repeats.max_repeats
+                     THEN excluded.max_repeats ELSE request_repeats.max_repeats END
+"""
+_INSERT_REPEAT = (
+    f"INSERT INTO request_repeats ({_REPEAT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)" + _REPEAT_MERGE
+)
+_ROLLUP_REPEATS = f"""
+INSERT INTO request_repeats ({_REPEAT_COLUMNS})
+SELECT route, fingerprint, window_start / {MINUTE} * {MINUTE}, {MINUTE}, SUM(requests),
+       SUM(total_repeats), MAX(max_repeats)
+FROM request_repeats
+WHERE resolution = {WINDOW_SECONDS} AND window_start < ? AND window_start >= ?
+GROUP BY route, fingerprint, window_start / {MINUTE} * {MINUTE}
+{_REPEAT_MERGE}"""
+
 _UPSERT_STATE = (
     "INSERT INTO state (key, value) VALUES (?, ?) "
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
@@ -241,6 +338,97 @@ def _deploy(row: Sequence[Any]) -> DeployMarker:
         previous,
         bool(rollback),  # SQLite keeps booleans as 0/1
     )
+
+
+def _incident_params(incident: Incident) -> tuple[object, ...]:
+    return (
+        incident.id,
+        incident.status,
+        incident.opened_at,
+        incident.detected_at,
+        incident.resolved_at,
+        incident.title,
+        incident.deploy_id,
+        body_to_json(incident),
+    )
+
+
+def _event_params(incident_id: str, seq: int, event: TimelineEvent) -> tuple[object, ...]:
+    return (
+        incident_id,
+        seq,
+        event.at,
+        event.kind,
+        event.message,
+        event.author,
+        dumps(list(event.tags)),
+        dumps(event.data),
+    )
+
+
+def _incident(row: Sequence[Any], timeline: list[TimelineEvent]) -> Incident:
+    id_, status, opened, detected, resolved, title, deploy_id, body = row
+    detections, culprits, triage, impact = body_from_json(body)
+    return Incident(
+        id=id_,
+        status=status,
+        opened_at=float(opened),
+        detected_at=float(detected),
+        title=title,
+        deploy_id=deploy_id,
+        detections=detections,
+        culprits=culprits,
+        triage=triage,
+        impact=impact,
+        timeline=timeline,
+        resolved_at=None if resolved is None else float(resolved),
+    )
+
+
+def _timelines(tx: Tx, incident_ids: Sequence[str]) -> dict[str, list[TimelineEvent]]:
+    found: dict[str, list[TimelineEvent]] = {i: [] for i in incident_ids}
+    for start in range(0, len(incident_ids), 500):
+        chunk = incident_ids[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        for incident_id, at, kind, message, author, tags, data in tx.rows(
+            "SELECT incident_id, at, kind, message, author, tags, data FROM incident_events "
+            f"WHERE incident_id IN ({marks}) ORDER BY incident_id, seq",
+            chunk,
+        ):
+            kind_: EventKind = kind
+            found[incident_id].append(
+                TimelineEvent(
+                    float(at), kind_, message, author, tuple(json.loads(tags)), json.loads(data)
+                )
+            )
+    return found
+
+
+def _load_incident(tx: Tx, incident_id: str, *, lock: bool = False) -> Incident | None:
+    if lock:
+        # A no-op update takes the row lock on PostgreSQL (SQLite's BEGIN IMMEDIATE already
+        # serialises writers), so a concurrent change waits and then sees this one.
+        tx.run("UPDATE incidents SET status = status WHERE id = ?", (incident_id,))
+    rows = tx.rows(f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,))
+    if not rows:
+        return None
+    return _incident(rows[0], _timelines(tx, [incident_id])[incident_id])
+
+
+def _append_events(tx: Tx, incident_id: str, events: Sequence[TimelineEvent]) -> int:
+    """Append after the last stored event; the caller holds the incident's row lock."""
+    rows = tx.rows(
+        "SELECT COALESCE(MAX(seq), 0) FROM incident_events WHERE incident_id = ?", (incident_id,)
+    )
+    seq = int(rows[0][0])
+    for event in events:
+        seq += 1
+        tx.run(_INSERT_EVENT, _event_params(incident_id, seq, event))
+    return seq
+
+
+def no_incident(incident_id: str) -> NotFound:
+    return NotFound(f"no incident {incident_id} (querywatch incidents lists them)")
 
 
 def _sketch(text: str | None) -> LatencySketch | None:
@@ -355,6 +543,41 @@ class SqlStore(ABC):
         ]
         self._run(lambda tx: tx.run_many(_INSERT_REQUEST, rows))
 
+    def write_repeats(self, windows: Sequence[RepeatWindow]) -> None:
+        """Also records each fingerprint's text, so a repeat row can be read on its own."""
+        if not windows:
+            return
+        seen: dict[str, tuple[str, str, int, int]] = {}
+        for w in windows:
+            normalized, dialect, first, last = seen.get(
+                w.fingerprint, (w.normalized, w.dialect, w.window_start, w.window_start)
+            )
+            seen[w.fingerprint] = (
+                normalized,
+                dialect,
+                min(first, w.window_start),
+                max(last, w.window_start),
+            )
+        fingerprints = [(fp, *seen[fp]) for fp in sorted(seen)]
+        rows = [
+            (
+                w.route,
+                w.fingerprint,
+                w.window_start,
+                WINDOW_SECONDS,
+                w.requests,
+                w.total_repeats,
+                w.max_repeats,
+            )
+            for w in sorted(windows, key=lambda w: (w.route, w.fingerprint, w.window_start))
+        ]
+
+        def write(tx: Tx) -> None:
+            tx.run_many(_UPSERT_FINGERPRINT, fingerprints)
+            tx.run_many(_INSERT_REPEAT, rows)
+
+        self._run(write)
+
     def set_state(self, key: str, value: str) -> None:
         self._run(lambda tx: tx.run(_UPSERT_STATE, (key, value)))
 
@@ -388,6 +611,7 @@ class SqlStore(ABC):
             for table, rollup in (
                 ("windows", _ROLLUP_WINDOWS),
                 ("request_windows", _ROLLUP_REQUESTS),
+                ("request_repeats", _ROLLUP_REPEATS),
             ):
                 tx.run(rollup, (raw, oldest))
                 tx.run(
@@ -552,6 +776,46 @@ class SqlStore(ABC):
             for r, start, requests, errors, total, mx, db, calls, sk, users, failed in rows
         ]
 
+    def repeat_windows(
+        self,
+        route: str | None = None,
+        fingerprint: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[RepeatWindow]:
+        clauses, params = [], list[object]()
+        for column, value in (("r.route", route), ("r.fingerprint", fingerprint)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            clauses.append("r.window_start >= ?")
+            params.append(since)
+        if until is not None:
+            clauses.append("r.window_start < ?")
+            params.append(until)
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        sql = (
+            "SELECT r.route, r.fingerprint, r.window_start, r.requests, r.total_repeats, "
+            "r.max_repeats, f.normalized, f.dialect FROM request_repeats r "
+            f"LEFT JOIN fingerprints f ON f.fingerprint = r.fingerprint{where} "
+            "ORDER BY r.window_start, r.route, r.fingerprint, r.resolution"
+        )
+        rows = self._run(lambda tx: tx.rows(sql, params), write=False)
+        return [
+            RepeatWindow(
+                route,
+                fp,
+                int(start),
+                int(requests),
+                int(total),
+                int(mx),
+                normalized or "",
+                dialect or "postgres",
+            )
+            for route, fp, start, requests, total, mx, normalized, dialect in rows
+        ]
+
     def deploys(
         self,
         since: float | None = None,
@@ -582,3 +846,107 @@ class SqlStore(ABC):
         )
         rows = self._run(lambda tx: tx.rows(sql, params), write=False)
         return _deploy(rows[0]) if rows else None
+
+    # -- incidents ------------------------------------------------------------------------------
+
+    def create_incident(self, incident: Incident, id_prefix: str) -> Incident:
+        pattern = id_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+        def create(tx: Tx) -> Incident:
+            taken = [
+                row[0][len(id_prefix) + 1 :]
+                for row in tx.rows(
+                    "SELECT id FROM incidents WHERE id LIKE ? ESCAPE '\\'", (pattern + "-%",)
+                )
+            ]
+            n = max((int(t) for t in taken if t.isdigit()), default=0)
+            while True:
+                n += 1
+                incident.id = f"{id_prefix}-{n}"
+                if tx.rows(_CLAIM_INCIDENT, _incident_params(incident)):
+                    break
+            for seq, event in enumerate(incident.timeline, start=1):
+                tx.run(_INSERT_EVENT, _event_params(incident.id, seq, event))
+            return incident
+
+        return self._run(create)
+
+    def save_incident(self, incident: Incident) -> None:
+        def save(tx: Tx) -> None:
+            tx.run(_UPSERT_INCIDENT, _incident_params(incident))
+            events = [
+                _event_params(incident.id, seq, event)
+                for seq, event in enumerate(incident.timeline, start=1)
+            ]
+            if events:
+                tx.run_many(_INSERT_EVENT + " ON CONFLICT (incident_id, seq) DO NOTHING", events)
+
+        self._run(save)
+
+    def get_incident(self, incident_id: str) -> Incident | None:
+        return self._run(lambda tx: _load_incident(tx, incident_id), write=False)
+
+    def list_incidents(
+        self,
+        status: Status | Sequence[Status] | None = None,
+        since: float | None = None,
+        limit: int = 50,
+    ) -> list[Incident]:
+        clauses, params = [], list[object]()
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            if not statuses:
+                return []
+            clauses.append(f"status IN ({', '.join('?' * len(statuses))})")
+            params.extend(statuses)
+        if since is not None:
+            clauses.append("opened_at >= ?")
+            params.append(since)
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        sql = (
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents{where} "
+            "ORDER BY opened_at DESC, id DESC LIMIT ?"
+        )
+
+        def read(tx: Tx) -> list[Incident]:
+            rows = tx.rows(sql, [*params, limit])
+            timelines = _timelines(tx, [r[0] for r in rows])
+            return [_incident(r, timelines[r[0]]) for r in rows]
+
+        return self._run(read, write=False)
+
+    def add_event(self, incident_id: str, event: TimelineEvent) -> int:
+        def add(tx: Tx) -> int:
+            tx.run("UPDATE incidents SET status = status WHERE id = ?", (incident_id,))
+            if not tx.rows("SELECT 1 FROM incidents WHERE id = ?", (incident_id,)):
+                raise no_incident(incident_id)
+            return _append_events(tx, incident_id, [event])
+
+        return self._run(add)
+
+    def set_status(self, incident_id: str, status: Status, at: float) -> None:
+        def update(tx: Tx) -> None:
+            if not tx.rows("SELECT 1 FROM incidents WHERE id = ?", (incident_id,)):
+                raise no_incident(incident_id)
+            tx.run(
+                "UPDATE incidents SET status = ?, resolved_at = ? WHERE id = ?",
+                (status, at if status == "resolved" else None, incident_id),
+            )
+
+        self._run(update)
+
+    def update_incident(
+        self, incident_id: str, change: Callable[[Incident], Sequence[TimelineEvent]]
+    ) -> Incident:
+        def update(tx: Tx) -> Incident:
+            incident = _load_incident(tx, incident_id, lock=True)
+            if incident is None:
+                raise no_incident(incident_id)
+            events = list(change(incident))
+            incident.id = incident_id  # the id is the row: a change cannot move it
+            tx.run(_UPSERT_INCIDENT, _incident_params(incident))
+            _append_events(tx, incident_id, events)
+            # The timeline as stored: what was there, then what was appended.
+            return _load_incident(tx, incident_id) or incident
+
+        return self._run(update)

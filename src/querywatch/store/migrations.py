@@ -159,6 +159,10 @@ MIGRATIONS: tuple[Migration, ...] = (
                 deploy_id TEXT,
                 body TEXT NOT NULL)""",
             "CREATE INDEX incidents_by_time ON incidents (opened_at)",
+            # The detector looks up unresolved incidents on every finding; the list filters too.
+            "CREATE INDEX incidents_by_status ON incidents (status, opened_at)",
+            # One row per timeline event, numbered per incident in the order they happened; tags
+            # is a JSON list, data a JSON object.
             """CREATE TABLE incident_events (
                 incident_id TEXT NOT NULL,
                 seq INTEGER NOT NULL,

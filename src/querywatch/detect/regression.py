@@ -1,0 +1,762 @@
+"""Regression detection over a Store: which query, which deploy, how much it costs — or "load".
+
+Three detectors share one comparison (:class:`Comparison`: a fingerprint's baseline before, its
+figures after, a rank test and a latency ratio):
+
+* **deploy_regression** — each fingerprint after the latest deploy against the 30 minutes before
+  it. Judged *relative to a control*: the call-weighted median slowdown of the other fingerprints,
+  so a query is blamed only for what it does beyond what everything else did.
+* **load** — when most of the traffic (by calls, at least three fingerprints) slowed by a similar
+  factor, one detection says so and no query is blamed unless it stands far out of the crowd.
+* **new_fingerprint** — a fingerprint first seen with the deploy that takes a large share of the
+  database time (paired, when it can be, with the query it replaced: same call rate, gone now).
+* **unannounced_regression** — with no deploy to blame: the latest windows of each fingerprint
+  against its trailing baseline (median + k·MAD, ratio, persistence), and the whole database
+  slowing together (``fingerprint=None``).
+
+Latency is what is judged, never raw database time: more calls (a burst, a marketing e-mail)
+raise database time without anything being wrong with a query. See docs/detection.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from querywatch.detect.baseline import (
+    Baseline,
+    Point,
+    build_baselines,
+    request_points,
+    statement_points,
+)
+from querywatch.detect.model import Detection, PhaseStats
+from querywatch.detect.policy import Policy
+from querywatch.detect.stats import (
+    MannWhitney,
+    leave_one_out_weighted_medians,
+    mann_whitney_greater_weighted,
+    median,
+    weighted_median,
+)
+from querywatch.records import WINDOW_SECONDS, DeployMarker
+from querywatch.store.base import Store
+
+W = WINDOW_SECONDS
+SUMMARY_SQL_CHARS = 90
+
+
+def _floor_w(t: float) -> int:
+    return math.floor(t / W) * W
+
+
+def _ceil_w(t: float) -> int:
+    return math.ceil(t / W) * W
+
+
+def traffic_start(deploy: DeployMarker) -> float:
+    """When the new release had all the traffic: the finish if known, else the start."""
+    return deploy.finished_at if deploy.finished_at is not None else deploy.started_at
+
+
+@dataclass(frozen=True, slots=True)
+class Phases:
+    """The time ranges compared: ``[before_start, before_end)`` and ``[after_start, after_end)``.
+
+    Windows that straddle the deploy (or fall within its rollout) belong to neither side.
+    """
+
+    before_start: float
+    before_end: float
+    after_start: float
+    after_end: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "before_start": self.before_start,
+            "before_end": self.before_end,
+            "after_start": self.after_start,
+            "after_end": self.after_end,
+        }
+
+
+@dataclass(slots=True)
+class Comparison:
+    """One fingerprint (or route) before and after, with the test and the control applied."""
+
+    key: str
+    label: str
+    before: Baseline
+    after: Baseline
+    control: float = 1.0  # the others' typical slowdown (≥ 1 is applied; speed-ups are not)
+    test: MannWhitney | None = None  # after divided by the control, against before
+    raw_test: MannWhitney | None = None  # after as measured, against before (load membership)
+    slow_chunks: int = 0  # after-chunks slower than the (controlled) threshold: persistence
+    per_call: bool = False  # whether the test used per-call latencies (sketches)
+
+    @property
+    def ratio(self) -> float:
+        b = self.before.mean_ms
+        return self.after.mean_ms / b if b > 0 else math.inf
+
+    @property
+    def relative(self) -> float:
+        return self.ratio / max(self.control, 1.0)
+
+    @property
+    def added_db_ms_per_s(self) -> float:
+        """Database time the slowdown adds at the current call rate (bursts add nothing here)."""
+        return self.after.calls_per_s * (self.after.mean_ms - self.before.mean_ms)
+
+
+@dataclass(slots=True)
+class _Context:
+    """What one detection pass read from the store."""
+
+    now: float
+    points: list[Point]
+    requests: list[Point]
+    deploys: list[DeployMarker] = field(default_factory=list)
+
+
+def _short(sql: str, limit: int = SUMMARY_SQL_CHARS) -> str:
+    text = " ".join(sql.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _ms(v: float) -> str:
+    """A latency for a sentence: two significant figures below 10 ms, whole numbers above."""
+    if v >= 10:
+        return f"{v:,.0f}"
+    if v >= 1:
+        return f"{v:.1f}"
+    if v >= 0.01:
+        return f"{v:.2f}"
+    return f"{v:.3f}"
+
+
+def _x(ratio: float) -> str:
+    if math.isinf(ratio):
+        return "∞x"
+    return f"{ratio:.0f}x" if ratio >= 10 else f"{ratio:.1f}x"
+
+
+def _rate(v: float) -> str:
+    return f"{v:,.0f}" if v >= 10 else f"{v:.1f}"
+
+
+def _g_high(value: float, threshold: float, power: float = 1.0) -> float:
+    """A confidence factor for "value above threshold": 0.5 at the threshold, → 1 far above."""
+    if value <= 0 or math.isinf(threshold):
+        return 0.0
+    if math.isinf(value):
+        return 1.0
+    return min(1.0, max(0.0, 1.0 - 0.5 * math.pow(threshold / value, power)))
+
+
+def _g_low(value: float, threshold: float, power: float = 1.0) -> float:
+    """A confidence factor for "value below threshold": 0.5 at the threshold, → 1 near zero."""
+    if threshold <= 0:
+        return 0.0
+    return min(1.0, max(0.0, 1.0 - 0.5 * math.pow(max(value, 0.0) / threshold, power)))
+
+
+def combine(factors: dict[str, tuple[float, float]]) -> float:
+    """Weighted geometric mean of factors ``{name: (g, weight)}``, each g in 0..1.
+
+    A detection that just clears every threshold scores 0.5; one far past all of them nears 1;
+    one weak factor pulls the whole down (a geometric mean), without zeroing it.
+    """
+    total = sum(w for _, w in factors.values())
+    if total <= 0:
+        return 0.0
+    log_sum = 0.0
+    for g, w in factors.values():
+        if g <= 0:
+            return 0.0
+        log_sum += w * math.log(g)
+    return round(math.exp(log_sum / total), 4)
+
+
+class Detector:
+    """Runs the detectors over a store with one policy; stateless between calls."""
+
+    def __init__(
+        self, store: Store, policy: Policy | None = None, *, environment: str | None = None
+    ) -> None:
+        self.store = store
+        self.policy = policy or Policy()
+        self.environment = environment
+
+    # -- entry point ------------------------------------------------------------------------
+
+    def detect(self, now: float, *, deploy: DeployMarker | str | None = None) -> list[Detection]:
+        """Every detection at ``now``, most confident first.
+
+        ``deploy`` (a marker or its id) forces the deploy compared against; by default it is the
+        latest deploy whose new release has had ``min_duration_s`` of traffic, if it is younger
+        than ``deploy_horizon_seconds``.
+        """
+        p = self.policy
+        look_back = p.baseline_seconds + p.deploy_horizon_seconds + p.recent_windows * W + 2 * W
+        deploys = self.store.deploys(
+            since=now - look_back - p.baseline_seconds, environment=self.environment
+        )
+        deploys = [d for d in deploys if d.started_at <= now]
+        reference = self._reference(now, deploy, deploys)
+        since = now - p.baseline_seconds - p.recent_windows * W - W
+        if reference is not None:
+            since = min(since, reference.started_at - p.baseline_seconds - W)
+        points = [
+            pt
+            for pt in statement_points(self.store.statement_windows(since=since))
+            if pt.window_start <= now
+        ]
+        requests = [
+            pt
+            for pt in request_points(self.store.request_windows(since=since))
+            if pt.window_start <= now
+        ]
+        ctx = _Context(now, points, requests, deploys)
+        found: list[Detection] = []
+        if reference is not None:
+            found += self._deploy_detections(ctx, reference)
+        blamed = {d.fingerprint for d in found if d.fingerprint is not None}
+        found += [
+            d
+            for d in self._unannounced(ctx, deploys)
+            if d.fingerprint is None or d.fingerprint not in blamed
+        ]
+        found.sort(key=lambda d: (-d.confidence, -d.added_db_ms_per_s, d.fingerprint or ""))
+        return found
+
+    def _reference(
+        self, now: float, forced: DeployMarker | str | None, deploys: list[DeployMarker]
+    ) -> DeployMarker | None:
+        p = self.policy
+        if isinstance(forced, DeployMarker):
+            return forced
+        if isinstance(forced, str):
+            every = self.store.deploys(environment=self.environment)
+            return next((d for d in every if d.id == forced), None)
+        for d in reversed(deploys):
+            start = _ceil_w(traffic_start(d))
+            if now - start > p.deploy_horizon_seconds:
+                return None  # older deploys are older still
+            if now - start >= p.min_duration_s:
+                return d
+            # too fresh to judge: the one before it is judged, up to this one's start
+        return None
+
+    # -- shared comparison ------------------------------------------------------------------
+
+    def _compare(
+        self,
+        before: dict[str, Baseline],
+        after: dict[str, Baseline],
+        *,
+        min_before_chunks: int,
+    ) -> list[Comparison]:
+        """Comparisons of keys with enough calls on both sides, with control and rank test."""
+        p = self.policy
+        comps = [
+            Comparison(key, a.label, before[key], a)
+            for key, a in sorted(after.items())
+            if key in before
+            and before[key].calls >= p.min_calls_before
+            and before[key].chunks >= min_before_chunks
+            and a.calls >= p.min_calls_after
+            and before[key].mean_ms > 0
+        ]
+        controls = leave_one_out_weighted_medians(
+            [c.ratio for c in comps], [float(c.after.calls) for c in comps]
+        )
+        for c, control in zip(comps, controls, strict=True):
+            if len(comps) - 1 >= p.control_min_fingerprints and control is not None:
+                c.control = control
+            self._test(c)
+        return comps
+
+    def _test(self, c: Comparison) -> None:
+        """Rank test of after (divided by the control) against before, and persistence."""
+        p = self.policy
+        scale = 1.0 / max(c.control, 1.0)
+        per_call = c.before.sketch is not None and c.after.sketch is not None
+        if per_call:
+            before = c.before.samples()
+            after = [(v * scale, n) for v, n in c.after.samples()]
+        else:
+            before = [(m, 1) for m in c.before.chunk_means]
+            after = [(m * scale, 1) for m in c.after.chunk_means]
+        c.per_call = per_call
+        if before and after:
+            c.test = mann_whitney_greater_weighted(before, after)
+            c.raw_test = c.test
+            if scale != 1.0:
+                unscaled = [(v / scale, n) for v, n in after]
+                c.raw_test = mann_whitney_greater_weighted(before, unscaled)
+        limit = c.before.mean_ms * max(c.control, 1.0) * p.min_latency_ratio
+        c.slow_chunks = sum(1 for m in c.after.chunk_means if m >= limit)
+
+    def _passes(self, c: Comparison) -> bool:
+        p = self.policy
+        t = c.test
+        return (
+            t is not None
+            and t.p_value <= p.max_p_value
+            and t.superiority >= p.min_superiority
+            and c.relative >= p.min_latency_ratio
+            and c.slow_chunks >= p.min_after_windows
+            and c.added_db_ms_per_s >= p.min_added_db_ms_per_s
+        )
+
+    def _confidence(self, c: Comparison) -> float:
+        p = self.policy
+        assert c.test is not None
+        return combine(
+            {
+                "significance": (_g_low(c.test.p_value, p.max_p_value, 0.5), 0.25),
+                "effect": (_g_high(c.relative, p.min_latency_ratio, 2.0), 0.25),
+                "superiority": (
+                    _g_low(1.0 - c.test.superiority, 1.0 - p.min_superiority),
+                    0.15,
+                ),
+                "volume": (_g_high(c.after.calls, p.min_calls_after), 0.15),
+                "persistence": (_g_high(c.slow_chunks, p.min_after_windows), 0.2),
+            }
+        )
+
+    def _evidence(self, c: Comparison, phases: Phases) -> dict[str, Any]:
+        t = c.test
+        return {
+            "samples": "per-call" if c.per_call else "per-window",
+            "ratio": c.ratio,
+            "control_ratio": c.control,
+            "relative_ratio": c.relative,
+            "u": t.u if t else None,
+            "superiority": t.superiority if t else None,
+            "z": t.z if t else None,
+            "n_before": t.n_before if t else None,
+            "n_after": t.n_after if t else None,
+            "slow_windows": c.slow_chunks,
+            "before_windows": c.before.windows,
+            "after_windows": c.after.windows,
+            "before_median_ms": c.before.median_ms,
+            "before_mad_ms": c.before.mad_ms,
+            **phases.as_dict(),
+        }
+
+    def _common_slowdown(self, comps: list[Comparison]) -> tuple[list[Comparison], float] | None:
+        """The fingerprints that slowed together, and the common factor — or None if not load."""
+        p = self.policy
+        if len(comps) < p.load_min_fingerprints:
+            return None
+        weights = [float(c.after.calls) for c in comps]
+        common = weighted_median([c.ratio for c in comps], weights)
+        if common < p.load_min_ratio:
+            return None
+        band = math.log(p.load_similarity)
+        together = [
+            c
+            for c in comps
+            if c.ratio >= p.load_min_ratio
+            and abs(math.log(c.ratio / common)) <= band
+            and c.raw_test is not None
+            and c.raw_test.p_value <= p.max_p_value
+        ]
+        share = sum(c.after.calls for c in together) / sum(weights)
+        if len(together) < p.load_min_fingerprints or share < p.load_share:
+            return None
+        return together, common
+
+    def _load_confidence(self, together: list[Comparison], comps: list[Comparison]) -> float:
+        p = self.policy
+        share = sum(c.after.calls for c in together) / sum(c.after.calls for c in comps)
+        spread = median([abs(math.log(c.ratio)) for c in together])
+        logs = [math.log(c.ratio) for c in together]
+        dispersion = median([abs(v - median(logs)) for v in logs])
+        p_typical = median([c.raw_test.p_value for c in together if c.raw_test is not None])
+        return combine(
+            {
+                "share": (_g_low(1.0 - share, 1.0 - p.load_share), 0.35),
+                "count": (_g_high(len(together), p.load_min_fingerprints), 0.2),
+                "similarity": (_g_low(dispersion, math.log(p.load_similarity)), 0.2),
+                "significance": (_g_low(p_typical, p.max_p_value, 0.5), 0.15),
+                "size": (_g_high(math.exp(spread), p.load_min_ratio, 2.0), 0.1),
+            }
+        )
+
+    def _phase_totals(self, comps: list[Comparison]) -> tuple[PhaseStats, PhaseStats]:
+        """Before/after figures of a set of fingerprints taken together."""
+
+        def total(side: list[Baseline]) -> PhaseStats:
+            calls = sum(b.calls for b in side)
+            ms = sum(b.total_ms for b in side)
+            covered = side[0].covered_s if side else 0.0
+            return PhaseStats(
+                calls=calls,
+                calls_per_s=calls / covered if covered else 0.0,
+                mean_ms=ms / calls if calls else 0.0,
+                p95_ms=None,
+                db_ms_per_s=ms / covered if covered else 0.0,
+            )
+
+        return total([c.before for c in comps]), total([c.after for c in comps])
+
+    def _sides(
+        self,
+        ctx: _Context,
+        before_start: float,
+        before_end: float,
+        after_start: float,
+        after_end: float,
+        points: list[Point] | None = None,
+    ) -> tuple[dict[str, Baseline], dict[str, Baseline]]:
+        pts = ctx.points if points is None else points
+        k = self.policy.min_chunk_calls
+        before = build_baselines(pts, before_start, before_end, min_chunk_calls=k)
+        after = build_baselines(pts, after_start, after_end, min_chunk_calls=k, now=ctx.now)
+        return before, after
+
+    # -- after a deploy ---------------------------------------------------------------------
+
+    def deploy_phases(self, deploy: DeployMarker, now: float) -> Phases:
+        """Before: whole windows before the deploy started; after: whole windows from when the
+        new release had the traffic, up to the next deploy, ``after_max_seconds`` or now."""
+        p = self.policy
+        before_end = _floor_w(deploy.started_at)
+        after_start = _ceil_w(traffic_start(deploy))
+        after_end = min(now + 1, after_start + p.after_max_seconds)
+        later = [
+            d.started_at
+            for d in self.store.deploys(since=deploy.started_at, environment=self.environment)
+            if d.id != deploy.id and d.started_at > deploy.started_at
+        ]
+        if later:
+            after_end = min(after_end, _floor_w(min(later)))
+        return Phases(before_end - p.baseline_seconds, before_end, after_start, after_end)
+
+    def _deploy_detections(self, ctx: _Context, deploy: DeployMarker) -> list[Detection]:
+        p = self.policy
+        ph = self.deploy_phases(deploy, ctx.now)
+        if ph.after_end <= ph.after_start:
+            return []
+        before, after = self._sides(
+            ctx, ph.before_start, ph.before_end, ph.after_start, ph.after_end
+        )
+        comps = self._compare(before, after, min_before_chunks=1)
+        found: list[Detection] = []
+        routes = self._route_evidence(ctx, ph)
+        load = self._common_slowdown(comps)
+        if load is not None:
+            together, common = load
+            b, a = self._phase_totals(together)
+            share = sum(c.after.calls for c in together) / sum(c.after.calls for c in comps)
+            found.append(
+                Detection(
+                    kind="load",
+                    detected_at=ctx.now,
+                    confidence=self._load_confidence(together, comps),
+                    summary=(
+                        f"{len(together)} of {len(comps)} queries ({share:.0%} of calls) slowed "
+                        f"together by about {_x(common)} after deploy {deploy.version} (database "
+                        f"time {_ms(b.db_ms_per_s)} → {_ms(a.db_ms_per_s)} ms/s): load or the "
+                        "host, not one query"
+                    ),
+                    before=b,
+                    after=a,
+                    added_db_ms_per_s=sum(max(c.added_db_ms_per_s, 0.0) for c in together),
+                    p_value=max(c.raw_test.p_value for c in together if c.raw_test is not None),
+                    evidence={
+                        "deploy_id": deploy.id,
+                        "common_ratio": common,
+                        "share_of_calls": share,
+                        "fingerprints": [c.key for c in together],
+                        "ratios": {c.key: c.ratio for c in together},
+                        "routes": routes,
+                        **ph.as_dict(),
+                    },
+                )
+            )
+        for c in comps:
+            if not self._passes(c):
+                continue
+            assert c.test is not None
+            tail = (
+                f" while the other queries slowed {_x(c.control)}"
+                if c.control >= p.load_min_ratio
+                else ""
+            )
+            found.append(
+                Detection(
+                    kind="deploy_regression",
+                    detected_at=ctx.now,
+                    confidence=self._confidence(c),
+                    summary=(
+                        f"{_short(c.label)} got {_x(c.ratio)} slower after deploy "
+                        f"{deploy.version} ({_ms(c.before.mean_ms)} → {_ms(c.after.mean_ms)} ms "
+                        f"mean, {_rate(c.after.calls_per_s)} calls/s), adding "
+                        f"{_ms(c.added_db_ms_per_s)} ms of database time per second{tail}"
+                    ),
+                    fingerprint=c.key,
+                    normalized=c.label,
+                    deploy_id=deploy.id,
+                    before=c.before.phase_stats(),
+                    after=c.after.phase_stats(),
+                    added_db_ms_per_s=c.added_db_ms_per_s,
+                    p_value=c.test.p_value,
+                    evidence={**self._evidence(c, ph), "routes": routes},
+                )
+            )
+        found += self._new_fingerprints(ctx, deploy, ph, before, after)
+        return found
+
+    def _new_fingerprints(
+        self,
+        ctx: _Context,
+        deploy: DeployMarker,
+        ph: Phases,
+        before: dict[str, Baseline],
+        after: dict[str, Baseline],
+    ) -> list[Detection]:
+        p = self.policy
+        total_after = sum(a.total_ms for a in after.values())
+        if total_after <= 0:
+            return []
+        covered_before = next(iter(before.values())).covered_s if before else 0.0
+        if covered_before < p.min_baseline_chunks * W:
+            return []  # nothing was watched before the deploy: everything would look new
+        # Anything with a window before the deploy (the whole look-back read) is not new.
+        seen_before = {pt.key for pt in ctx.points if pt.window_start < ph.before_end}
+        candidates = [
+            a
+            for key, a in after.items()
+            if key not in seen_before
+            and a.calls >= p.new_fingerprint_min_calls
+            and a.windows >= p.min_after_windows
+            and (
+                a.total_ms / total_after >= p.new_fingerprint_share
+                or a.db_ms_per_s >= p.new_fingerprint_db_ms_per_s
+            )
+        ]
+        if not candidates:
+            return []
+        # Merely rare is not new: the store remembers every fingerprint's first window.
+        first_seen = {
+            s.fingerprint: s.first_seen
+            for s in self.store.top(since=ph.after_start, until=ph.after_end, limit=len(after) + 1)
+        }
+        candidates = [
+            a for a in candidates if first_seen.get(a.key, ph.after_start) >= ph.before_end
+        ]
+        # Queries that vanished with the deploy: a new fingerprint may only replace one of them.
+        vanished = sorted(
+            (b for key, b in before.items() if key not in after and b.calls >= p.min_calls_before),
+            key=lambda b: -b.db_ms_per_s,
+        )
+        found: list[Detection] = []
+        for a in sorted(candidates, key=lambda a: -a.total_ms):
+            replaced = self._pair(a, vanished)
+            added = a.db_ms_per_s - (
+                replaced.mean_ms * a.calls_per_s if replaced is not None else 0.0
+            )
+            ratio = a.mean_ms / replaced.mean_ms if replaced and replaced.mean_ms > 0 else None
+            if replaced is not None:
+                vanished.remove(replaced)
+                if ratio is not None and ratio < p.min_latency_ratio:
+                    continue  # a rewrite of a query that costs about what the old one did
+            if added < p.min_added_db_ms_per_s:
+                continue
+            share = a.total_ms / total_after
+            factors = {
+                "share": (
+                    max(
+                        _g_high(share, p.new_fingerprint_share),
+                        _g_high(a.db_ms_per_s, p.new_fingerprint_db_ms_per_s),
+                    ),
+                    0.4,
+                ),
+                "volume": (_g_high(a.calls, p.new_fingerprint_min_calls), 0.2),
+                "persistence": (_g_high(a.windows, p.min_after_windows), 0.25),
+            }
+            if ratio is not None:
+                factors["effect"] = (_g_high(ratio, p.min_latency_ratio, 2.0), 0.15)
+            tail = (
+                f", replacing a query that took {_ms(replaced.mean_ms)} ms at "
+                f"{_rate(replaced.calls_per_s)} calls/s"
+                if replaced is not None
+                else ""
+            )
+            found.append(
+                Detection(
+                    kind="new_fingerprint",
+                    detected_at=ctx.now,
+                    confidence=combine(factors),
+                    summary=(
+                        f"{_short(a.label)} is new with deploy {deploy.version} and takes "
+                        f"{share:.0%} of database time ({_ms(a.mean_ms)} ms mean, "
+                        f"{_rate(a.calls_per_s)} calls/s, {_ms(a.db_ms_per_s)} ms of database time "
+                        f"per second){tail}"
+                    ),
+                    fingerprint=a.key,
+                    normalized=a.label,
+                    deploy_id=deploy.id,
+                    before=replaced.phase_stats() if replaced is not None else None,
+                    after=a.phase_stats(),
+                    added_db_ms_per_s=added,
+                    evidence={
+                        "share_of_db_time": share,
+                        "first_seen": first_seen.get(a.key),
+                        "after_windows": a.windows,
+                        "replaced_fingerprint": replaced.key if replaced is not None else None,
+                        "replaced_normalized": replaced.label if replaced is not None else None,
+                        "ratio_to_replaced": ratio,
+                        **ph.as_dict(),
+                    },
+                )
+            )
+        return found
+
+    @staticmethod
+    def _pair(new: Baseline, vanished: Sequence[Baseline]) -> Baseline | None:
+        """The vanished query with the closest call rate (within 2x), if any: its likely source."""
+        best: tuple[float, Baseline] | None = None
+        for b in vanished:
+            if b.calls_per_s <= 0 or new.calls_per_s <= 0:
+                continue
+            distance = abs(math.log(new.calls_per_s / b.calls_per_s))
+            if distance <= math.log(2.0) and (best is None or distance < best[0]):
+                best = (distance, b)
+        return best[1] if best is not None else None
+
+    def _route_evidence(self, ctx: _Context, ph: Phases) -> list[dict[str, Any]]:
+        """Routes whose request latency rose after the deploy (what users felt), top five."""
+        if not ctx.requests:
+            return []
+        before, after = self._sides(
+            ctx, ph.before_start, ph.before_end, ph.after_start, ph.after_end, ctx.requests
+        )
+        rows: list[dict[str, Any]] = []
+        for route, a in after.items():
+            b = before.get(route)
+            if b is None or b.calls < self.policy.min_calls_before or b.mean_ms <= 0:
+                continue
+            if a.calls < self.policy.min_calls_after:
+                continue
+            ratio = a.mean_ms / b.mean_ms
+            if ratio >= self.policy.load_min_ratio:
+                rows.append(
+                    {
+                        "route": route,
+                        "before_mean_ms": b.mean_ms,
+                        "after_mean_ms": a.mean_ms,
+                        "ratio": ratio,
+                        "requests_per_s": a.calls_per_s,
+                    }
+                )
+        rows.sort(key=lambda r: -float(r["ratio"]) * float(r["requests_per_s"]))
+        return rows[:5]
+
+    # -- without a deploy -------------------------------------------------------------------
+
+    def _unannounced(self, ctx: _Context, deploys: list[DeployMarker]) -> list[Detection]:
+        p = self.policy
+        now = ctx.now
+        recent_start = _floor_w(now) - (p.recent_windows - 1) * W
+        base_start = recent_start - p.baseline_seconds
+        if deploys:
+            base_start = max(base_start, _ceil_w(traffic_start(deploys[-1])))
+        if base_start >= recent_start:
+            return []  # a deploy inside the recent windows: the deploy detector's business
+        ph = Phases(base_start, recent_start, recent_start, now + 1)
+        before, after = self._sides(ctx, base_start, recent_start, recent_start, now + 1)
+        comps = self._compare(before, after, min_before_chunks=p.min_baseline_chunks)
+        found: list[Detection] = []
+        load = self._common_slowdown(comps)
+        if load is not None:
+            together, common = load
+            b, a = self._phase_totals(together)
+            share = sum(c.after.calls for c in together) / sum(c.after.calls for c in comps)
+            found.append(
+                Detection(
+                    kind="unannounced_regression",
+                    detected_at=now,
+                    confidence=self._load_confidence(together, comps),
+                    summary=(
+                        f"The whole database slowed without a deploy: {len(together)} of "
+                        f"{len(comps)} queries ({share:.0%} of calls) got about {_x(common)} "
+                        f"slower together (database time {_ms(b.db_ms_per_s)} → "
+                        f"{_ms(a.db_ms_per_s)} ms/s), pointing at load or the host, not one query"
+                    ),
+                    before=b,
+                    after=a,
+                    added_db_ms_per_s=sum(max(c.added_db_ms_per_s, 0.0) for c in together),
+                    p_value=max(c.raw_test.p_value for c in together if c.raw_test is not None),
+                    evidence={
+                        "scope": "database",
+                        "common_ratio": common,
+                        "share_of_calls": share,
+                        "fingerprints": [c.key for c in together],
+                        "ratios": {c.key: c.ratio for c in together},
+                        **ph.as_dict(),
+                    },
+                )
+            )
+        for c in comps:
+            if not self._passes(c) or not self._outlier(c):
+                continue
+            assert c.test is not None
+            found.append(
+                Detection(
+                    kind="unannounced_regression",
+                    detected_at=now,
+                    confidence=self._confidence(c),
+                    summary=(
+                        f"{_short(c.label)} got {_x(c.ratio)} slower without a deploy "
+                        f"({_ms(c.before.mean_ms)} → {_ms(c.after.mean_ms)} ms mean over the last "
+                        f"{c.after.windows} windows, {_rate(c.after.calls_per_s)} calls/s), adding "
+                        f"{_ms(c.added_db_ms_per_s)} ms of database time per second"
+                    ),
+                    fingerprint=c.key,
+                    normalized=c.label,
+                    before=c.before.phase_stats(),
+                    after=c.after.phase_stats(),
+                    added_db_ms_per_s=c.added_db_ms_per_s,
+                    p_value=c.test.p_value,
+                    evidence={**self._evidence(c, ph), "mad_k": p.mad_k},
+                )
+            )
+        return found
+
+    def _outlier(self, c: Comparison) -> bool:
+        """The recent chunks sit above the baseline's median + k robust deviations, persistently."""
+        p = self.policy
+        med = c.before.median_ms
+        if med is None:
+            return False
+        limit = med * max(c.control, 1.0) + p.mad_k * c.before.spread_ms(p.mad_floor)
+        above = sum(1 for m in c.after.chunk_means if m > limit)
+        return above >= p.min_after_windows
+
+
+def detect(
+    store: Store,
+    now: float,
+    policy: Policy | None = None,
+    *,
+    since_deploy: DeployMarker | str | None = None,
+    environment: str | None = None,
+) -> list[Detection]:
+    """Every detection at ``now`` (see :class:`Detector`), most confident first."""
+    return Detector(store, policy, environment=environment).detect(now, deploy=since_deploy)
+
+
+__all__ = [
+    "Comparison",
+    "Detector",
+    "Phases",
+    "detect",
+    "traffic_start",
+]

@@ -1,0 +1,129 @@
+"""One detection cycle: detectors -> triage -> attribution -> incident -> alerts.
+
+`querywatch watch` runs it after every poll and `querywatch demo` runs it every second; both are
+thin loops around :meth:`Monitor.check`, so there is one place where a finding becomes an
+incident and an alert.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from querywatch.detect.attribution import attribute
+from querywatch.detect.model import Detection
+from querywatch.detect.policy import Policy
+from querywatch.detect.regression import Detector, traffic_start
+from querywatch.detect.triage import triage
+from querywatch.errors import QuerywatchError
+from querywatch.incidents.impact import impact_between
+from querywatch.incidents.model import Incident
+from querywatch.incidents.service import open_incident, record_alert
+from querywatch.records import DeployMarker
+from querywatch.respond.alerts import alert_for_incident
+from querywatch.respond.notifier import Notifier
+from querywatch.respond.routing import CodeOwners
+from querywatch.store.base import Store
+
+#: Without a deploy, "before" is the ten minutes that ended a minute ago.
+UNANNOUNCED_BEFORE_S = 600.0
+UNANNOUNCED_AFTER_S = 60.0
+
+
+@dataclass
+class CheckResult:
+    detections: list[Detection] = field(default_factory=list)
+    incident: Incident | None = None
+    opened: bool = False  # a new incident (not findings added to an open one)
+    alerted: bool = False
+
+
+class Monitor:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        policy: Policy | None = None,
+        notifier: Notifier | None = None,
+        health: Callable[[], Mapping[str, Any]] | None = None,
+        repo_root: Path | None = None,
+        codeowners: CodeOwners | None = None,
+        environment: str | None = None,
+        slo_ms: float = 1000.0,
+        n_plus_one: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.policy = policy or Policy()
+        self.detector = Detector(store, self.policy, environment=environment)
+        self.notifier = notifier
+        self.health = health
+        self.repo_root = repo_root
+        self.codeowners = codeowners
+        self.environment = environment
+        self.slo_ms = slo_ms
+        self.n_plus_one = n_plus_one
+        self.clock = clock
+
+    def check(self, now: float | None = None) -> CheckResult:
+        """Detect at ``now``; open (or add to) an incident and alert when the policy fires."""
+        now = self.clock() if now is None else now
+        detections = self.detector.detect(now)
+        deploy = self.store.latest_deploy(self.environment)
+        if self.n_plus_one:
+            from querywatch.detect.nplusone import detect_n_plus_one
+
+            detections += detect_n_plus_one(self.store, now, deploy=deploy)
+        firing = [d for d in detections if d.confidence >= self.policy.open_incident_confidence]
+        result = CheckResult(detections=detections)
+        if not firing:
+            return result
+        deploy_id = next((d.deploy_id for d in firing if d.deploy_id), None)
+        marker = deploy if deploy is not None and deploy.id == deploy_id else None
+        before, after = self._ranges(marker, now)
+        health = self._health()
+        verdict = triage(self.store, before=before, after=after, health=health)
+        culprits = attribute(
+            self.store, firing, repo_root=self.repo_root, environment=self.environment
+        )
+        impact = impact_between(self.store, after[0], now, self.slo_ms)
+        known = {
+            i.id
+            for i in self.store.list_incidents(
+                status=("open", "acknowledged", "mitigated"), limit=1000
+            )
+        }
+        incident = open_incident(self.store, firing, culprits, verdict, impact, deploy_id, now)
+        result.incident = incident
+        result.opened = incident.id not in known
+        result.alerted = self._alert(incident, now)
+        return result
+
+    def _ranges(
+        self, deploy: DeployMarker | None, now: float
+    ) -> tuple[tuple[float, float], tuple[float, float]]:
+        if deploy is None:
+            split = now - UNANNOUNCED_AFTER_S
+            return (split - UNANNOUNCED_BEFORE_S, split), (split, now)
+        start = traffic_start(deploy)
+        return (deploy.started_at - self.policy.baseline_seconds, deploy.started_at), (start, now)
+
+    def _health(self) -> Mapping[str, Any] | None:
+        if self.health is None:
+            return None
+        try:
+            return self.health()
+        except QuerywatchError as exc:  # triage without server figures beats no triage
+            return {"available": False, "reason": str(exc)}
+
+    def _alert(self, incident: Incident, now: float) -> bool:
+        if self.notifier is None:
+            return False
+        owners = self.codeowners.owners_for_incident(incident) if self.codeowners else ()
+        sent = self.notifier.notify(alert_for_incident(incident, owners))
+        for delivery in self.notifier.take_deliveries():
+            record_alert(self.store, incident.id, delivery.message, at=now, data=delivery.data)
+        return sent
