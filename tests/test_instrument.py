@@ -110,8 +110,8 @@ def test_sqlite_file_connection_into_sqlite_store(tmp_path: Path, store: object)
     inst.close()
     conn.close()
     windows = open_store(tmp_path / "qw.sqlite3").statement_windows()
-    # sqlite3 reports no row count for SELECT (-1): those rows are unknown, not guessed.
-    assert_workload(windows, "sqlite", "?", select_rows=0)
+    # sqlite3 reports no row count for SELECT (-1): the rows counted are the rows fetched.
+    assert_workload(windows, "sqlite", "?", select_rows=SELECTS)
     point = [w for w in windows if w.fingerprint == fingerprint(app.point_sql("?"), "sqlite").id]
     assert all(w.source == "app" and w.sketch is not None for w in point)
     assert sum(w.sketch.count for w in point if w.sketch) == SELECTS
@@ -355,6 +355,29 @@ def test_pending_windows_are_bounded() -> None:
     recorder.flush()
     assert recorder.pending <= 10 and recorder.dropped_windows >= 20
     recorder.close()
+
+
+def test_sqlite_query_time_includes_fetching_its_rows(tmp_path: Path) -> None:
+    """sqlite3 returns from execute at the first row; a slow scan happens while fetching."""
+    raw = sqlite3.connect(tmp_path / "scan.sqlite3")
+    raw.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    raw.executemany("INSERT INTO t VALUES (?, ?)", ((i, f"v{i % 7}") for i in range(200_000)))
+    raw.commit()
+    inst = querywatch.instrument(raw)
+    cur = inst.target.cursor()
+    scan = "SELECT id FROM t WHERE v = 'v3' ORDER BY v"
+    started = time.perf_counter_ns()
+    cur.execute(scan)
+    first_row_ns = time.perf_counter_ns() - started
+    rows = cur.fetchall()
+    whole_ns = time.perf_counter_ns() - started
+    windows, _, _ = inst.aggregator.drain()
+    (window,) = [w for w in windows if w.fingerprint == fingerprint(scan, "sqlite").id]
+    assert window.calls == 1 and window.rows == len(rows) > 20_000
+    assert window.total_ms * 1e6 >= first_row_ns
+    assert window.total_ms * 1e6 == pytest.approx(whole_ns, rel=0.2)
+    inst.close()
+    raw.close()
 
 
 def test_recorded_durations_land_in_the_same_buckets_as_latency_sketch() -> None:

@@ -8,6 +8,7 @@ counts as one call whose rows are the driver's summed row count.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from time import perf_counter_ns
 from typing import Any
@@ -40,17 +41,56 @@ _NO_PARAMS: Any = object()
 class InstrumentedCursor:
     """A DB-API cursor whose ``execute``/``executemany``/``executescript`` are timed.
 
+    A query's time includes fetching its rows: sqlite3 returns from ``execute`` at the first row
+    and scans the rest during ``fetch*``, so timing ``execute`` alone would hide a slow scan. A
+    statement with a result set is therefore recorded when its rows are exhausted, at the next
+    ``execute``, at ``close`` or when the cursor is dropped; other statements at once.
+
     Attribute writes other than ``arraysize`` and ``row_factory`` stay on the proxy; that keeps
-    creating one (``conn.execute`` does per statement) down to two slot stores.
+    creating one (``conn.execute`` does per statement) down to a few slot stores.
     """
 
-    __slots__ = ("_qw_channel", "_qw_cursor")
+    __slots__ = ("_qw_channel", "_qw_cursor", "_qw_fetched", "_qw_ns", "_qw_sql", "_qw_t0")
 
     def __init__(self, cursor: Any, channel: StatementChannel | None) -> None:
         self._qw_cursor = cursor
         self._qw_channel = channel
+        self._qw_sql: Any = None  # the statement whose rows are still being fetched
+
+    def _qw_finish(self, errors: int = 0) -> None:
+        sql = self._qw_sql
+        if sql is None:
+            return
+        self._qw_sql = None
+        ch = self._qw_channel
+        if ch is not None:
+            ch.record(sql, self._qw_t0, self._qw_t0 + self._qw_ns, self._qw_fetched, errors)
+
+    def _qw_done(self, operation: Any, t0: int, t1: int) -> None:
+        cur = self._qw_cursor
+        if cur.description is None:  # no rows to fetch: done now
+            ch = self._qw_channel
+            if ch is not None:
+                ch.record(operation, t0, t1, cur.rowcount, 0)
+            return
+        self._qw_sql, self._qw_t0, self._qw_ns, self._qw_fetched = operation, t0, t1 - t0, 0
+
+    def _qw_fetch(self, fetch: Callable[..., Any], *args: Any) -> Any:
+        t0 = perf_counter_ns()
+        try:
+            result = fetch(*args)
+        except BaseException:
+            if self._qw_sql is not None:
+                self._qw_ns += perf_counter_ns() - t0
+                self._qw_finish(errors=1)
+            raise
+        if self._qw_sql is not None:
+            self._qw_ns += perf_counter_ns() - t0
+        return result
 
     def execute(self, operation: Any, parameters: Any = _NO_PARAMS) -> Any:
+        if self._qw_sql is not None:
+            self._qw_finish()
         cur = self._qw_cursor
         ch = self._qw_channel
         t0 = perf_counter_ns()
@@ -63,12 +103,12 @@ class InstrumentedCursor:
             if ch is not None:
                 ch.record(operation, t0, perf_counter_ns(), 0, 1)
             raise
-        t1 = perf_counter_ns()
-        if ch is not None:
-            ch.record(operation, t0, t1, cur.rowcount, 0)
+        self._qw_done(operation, t0, perf_counter_ns())
         return self if result is cur else result
 
     def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
+        if self._qw_sql is not None:
+            self._qw_finish()
         cur = self._qw_cursor
         ch = self._qw_channel
         t0 = perf_counter_ns()
@@ -83,6 +123,8 @@ class InstrumentedCursor:
         return self if result is cur else result
 
     def executescript(self, script: str) -> Any:
+        if self._qw_sql is not None:
+            self._qw_finish()
         cur = self._qw_cursor
         ch = self._qw_channel
         t0 = perf_counter_ns()
@@ -97,16 +139,37 @@ class InstrumentedCursor:
         return self if result is cur else result
 
     def fetchone(self) -> Any:
-        return self._qw_cursor.fetchone()
+        row = self._qw_fetch(self._qw_cursor.fetchone)
+        if self._qw_sql is not None:
+            if row is None:
+                self._qw_finish()
+            else:
+                self._qw_fetched += 1
+        return row
 
     def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
-        return self._qw_cursor.fetchmany(*args, **kwargs)
+        size = args[0] if args else kwargs.get("size", self._qw_cursor.arraysize)
+        rows = self._qw_fetch(lambda: self._qw_cursor.fetchmany(*args, **kwargs))
+        if self._qw_sql is not None:
+            self._qw_fetched += len(rows)
+            if len(rows) < size:
+                self._qw_finish()
+        return rows
 
     def fetchall(self) -> Any:
-        return self._qw_cursor.fetchall()
+        rows = self._qw_fetch(self._qw_cursor.fetchall)
+        if self._qw_sql is not None:
+            self._qw_fetched += len(rows)
+            self._qw_finish()
+        return rows
 
     def close(self) -> None:
+        self._qw_finish()
         self._qw_cursor.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # never raise from a finalizer
+            self._qw_finish()
 
     @property
     def arraysize(self) -> Any:
@@ -125,16 +188,23 @@ class InstrumentedCursor:
         self._qw_cursor.row_factory = value
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(self._qw_cursor)
+        return self
 
     def __next__(self) -> Any:
-        return next(self._qw_cursor)
+        try:
+            row = self._qw_fetch(next, self._qw_cursor)
+        except StopIteration:
+            self._qw_finish()
+            raise
+        if self._qw_sql is not None:
+            self._qw_fetched += 1
+        return row
 
     def __enter__(self) -> InstrumentedCursor:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._qw_cursor.close()
+        self.close()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._qw_cursor, name)

@@ -23,6 +23,7 @@ from querywatch.demo.load import LoadConfig, LoadGenerator, RequestRecord
 from querywatch.demo.shop.releases import BAD, GOOD, load_release
 from querywatch.demo.shop.seed import Shape, seed
 from querywatch.demo.summary import Summary, percentile, summarize
+from querywatch.detect.policy import Policy
 from querywatch.errors import ConfigError
 from querywatch.incidents.model import Incident
 from querywatch.monitor import Monitor
@@ -349,6 +350,9 @@ class _Watcher:
         store = open_store(self.options.store_path)
         monitor = Monitor(
             store,
+            # The demo's store has watched the shop since it started, so 20 s of history before
+            # the deploy is enough to tell new queries from old ones (a real agent waits 60 s).
+            policy=Policy(min_baseline_chunks=2),
             notifier=Notifier([_ProgressSink(self.progress)]),
             health=health,
             repo_root=Path.cwd(),

@@ -16,11 +16,16 @@ Page = dict[str, Any]
 
 
 def home(db: Db) -> Page:
-    """The landing page: a handful of products."""
-    rows = db.all("SELECT id, name, price_cents, category FROM products ORDER BY id LIMIT 12")
+    """The landing page: a handful of products with their review counts."""
+    rows = db.all(
+        "SELECT p.id, p.name, p.price_cents, p.category,"
+        " (SELECT count(*) FROM reviews r WHERE r.product_id = p.id)"
+        " FROM products p ORDER BY p.id LIMIT 12"
+    )
     return {
         "products": [
-            {"id": r[0], "name": r[1], "price_cents": r[2], "category": r[3]} for r in rows
+            {"id": r[0], "name": r[1], "price_cents": r[2], "category": r[3], "reviews": r[4]}
+            for r in rows
         ]
     }
 

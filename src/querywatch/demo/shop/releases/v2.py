@@ -1,4 +1,4 @@
-"""Shop release v2 (the bad one): a non-sargable hot query and an N+1 order page.
+"""Shop release v2 (the bad one): a non-sargable hot query and an N+1 home page.
 
 Diff this file against ``v2.py`` to see what the bad deploy changed. Queries use ``?``
 placeholders; ``Db`` adapts them for PostgreSQL.
@@ -16,9 +16,15 @@ Page = dict[str, Any]
 
 
 def home(db: Db) -> Page:
-    """The landing page: a handful of products."""
+    """The landing page: a handful of products with their review counts (one count each)."""
     rows = db.all("SELECT id, name, price_cents FROM products ORDER BY id LIMIT 12")
-    return {"products": [{"id": r[0], "name": r[1], "price_cents": r[2]} for r in rows]}
+    products = []
+    for r in rows:
+        reviews = db.one("SELECT count(*) FROM reviews WHERE product_id = ?", (r[0],))
+        products.append(
+            {"id": r[0], "name": r[1], "price_cents": r[2], "reviews": reviews[0] if reviews else 0}
+        )
+    return {"products": products}
 
 
 def product(db: Db, product_id: int) -> Page | None:
@@ -60,7 +66,7 @@ def customer_orders(db: Db, customer_id: str) -> Page:
 
 
 def order(db: Db, order_id: int) -> Page | None:
-    """One order with its items and their product names (one lookup per item)."""
+    """One order with its items and their product names."""
     head = db.one(
         "SELECT id, customer_id, status, total_cents, created_at FROM orders WHERE id = ?",
         (order_id,),
@@ -68,22 +74,14 @@ def order(db: Db, order_id: int) -> Page | None:
     if head is None:
         return None
     rows = db.all(
-        "SELECT oi.product_id, oi.quantity, oi.price_cents"
-        " FROM order_items oi"
+        "SELECT oi.product_id, p.name, oi.quantity, oi.price_cents"
+        " FROM order_items oi JOIN products p ON p.id = oi.product_id"
         " WHERE oi.order_id = ? ORDER BY oi.id",
         (order_id,),
     )
-    items = []
-    for r in rows:
-        name = db.one("SELECT name FROM products WHERE id = ?", (r[0],))
-        items.append(
-            {
-                "product_id": r[0],
-                "name": name[0] if name else None,
-                "quantity": r[1],
-                "price_cents": r[2],
-            }
-        )
+    items = [
+        {"product_id": r[0], "name": r[1], "quantity": r[2], "price_cents": r[3]} for r in rows
+    ]
     return {
         "id": head[0],
         "customer_id": head[1],
