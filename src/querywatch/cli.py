@@ -171,9 +171,9 @@ def watch(
 @click.option(
     "--duration",
     type=click.FloatRange(min=3),
-    default=90.0,
+    default=100.0,
     show_default=True,
-    help="Seconds of load: 30% on v1, 40% on the bad v2, 30% after the rollback.",
+    help="Seconds of load: 35% on v1, up to 40% on v2 (rolled back at the first alert), then v1.",
 )
 @click.option(
     "--workdir",

@@ -35,8 +35,9 @@ from querywatch.store import open_store
 #: How often the demo's monitor looks at the store (the shop flushes capture every second).
 CHECK_EVERY_S = 1.0
 
-#: Shares of the load's duration: before the bad deploy, on the bad release, after the rollback.
-PHASES = (0.3, 0.4, 0.3)
+#: Shares of the load's duration: before the bad deploy, on the bad release (at most: the
+#: rollback follows the first alert), after the rollback. The monitor needs 20 s of history.
+PHASES = (0.35, 0.4, 0.25)
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class DemoOptions:
     workdir: Path
     dsn: str | None = None
     scale: int | None = None
-    duration: float = 90.0
+    duration: float = 100.0
     port: int | None = None
     rate: float = 30.0
     users: int = 300

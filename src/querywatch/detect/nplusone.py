@@ -97,9 +97,11 @@ def detect_n_plus_one(
         # Volume (how many requests show it), intensity (how far past the threshold) and
         # consistency (the share of the route's requests that do it), each 0..1.
         volume = min(1.0, math.log1p(p.requests) / math.log1p(10 * min_requests))
-        intensity = min(1.0, p.mean / (3 * min_repeats))
+        # A dozen queries per request where one would do is an N+1 beyond doubt: intensity
+        # saturates a little past the threshold rather than at a multiple of it.
+        intensity = min(1.0, p.mean / (1.2 * min_repeats))
         consistency = share if share is not None else 0.5
-        confidence = round(0.4 * volume + 0.3 * intensity + 0.3 * consistency, 3)
+        confidence = round(0.35 * volume + 0.35 * intensity + 0.3 * consistency, 3)
         span = f"since deploy {deploy.version}" if deploy_id and deploy else f"in {lookback_s:g} s"
         summary = (
             f"{p.route} runs `{_short(normalized or p.fingerprint)}` {p.mean:.0f} times per "
