@@ -95,6 +95,21 @@ def test_app_bound_requests_do_not_blame_the_database(store: SqlStore) -> None:
     assert result.health["reason"] == SQLITE_UNAVAILABLE
 
 
+def test_requests_queueing_for_a_busy_database_still_blame_it(store: SqlStore) -> None:
+    """The outage's shape: the share falls (requests wait outside the database) while the
+    database works sixteen times as hard."""
+    store.write_requests(_requests(*BEFORE, total_ms=10_000, db_ms=5_500))
+    store.write_requests(_requests(*AFTER, total_ms=3_000_000, db_ms=960_000))
+    store.write_windows(_statements(*BEFORE, total_ms=60_000))  # 200 ms/s
+    store.write_windows(_statements(*AFTER, total_ms=960_000))  # 3.2 s/s
+    result = triage(store, before=BEFORE, after=AFTER, health=sqlite_health())
+    assert result.database_is_bottleneck is True
+    assert result.verdict.startswith(
+        "The database is the bottleneck: it worked 3.20 s per second after the deploy "
+        "(was 200 ms) while requests spent 32% of their time in it (was 55%)"
+    )
+
+
 def test_statement_statistics_only_compare_database_time_per_second(store: SqlStore) -> None:
     store.write_windows(_statements(*BEFORE, total_ms=60_000))  # 200 ms/s
     store.write_windows(_statements(*AFTER, total_ms=960_000))  # 3.2 s/s

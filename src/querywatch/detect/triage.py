@@ -57,9 +57,26 @@ def triage(
             and share_after >= SHARE_RISE_FACTOR * share_before
             and share_after - share_before >= SHARE_RISE_POINTS
         )
-        bottleneck = share_after >= SHARE_BOTTLENECK or rose or saturated is not None
+        # Database time per second counts too: requests that queue for a busy database (for a
+        # pooled connection, a lock, the GIL of an embedded one) spend that wait outside it.
+        rate_before, rate_after = _db_rate(store, before), _db_rate(store, after)
+        busier = (
+            rate_before is not None
+            and rate_after is not None
+            and rate_after >= DB_RATE_RISE_FACTOR * rate_before
+            and rate_after - rate_before >= DB_RATE_RISE_MS
+        )
+        bottleneck = share_after >= SHARE_BOTTLENECK or rose or busier or saturated is not None
         was = f"was {_pct(share_before)}" if share_before is not None else "no figure before"
-        if bottleneck:
+        if bottleneck and busier and not (share_after >= SHARE_BOTTLENECK or rose):
+            assert rate_after is not None and rate_before is not None
+            head = (
+                f"The database is the bottleneck: it worked {_rate(rate_after)} per second after "
+                f"{event} (was {_rate(rate_before)}) while requests spent {_pct(share_after)} "
+                f"of their time in it ({was}), the rest largely waiting for it"
+            )
+            verdict = _sentence(head, figures, saturated)
+        elif bottleneck:
             head = (
                 f"The database is the bottleneck: requests spent {_pct(share_after)} of their "
                 f"time in it after {event} ({was})"
