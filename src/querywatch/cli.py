@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 import click
 from rich.console import Console
 from rich.live import Live
+from rich.text import Text
 
 from querywatch import render
 from querywatch.config import SETTINGS, Config, load_config
@@ -80,6 +81,12 @@ def cli(ctx: click.Context, debug: bool, config_file: Path | None) -> None:
     help="Stop after this many seconds (default: run until Ctrl-C).",
 )
 @click.option("--no-live", is_flag=True, help="Plain log lines instead of the live table.")
+@click.option(
+    "--detect/--no-detect",
+    default=True,
+    show_default=True,
+    help="Detect regressions after every poll, open incidents and send alerts.",
+)
 @click.pass_obj
 def watch(
     obj: Context,
@@ -88,9 +95,13 @@ def watch(
     interval: float | None,
     duration: float | None,
     no_live: bool,
+    detect: bool,
 ) -> None:
-    """Poll pg_stat_statements into the store and show the top fingerprints."""
+    """Poll pg_stat_statements into the store, detect regressions and alert."""
     from querywatch.capture.pg_stat_statements import PgStatStatementsSource
+    from querywatch.detect.health import health_snapshot
+    from querywatch.monitor import Monitor
+    from querywatch.respond.setup import codeowners_from_config, notifier_from_config
     from querywatch.watch import Agent, AgentEvent
 
     cfg = obj.config(dsn=dsn, store=store, interval=interval)
@@ -111,11 +122,8 @@ def watch(
                 f"{redact(str(cfg['store']))} (Ctrl-C to stop)"
             )
         if event.kind != "polled":
-            err_console.print(
-                f"{stamp} [bold yellow]{event.message}[/]"
-                if event.kind == "blind"
-                else f"{stamp} [green]{event.message}[/]"
-            )
+            style = {"blind": "bold yellow", "incident": "bold red"}.get(event.kind, "green")
+            err_console.print(Text(f"{stamp} {event.message}", style=style))
         if live is not None:
             # Whole windows: the one the agent started in counts too.
             rows = the_store.top(since=window_start(started), limit=15)
@@ -136,6 +144,15 @@ def watch(
             if not event.windows:
                 out.print(f"{stamp} no new statements")
 
+    monitor = None
+    if detect:
+        monitor = Monitor(
+            the_store,
+            health=lambda: health_snapshot(cfg["dsn"]),
+            repo_root=Path.cwd(),
+            codeowners=codeowners_from_config(cfg, Path.cwd()),
+            slo_ms=cfg["slo_ms"],
+        )
     agent = Agent(
         source,
         the_store,
@@ -143,6 +160,8 @@ def watch(
         interval=cfg["interval"],
         retention=retention_of(cfg),
         on_event=on_event,
+        monitor=monitor,
+        notifier=notifier_from_config(cfg, err_console),
     )
     try:
         if no_live:

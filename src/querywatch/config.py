@@ -70,6 +70,28 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("retention_minute_days", 14, "How long 1-minute windows are kept.", _positive_int),
     Setting(
+        "slo_ms",
+        1000.0,
+        "A request slower than this (ms) counts as failed for impact.",
+        _positive_float,
+    ),
+    Setting("alert_webhook_url", None, "POST every alert as JSON to this URL.", secret=True),
+    Setting("alert_slack_url", None, "Slack incoming-webhook URL for alerts.", secret=True),
+    Setting(
+        "alert_alertmanager_url",
+        None,
+        "Alertmanager base URL; alerts go to its /api/v2/alerts.",
+        secret=True,
+    ),
+    Setting(
+        "alert_codeowners",
+        None,
+        "CODEOWNERS file routing alerts by call site (default: CODEOWNERS, .github/ or docs/).",
+    ),
+    Setting(
+        "alert_renotify_s", 3600.0, "Seconds before the same alert is sent again.", _positive_float
+    ),
+    Setting(
         "environment",
         "production",
         "Environment a deploy marker belongs to when none is given (deploy, deploys, serve).",

@@ -12,8 +12,13 @@ from dataclasses import dataclass, field
 
 from querywatch.capture.base import Source
 from querywatch.errors import SourceError
+from querywatch.monitor import Monitor
 from querywatch.records import StatementWindow
+from querywatch.respond.alerts import Alert, blind_alert, recovered_alert
+from querywatch.respond.notifier import Notifier
 from querywatch.store.base import Retention, Store
+
+NOTIFIER_STATE = "notifier"
 
 RETENTION_EVERY_S = 600.0
 
@@ -22,7 +27,7 @@ RETENTION_EVERY_S = 600.0
 class AgentEvent:
     """Something the user should hear about: a poll's result, blindness, recovery."""
 
-    kind: str  # "polled" | "blind" | "recovered"
+    kind: str  # "polled" | "blind" | "recovered" | "incident"
     at: float
     message: str
     windows: list[StatementWindow] = field(default_factory=list)
@@ -45,6 +50,8 @@ class Agent:
         interval: float = 10.0,
         retention: Retention | None = None,
         on_event: Callable[[AgentEvent], None] = lambda event: None,
+        monitor: Monitor | None = None,
+        notifier: Notifier | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -56,12 +63,16 @@ class Agent:
         self.on_event = on_event
         self.clock = clock
         self.sleep = sleep
+        self.monitor = monitor
+        self.notifier = notifier
         self.stats = AgentStats()
         self._blind_since: float | None = None
         self._last_retention = 0.0
         saved = store.get_state(state_key)
         if saved is not None:
             source.restore_state(saved)
+        if notifier is not None and (sent := store.get_state(NOTIFIER_STATE)) is not None:
+            notifier.load_json(sent)  # a restart does not page again for what was already sent
 
     def poll_once(self, *, strict: bool = False) -> None:
         """One poll. ``strict`` re-raises a source error (used for the first poll: a wrong DSN
@@ -77,21 +88,45 @@ class Agent:
             if self._blind_since is None:
                 self._blind_since = now
             self.on_event(AgentEvent("blind", now, f"monitoring is blind: {exc}"))
+            self._notify(blind_alert(self.source.name, str(exc), self._blind_since))
             return
         if windows:
             self.store.write_windows(windows)
             self.stats.windows_stored += len(windows)
         self.store.set_state(self.state_key, self.source.snapshot_state())
         if self._blind_since is not None:
-            blind_for = now - self._blind_since
-            self._blind_since = None
+            since, self._blind_since = self._blind_since, None
             self.on_event(
-                AgentEvent("recovered", now, f"source readable again after {blind_for:.0f} s")
+                AgentEvent("recovered", now, f"source readable again after {now - since:.0f} s")
             )
+            self._notify(recovered_alert(self.source.name, since, now))
         self.on_event(AgentEvent("polled", now, f"{len(windows)} fingerprints changed", windows))
+        if self.monitor is not None:
+            result = self.monitor.check(now)
+            self._save_notifier()
+            if result.incident is not None and (result.opened or result.alerted):
+                verb = "opened" if result.opened else "updated"
+                self.on_event(
+                    AgentEvent(
+                        "incident",
+                        now,
+                        f"incident {result.incident.id} {verb}: {result.incident.title}",
+                    )
+                )
         if now - self._last_retention >= RETENTION_EVERY_S:
             self.store.apply_retention(now, self.retention)
             self._last_retention = now
+
+    def _notify(self, alert: Alert) -> None:
+        if self.notifier is None:
+            return
+        self.notifier.notify(alert)
+        self.notifier.take_deliveries()
+        self._save_notifier()
+
+    def _save_notifier(self) -> None:
+        if self.notifier is not None:
+            self.store.set_state(NOTIFIER_STATE, self.notifier.to_json())
 
     def run(self, duration: float | None = None) -> AgentStats:
         """Poll every ``interval`` seconds until ``duration`` elapses (forever when None)."""

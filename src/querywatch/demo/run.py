@@ -51,6 +51,11 @@ class DemoOptions:
     users: int = 300
     timeout: float = 3.0
     slo_ms: float = 1000.0
+    #: What the replay deploys after v1 (``v1.1`` replays a harmless deploy), the load's seed and
+    #: its burstiness: knobs for the detection benchmark's benign and noisy replays.
+    release: str = BAD
+    seed: int = 7
+    burst_factor: float = 1.0
 
     @property
     def shop_location(self) -> str:
@@ -219,7 +224,7 @@ def run_demo(
     progress.phase = "seeding"
     seeded = seed(options.shop_location, options.scale, on_seed)
     dialect = "postgres" if options.dsn else "sqlite"
-    good, bad = load_release(GOOD), load_release(BAD)
+    good, bad = load_release(GOOD), load_release(options.release)
     truth = changed_queries(good.path, bad.path, dialect)
     store = open_store(options.store_path)
 
@@ -248,6 +253,10 @@ def run_demo(
         timeout=options.timeout,
         products=seeded.shape.products,
         orders=seeded.shape.orders,
+        seed=options.seed,
+        burst_every=10.0 if options.burst_factor != 1.0 else 0.0,
+        burst_for=3.0 if options.burst_factor != 1.0 else 0.0,
+        burst_factor=options.burst_factor,
     )
     bad_deploy: Deploy | None = None
     rollback: Deploy | None = None
@@ -269,9 +278,9 @@ def run_demo(
         watcher.start()
         load_started = time.monotonic()
         if not _wait(stop, load_started + warmup):
-            progress.phase = f"deploying {BAD}"
-            bad_deploy = deployer.deploy(BAD)
-            progress.phase = f"{BAD} serving (bad release)"
+            progress.phase = f"deploying {options.release}"
+            bad_deploy = deployer.deploy(options.release)
+            progress.phase = f"{options.release} serving"
             # Roll back on the first alert; if nothing fires, at the end of the bad phase.
             deadline = time.monotonic() + bad_for
             while not stop.is_set() and time.monotonic() < deadline and not watcher.fired.wait(0.2):

@@ -1,0 +1,152 @@
+"""`watch` as a detector: real pg_stat_statements deltas, a deploy marker, an incident and alerts
+posted to a real HTTP receiver; and a "monitoring is blind" alert when the database goes away."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from pg_cluster import data_directory, pg_ctl, running_cluster
+from querywatch.capture.pg_stat_statements import PgStatStatementsSource
+from querywatch.monitor import Monitor
+from querywatch.records import DeployMarker
+from querywatch.respond.notifier import Notifier
+from querywatch.respond.sinks import JsonWebhookSink
+from querywatch.sql import fingerprint
+from querywatch.store import open_store
+from querywatch.watch import Agent, AgentEvent
+
+T0 = 1_800_000_000.0
+GOOD = "SELECT id, total FROM orders WHERE customer_id = {}"
+BAD = "SELECT id, total FROM orders WHERE CAST(customer_id AS TEXT) = '{}'"
+
+
+class Receiver:
+    """A webhook endpoint on loopback that keeps every JSON body it is sent."""
+
+    def __init__(self) -> None:
+        received: list[dict[str, Any]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                received.append(json.loads(self.rfile.read(length)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.received = received
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def make_orders(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE orders (id serial PRIMARY KEY, customer_id int, total int)")
+        conn.execute(
+            "INSERT INTO orders (customer_id, total) "
+            "SELECT g % 5000, g FROM generate_series(1, 300000) g"
+        )
+        conn.execute("CREATE INDEX ON orders (customer_id)")
+        conn.execute("ANALYZE orders")
+
+
+def run(dsn: str, template: str, n: int, offset: int) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for i in range(n):
+            conn.execute(template.format(offset + i))  # type: ignore[arg-type]
+
+
+def test_watch_opens_an_incident_naming_the_query_and_the_deploy(
+    pg_dsn: str, tmp_path: Path, receiver: Receiver
+) -> None:
+    make_orders(pg_dsn)
+    clock = [T0]
+    store = open_store(tmp_path / "store.sqlite3")
+    events: list[AgentEvent] = []
+    notifier = Notifier([JsonWebhookSink(receiver.url)], clock=lambda: clock[0])
+    monitor = Monitor(store, notifier=notifier, clock=lambda: clock[0], n_plus_one=False)
+    source = PgStatStatementsSource(pg_dsn)
+    agent = Agent(
+        source,
+        store,
+        state_key="pgss",
+        monitor=monitor,
+        notifier=notifier,
+        on_event=events.append,
+        clock=lambda: clock[0],
+    )
+    agent.poll_once(strict=True)  # baseline
+    for i in range(9):  # 90 s of v1: an indexed lookup
+        clock[0] = T0 + 10 * (i + 1)
+        run(pg_dsn, GOOD, 30, 100 * i)
+        agent.poll_once()
+    assert not [e for e in events if e.kind == "incident"], "no incident before the deploy"
+    store.record_deploy(DeployMarker("d2", "v2", "abc123", "production", T0 + 95, T0 + 96))
+    for i in range(9, 14):  # v2: the same page through a non-sargable predicate
+        clock[0] = T0 + 10 * (i + 1)
+        run(pg_dsn, BAD, 30, 100 * i)
+        agent.poll_once()
+        if any(e.kind == "incident" for e in events):
+            break
+    source.close()
+
+    incidents = store.list_incidents()
+    assert len(incidents) == 1
+    incident = incidents[0]
+    bad = fingerprint(BAD.format(1))
+    assert incident.deploy_id == "d2"
+    assert incident.culprits[0].fingerprint == bad.id
+    assert incident.culprits[0].first_seen_deploy == "d2"
+    assert incident.triage is not None and incident.triage.verdict
+    assert [e.kind for e in incident.timeline][:2] == ["detected", "alerted"]
+    posted = [body for body in receiver.received if body.get("kind") == "regression"]
+    assert len(posted) == 1, "alerted once, not on every poll"
+    assert posted[0]["fingerprint"] == bad.id and posted[0]["deploy_id"] == "d2"
+    assert clock[0] - (T0 + 96) <= 40  # within four 10 s polls of the release taking traffic
+    store.close()
+
+
+def test_watch_says_monitoring_is_blind_and_when_it_can_see_again(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    with running_cluster() as dsn:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        store = open_store(tmp_path / "store.sqlite3")
+        notifier = Notifier([JsonWebhookSink(receiver.url)])
+        source = PgStatStatementsSource(dsn)
+        agent = Agent(source, store, state_key="pgss", notifier=notifier)
+        agent.poll_once(strict=True)
+        data = data_directory(dsn)
+        pg_ctl(data, "stop")
+        agent.poll_once()
+        agent.poll_once()  # still blind: not paged twice
+        pg_ctl(data, "start")
+        agent.poll_once()
+        source.close()
+        store.close()
+    kinds = [(body["kind"], body["title"]) for body in receiver.received]
+    assert [k for k, _ in kinds] == ["blind", "resolved"]
+    assert "monitoring is blind" in kinds[0][1] or "blind" in kinds[0][1].lower()
