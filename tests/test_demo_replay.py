@@ -22,9 +22,11 @@ from querywatch.store import open_store
 HOT_PAGE = "customer_orders"
 
 
-def replay(workdir: Path, dsn: str | None = None, scale: int = 50_000) -> DemoReport:
+def replay(
+    workdir: Path, dsn: str | None = None, scale: int = 50_000, duration: float = 15
+) -> DemoReport:
     options = DemoOptions(
-        workdir=workdir, dsn=dsn, scale=scale, duration=15, rate=25, users=60, slo_ms=5.0
+        workdir=workdir, dsn=dsn, scale=scale, duration=duration, rate=25, users=60, slo_ms=5.0
     )
     return run_demo(options)
 
@@ -76,8 +78,21 @@ def check_replay(report: DemoReport) -> None:
     assert report.as_json()["requests"] == total
 
 
-def test_replay_on_sqlite(tmp_path: Path) -> None:
-    check_replay(replay(tmp_path))
+def test_replay_on_sqlite_detects_the_bad_deploy(tmp_path: Path) -> None:
+    report = replay(tmp_path, duration=60)
+    check_replay(report)
+    # The monitor alerted while v2 served, named a query v2 changed, and the rollback followed.
+    assert report.detect_after_s is not None and 0 < report.detect_after_s < 30
+    assert report.incident is not None and report.alerts
+    truth = {q.fingerprint: q for q in report.ground_truth}
+    top = report.incident.culprits[0]
+    assert top.fingerprint in truth
+    assert top.call_sites and top.call_sites[0].line == truth[top.fingerprint].line
+    assert report.rollback is not None and report.rollback.started_at >= report.detected_at - 1
+    data = report.as_json()
+    assert data["detect_after_s"] == pytest.approx(report.detect_after_s, abs=0.01)
+    assert data["culprits"][0]["fingerprint"] == top.fingerprint
+    assert data["culprits"][0]["call_site"].endswith(f"v2.py:{truth[top.fingerprint].line}")
 
 
 def test_replay_on_postgres(pg_dsn: str, tmp_path: Path) -> None:
