@@ -1,8 +1,4 @@
-"""The incident commands as a user runs them: a real SQLite store, the CLI in a subprocess.
-
-Until the lead wires them into ``querywatch``, they run through ``python -m
-querywatch.incidents.cli``, which resolves settings and reports errors exactly like the main CLI.
-"""
+"""The incident commands as a user runs them: a real SQLite store, the CLI in a subprocess."""
 
 from __future__ import annotations
 
@@ -32,7 +28,7 @@ def run(*args: str, store: Path | None = None) -> subprocess.CompletedProcess[st
         env["QUERYWATCH_STORE"] = str(store)
     env["COLUMNS"] = "200"
     return subprocess.run(
-        [sys.executable, "-m", "querywatch.incidents.cli", *args],
+        [sys.executable, "-m", "querywatch", *args],
         env=env,
         capture_output=True,
         text=True,

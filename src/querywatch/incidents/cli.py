@@ -2,25 +2,24 @@
 
 The commands are built against a function that resolves settings (so ``--store`` and
 ``QUERYWATCH_STORE`` mean what they mean everywhere) and are registered on the main CLI with
-:func:`register`. ``python -m querywatch.incidents.cli`` runs them on their own.
+:func:`register`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import getpass
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 from rich.console import Console
 
 from querywatch import render
-from querywatch.dsn import is_postgres_url, redact
-from querywatch.errors import ConfigError, QuerywatchError
+from querywatch.dsn import is_postgres_url
+from querywatch.errors import ConfigError
 from querywatch.incidents import service
 from querywatch.incidents.codec import incident_to_dict
 from querywatch.incidents.model import STATUSES, Status
@@ -202,58 +201,3 @@ def register(group: click.Group, config_of: ConfigOf) -> None:
     """Add ``incidents`` and ``incident`` to the host CLI's group."""
     for command in make_commands(config_of):
         group.add_command(command)
-
-
-# -- standalone entry (`python -m querywatch.incidents.cli`) --------------------------------------
-
-
-class _Settings:
-    """The ``ctx.obj`` of the standalone entry: resolves settings like the main CLI does."""
-
-    def __init__(self, config_file: Path | None) -> None:
-        self.config_file = config_file
-
-    def config(self, **flags: Any) -> Mapping[str, Any]:
-        from querywatch.config import load_config
-
-        return load_config(flags, config_file=self.config_file)
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
-@click.option("--config", "config_file", type=click.Path(path_type=Path), help="Config file.")
-@click.pass_context
-def standalone(ctx: click.Context, debug: bool, config_file: Path | None) -> None:
-    """querywatch's incident commands on their own."""
-    ctx.obj = _Settings(config_file)
-
-
-register(standalone, lambda obj, store: obj.config(store=store))
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    Console(stderr=True, highlight=False, soft_wrap=True).print(
-        f"[bold red]querywatch: error:[/] {redact(message)}", markup=True, soft_wrap=True
-    )
-    sys.exit(code)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Like ``querywatch.cli.main``: a QuerywatchError becomes one red line and exit code 1."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
-    try:
-        standalone.main(args=argv, prog_name="querywatch", standalone_mode=False)
-    except click.exceptions.Abort:
-        _fail("interrupted", 130)
-    except click.ClickException as exc:
-        if debug:
-            raise
-        _fail(exc.format_message(), exc.exit_code)
-    except QuerywatchError as exc:
-        if debug:
-            raise
-        _fail(str(exc))
-
-
-if __name__ == "__main__":
-    main()

@@ -445,6 +445,27 @@ def _sort_value(summary: FingerprintSummary, sort: SortKey) -> float:
     return summary.p95_ms if summary.p95_ms is not None else float("-inf")
 
 
+def _fingerprint_rows(
+    windows: Sequence[StatementWindow] | Sequence[RepeatWindow],
+) -> list[tuple[str, str, str, int, int]]:
+    """One upsert row per fingerprint: text, dialect, first and last window of the batch.
+
+    Sorted keys give every writer the same lock order, so two agents cannot deadlock.
+    """
+    seen: dict[str, tuple[str, str, int, int]] = {}
+    for w in windows:
+        normalized, dialect, first, last = seen.get(
+            w.fingerprint, (w.normalized, w.dialect, w.window_start, w.window_start)
+        )
+        seen[w.fingerprint] = (
+            normalized,
+            dialect,
+            min(first, w.window_start),
+            max(last, w.window_start),
+        )
+    return [(fp, *seen[fp]) for fp in sorted(seen)]
+
+
 class SqlStore(ABC):
     """The :class:`Store` over SQL: backends differ only in connection handling."""
 
@@ -478,21 +499,8 @@ class SqlStore(ABC):
     def write_windows(self, windows: Sequence[StatementWindow]) -> None:
         if not windows:
             return
-        seen: dict[str, tuple[str, str, int, int]] = {}
-        sites: set[tuple[str, str, int, str]] = set()
-        for w in windows:
-            normalized, dialect, first, last = seen.get(
-                w.fingerprint, (w.normalized, w.dialect, w.window_start, w.window_start)
-            )
-            seen[w.fingerprint] = (
-                normalized,
-                dialect,
-                min(first, w.window_start),
-                max(last, w.window_start),
-            )
-            sites.update((w.fingerprint, s.path, s.line, s.function) for s in w.call_sites)
-        # Sorted keys give every writer the same lock order, so two agents cannot deadlock.
-        fingerprints = [(fp, *seen[fp]) for fp in sorted(seen)]
+        fingerprints = _fingerprint_rows(windows)
+        sites = {(w.fingerprint, s.path, s.line, s.function) for w in windows for s in w.call_sites}
         rows = [
             (
                 w.fingerprint,
@@ -547,18 +555,7 @@ class SqlStore(ABC):
         """Also records each fingerprint's text, so a repeat row can be read on its own."""
         if not windows:
             return
-        seen: dict[str, tuple[str, str, int, int]] = {}
-        for w in windows:
-            normalized, dialect, first, last = seen.get(
-                w.fingerprint, (w.normalized, w.dialect, w.window_start, w.window_start)
-            )
-            seen[w.fingerprint] = (
-                normalized,
-                dialect,
-                min(first, w.window_start),
-                max(last, w.window_start),
-            )
-        fingerprints = [(fp, *seen[fp]) for fp in sorted(seen)]
+        fingerprints = _fingerprint_rows(windows)
         rows = [
             (
                 w.route,
