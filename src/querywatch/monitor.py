@@ -79,7 +79,9 @@ class Monitor:
             detections += detect_n_plus_one(self.store, now, deploy=deploy)
         firing = [d for d in detections if d.confidence >= self.policy.open_incident_confidence]
         result = CheckResult(detections=detections)
-        if not firing:
+        # An N+1 is evidence, not an outage by itself: it rides along with a finding that costs
+        # database time (a costly N+1 query is also a new or slower fingerprint).
+        if not any(d.kind != "n_plus_one" for d in firing):
             return result
         deploy_id = next((d.deploy_id for d in firing if d.deploy_id), None)
         marker = deploy if deploy is not None and deploy.id == deploy_id else None

@@ -83,16 +83,21 @@ def detect_n_plus_one(
         return []
     if deploy is None:
         deploy = store.latest_deploy()
-    route_requests: dict[str, int] = {}
-    for r in store.request_windows(since=since):
-        if r.window_start <= now:
-            route_requests[r.route] = route_requests.get(r.route, 0) + r.requests
+    requests = [r for r in store.request_windows(since=since) if r.window_start <= now]
+
+    def served_since(route: str, start: float) -> int:
+        return sum(r.requests for r in requests if r.route == route and r.window_start >= start)
 
     detections = []
     for p in sorted(found, key=lambda p: (-p.total_repeats, p.route, p.fingerprint)):
         normalized = p.normalized or _normalized(store, p.fingerprint, since)
         deploy_id = _introduced_by(store, p, deploy, now)
-        served = route_requests.get(p.route, 0)
+        # A pattern the deploy introduced is judged on the route's requests since the deploy:
+        # the ones before it could not have shown it.
+        start = since
+        if deploy_id is not None and deploy is not None:
+            start = max(since, math.floor(deploy.started_at / WINDOW_SECONDS) * WINDOW_SECONDS)
+        served = served_since(p.route, start)
         share = min(1.0, p.requests / served) if served else None
         # Volume (how many requests show it), intensity (how far past the threshold) and
         # consistency (the share of the route's requests that do it), each 0..1.
