@@ -325,6 +325,8 @@ def run_demo(
 class _ProgressSink:
     """Alerts go to the live view (the CLI prints them the moment they fire)."""
 
+    name = "the demo's terminal"
+
     def __init__(self, progress: DemoProgress) -> None:
         self.progress = progress
 
