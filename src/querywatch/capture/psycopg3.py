@@ -48,13 +48,7 @@ def _sync_class(base: type[Any], channel: StatementChannel) -> type[Any]:
         try:
             base_execute(self, query, params, prepare=prepare, binary=binary)
         except BaseException:
-            ch.record(
-                query if type(query) is str else query_text(query, self),
-                t0,
-                perf_counter_ns(),
-                0,
-                1,
-            )
+            ch.record(query_text(query, self), t0, perf_counter_ns(), 0, 1)
             raise
         t1 = perf_counter_ns()
         ch.record(
@@ -109,13 +103,7 @@ def _async_class(base: type[Any], channel: StatementChannel) -> type[Any]:
         try:
             await base_execute(self, query, params, prepare=prepare, binary=binary)
         except BaseException:
-            ch.record(
-                query if type(query) is str else query_text(query, self),
-                t0,
-                perf_counter_ns(),
-                0,
-                1,
-            )
+            ch.record(query_text(query, self), t0, perf_counter_ns(), 0, 1)
             raise
         t1 = perf_counter_ns()
         ch.record(
