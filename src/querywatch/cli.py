@@ -43,10 +43,10 @@ def fail(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
-def open_configured_store(cfg: Config) -> Store:
+def open_configured_store(cfg: Config, *, create: bool = True) -> Store:
     from querywatch.store import open_store
 
-    return open_store(cfg["store"])
+    return open_store(cfg["store"], create=create)
 
 
 def retention_of(cfg: Config) -> Retention:
@@ -345,16 +345,7 @@ def top(
     now = time.time()
     since_ts = parse_time(since, now=now, option="--since") if since else None
     until_ts = parse_time(until, now=now, option="--until") if until else None
-    store_path = cfg["store"]
-    from querywatch.dsn import is_postgres_url
-
-    if not is_postgres_url(store_path) and not Path(store_path).exists():
-        raise ConfigError(
-            f"no store at {store_path}: run `querywatch watch` (or instrument an "
-            "application) first, or pass --store",
-            setting="store",
-        )
-    the_store = open_configured_store(cfg)
+    the_store = open_configured_store(cfg, create=False)
     try:
         rows = the_store.top(since=since_ts, until=until_ts, sort=sort, limit=limit)  # type: ignore[arg-type]
     finally:

@@ -12,14 +12,12 @@ import re
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 import click
 
 from querywatch.config import Config
-from querywatch.dsn import is_postgres_url
-from querywatch.errors import ConfigError, InvalidTransition, NotFound, QuerywatchError
+from querywatch.errors import InvalidTransition, NotFound, QuerywatchError
 from querywatch.records import DeployMarker
 from querywatch.store.base import Store
 from querywatch.timespec import parse_time
@@ -231,13 +229,7 @@ class _Configured(Protocol):
 def _open(cfg: Config, *, create: bool) -> Store:
     from querywatch.store import open_store
 
-    location = str(cfg["store"])
-    if not create and not is_postgres_url(location) and not Path(location).expanduser().exists():
-        raise ConfigError(
-            f"no store at {location}: no deploy has been recorded there; pass --store",
-            setting="store",
-        )
-    return open_store(location)
+    return open_store(str(cfg["store"]), create=create)
 
 
 _store_option = click.option("--store", help="Store path or PostgreSQL URL [env QUERYWATCH_STORE].")

@@ -11,15 +11,12 @@ import contextlib
 import getpass
 import time
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
 
 from querywatch import render
-from querywatch.dsn import is_postgres_url
-from querywatch.errors import ConfigError
 from querywatch.incidents import service
 from querywatch.incidents.codec import incident_to_dict
 from querywatch.incidents.model import STATUSES, Status
@@ -38,14 +35,7 @@ def _open(config_of: ConfigOf, obj: Any, store: str | None) -> Store:
     """Open the configured store; a missing SQLite file is an error, not a new empty store."""
     from querywatch.store import open_store
 
-    location = str(config_of(obj, store)["store"])
-    if not is_postgres_url(location) and not Path(location).expanduser().exists():
-        raise ConfigError(
-            f"no store at {location}: nothing has been recorded there yet; pass --store or set "
-            "QUERYWATCH_STORE",
-            setting="store",
-        )
-    return open_store(location)
+    return open_store(str(config_of(obj, store)["store"]), create=False)
 
 
 def _login() -> str | None:
