@@ -92,6 +92,7 @@ class DemoReport:
     detected_at: float | None = None
     incident: Incident | None = None
     alerts: list[Alert] = field(default_factory=list)
+    monitor_errors: list[str] = field(default_factory=list)  # checks that failed, kept going
 
     @property
     def detect_after_s(self) -> float | None:
@@ -319,6 +320,7 @@ def run_demo(
         detected_at=watcher.detected_at,
         incident=watcher.incident,
         alerts=list(progress.alerts),
+        monitor_errors=list(watcher.errors),
     )
 
 
