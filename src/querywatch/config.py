@@ -36,6 +36,24 @@ def _positive_float(value: Any) -> float:
     return number
 
 
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _non_negative_float(value: Any) -> float:
+    number = float(value)
+    if number < 0:
+        raise ValueError("must be 0 or more")
+    return number
+
+
 def _positive_int(value: Any) -> int:
     if isinstance(value, float) and not value.is_integer():
         raise ValueError("must be a whole number")
@@ -102,18 +120,78 @@ SETTINGS: tuple[Setting, ...] = (
         "Bearer token `querywatch serve` requires on the deploy API (at least 16 characters).",
         secret=True,
     ),
+    Setting(
+        "rollback_command",
+        None,
+        "Command that rolls a deploy back, e.g. `./deploy.sh {previous_version}` (no shell).",
+    ),
+    Setting(
+        "rollback_webhook_url",
+        None,
+        "POST a rollback request as JSON to this URL (instead of a command).",
+        secret=True,
+    ),
+    Setting(
+        "rollback_auto",
+        False,
+        "Roll back by itself when an incident is proven to come from the latest deploy.",
+        _flag,
+    ),
+    Setting(
+        "rollback_dry_run",
+        False,
+        "Record what a rollback or runbook step would run, and run nothing.",
+        _flag,
+    ),
+    Setting(
+        "rollback_cooldown_s",
+        1800.0,
+        "Seconds after a rollback before another one may start in the same environment.",
+        _non_negative_float,
+    ),
+    Setting(
+        "rollback_window_s",
+        3600.0,
+        "Roll back only within this many seconds after the deploy finished.",
+        _positive_float,
+    ),
+    Setting(
+        "rollback_timeout_s",
+        300.0,
+        "Seconds a rollback command or runbook step may run before it is killed.",
+        _positive_float,
+    ),
+    Setting(
+        "recovery_check_s",
+        60.0,
+        "Seconds after a rollback before recovery is verified against the baseline.",
+        _positive_float,
+    ),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 
 CONFIG_FILE = "querywatch.toml"
+#: Tables of the config file that are not settings: named runbook steps, and per-environment
+#: overrides (``[environments.staging] rollback_command = …``) applied over the file's values.
+RUNBOOK_TABLE = "runbook"
+ENVIRONMENTS_TABLE = "environments"
 
 
 class Config(Mapping[str, Any]):
     """Resolved settings, read like a dict; remembers where each value came from."""
 
-    def __init__(self, values: dict[str, Any], origins: dict[str, str]) -> None:
+    def __init__(
+        self,
+        values: dict[str, Any],
+        origins: dict[str, str],
+        runbook: Mapping[str, Any] | None = None,
+        source: str = "",
+    ) -> None:
         self._values = values
         self.origins = origins
+        #: The config file's ``[runbook.<name>]`` tables, checked by :mod:`querywatch.respond`.
+        self.runbook: Mapping[str, Any] = runbook or {}
+        self.source = source  # the config file, for messages about its tables
 
     def __getitem__(self, key: str) -> Any:
         return self._values[key]
@@ -169,6 +247,7 @@ def load_config(
     environ = os.environ if environ is None else environ
     file_values: dict[str, Any] = {}
     file_label = ""
+    runbook: dict[str, Any] = {}
     if config_file is not None:
         if not config_file.exists():
             raise ConfigError("config file not found", source=str(config_file))
@@ -179,6 +258,17 @@ def load_config(
         path, in_pyproject = found
         file_values = _read_file(path, table_in_pyproject=in_pyproject)
         file_label = str(path)
+        runbook = _table(file_values.pop(RUNBOOK_TABLE, {}), RUNBOOK_TABLE, file_label)
+        per_environment = _table(
+            file_values.pop(ENVIRONMENTS_TABLE, {}), ENVIRONMENTS_TABLE, file_label
+        )
+        environment = _environment(flags, environ, file_values)
+        overrides = _table(
+            per_environment.get(environment, {}),
+            f"{ENVIRONMENTS_TABLE}.{environment}",
+            file_label,
+        )
+        file_values.update(overrides)
         unknown = sorted(set(file_values) - set(_BY_NAME))
         if unknown:
             raise ConfigError(
@@ -209,4 +299,21 @@ def load_config(
                 setting=setting.name,
             ) from exc
         origins[setting.name] = origin
-    return Config(values, origins)
+    return Config(values, origins, runbook, file_label)
+
+
+def _table(value: Any, name: str, source: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}] must be a table", source=source, setting=name)
+    return value
+
+
+def _environment(
+    flags: Mapping[str, Any], environ: Mapping[str, str], file_values: Mapping[str, Any]
+) -> str:
+    """The environment whose ``[environments.<name>]`` table overrides the file's settings."""
+    if flags.get("environment") is not None:
+        return str(flags["environment"])
+    if environ.get("QUERYWATCH_ENVIRONMENT"):
+        return environ["QUERYWATCH_ENVIRONMENT"]
+    return str(file_values.get("environment", _BY_NAME["environment"].default))

@@ -199,6 +199,8 @@ def marker_to_json(marker: DeployMarker) -> dict[str, Any]:
         "author": marker.author,
         "previous_version": marker.previous_version,
         "rollback": marker.rollback,
+        "migration": marker.migration,
+        "schema_change": marker.schema_change,
     }
 
 

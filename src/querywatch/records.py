@@ -138,3 +138,17 @@ class DeployMarker:
     author: str | None = None
     previous_version: str | None = None
     rollback: bool = False
+    #: A schema migration the deploy declared (free text: what it changes), and one seen as a
+    #: change between schema snapshots taken at its start and finish that the previous version
+    #: may not run against. Either makes an automatic rollback unsafe.
+    migration: str | None = None
+    schema_change: str | None = None
+
+    @property
+    def rollback_unsafe_reason(self) -> str | None:
+        """Why rolling this deploy back could break the previous version, or ``None``."""
+        if self.migration:
+            return f"deploy {self.id} declared a schema migration: {self.migration}"
+        if self.schema_change:
+            return f"the schema changed during deploy {self.id}: {self.schema_change}"
+        return None

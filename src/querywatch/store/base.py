@@ -248,10 +248,10 @@ GROUP BY route, window_start / {MINUTE} * {MINUTE}
 # stored (a finish need not know the commit or author), and a rollback stays one.
 _DEPLOY_COLUMNS = (
     'id, version, "commit", environment, started_at, finished_at, author, previous_version, '
-    '"rollback"'
+    '"rollback", migration, schema_change'
 )
 _UPSERT_DEPLOY = f"""
-INSERT INTO deploys ({_DEPLOY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO deploys ({_DEPLOY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET
   version = excluded.version,
   "commit" = COALESCE(excluded."commit", deploys."commit"),
@@ -260,7 +260,9 @@ ON CONFLICT (id) DO UPDATE SET
   finished_at = COALESCE(excluded.finished_at, deploys.finished_at),
   author = COALESCE(excluded.author, deploys.author),
   previous_version = COALESCE(excluded.previous_version, deploys.previous_version),
-  "rollback" = deploys."rollback" OR excluded."rollback"
+  "rollback" = deploys."rollback" OR excluded."rollback",
+  migration = COALESCE(excluded.migration, deploys.migration),
+  schema_change = COALESCE(excluded.schema_change, deploys.schema_change)
 """
 
 _INCIDENT_COLUMNS = "id, status, opened_at, detected_at, resolved_at, title, deploy_id, body"
@@ -326,7 +328,8 @@ def _where(
 
 
 def _deploy(row: Sequence[Any]) -> DeployMarker:
-    id_, version, commit, environment, started, finished, author, previous, rollback = row
+    (id_, version, commit, environment, started, finished, author, previous, rollback) = row[:9]
+    migration, schema_change = row[9:11]
     return DeployMarker(
         id_,
         version,
@@ -337,6 +340,8 @@ def _deploy(row: Sequence[Any]) -> DeployMarker:
         author,
         previous,
         bool(rollback),  # SQLite keeps booleans as 0/1
+        migration,
+        schema_change,
     )
 
 
@@ -595,6 +600,8 @@ class SqlStore(ABC):
             marker.author,
             marker.previous_version,
             marker.rollback,
+            marker.migration,
+            marker.schema_change,
         )
         self._run(lambda tx: tx.run(_UPSERT_DEPLOY, params))
 

@@ -175,6 +175,14 @@ MIGRATIONS: tuple[Migration, ...] = (
                 PRIMARY KEY (incident_id, seq))""",
         ),
     ),
+    Migration(
+        5,
+        "deploy markers say whether they changed the schema (declared, or seen between snapshots)",
+        (
+            "ALTER TABLE deploys ADD COLUMN migration TEXT",
+            "ALTER TABLE deploys ADD COLUMN schema_change TEXT",
+        ),
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 
