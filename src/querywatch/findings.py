@@ -1,0 +1,63 @@
+"""A finding: one problem a rule saw in a query, its plan or its use, and how to fix it.
+
+SQL lint (``querywatch.sql.lint``), plan rules (``querywatch.plans.rules``) and the CI gate's N+1
+check all speak this one type, so `querywatch explain`, `querywatch check`, the reports (terminal,
+Markdown, JUnit XML, SARIF) and the postmortem print them the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Severity = Literal["error", "warning", "info"]
+SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where a finding points in the application's source (1-based line and column)."""
+
+    path: str
+    line: int
+    column: int = 1
+    function: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """``rule`` is a stable slug (``seq-scan-large-table``): the id users suppress with
+    ``querywatch: ignore[rule]`` and the baseline file records. ``evidence`` holds the figures the
+    rule judged by (node, relation, rows, cost, selectivity…), so a reader can check the verdict.
+    """
+
+    rule: str
+    severity: Severity
+    message: str  # one line: what is wrong, with the decisive figure
+    fix: str  # one line: what to do (an index, a rewrite…)
+    evidence: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str | None = None
+    sql: str | None = None  # the normalized statement, never literal values
+    location: Location | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "severity": self.severity,
+            "message": self.message,
+            "fix": self.fix,
+            "evidence": dict(self.evidence),
+            "fingerprint": self.fingerprint,
+            "sql": self.sql,
+            "location": None
+            if self.location is None
+            else {
+                "path": self.location.path,
+                "line": self.location.line,
+                "column": self.location.column,
+                "function": self.location.function,
+            },
+        }
