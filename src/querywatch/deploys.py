@@ -4,6 +4,12 @@ A regression means little on its own; lined up with the deploy before it, it nam
 and commit to look at. CI marks each deploy's start and finish, by this CLI or by the HTTP API
 (`querywatch.web.api`); both go through :func:`start_deploy` and :func:`finish_deploy`, so the
 rules (ids, previous version, what can be finished) live in one place.
+
+A deploy that migrates the schema may leave the previous version unable to run, which makes a
+rollback unsafe. CI can say so (``--migration``); and when the ``dsn`` setting names the database,
+the CLI snapshots its schema at start and finish (:mod:`querywatch.schema`) and records an unsafe
+change on the marker. Snapshotting stays out of :func:`start_deploy` and :func:`finish_deploy`,
+which only touch the store, and a failed snapshot only warns: it never fails the CI step.
 """
 
 from __future__ import annotations
@@ -17,8 +23,10 @@ from typing import Any, Protocol
 import click
 
 from querywatch.config import Config
+from querywatch.dsn import redact
 from querywatch.errors import InvalidTransition, NotFound, QuerywatchError
 from querywatch.records import DeployMarker
+from querywatch.schema import SchemaDiff, SchemaSnapshot, SnapshotError, diff, snapshot
 from querywatch.store.base import Store
 from querywatch.timespec import parse_time
 from querywatch.web.envelope import dumps, success
@@ -30,6 +38,7 @@ _WORD = re.compile(r"[^\s\x00-\x1f\x7f]{1,200}")
 _ENVIRONMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _COMMIT = re.compile(r"[0-9a-f]{4,64}")
 _MAX_AUTHOR = 200
+_MAX_MIGRATION = 500
 
 
 class InvalidDeploy(QuerywatchError):
@@ -78,6 +87,18 @@ def _author(author: str | None) -> str | None:
     return value
 
 
+def _migration(migration: str | None) -> str | None:
+    if migration is None or not migration.strip():
+        return None
+    value = migration.strip()
+    if len(value) > _MAX_MIGRATION or not value.isprintable():
+        raise InvalidDeploy(
+            f"migration must be one line of at most {_MAX_MIGRATION} characters saying what it "
+            "changes"
+        )
+    return value
+
+
 def find_deploy(store: Store, deploy_id: str) -> DeployMarker | None:
     """The marker with this id. Deploys are few (tens a day), so a scan is fine."""
     return next((d for d in store.deploys() if d.id == deploy_id), None)
@@ -92,15 +113,18 @@ def start_deploy(
     author: str | None = None,
     at: float | None = None,
     deploy_id: str | None = None,
+    migration: str | None = None,
 ) -> DeployMarker:
     """Record that ``version`` started rolling out; the id defaults to ``env:version:epoch``.
 
+    ``migration`` declares that the deploy changes the schema (free text: what it changes).
     A retried CI step (same id, same version) gets the marker already recorded instead of a
-    second one; the same id for another version is an error.
+    second one (a migration it did not declare yet is added); the same id for another version is
+    an error.
     """
     version = _word(version, "version")
     environment = check_environment(environment)
-    commit, author = _commit(commit), _author(author)
+    commit, author, migration = _commit(commit), _author(author), _migration(migration)
     at = time.time() if at is None else at
     marker_id = (
         _word(deploy_id, "deploy id")
@@ -113,6 +137,9 @@ def start_deploy(
             None,
             existing.commit,
         ):
+            if migration is not None and existing.migration is None:
+                existing = replace(existing, migration=migration)
+                store.record_deploy(existing)
             return existing
         raise InvalidTransition(
             f"deploy id {marker_id} is already used by version {existing.version} "
@@ -130,6 +157,7 @@ def start_deploy(
         started_at=at,
         author=author,
         previous_version=previous.version if previous is not None else None,
+        migration=migration,
     )
     store.record_deploy(marker)
     return marker
@@ -205,18 +233,87 @@ def marker_to_json(marker: DeployMarker) -> dict[str, Any]:
 
 
 def describe(marker: DeployMarker) -> str:
-    """The one line a CI log shows for a marker."""
+    """The one line a CI log shows for a marker, saying when a rollback of it would be unsafe."""
     commit = f" ({marker.commit[:12]})" if marker.commit else ""
     what = f"version {marker.version}{commit} in {marker.environment}"
     if marker.finished_at is None:
-        return f"deploy {marker.id} started: {what}"
-    return f"deploy {marker.id} finished: {what} after {_duration(marker)}"
+        line = f"deploy {marker.id} started: {what}"
+    else:
+        line = f"deploy {marker.id} finished: {what} after {_duration(marker)}"
+    notes = []
+    if marker.migration:
+        notes.append(f"declared migration: {marker.migration}")
+    if marker.schema_change:
+        notes.append(f"schema change: {marker.schema_change}")
+    return f"{line}; rollback unsafe: {'; '.join(notes)}" if notes else line
 
 
 def _duration(marker: DeployMarker) -> str:
     seconds = round((marker.finished_at or marker.started_at) - marker.started_at)
     minutes, seconds = divmod(seconds, 60)
     return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
+
+
+# -- schema snapshots -----------------------------------------------------------------------------
+
+
+def schema_state_key(deploy_id: str) -> str:
+    """The store state key holding the schema snapshot taken when the deploy started."""
+    return f"schema:{deploy_id}"
+
+
+def record_start_schema(
+    store: Store, marker: DeployMarker, location: str, *, statement_timeout_ms: int = 5000
+) -> SchemaSnapshot:
+    """Snapshot the schema at ``location`` as it is before ``marker``'s deploy changes it.
+
+    A retried start keeps the first snapshot: a later one may already include the migration.
+    """
+    key = schema_state_key(marker.id)
+    kept = store.get_state(key)
+    if kept is not None:
+        return SchemaSnapshot.from_json(kept)
+    taken = snapshot(location, statement_timeout_ms=statement_timeout_ms)
+    store.set_state(key, taken.to_json())
+    return taken
+
+
+def check_finish_schema(
+    store: Store, marker: DeployMarker, location: str, *, statement_timeout_ms: int = 5000
+) -> tuple[DeployMarker, SchemaDiff]:
+    """Compare the schema now with the one kept at start; record an unsafe change on the marker.
+
+    Raises :class:`SnapshotError` when there is no start snapshot to compare with, or it is of
+    another database; :class:`~querywatch.errors.DatabaseUnavailable` when it cannot be read.
+    """
+    kept = store.get_state(schema_state_key(marker.id))
+    if kept is None:
+        raise SnapshotError(
+            f"no schema snapshot from the start of deploy {marker.id} (set the dsn for "
+            "`deploy start` too)"
+        )
+    before = SchemaSnapshot.from_json(kept)
+    after = snapshot(location, statement_timeout_ms=statement_timeout_ms)
+    if (before.dialect, before.database) != (after.dialect, after.database):
+        raise SnapshotError(
+            f"deploy {marker.id} started on database {before.database} and finished on "
+            f"{after.database}: the schemas cannot be compared"
+        )
+    changes = diff(before, after)
+    reason = changes.unsafe_reason()
+    if reason is not None and reason != marker.schema_change:
+        marker = replace(marker, schema_change=reason)
+        store.record_deploy(marker)
+    return marker, changes
+
+
+def _warn(message: str) -> None:
+    click.echo(f"querywatch: warning: {redact(message)}", err=True)
+
+
+def _failure(exc: Exception) -> str:
+    # Any failure, not only ours: the deploy is recorded, and CI must not fail on a snapshot.
+    return str(exc) if isinstance(exc, QuerywatchError) else f"{type(exc).__name__}: {exc}"
 
 
 # -- CLI ------------------------------------------------------------------------------------------
@@ -242,6 +339,11 @@ _env_option = click.option(
     help="Environment deployed to [env QUERYWATCH_ENVIRONMENT; default production].",
 )
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print the marker as JSON.")
+_dsn_option = click.option(
+    "--dsn",
+    help="Database whose schema is compared between start and finish, to catch a migration "
+    "unsafe to roll back [env QUERYWATCH_DSN].",
+)
 
 
 @click.group()
@@ -255,6 +357,12 @@ def deploy() -> None:
 @_env_option
 @click.option("--author", help="Who or what deployed (e.g. the CI actor).")
 @click.option("--id", "deploy_id", help="Your own deploy id [default: ENV:VERSION:EPOCH].")
+@click.option(
+    "--migration",
+    metavar="TEXT",
+    help="The deploy carries a schema migration: what it changes (makes a rollback unsafe).",
+)
+@_dsn_option
 @_store_option
 @_json_option
 @click.pass_obj
@@ -265,11 +373,13 @@ def start_cmd(
     environment: str | None,
     author: str | None,
     deploy_id: str | None,
+    migration: str | None,
+    dsn: str | None,
     store: str | None,
     as_json: bool,
 ) -> None:
     """Record that a deploy started; prints its id for `deploy finish --id`."""
-    cfg = obj.config(store=store, environment=environment)
+    cfg = obj.config(store=store, environment=environment, dsn=dsn)
     the_store = _open(cfg, create=True)
     try:
         marker = start_deploy(
@@ -279,7 +389,18 @@ def start_cmd(
             environment=cfg["environment"],
             author=author,
             deploy_id=deploy_id,
+            migration=migration,
         )
+        if cfg["dsn"]:
+            try:
+                record_start_schema(
+                    the_store,
+                    marker,
+                    cfg["dsn"],
+                    statement_timeout_ms=cfg["statement_timeout_ms"],
+                )
+            except Exception as exc:
+                _warn(f"no schema snapshot, schema changes will not be checked: {_failure(exc)}")
     finally:
         the_store.close()
     click.echo(dumps(success(marker_to_json(marker))) if as_json else describe(marker))
@@ -289,6 +410,7 @@ def start_cmd(
 @click.option("--version", "version", help="Finish the latest unfinished deploy of this version.")
 @_env_option
 @click.option("--id", "deploy_id", help="Finish the deploy with this id instead.")
+@_dsn_option
 @_store_option
 @_json_option
 @click.pass_obj
@@ -297,21 +419,36 @@ def finish_cmd(
     version: str | None,
     environment: str | None,
     deploy_id: str | None,
+    dsn: str | None,
     store: str | None,
     as_json: bool,
 ) -> None:
-    """Record that a deploy finished (give --version or --id)."""
+    """Record that a deploy finished (give --version or --id); report the schema changes seen."""
     if version is None and deploy_id is None:
         raise InvalidDeploy("say which deploy to finish: pass --version or --id")
-    cfg = obj.config(store=store, environment=environment)
+    cfg = obj.config(store=store, environment=environment, dsn=dsn)
     the_store = _open(cfg, create=False)
+    changes: SchemaDiff | None = None
     try:
         marker = finish_deploy(
             the_store, version, deploy_id=deploy_id, environment=cfg["environment"]
         )
+        if cfg["dsn"]:
+            try:
+                marker, changes = check_finish_schema(
+                    the_store,
+                    marker,
+                    cfg["dsn"],
+                    statement_timeout_ms=cfg["statement_timeout_ms"],
+                )
+            except Exception as exc:
+                _warn(f"schema changes of deploy {marker.id} not checked: {_failure(exc)}")
     finally:
         the_store.close()
     click.echo(dumps(success(marker_to_json(marker))) if as_json else describe(marker))
+    if changes is not None:  # with --json, stdout stays one envelope: the changes go to stderr
+        for line in changes.lines() or ["schema unchanged"]:
+            click.echo(f"  schema: {line}", err=as_json)
 
 
 @click.command("deploys")

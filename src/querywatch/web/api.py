@@ -2,7 +2,7 @@
 
     GET  /healthz                     public: is the store reachable?
     GET  /api/deploys                 list markers (?environment=&since=&until=)
-    POST /api/deploys                 start a deploy: {"version", "commit"?, "environment"?, ...}
+    POST /api/deploys                 start a deploy: {"version", "commit"?, "migration"?, ...}
     POST /api/deploys/{id}/finish     finish it
 
 :class:`DeployApi` maps (method, target, headers, body) to a status and an envelope, so the routing,
@@ -59,7 +59,7 @@ _CODES = {
     501: "not_implemented",
     503: "store_unavailable",
 }
-_START_FIELDS = ("version", "commit", "environment", "author", "id")
+_START_FIELDS = ("version", "commit", "environment", "author", "id", "migration")
 _LIST_PARAMS = ("environment", "since", "until")
 
 
@@ -202,6 +202,7 @@ class DeployApi:
             environment=self.environment if text["environment"] is None else text["environment"],
             author=text["author"],
             deploy_id=text["id"],
+            migration=text["migration"],
             at=self.clock(),
         )
         return Response(201, success(marker_to_json(marker)))
