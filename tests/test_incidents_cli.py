@@ -191,4 +191,4 @@ def test_commands_register_on_a_host_group(store_path: Path, incident_id: str) -
     data = json.loads(shown.output)
     assert data["status"] == "mitigated"
     assert [e["kind"] for e in data["timeline"]][-2:] == ["acknowledged", "mitigated"]
-    assert {c.name for c in host.commands.values()} == {"incidents", "incident"}
+    assert {c.name for c in host.commands.values()} == {"incidents", "incident", "postmortem"}

@@ -1,4 +1,4 @@
-"""`querywatch incidents` and `querywatch incident show|ack|note|mitigate|resolve`.
+"""`querywatch incidents`, `incident show|ack|note|mitigate|resolve` and `postmortem`.
 
 The commands are built against a function that resolves settings (so ``--store`` and
 ``QUERYWATCH_STORE`` mean what they mean everywhere) and are registered on the main CLI with
@@ -187,7 +187,57 @@ def _opened(config_of: ConfigOf, obj: Any, store: str | None) -> Iterator[Store]
         the_store.close()
 
 
+def make_postmortem_command(config_of: ConfigOf) -> click.Command:
+    """``querywatch postmortem ID [--format md|html] [-o FILE]``, bound to ``config_of``."""
+
+    @click.command("postmortem")
+    @click.argument("incident_id", metavar="ID")
+    @click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["md", "html"]),
+        default="md",
+        show_default=True,
+        help="Markdown, or a self-contained HTML page.",
+    )
+    @click.option(
+        "-o",
+        "--output",
+        "output",
+        type=click.Path(dir_okay=False),
+        help="Write to FILE (atomically; your edits to a postmortem already there are kept).",
+    )
+    @_store_option
+    @click.pass_obj
+    def postmortem(
+        obj: Any, incident_id: str, fmt: str, output: str | None, store: str | None
+    ) -> None:
+        """Write the incident's postmortem from its stored facts, in the outage report's shape.
+
+        Timeline contradictions are printed as warnings on stderr (and noted in the document).
+        """
+        from querywatch.incidents.postmortem import render_postmortem, write_postmortem
+
+        with _opened(config_of, obj, store) as the_store:
+            if output is None:
+                done = render_postmortem(the_store, incident_id, fmt)
+            else:
+                done = write_postmortem(the_store, incident_id, output, fmt)
+        for warning in done.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        for title in done.kept_sections:
+            click.echo(f"kept your edits to {title}", err=True)
+        for where in done.kept_additions:
+            click.echo(f"kept {where}", err=True)
+        if output is None:
+            click.echo(done.text, nl=False)
+        else:
+            click.echo(f"postmortem of {incident_id} written to {output}")
+
+    return postmortem
+
+
 def register(group: click.Group, config_of: ConfigOf) -> None:
-    """Add ``incidents`` and ``incident`` to the host CLI's group."""
-    for command in make_commands(config_of):
+    """Add ``incidents``, ``incident`` and ``postmortem`` to the host CLI's group."""
+    for command in (*make_commands(config_of), make_postmortem_command(config_of)):
         group.add_command(command)
