@@ -1,4 +1,4 @@
-"""SQL text handling: fingerprinting (and, static lint rules (`lint`, `source_scan`))."""
+"""SQL text handling: fingerprinting, and static lint rules (`lint`, `source_scan`)."""
 
 from querywatch.sql.fingerprint import Fingerprint, fingerprint
 
