@@ -25,6 +25,7 @@ from querywatch.incidents.service import open_incident, record_alert
 from querywatch.records import DeployMarker
 from querywatch.respond.alerts import alert_for_incident
 from querywatch.respond.notifier import Notifier
+from querywatch.respond.rollback import RecoveryResult, Responder, RollbackResult
 from querywatch.respond.routing import CodeOwners
 from querywatch.store.base import Store
 
@@ -39,6 +40,8 @@ class CheckResult:
     incident: Incident | None = None
     opened: bool = False  # a new incident (not findings added to an open one)
     alerted: bool = False
+    rollback: RollbackResult | None = None  # what the responder did about the incident
+    recoveries: list[RecoveryResult] = field(default_factory=list)  # rollbacks verified now
 
 
 class Monitor:
@@ -54,6 +57,7 @@ class Monitor:
         environment: str | None = None,
         slo_ms: float = 1000.0,
         n_plus_one: bool = True,
+        responder: Responder | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -67,6 +71,7 @@ class Monitor:
         self.slo_ms = slo_ms
         self.n_plus_one = n_plus_one
         self.clock = clock
+        self.responder = responder
 
     def check(self, now: float | None = None) -> CheckResult:
         """Detect at ``now``; open (or add to) an incident and alert when the policy fires."""
@@ -79,6 +84,8 @@ class Monitor:
             detections += detect_n_plus_one(self.store, now, deploy=deploy)
         firing = [d for d in detections if d.confidence >= self.policy.open_incident_confidence]
         result = CheckResult(detections=detections)
+        if self.responder is not None:  # rollbacks done earlier: back to baseline yet?
+            result.recoveries = self.responder.verify(now)
         # An N+1 is evidence, not an outage by itself: it rides along with a finding that costs
         # database time (a costly N+1 query is also a new or slower fingerprint).
         if not any(d.kind != "n_plus_one" for d in firing):
@@ -102,6 +109,8 @@ class Monitor:
         result.incident = incident
         result.opened = incident.id not in known
         result.alerted = self._alert(incident, now)
+        if self.responder is not None:
+            result.rollback = self.responder.on_incident(incident, now, detections=firing)
         return result
 
     def _ranges(

@@ -89,6 +89,10 @@ class Policy:
     open_incident_confidence: float = 0.8
     """Confidence at which a detection opens an incident (lower ones are only reported)."""
 
+    rollback_confidence: float = 0.95
+    """Confidence a detection blaming the latest deploy needs before an automatic rollback:
+    higher than opening an incident, because a wrong rollback is a deploy of its own."""
+
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
@@ -98,6 +102,11 @@ class Policy:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"detection policy: {name} must be within 0..1, got {value}")
+        if not 0.0 <= self.rollback_confidence <= 1.0:
+            raise ValueError(
+                "detection policy: rollback_confidence must be within 0..1, "
+                f"got {self.rollback_confidence}"
+            )
         if not 0.0 <= self.open_incident_confidence <= 1.0:
             raise ValueError(
                 "detection policy: open_incident_confidence must be within 0..1, "

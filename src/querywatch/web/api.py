@@ -4,6 +4,8 @@
     GET  /api/deploys                 list markers (?environment=&since=&until=)
     POST /api/deploys                 start a deploy: {"version", "commit"?, "migration"?, ...}
     POST /api/deploys/{id}/finish     finish it
+    POST /api/incidents/{id}/rollback roll back the deploy an incident blames (guarded; see
+                                      docs/respond.md): {"dry_run"?, "by"?, ...}
 
 :class:`DeployApi` maps (method, target, headers, body) to a status and an envelope, so the routing,
 auth and validation are tested without sockets and a later dashboard can reuse the server. The
@@ -19,12 +21,13 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from querywatch.deploys import (
     DEFAULT_ENVIRONMENT,
     check_environment,
+    find_deploy,
     finish_deploy,
     marker_to_json,
     start_deploy,
@@ -35,9 +38,13 @@ from querywatch.errors import (
     QuerywatchError,
     StoreError,
 )
+from querywatch.incidents.service import get_incident
 from querywatch.store.base import Store
 from querywatch.timespec import parse_time
 from querywatch.web.envelope import Envelope, failure, success
+
+if TYPE_CHECKING:
+    from querywatch.respond.rollback import Responder
 
 MAX_BODY_BYTES = (
     64 * 1024
@@ -61,6 +68,7 @@ _CODES = {
 }
 _START_FIELDS = ("version", "commit", "environment", "author", "id", "migration")
 _LIST_PARAMS = ("environment", "since", "until")
+_ROLLBACK_FIELDS = ("dry_run", "by", "force_unsafe_migration")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +96,7 @@ class _Request:
     query: dict[str, list[str]]
     headers: Mapping[str, str]
     body: bytes
-    deploy_id: str | None = None
+    deploy_id: str | None = None  # the id the path names (an incident's, for a rollback)
 
 
 _Handler = Callable[["DeployApi", _Request], Response]
@@ -108,11 +116,13 @@ class DeployApi:
         *,
         environment: str = DEFAULT_ENVIRONMENT,
         clock: Callable[[], float] = time.time,
+        responder_for: Callable[[str], Responder] | None = None,
     ) -> None:
         self.store = store
         self._token = token.encode() if token is not None else None
         self.environment = environment
         self.clock = clock
+        self.responder_for = responder_for  # environment -> its rollback settings
 
     def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Response:
         parts = urlsplit(target)
@@ -214,9 +224,37 @@ class DeployApi:
         marker = finish_deploy(self.store, deploy_id=request.deploy_id, at=self.clock())
         return Response(200, success(marker_to_json(marker)))
 
+    def rollback(self, request: _Request) -> Response:
+        """Roll back through the guards: 200 with the outcome (a failed command too), 404 for an
+        unknown incident, 409 when a guard refuses, 400 when no rollback is configured."""
+        fields = _json_object(request, required=False)
+        unknown = sorted(set(fields) - set(_ROLLBACK_FIELDS))
+        if unknown:
+            raise _Refused(
+                error(400, f"unknown field {unknown[0]!r} (known: {', '.join(_ROLLBACK_FIELDS)})")
+            )
+        dry_run, force = _bool(fields, "dry_run"), _bool(fields, "force_unsafe_migration")
+        by = _string(fields, "by")
+        incident = get_incident(self.store, request.deploy_id or "")
+        if self.responder_for is None:
+            raise _Refused(
+                error(400, "no rollback configured: this server has no rollback settings")
+            )
+        deploy = find_deploy(self.store, incident.deploy_id) if incident.deploy_id else None
+        responder = self.responder_for(deploy.environment if deploy else self.environment)
+        result = responder.rollback(
+            incident.id,
+            by=by or "api",
+            dry_run=dry_run,
+            force_unsafe_migration=bool(force),
+            now=self.clock(),
+        )
+        return Response(200, success(result.to_dict()))
+
 
 _PUBLIC = frozenset({"/healthz"})  # load balancers probe without credentials
 _FINISH = re.compile(r"/api/deploys/([^/]+)/finish")
+_ROLLBACK = re.compile(r"/api/incidents/([^/]+)/rollback")
 _FIXED: dict[str, dict[str, _Handler]] = {
     "/healthz": {"GET": DeployApi.health},
     "/api/deploys": {"GET": DeployApi.list_deploys, "POST": DeployApi.start},
@@ -229,6 +267,8 @@ def _route(path: str) -> tuple[dict[str, _Handler] | None, str | None]:
         return _FIXED[path], None
     if m := _FINISH.fullmatch(path):
         return {"POST": DeployApi.finish}, unquote(m.group(1))
+    if m := _ROLLBACK.fullmatch(path):
+        return {"POST": DeployApi.rollback}, unquote(m.group(1))
     return None, None
 
 
@@ -261,6 +301,13 @@ def _string(fields: Mapping[str, Any], name: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
     raise _Refused(error(400, f'field "{name}" must be a string, not {_json_type(value)}'))
+
+
+def _bool(fields: Mapping[str, Any], name: str) -> bool | None:
+    value = fields.get(name)
+    if value is None or isinstance(value, bool):
+        return value
+    raise _Refused(error(400, f'field "{name}" must be true or false, not {_json_type(value)}'))
 
 
 def _json_type(value: object) -> str:

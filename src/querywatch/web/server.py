@@ -12,9 +12,10 @@ import logging
 import signal
 import socket
 import sys
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 
@@ -24,6 +25,9 @@ from querywatch.dsn import redact
 from querywatch.errors import ConfigError
 from querywatch.web.api import MAX_BODY_BYTES, DeployApi, Response, error, log
 from querywatch.web.envelope import encode
+
+if TYPE_CHECKING:
+    from querywatch.respond.rollback import Responder
 
 MIN_TOKEN_LENGTH = 16
 _DRAIN_LIMIT = 1024 * 1024  # read (and drop) an oversized body up to this, so the 413 arrives
@@ -164,16 +168,33 @@ def make_server(
     *,
     no_auth: bool = False,
     environment: str = DEFAULT_ENVIRONMENT,
+    config_for: Callable[[str], Mapping[str, Any]] | None = None,
 ) -> ApiServer:
     """A bound server (port 0 picks a free one) ready for ``serve_forever``; refuses to serve
-    without a token unless ``no_auth`` is set and ``host`` is loopback."""
+    without a token unless ``no_auth`` is set and ``host`` is loopback. ``config_for`` (an
+    environment -> its settings) enables the rollback endpoint."""
     from querywatch.store import open_store
 
     required = check_token(token, no_auth=no_auth, host=host)
     check_environment(environment)
     store = open_store(store_location)
+    responder_for = None
+    if config_for is not None:
+        from querywatch.respond.rollback import responder_from_config
+        from querywatch.respond.setup import notifier_from_config
+
+        def responder_for(env: str) -> Responder:
+            cfg = config_for(env)
+            return responder_from_config(cfg, store, notifier_from_config(cfg))
+
     try:
-        return ApiServer((host, port), DeployApi(store, required, environment=environment))
+        if responder_for is not None:
+            responder_for(environment)  # a broken rollback setting stops the start, not a request
+        api = DeployApi(store, required, environment=environment, responder_for=responder_for)
+        return ApiServer((host, port), api)
+    except ConfigError:
+        store.close()
+        raise
     except OSError as exc:
         store.close()
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
@@ -223,6 +244,7 @@ def serve(
         cfg["api_token"],
         no_auth=no_auth,
         environment=cfg["environment"],
+        config_for=lambda env: obj.config(store=store, environment=env),
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))

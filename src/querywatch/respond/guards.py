@@ -1,0 +1,227 @@
+"""What keeps a rollback from making things worse: the guards, the state they read, and the
+shape of what they write on the incident timeline.
+
+A rollback is a deploy made by a machine in a hurry. Each guard answers one question (has this
+deploy been rolled back already? did one run a minute ago? is someone deploying right now? is it
+too late?) and a "no" becomes an :class:`ActionRefused` with a reason a person can act on. The
+state (which deploys were rolled back, when, whether they recovered) is kept in the store, so a
+restarted agent, the CLI and the API all see the same history.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from querywatch.deploys import stamp
+from querywatch.errors import InvalidTransition, StoreError
+from querywatch.records import DeployMarker
+from querywatch.store.base import Store
+
+STATE_KEY = "respond"
+STATE_VERSION = 1
+#: Refusals recorded by the automatic path are remembered this long, then forgotten.
+FORGET_NOTED_S = 7 * 24 * 3600.0
+
+Trigger = Literal["auto", "manual"]
+ActionName = Literal["rollback", "runbook", "evidence_check", "recovery_check", "freeze", "refused"]
+Outcome = Literal[
+    "ok",
+    "failed",
+    "timeout",
+    "dry_run",
+    "refused",
+    "recovered",
+    "not_recovered",
+    "confirmed",
+    "gone",
+]
+
+
+class ActionRefused(InvalidTransition):
+    """A guard said no. ``guard`` names which one; the message says why and what to do."""
+
+    def __init__(self, guard: str, reason: str) -> None:
+        self.guard = guard
+        self.reason = reason
+        super().__init__(reason)
+
+
+class RollbackRefused(ActionRefused):
+    """A rollback was refused by a guard (already rolled back, cooldown, deploy in progress…)."""
+
+
+def event_data(
+    action: ActionName,
+    outcome: Outcome,
+    *,
+    trigger: Trigger,
+    deploy_id: str | None = None,
+    version: str | None = None,
+    target_version: str | None = None,
+    command: str | None = None,
+    exit_code: int | None = None,
+    output: str | None = None,
+    duration_s: float | None = None,
+    step: str | None = None,
+    reason: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The ``data`` of every timeline event the responder writes (the postmortem reads it).
+
+    Every key is always present (``None`` when it does not apply), so readers need no guessing.
+    """
+    return {
+        "action": action,
+        "outcome": outcome,
+        "trigger": trigger,
+        "deploy_id": deploy_id,
+        "version": version,
+        "target_version": target_version,
+        "command": command,
+        "exit_code": exit_code,
+        "output": output,
+        "duration_s": None if duration_s is None else round(duration_s, 3),
+        "step": step,
+        "reason": reason,
+        **extra,
+    }
+
+
+# -- state ----------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class RollbackRecord:
+    """One rollback that ran (or is running) for one deploy. Dry runs leave none."""
+
+    deploy_id: str
+    incident: str
+    environment: str
+    trigger: str
+    by: str | None
+    version: str
+    target_version: str
+    started_at: float
+    outcome: str = "running"  # "running" | "ok" | "failed" | "timeout"
+    completed_at: float | None = None
+    verified: str | None = None  # "recovered" | "not_recovered"
+    verified_at: float | None = None
+
+
+@dataclass(slots=True)
+class ResponseState:
+    """Everything the guards remember, as one JSON value in the store's state table."""
+
+    rollbacks: dict[str, RollbackRecord] = field(default_factory=dict)
+    last_rollback: dict[str, float] = field(default_factory=dict)  # environment -> started_at
+    noted: dict[str, float] = field(default_factory=dict)  # refusals already on a timeline
+
+    @classmethod
+    def load(cls, store: Store) -> ResponseState:
+        text = store.get_state(STATE_KEY)
+        if text is None:
+            return cls()
+        try:
+            data = json.loads(text)
+            if data.get("version") != STATE_VERSION:
+                raise ValueError(f"unknown version {data.get('version')!r}")
+            return cls(
+                {k: RollbackRecord(**v) for k, v in data.get("rollbacks", {}).items()},
+                {str(k): float(v) for k, v in data.get("last_rollback", {}).items()},
+                {str(k): float(v) for k, v in data.get("noted", {}).items()},
+            )
+        except (ValueError, TypeError, AttributeError) as err:
+            raise StoreError(
+                f"the rollback state (key {STATE_KEY!r} of the store's state table) is "
+                f"unreadable: {err}"
+            ) from err
+
+    def save(self, store: Store, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        self.noted = {k: at for k, at in self.noted.items() if now - at <= FORGET_NOTED_S}
+        store.set_state(
+            STATE_KEY,
+            json.dumps(
+                {
+                    "version": STATE_VERSION,
+                    "rollbacks": {k: asdict(v) for k, v in self.rollbacks.items()},
+                    "last_rollback": self.last_rollback,
+                    "noted": self.noted,
+                },
+                sort_keys=True,
+            ),
+        )
+
+
+# -- guards ---------------------------------------------------------------------------------------
+
+
+def check_once_per_deploy(state: ResponseState, deploy: DeployMarker) -> None:
+    """At most one rollback per deploy: a failed, timed-out or unhelpful one counts too."""
+    done = state.rollbacks.get(deploy.id)
+    if done is None:
+        return
+    how = {
+        "running": "is already being rolled back",
+        "ok": "was already rolled back",
+        "failed": "already had a rollback that failed",
+        "timeout": "already had a rollback that timed out",
+    }.get(done.outcome, "was already rolled back")
+    who = f" by {done.by}" if done.by else ""
+    after = ""
+    if done.verified == "not_recovered":
+        after = "; it did not help, so querywatch will not try again"
+    raise RollbackRefused(
+        "once_per_deploy",
+        f"deploy {deploy.id} {how} at {stamp(done.started_at)}{who} (incident {done.incident})"
+        f"{after}: at most one rollback per deploy; run your deploy tool by hand if needed",
+    )
+
+
+def check_cooldown(state: ResponseState, environment: str, cooldown_s: float, now: float) -> None:
+    """No second rollback in an environment within ``rollback_cooldown_s`` of the last one."""
+    last = state.last_rollback.get(environment)
+    if last is None or now - last >= cooldown_s:
+        return
+    raise RollbackRefused(
+        "cooldown",
+        f"a rollback ran in {environment} {now - last:.0f} s ago (at {stamp(last)}); "
+        f"rollback_cooldown_s = {cooldown_s:g} allows the next one at {stamp(last + cooldown_s)}",
+    )
+
+
+def check_no_deploy_in_progress(
+    store: Store, deploy: DeployMarker, *, guard: type[ActionRefused] = RollbackRefused
+) -> None:
+    """Never act while a deploy is rolling out, or when a newer deploy replaced this one."""
+    latest = store.latest_deploy(deploy.environment)
+    if latest is not None and latest.id != deploy.id:
+        state = "still in progress" if latest.finished_at is None else "finished"
+        raise guard(
+            "deploy_in_progress",
+            f"a newer deploy {latest.id} (version {latest.version}) started in "
+            f"{deploy.environment} at {stamp(latest.started_at)} and is {state}: deploy "
+            f"{deploy.id} is no longer the one running",
+        )
+    if deploy.finished_at is None:
+        raise guard(
+            "deploy_in_progress",
+            f"deploy {deploy.id} (version {deploy.version}) is still in progress: wait for it "
+            "to finish (querywatch deploy finish) before rolling back",
+        )
+
+
+def check_window(deploy: DeployMarker, window_s: float, now: float) -> None:
+    """Only within ``rollback_window_s`` after the deploy finished: later, other changes pile up
+    on top of it and going back is no longer a clean undo."""
+    finished = deploy.finished_at
+    if finished is None or now - finished <= window_s:
+        return
+    raise RollbackRefused(
+        "window",
+        f"deploy {deploy.id} finished {now - finished:.0f} s ago (at {stamp(finished)}), "
+        f"past rollback_window_s = {window_s:g}: roll back by hand if it is still right",
+    )
