@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 import click
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.text import Text
 
 from querywatch import render
@@ -38,7 +39,7 @@ class Context:
 
 def fail(message: str, code: int = 1) -> NoReturn:
     err_console.print(
-        f"[bold red]querywatch: error:[/] {redact(message)}", markup=True, soft_wrap=True
+        f"[bold red]querywatch: error:[/] {escape(redact(message))}", markup=True, soft_wrap=True
     )
     sys.exit(code)
 
@@ -144,6 +145,9 @@ def watch(
             if not event.windows:
                 out.print(f"{stamp} no new statements")
 
+    from querywatch.respond.rollback import responder_from_config
+
+    notifier = notifier_from_config(cfg, err_console)
     monitor = None
     if detect:
         monitor = Monitor(
@@ -152,6 +156,14 @@ def watch(
             repo_root=Path.cwd(),
             codeowners=codeowners_from_config(cfg, Path.cwd()),
             slo_ms=cfg["slo_ms"],
+            notifier=notifier,
+            environment=cfg["environment"],
+            responder=responder_from_config(
+                cfg,
+                the_store,
+                notifier,
+                on_event=lambda e: err_console.print(e.message, markup=False),
+            ),
         )
     agent = Agent(
         source,
@@ -161,7 +173,7 @@ def watch(
         retention=retention_of(cfg),
         on_event=on_event,
         monitor=monitor,
-        notifier=notifier_from_config(cfg, err_console),
+        notifier=notifier,
     )
     try:
         if no_live:
@@ -192,7 +204,7 @@ def watch(
     type=click.FloatRange(min=3),
     default=100.0,
     show_default=True,
-    help="Seconds of load: 35% on v1, up to 40% on v2 (rolled back at the first alert), then v1.",
+    help="Seconds of load: 30% on v1, up to 50% on v2 (until querywatch rolls it back), then v1.",
 )
 @click.option(
     "--workdir",
@@ -230,14 +242,18 @@ def demo(
     rate: float,
     users: int,
 ) -> None:
-    """Replay the outage: a shop under load, a bad deploy, a rollback, and its cost to users."""
+    """Replay the outage: a bad deploy under load, and querywatch closing the loop by itself.
+
+    Detection, attribution, a guarded rollback, the cache-flush runbook step, recovery verified,
+    the incident resolved and a postmortem written to the work directory.
+    """
     import signal
     import threading
 
     from rich.progress import Progress
 
     from querywatch.demo.run import DemoOptions, DemoProgress, run_demo
-    from querywatch.demo.view import alert_view, live_panel, summary_view
+    from querywatch.demo.view import alert_view, live_panel, step_view, summary_view
 
     options = DemoOptions(
         workdir=workdir, dsn=dsn, scale=scale, duration=duration, port=port, rate=rate, users=users
@@ -275,13 +291,16 @@ def demo(
             worker.start()
             while worker.is_alive() and state.phase in ("starting", "seeding"):
                 worker.join(0.2)
-        shown = 0
+        shown = steps_shown = 0
         with Live(console=out, refresh_per_second=4) as live:
             while True:
                 # Print each alert the moment it fires, above the live panel.
                 for alert in state.alerts[shown:]:
                     live.console.print(alert_view(alert))
                 shown = len(state.alerts)
+                for event in state.steps[steps_shown:]:
+                    live.console.print(step_view(event))
+                steps_shown = len(state.steps)
                 live.update(live_panel(state, options.slo_ms))
                 if not worker.is_alive():
                     break
@@ -413,13 +432,21 @@ def settings(obj: Context, as_json: bool) -> None:
 
 def _register_commands() -> None:
     from querywatch.deploys import deploy, deploys_cmd
+    from querywatch.gate.cli import register as register_gate
     from querywatch.incidents.cli import register as register_incidents
+    from querywatch.plans.cli import register as register_explain
+    from querywatch.respond.cli import register as register_respond
+    from querywatch.sql.cli import register as register_lint
     from querywatch.web.server import serve
 
     register_incidents(cli, lambda obj, store: obj.config(store=store))
     cli.add_command(deploy)
     cli.add_command(deploys_cmd)
     cli.add_command(serve)
+    register_respond(cli, lambda obj, **flags: obj.config(**flags))
+    register_lint(cli, lambda obj: obj.config())
+    register_gate(cli, lambda obj: obj.config())
+    register_explain(cli, lambda obj, dsn: obj.config(dsn=dsn))
 
 
 _register_commands()

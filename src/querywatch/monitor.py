@@ -86,6 +86,7 @@ class Monitor:
         result = CheckResult(detections=detections)
         if self.responder is not None:  # rollbacks done earlier: back to baseline yet?
             result.recoveries = self.responder.verify(now)
+        firing = self._not_yet_handled(firing, now)
         # An N+1 is evidence, not an outage by itself: it rides along with a finding that costs
         # database time (a costly N+1 query is also a new or slower fingerprint).
         if not any(d.kind != "n_plus_one" for d in firing):
@@ -112,6 +113,29 @@ class Monitor:
         if self.responder is not None:
             result.rollback = self.responder.on_incident(incident, now, detections=firing)
         return result
+
+    def _not_yet_handled(self, firing: list[Detection], now: float) -> list[Detection]:
+        """Drop findings a resolved incident already covers (same deploy and query).
+
+        A deploy's "after" phase stays evidence after its rollback: without this, the findings
+        that a resolved incident was about would open a second incident for the same problem.
+        A new deploy is a new deploy id, so a regression it brings is never hidden.
+        """
+        blamed = {d.deploy_id for d in firing if d.deploy_id is not None}
+        if not blamed:
+            return firing
+        handled = {
+            (incident.deploy_id, fingerprint)
+            for incident in self.store.list_incidents(
+                # only deploys within the horizon are blamed, so only their incidents matter
+                status=("resolved",),
+                since=now - 2 * self.policy.deploy_horizon_seconds,
+                limit=1000,
+            )
+            if incident.deploy_id in blamed
+            for fingerprint in incident.fingerprints
+        }
+        return [d for d in firing if (d.deploy_id, d.fingerprint) not in handled]
 
     def _ranges(
         self, deploy: DeployMarker | None, now: float

@@ -1,14 +1,19 @@
-"""The outage, replayed: seed, serve v1 under load, deploy v2, roll back, and count the damage.
+"""The outage, replayed: seed, serve v1 under load, deploy v2, and let querywatch close the loop.
 
 This module only orchestrates the demo's parts (seed, deployer, load, summary), the capture that
-runs inside the shop's processes and the monitor that watches the store; the CLI draws it. The
-rollback follows the first alert (or, if nothing fires, the end of the bad phase); guarded,
-evidence-checked rollback is the respond layer's job.
+runs inside the shop's processes, and the monitor and responder that watch the store; the CLI
+draws it. querywatch does the rest by itself, through the same code as `querywatch watch`: it
+detects and attributes the regression, re-checks the evidence, rolls v2 back through the guarded
+path (the action is the demo's deployer), runs the cache-flush runbook step, verifies recovery
+against the baseline, resolves the incident and writes the postmortem into the work directory.
+If nothing fires by the end of the bad phase, the demo rolls back by hand and says so.
 """
 
 from __future__ import annotations
 
+import shlex
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -20,24 +25,41 @@ from typing import Any
 from querywatch.demo.deployer import Deploy, Deployer
 from querywatch.demo.ground_truth import ReleaseQuery, changed_queries
 from querywatch.demo.load import LoadConfig, LoadGenerator, RequestRecord
+from querywatch.demo.shop.maintenance import SHOP_ENV
 from querywatch.demo.shop.releases import BAD, GOOD, load_release
 from querywatch.demo.shop.seed import Shape, seed
 from querywatch.demo.summary import Summary, percentile, summarize
 from querywatch.detect.policy import Policy
 from querywatch.errors import ConfigError
-from querywatch.incidents.model import Incident
+from querywatch.incidents.model import Incident, TimelineEvent
 from querywatch.monitor import Monitor
 from querywatch.records import DeployMarker
+from querywatch.respond.actions import ActionContext, CallableAction, CommandAction
 from querywatch.respond.alerts import Alert
 from querywatch.respond.notifier import Notifier
+from querywatch.respond.rollback import Responder, RollbackSettings
+from querywatch.respond.runbook import RunbookStep
 from querywatch.store import open_store
 
 #: How often the demo's monitor looks at the store (the shop flushes capture every second).
 CHECK_EVERY_S = 1.0
 
 #: Shares of the load's duration: before the bad deploy, on the bad release (at most: the
-#: rollback follows the first alert), after the rollback. The monitor needs 20 s of history.
-PHASES = (0.35, 0.4, 0.25)
+#: responder rolls back as soon as the evidence is strong enough), after the rollback. The
+#: monitor needs 20 s of history.
+PHASES = (0.3, 0.5, 0.2)
+
+#: The demo's environment on deploy markers, and the responder's.
+ENVIRONMENT = "demo"
+
+#: Seconds after the rollback before recovery is verified (a real agent waits a minute), and how
+#: long the load goes on past the after-phase for the verdict to come in.
+RECOVERY_CHECK_S = 12.0
+RECOVERY_GRACE_S = 40.0
+
+#: The name of the runbook step the demo runs after the rollback, and the postmortem's file name.
+CACHE_FLUSH = "cache-flush"
+POSTMORTEM_FILE = "postmortem.md"
 
 
 @dataclass(frozen=True)
@@ -76,6 +98,7 @@ class DemoProgress:
     records: list[RequestRecord] = field(default_factory=list)
     deploys: list[Deploy] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    steps: list[TimelineEvent] = field(default_factory=list)  # what the responder did
 
 
 @dataclass
@@ -93,6 +116,11 @@ class DemoReport:
     incident: Incident | None = None
     alerts: list[Alert] = field(default_factory=list)
     monitor_errors: list[str] = field(default_factory=list)  # checks that failed, kept going
+    rollback_by: str | None = None  # "querywatch" (the responder) or "demo" (nothing fired)
+    recovered: bool | None = None  # the responder's verdict; None when it gave none
+    recovered_at: float | None = None
+    postmortem_path: Path | None = None
+    steps: list[TimelineEvent] = field(default_factory=list)
 
     @property
     def detect_after_s(self) -> float | None:
@@ -100,6 +128,18 @@ class DemoReport:
         if self.detected_at is None or self.bad is None:
             return None
         return self.detected_at - self.bad.switched_at
+
+    @property
+    def rollback_completed_at(self) -> float | None:
+        """When the rollback's deploy finished (the previous release serving, v2 stopped)."""
+        return self.rollback.finished_at if self.rollback else None
+
+    @property
+    def mitigate_after_s(self) -> float | None:
+        """From the bad release taking traffic to the rollback complete."""
+        if self.rollback is None or self.bad is None:
+            return None
+        return self.rollback.finished_at - self.bad.switched_at
 
     def page_latency(self, page: str, phase: str) -> float | None:
         """Median latency of one page in one phase (before / during / after), in ms."""
@@ -141,7 +181,16 @@ class DemoReport:
             "ground_truth": [q.as_dict() for q in self.ground_truth],
             "detected_at": _iso(self.detected_at) if self.detected_at else None,
             "detect_after_s": _r(self.detect_after_s),
+            "rollback_completed_at": _iso(self.rollback_completed_at)
+            if self.rollback_completed_at
+            else None,
+            "rollback_by": self.rollback_by,
+            "mitigate_after_s": _r(self.mitigate_after_s),
+            "recovered": self.recovered,
+            "recovered_at": _iso(self.recovered_at) if self.recovered_at else None,
+            "postmortem_path": str(self.postmortem_path) if self.postmortem_path else None,
             "incident": self.incident.id if self.incident else None,
+            "incident_status": self.incident.status if self.incident else None,
             "culprits": [
                 {
                     "fingerprint": c.fingerprint,
@@ -237,7 +286,7 @@ def run_demo(
                 id=f"demo-{deploy.version}-{deploy.started_at:.3f}",
                 version=deploy.version,
                 commit=deploy.commit,
-                environment="demo",
+                environment=ENVIRONMENT,
                 started_at=deploy.started_at,
                 finished_at=deploy.finished_at,
                 author="querywatch demo",
@@ -261,6 +310,7 @@ def run_demo(
     )
     bad_deploy: Deploy | None = None
     rollback: Deploy | None = None
+    rollback_by: str | None = None
     run_started = time.time()
     completed = False
     deployer = Deployer(
@@ -270,7 +320,7 @@ def run_demo(
         ports=(options.port, options.port + 1) if options.port is not None else (),
     )
     load = LoadGenerator(deployer.router, config, on_record=progress.records.append)
-    watcher = _Watcher(options, progress)
+    watcher = _Watcher(options, progress, deployer)
     try:
         progress.phase = f"starting {GOOD}"
         deployer.deploy(GOOD)
@@ -282,22 +332,47 @@ def run_demo(
             progress.phase = f"deploying {options.release}"
             bad_deploy = deployer.deploy(options.release)
             progress.phase = f"{options.release} serving"
-            # Roll back on the first alert; if nothing fires, at the end of the bad phase.
+            # querywatch rolls back by itself once the evidence is strong enough; if it has not
+            # by the end of the bad phase, the demo does (and the summary says so).
             deadline = time.monotonic() + bad_for
-            while not stop.is_set() and time.monotonic() < deadline and not watcher.fired.wait(0.2):
+            while (
+                not stop.is_set()
+                and time.monotonic() < deadline
+                and not watcher.rolled_back.wait(0.2)
+            ):
                 pass
-            if not stop.is_set():
-                progress.phase = f"rolling back to {GOOD}"
-                rollback = deployer.rollback()
+            if watcher.rollback is not None:
+                rollback, rollback_by = watcher.rollback, "querywatch"
+            elif not stop.is_set():
+                watcher.pause()  # no automatic rollback racing the demo's own
+                progress.phase = f"rolling back to {GOOD} (nothing fired)"
+                rollback, rollback_by = deployer.rollback(), "demo"
+            if rollback is not None:
                 progress.phase = f"{GOOD} again (after rollback)"
-                if not _wait(stop, time.monotonic() + after):
-                    load.wait(timeout=config.timeout + 5)
+                after_until = time.monotonic() + after
+                grace_until = after_until + RECOVERY_GRACE_S
+                while not stop.is_set() and time.monotonic() < grace_until:
+                    if time.monotonic() >= after_until and watcher.settled():
+                        break
+                    stop.wait(0.2)
+                if not stop.is_set():
                     completed = True
         progress.phase = "stopping" if completed else "interrupted"
     finally:
         watcher.stop()
         load.stop()
+        if completed:
+            load.wait(timeout=config.timeout + 5)
         deployer.close()
+    postmortem_path: Path | None = None
+    try:
+        if watcher.incident is not None:
+            from querywatch.incidents.postmortem import write_postmortem
+
+            postmortem_path = options.workdir / POSTMORTEM_FILE
+            write_postmortem(store, watcher.incident.id, postmortem_path)
+            watcher.incident = store.get_incident(watcher.incident.id) or watcher.incident
+    finally:
         store.close()
     records = list(load.records)
     summary = summarize(
@@ -321,6 +396,11 @@ def run_demo(
         incident=watcher.incident,
         alerts=list(progress.alerts),
         monitor_errors=list(watcher.errors),
+        rollback_by=rollback_by,
+        recovered=watcher.recovered,
+        recovered_at=watcher.recovered_at,
+        postmortem_path=postmortem_path,
+        steps=list(progress.steps),
     )
 
 
@@ -337,24 +417,79 @@ class _ProgressSink:
 
 
 class _Watcher:
-    """The monitor, run every second over the demo's store while the load runs."""
+    """The monitor and responder, run every second over the demo's store while the load runs.
 
-    def __init__(self, options: DemoOptions, progress: DemoProgress) -> None:
+    The responder's rollback action is the demo's deployer (a real deploy tool would be a
+    command or a webhook); its runbook has the shop's cache flush, run as a separate process.
+    """
+
+    def __init__(self, options: DemoOptions, progress: DemoProgress, deployer: Deployer) -> None:
         self.options = options
         self.progress = progress
-        self.fired = threading.Event()
+        self.deployer = deployer
+        self.rolled_back = threading.Event()
+        self.rollback: Deploy | None = None
         self.detected_at: float | None = None
         self.incident: Incident | None = None
+        self.recovered: bool | None = None
+        self.recovered_at: float | None = None
         self.errors: list[str] = []
+        self._paused = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="demo-monitor", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
+    def pause(self) -> None:
+        """Stop acting (the demo rolls back by hand): no check runs after this returns."""
+        self._paused.set()
+        self._stop.set()
+        self._thread.join(timeout=30)
+
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=30)
+
+    def settled(self) -> bool:
+        """The loop is closed: recovery verified (or not) and nothing left to wait for."""
+        return self.recovered is not None or self._paused.is_set()
+
+    def _roll_back(self, context: ActionContext) -> str:
+        deploy = self.deployer.rollback()
+        self.rollback = deploy
+        self.rolled_back.set()
+        return (
+            f"{deploy.version} ({deploy.commit}) took traffic at "
+            f"{_iso(deploy.switched_at)}, {context.version} stopped"
+        )
+
+    def _responder(self, store: Any, policy: Policy, notifier: Notifier) -> Responder:
+        location = self.options.shop_location
+        flush = CommandAction(
+            f"{shlex.quote(sys.executable)} -m querywatch.demo.shop.maintenance flush-cache",
+            setting=f"[runbook.{CACHE_FLUSH}] command",
+            env={SHOP_ENV: location},  # a DSN's password stays off the timeline
+        )
+        return Responder(
+            store,
+            action=CallableAction(self._roll_back, label="the demo's deployer: roll back"),
+            settings=RollbackSettings(
+                environment=ENVIRONMENT, auto=True, recovery_check_s=RECOVERY_CHECK_S
+            ),
+            runbook={
+                CACHE_FLUSH: RunbookStep(
+                    CACHE_FLUSH,
+                    flush,
+                    after_rollback=True,
+                    timeout_s=60.0,
+                    description="the report's database cache flush",
+                )
+            },
+            notifier=notifier,
+            policy=policy,
+            on_event=self.progress.steps.append,
+        )
 
     def _run(self) -> None:
         from querywatch.detect.health import health_snapshot, sqlite_health
@@ -362,16 +497,19 @@ class _Watcher:
         dsn = self.options.dsn
         health = (lambda: health_snapshot(dsn)) if dsn else sqlite_health
         store = open_store(self.options.store_path)
+        # The demo's store has watched the shop since it started, so 20 s of history before
+        # the deploy is enough to tell new queries from old ones (a real agent waits 60 s).
+        policy = Policy(min_baseline_chunks=2)
+        notifier = Notifier([_ProgressSink(self.progress)])
         monitor = Monitor(
             store,
-            # The demo's store has watched the shop since it started, so 20 s of history before
-            # the deploy is enough to tell new queries from old ones (a real agent waits 60 s).
-            policy=Policy(min_baseline_chunks=2),
-            notifier=Notifier([_ProgressSink(self.progress)]),
+            policy=policy,
+            notifier=notifier,
             health=health,
             repo_root=Path.cwd(),
-            environment="demo",
+            environment=ENVIRONMENT,
             slo_ms=self.options.slo_ms,
+            responder=self._responder(store, policy, notifier),
         )
         try:
             while not self._stop.wait(CHECK_EVERY_S):
@@ -384,7 +522,10 @@ class _Watcher:
                     self.incident = result.incident
                     if self.detected_at is None and result.alerted:
                         self.detected_at = time.time()
-                        self.fired.set()
+                for recovery in result.recoveries:
+                    self.recovered = recovery.recovered
+                    self.recovered_at = time.time()
+                    self.incident = store.get_incident(recovery.incident) or self.incident
         finally:
             store.close()
 

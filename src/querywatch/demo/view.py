@@ -10,6 +10,7 @@ from rich.text import Text
 
 from querywatch.demo.run import DemoProgress, DemoReport
 from querywatch.demo.summary import percentile
+from querywatch.incidents.model import TimelineEvent
 from querywatch.respond.alerts import Alert
 
 REPORT_MINUTES = 150
@@ -45,6 +46,29 @@ def alert_view(alert: Alert) -> RenderableType:
     at = time.strftime("%H:%M:%S", time.localtime(alert.started_at))
     style = "bold red" if alert.severity == "critical" else "bold yellow"
     return Group(Text(f"{at} ALERT {alert.title}", style=style), Text(alert.text))
+
+
+def step_view(event: TimelineEvent) -> RenderableType:
+    """A step of the response (evidence re-check, rollback, runbook, recovery) as it happens."""
+    at = time.strftime("%H:%M:%S", time.localtime(event.at))
+    outcome = event.data.get("outcome")
+    style = "bold red" if outcome in ("failed", "timeout", "not_recovered") else "bold cyan"
+    return Text(f"{at} {event.kind.upper()} {event.message}", style=style)
+
+
+def headline(report: DemoReport) -> Text:
+    """Time to detect, time to mitigate and users affected, next to the report's figures."""
+    s = report.summary
+    detect = f"{report.detect_after_s:.0f} s" if report.detect_after_s is not None else "never"
+    mitigate = (
+        f"{report.mitigate_after_s:.0f} s" if report.mitigate_after_s is not None else "never"
+    )
+    return Text(
+        f"time to detect {detect}, time to mitigate {mitigate}, "
+        f"{s.users_affected_pct:.0f}% of users affected "
+        f"(the report: {REPORT_MINUTES} minutes to mitigate, {REPORT_AFFECTED_PCT}% of users)",
+        style="bold green" if report.rollback_by == "querywatch" else "bold yellow",
+    )
 
 
 def summary_view(report: DemoReport) -> RenderableType:
@@ -96,7 +120,25 @@ def summary_view(report: DemoReport) -> RenderableType:
         lines.append(Text("no alert fired during the bad release", style="yellow"))
     if report.bad and report.rollback:
         served = report.rollback.switched_at - report.bad.switched_at
-        lines.append(Text(f"bad release served for {served:.0f} s before the rollback."))
+        who = (
+            "querywatch rolled it back by itself"
+            if report.rollback_by == "querywatch"
+            else "the demo rolled it back by hand: querywatch did not"
+        )
+        lines.append(Text(f"bad release served for {served:.0f} s; {who}."))
+    if report.recovered is not None:
+        lines.append(
+            Text(
+                "recovery verified against the baseline"
+                if report.recovered
+                else "the rollback did not help: the figures stayed above the baseline",
+                style="green" if report.recovered else "red",
+            )
+        )
+    if report.incident is not None:
+        lines.append(Text(f"incident {report.incident.id} is {report.incident.status}."))
+    if report.postmortem_path is not None:
+        lines.append(Text(f"postmortem written to {report.postmortem_path}"))
     lines.append(Text("queries the bad release changed:", style="bold"))
     for q in report.ground_truth:
         lines.append(
@@ -108,6 +150,8 @@ def summary_view(report: DemoReport) -> RenderableType:
         )
     if not report.completed:
         lines.append(Text("interrupted: the figures above are partial", style="yellow"))
+    elif report.bad is not None:
+        lines.append(headline(report))
     return Group(*lines)
 
 

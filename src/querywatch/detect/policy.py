@@ -89,9 +89,12 @@ class Policy:
     open_incident_confidence: float = 0.8
     """Confidence at which a detection opens an incident (lower ones are only reported)."""
 
-    rollback_confidence: float = 0.95
+    rollback_confidence: float = 0.85
     """Confidence a detection blaming the latest deploy needs before an automatic rollback:
-    higher than opening an incident, because a wrong rollback is a deploy of its own."""
+    higher than opening an incident (0.8), because a wrong rollback is a deploy of its own.
+    A new costly query that just cleared every threshold scores 0.8 with two windows of
+    evidence and about 0.86 with three, so the rollback waits for one more window than the
+    alert; the evidence is then re-checked on fresh data before anything runs."""
 
     def __post_init__(self) -> None:
         for f in fields(self):

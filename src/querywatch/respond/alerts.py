@@ -21,7 +21,7 @@ from querywatch.incidents.model import Incident
 from querywatch.records import CallSite
 
 Severity = Literal["critical", "warning", "info"]
-AlertKind = Literal["regression", "blind", "resolved"]
+AlertKind = Literal["regression", "blind", "response", "resolved"]
 
 SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
 # A share of failed requests (error or slower than the SLO) at which a regression pages.

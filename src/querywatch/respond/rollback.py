@@ -882,7 +882,7 @@ class Responder:
         culprit = incident.culprits[0] if incident.culprits else None
         alert = Alert(
             key=f"incident/{incident_id}/{alertname}",
-            kind="regression",
+            kind="response",  # about what querywatch did, not a new regression
             severity=severity,
             title=" ".join(title.split()),
             text=" ".join(text.split()),

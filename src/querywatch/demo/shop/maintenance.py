@@ -1,6 +1,9 @@
 """The shop's runbook commands, run by querywatch as a separate process like any runbook step.
 
-    python -m querywatch.demo.shop.maintenance flush-cache LOCATION
+    python -m querywatch.demo.shop.maintenance flush-cache [LOCATION]
+
+LOCATION defaults to ``$QUERYWATCH_SHOP``, so a PostgreSQL DSN with a password need not appear
+on a command line (or on the incident timeline, which records the command).
 
 ``flush-cache`` is the report's "database cache flush": after the bad release the database's
 caches and statistics are full of the full scans it ran. On SQLite it checkpoints and truncates
@@ -12,10 +15,13 @@ the incident's timeline.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
 from querywatch.demo.shop.db import PG_SCHEMA, connect, is_postgres
+
+SHOP_ENV = "QUERYWATCH_SHOP"
 
 
 def flush_cache(location: str) -> list[str]:
@@ -44,15 +50,17 @@ def flush_cache(location: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2 or args[0] != "flush-cache":
+    location = args[1] if len(args) == 2 else os.environ.get(SHOP_ENV)
+    if not args or args[0] != "flush-cache" or len(args) > 2 or not location:
         print(
-            "usage: python -m querywatch.demo.shop.maintenance flush-cache LOCATION",
+            "usage: python -m querywatch.demo.shop.maintenance flush-cache [LOCATION] "
+            f"(default: ${SHOP_ENV})",
             file=sys.stderr,
         )
         return 2
     started = time.monotonic()
     try:
-        lines = flush_cache(args[1])
+        lines = flush_cache(location)
     except Exception as exc:  # a runbook step reports its failure in one line and an exit status
         print(f"flush-cache failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -1,0 +1,444 @@
+"""The check behind ``querywatch check`` and ``pytest --querywatch``.
+
+For every distinct fingerprint of a run: lint the statement, EXPLAIN it (against ``--explain-dsn``
+or the test database the run recorded) and apply the plan rules; flag N+1 (one test running the
+same statement more than K times); then compare with the baseline. What the baseline does not
+accept is *new*; what got worse than the baseline is a *regression* (cost class up, a relation read
+by a worse scan, more calls per test); baseline findings that no longer occur are *fixed*.
+
+Exit codes: 0 clean (or everything accepted), 1 new findings or regressions, 2 the gate could not
+check: the run file, the baseline or the EXPLAIN database cannot be used (raised as
+:class:`~querywatch.gate.collect.GateInputError` before any report), or some statement could not
+be checked (it does not parse, EXPLAIN rejects it, its test database is gone). Findings win over
+"could not check": a run with both exits 1, because the findings are certain and must be fixed
+either way; the statements that could not be checked are listed in the same report. A statement
+that could not be checked can be accepted into the baseline like a finding (its rule id is
+``parse-error`` or ``explain-failed``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from querywatch.dsn import is_postgres_url, redact
+from querywatch.findings import Finding, Location
+from querywatch.gate.baseline import (
+    DEFAULT_BASELINE_PATH,
+    Baseline,
+    BaselineEntry,
+    PlanSignature,
+    cost_class,
+    plan_signature,
+    worse_access,
+)
+from querywatch.gate.collect import SESSION, GateInputError, GateRun, Statement
+from querywatch.gate.explainer import Explainer, ExplainTarget, StatementNotExplained
+from querywatch.records import CallSite
+from querywatch.sql.fingerprint import fingerprint
+
+DEFAULT_MAX_REPEATS = 10
+
+N_PLUS_ONE = "n-plus-one"
+COST_REGRESSION = "cost-regression"
+PLAN_REGRESSION = "plan-regression"
+CALLS_REGRESSION = "calls-regression"
+EXPLAIN_FAILED = "explain-failed"
+PARSE_ERROR = "parse-error"
+UNCHECKED_RULES = frozenset({EXPLAIN_FAILED, PARSE_ERROR})
+"""Rule ids of "could not check this statement" entries."""
+
+GATE_RULES = {
+    N_PLUS_ONE: "One test runs the same statement more than K times: one query per row (N+1).",
+    COST_REGRESSION: "The statement's estimated plan cost rose by an order of magnitude or more "
+    "over the baseline.",
+    PLAN_REGRESSION: "The plan changed and reads a relation with a worse scan than the baseline "
+    "(an index scan became a full scan).",
+    CALLS_REGRESSION: "A test runs the statement more often than the baseline accepted, beyond K.",
+    EXPLAIN_FAILED: "The statement could not be EXPLAINed, so its plan was not checked.",
+}
+
+_PLANNABLE = ("select", "with", "insert", "update", "delete", "replace", "values", "table", "(")
+
+
+def is_plannable(normalized: str) -> bool:
+    """Statements that read or write rows: the ones worth a lint, an EXPLAIN and an N+1 count
+    (not BEGIN, SET, PRAGMA, DDL…)."""
+    return normalized.lstrip().lower().startswith(_PLANNABLE)
+
+
+@dataclass(slots=True)
+class QueryResult:
+    """One fingerprint as checked: where it runs, what was found, its plan signature."""
+
+    fingerprint: str
+    normalized: str
+    dialect: str
+    sites: list[tuple[CallSite, int]] = field(default_factory=list)
+    tests: list[str] = field(default_factory=list)
+    max_calls: int = 0
+    max_calls_test: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+    signature: PlanSignature | None = None
+    explained: bool = False
+    note: str | None = None  # why it was not EXPLAINed
+    origin: str = "run"  # "run" (captured in tests) or "source" (found in the source tree)
+
+    @property
+    def location(self) -> Location | None:
+        return _location(self.sites[0][0]) if self.sites else None
+
+
+@dataclass(frozen=True, slots=True)
+class Fixed:
+    fingerprint: str
+    normalized: str
+    rule: str
+
+
+@dataclass(slots=True)
+class CheckReport:
+    queries: list[QueryResult] = field(default_factory=list)
+    new: list[Finding] = field(default_factory=list)
+    regressions: list[Finding] = field(default_factory=list)
+    unchecked: list[Finding] = field(default_factory=list)
+    accepted: list[Finding] = field(default_factory=list)
+    fixed: list[Fixed] = field(default_factory=list)
+    not_run: int = 0  # baseline fingerprints this run did not issue
+    notes: list[str] = field(default_factory=list)
+    baseline_path: Path = DEFAULT_BASELINE_PATH
+    baseline_existed: bool = False
+    baseline_updated: bool = False
+    max_repeats: int = DEFAULT_MAX_REPEATS
+    explain_target: str | None = None  # shown redacted
+
+    @property
+    def failing(self) -> list[Finding]:
+        """New findings and regressions: what makes the gate fail with exit code 1."""
+        return [*self.new, *self.regressions]
+
+    @property
+    def exit_code(self) -> int:
+        if self.baseline_updated:  # everything found is accepted now
+            return 0
+        if self.failing:
+            return 1
+        if self.unchecked:
+            return 2
+        return 0
+
+    def query(self, fp: str) -> QueryResult | None:
+        for q in self.queries:
+            if q.fingerprint == fp:
+                return q
+        return None
+
+
+def _location(site: CallSite) -> Location:
+    return Location(site.path, site.line, 1, site.function)
+
+
+def run_check(
+    run: GateRun,
+    *,
+    explain_dsn: str | None = None,
+    baseline_path: str | os.PathLike[str] = DEFAULT_BASELINE_PATH,
+    max_repeats: int = DEFAULT_MAX_REPEATS,
+    update_baseline: bool = False,
+    source_paths: Sequence[str | os.PathLike[str]] = (),
+    statement_timeout_ms: int = 5000,
+) -> CheckReport:
+    """Check ``run`` and compare it with the baseline; with ``update_baseline`` write a baseline
+    that accepts the current state. Raises GateInputError when the gate cannot check at all."""
+    if max_repeats < 1:
+        raise GateInputError(f"--max-repeats must be 1 or more, not {max_repeats}")
+    baseline = Baseline.load(baseline_path)
+    explicit = _explicit_target(explain_dsn) if explain_dsn else None
+    report = CheckReport(
+        baseline_path=Path(baseline_path),
+        baseline_existed=baseline.exists,
+        max_repeats=max_repeats,
+        explain_target=redact(explicit.target) if explicit else None,
+    )
+    with Explainer(statement_timeout_ms=statement_timeout_ms) as explainer:
+        if explicit is not None:
+            explainer.probe(explicit)  # unreachable --explain-dsn: GateInputError, exit 2
+        for stmt in sorted(run.statements.values(), key=lambda s: s.fingerprint):
+            if not is_plannable(stmt.normalized):
+                continue  # BEGIN, SET, PRAGMA, DDL: nothing to lint, plan or count
+            report.queries.append(_check_statement(run, stmt, explicit, explainer, max_repeats))
+    report.queries.extend(_check_sources(source_paths, _source_dialect(run)))
+    _compare(report, baseline, max_repeats)
+    no_db = [q for q in report.queries if q.note and q.note.startswith("in-memory")]
+    if no_db:
+        report.notes.append(
+            f"{len(no_db)} statement(s) ran on an in-memory database and were not EXPLAINed;"
+            " pass --explain-dsn (a database with the schema and realistic data) to check plans"
+        )
+    if update_baseline:
+        _baseline_of(report).save(baseline_path)
+        report.baseline_updated = True
+    return report
+
+
+def _explicit_target(dsn: str) -> ExplainTarget:
+    if is_postgres_url(dsn):
+        return ExplainTarget("postgres", dsn, explicit=True)
+    path = Path(dsn)
+    if not path.is_file():
+        raise GateInputError(
+            f"--explain-dsn {dsn}: neither a PostgreSQL DSN nor an existing SQLite file"
+        )
+    return ExplainTarget("sqlite", str(path.resolve()), explicit=True)
+
+
+def _targets(run: GateRun, stmt: Statement, explicit: ExplainTarget | None) -> list[ExplainTarget]:
+    if explicit is not None and explicit.dialect == stmt.dialect:
+        return [explicit]
+    out = []
+    for db_id in stmt.databases:
+        db = run.databases.get(db_id)
+        if db is not None and db.dialect == stmt.dialect:
+            out.append(ExplainTarget(db.dialect, db.connect_target, shown=db.target))
+    return out
+
+
+def _check_statement(
+    run: GateRun,
+    stmt: Statement,
+    explicit: ExplainTarget | None,
+    explainer: Explainer,
+    max_repeats: int,
+) -> QueryResult:
+    max_calls, max_test = run.max_calls(stmt.fingerprint)
+    q = QueryResult(
+        stmt.fingerprint,
+        stmt.normalized,
+        stmt.dialect,
+        sites=run.sites_of(stmt.fingerprint),
+        tests=run.tests_of(stmt.fingerprint),
+        max_calls=max_calls,
+        max_calls_test=max_test,
+    )
+    where = q.location
+    text = stmt.sample or stmt.normalized
+    findings = _lint(text, stmt.dialect)
+    targets = _targets(run, stmt, explicit)
+    if not targets:
+        q.note = "in-memory database: not EXPLAINed"
+    else:
+        try:
+            plan, rule_findings = explainer.explain(targets, text)
+        except StatementNotExplained as exc:
+            q.note = f"EXPLAIN failed: {exc}"
+            findings.append(
+                Finding(
+                    EXPLAIN_FAILED,
+                    "error",
+                    f"could not check this statement: {exc}",
+                    "make the statement valid on the EXPLAIN database (schema and extensions as"
+                    " in production), or accept it with --update-baseline",
+                    {"database": exc.target},
+                )
+            )
+        else:
+            q.explained = True
+            q.signature = plan_signature(plan)
+            findings.extend(rule_findings)
+    n_plus_one = _n_plus_one(run, stmt.fingerprint, max_repeats)
+    if n_plus_one is not None:
+        findings.append(n_plus_one)
+    q.findings = _dedupe(
+        replace(
+            f,
+            fingerprint=stmt.fingerprint,
+            sql=stmt.normalized,
+            location=f.location if f.rule == N_PLUS_ONE and f.location else where,
+        )
+        for f in findings
+    )
+    return q
+
+
+def _n_plus_one(run: GateRun, fp: str, max_repeats: int) -> Finding | None:
+    """One finding per fingerprint: the test that repeats it most, at its busiest call site."""
+    over = [
+        (usage.count, test_id, usage)
+        for test_id, usages in run.tests.items()
+        if test_id != SESSION
+        and (usage := usages.get(fp)) is not None
+        and usage.count > max_repeats
+    ]
+    if not over:
+        return None
+    calls, test_id, usage = min(over, key=lambda x: (-x[0], x[1]))  # most calls, then by id
+    others = len(over) - 1
+    also = f" (and {others} other test{'s' if others > 1 else ''})" if others else ""
+    site = max(usage.sites.items(), key=lambda kv: kv[1])[0] if usage.sites else None
+    return Finding(
+        N_PLUS_ONE,
+        "warning",
+        f"{test_id} runs this statement {calls} times (more than {max_repeats}): one query per"
+        f" row{also}",
+        "load the rows in one query (a JOIN, or WHERE id IN (...) / = ANY(...)) or prefetch"
+        " them instead of querying inside a loop",
+        {"test": test_id, "calls": calls, "max_repeats": max_repeats, "tests": len(over)},
+        location=None if site is None else _location(site),
+    )
+
+
+def _lint(text: str, dialect: str) -> list[Finding]:
+    from querywatch.sql.lint import lint_sql
+
+    try:
+        return lint_sql(text, dialect, map_positions=False)
+    except Exception as exc:  # a lint bug must not hide the rest of the check
+        return [
+            Finding(
+                PARSE_ERROR,
+                "warning",
+                f"could not lint this statement: {exc}",
+                "report this statement to querywatch; nothing else was linted in it",
+            )
+        ]
+
+
+def _dedupe(findings: Iterable[Finding]) -> list[Finding]:
+    """One finding per rule (lint and plan rules may both see a shape), in a stable order."""
+    seen: dict[str, Finding] = {}
+    for f in findings:
+        seen.setdefault(f.rule, f)
+    return sorted(seen.values(), key=lambda f: f.rule)
+
+
+def _check_sources(paths: Sequence[str | os.PathLike[str]], dialect: str) -> list[QueryResult]:
+    """Lint the SQL found in the source tree (``--source``), one result per fingerprint, each
+    finding at its own line (the same statement may appear in several places)."""
+    if not paths:
+        return []
+    from querywatch.sql.source_scan import scan_paths
+
+    by_fp: dict[str, QueryResult] = {}
+    for f in scan_paths([str(p) for p in paths], dialect):
+        if f.fingerprint:
+            fp = f.fingerprint
+        elif f.sql:
+            fp = fingerprint(f.sql, dialect).id
+        else:  # a file that could not be read at all
+            fp = f"file:{f.location.path if f.location else '?'}"
+        q = by_fp.get(fp)
+        if q is None:
+            q = by_fp[fp] = QueryResult(fp, f.sql or "", dialect, origin="source")
+        if f.location is not None:
+            site = CallSite(f.location.path, f.location.line, f.location.function or "")
+            if all(s != site for s, _n in q.sites):
+                q.sites.append((site, 1))
+        if all((g.rule, g.location) != (f.rule, f.location) for g in q.findings):
+            q.findings.append(replace(f, fingerprint=fp))
+    for q in by_fp.values():
+        q.findings.sort(key=lambda f: (f.rule, str(f.location)))
+    return sorted(by_fp.values(), key=lambda q: q.fingerprint)
+
+
+def _source_dialect(run: GateRun) -> str:
+    """The dialect the tests spoke most (source SQL is read in it); PostgreSQL by default."""
+    counts: dict[str, int] = {}
+    for stmt in run.statements.values():
+        counts[stmt.dialect] = counts.get(stmt.dialect, 0) + 1
+    return max(sorted(counts), key=lambda d: counts[d]) if counts else "postgres"
+
+
+def _compare(report: CheckReport, baseline: Baseline, max_repeats: int) -> None:
+    seen: set[str] = set()
+    for q in report.queries:
+        seen.add(q.fingerprint)
+        entry = baseline.entries.get(q.fingerprint)
+        accepted = set(entry.accepted) if entry else set()
+        for f in q.findings:
+            if f.rule in accepted:
+                report.accepted.append(f)
+            elif f.rule in UNCHECKED_RULES:
+                report.unchecked.append(f)
+            else:
+                report.new.append(f)
+        current = {f.rule for f in q.findings}
+        if entry is not None:
+            if q.explained or q.origin == "source":  # else plan findings were not looked for
+                for rule in sorted(accepted - current):
+                    report.fixed.append(Fixed(q.fingerprint, q.normalized, rule))
+            report.regressions.extend(_regressions(q, entry, max_repeats))
+    report.not_run = len(set(baseline.entries) - seen)
+
+
+def _regressions(q: QueryResult, entry: BaselineEntry, max_repeats: int) -> list[Finding]:
+    out = []
+    where = q.location
+    sig = q.signature
+    before, after = entry.cost_class, None if sig is None else sig.cost_class
+    if before is not None and after is not None and after > before:
+        cost = sig.cost if sig is not None and sig.cost is not None else 0.0
+        out.append(
+            Finding(
+                COST_REGRESSION,
+                "error",
+                f"estimated cost rose from class {before} (~1e{before}) to class {after}"
+                f" (cost {cost:,.0f})",
+                "look at the plan (querywatch explain) for the new full scan, sort or join;"
+                " add the index it needs or restore the previous query",
+                {"before": before, "after": after, "cost": cost},
+                q.fingerprint,
+                q.normalized,
+                where,
+            )
+        )
+    if sig is not None and entry.plan_shape is not None and sig.shape != entry.plan_shape:
+        worse = worse_access(entry.access, sig.access)
+        if worse:
+            what = "; ".join(f"{rel}: {was} -> {now}" for rel, was, now in worse)
+            out.append(
+                Finding(
+                    PLAN_REGRESSION,
+                    "error",
+                    f"the plan changed and reads {what}",
+                    "restore the index use: check the WHERE clause still matches an index (no"
+                    " function or cast around the column) and that the index exists",
+                    {"changes": [list(w) for w in worse]},
+                    q.fingerprint,
+                    q.normalized,
+                    where,
+                )
+            )
+    limit = max(max_repeats, entry.calls_per_test)
+    if q.max_calls > limit and N_PLUS_ONE in entry.accepted:
+        out.append(
+            Finding(
+                CALLS_REGRESSION,
+                "warning",
+                f"{q.max_calls_test} runs this statement {q.max_calls} times; the baseline"
+                f" accepted {entry.calls_per_test}",
+                "batch the statement (one query for all rows) instead of one per row",
+                {"before": entry.calls_per_test, "after": q.max_calls, "test": q.max_calls_test},
+                q.fingerprint,
+                q.normalized,
+                where,
+            )
+        )
+    return out
+
+
+def _baseline_of(report: CheckReport) -> Baseline:
+    baseline = Baseline()
+    for q in report.queries:
+        sig = q.signature
+        baseline.entries[q.fingerprint] = BaselineEntry(
+            normalized=q.normalized,
+            dialect=q.dialect,
+            plan_shape=sig.shape if sig else None,
+            access=dict(sig.access) if sig else {},
+            cost_class=cost_class(sig.cost) if sig else None,
+            calls_per_test=q.max_calls,
+            accepted=sorted({f.rule for f in q.findings}),
+        )
+    return baseline

@@ -1,0 +1,142 @@
+"""``querywatch check``: the CI gate over a run file that ``pytest --querywatch`` wrote.
+
+Exit codes: 0 clean (or everything accepted by the baseline), 1 new findings or regressions,
+2 could not check (see :mod:`querywatch.gate.check`).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+
+from querywatch.errors import QuerywatchError
+from querywatch.gate.baseline import DEFAULT_BASELINE_PATH
+from querywatch.gate.check import DEFAULT_MAX_REPEATS, run_check
+from querywatch.gate.collect import DEFAULT_RUN_PATH, GateInputError, GateRun
+from querywatch.gate.reports import FORMATS, render
+
+ConfigOf = Callable[[Any], Mapping[str, Any]]
+"""``ctx.obj -> settings``: how the host CLI resolves settings (``statement_timeout_ms``)."""
+
+EXIT_COULD_NOT_CHECK = 2
+
+
+def make_command(config_of: ConfigOf) -> click.Command:
+    @click.command("check")
+    @click.option(
+        "--run",
+        "run_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=DEFAULT_RUN_PATH,
+        show_default=True,
+        help="The run file `pytest --querywatch` wrote.",
+    )
+    @click.option(
+        "--explain-dsn",
+        metavar="DSN",
+        help="EXPLAIN against this database: a PostgreSQL DSN or a SQLite file, ideally a staging"
+        " copy with realistic data (default: the test database each statement ran on).",
+    )
+    @click.option(
+        "--baseline",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=DEFAULT_BASELINE_PATH,
+        show_default=True,
+        help="The committed baseline of accepted queries and findings.",
+    )
+    @click.option(
+        "--update-baseline",
+        is_flag=True,
+        help="Accept the current state: rewrite the baseline and exit 0.",
+    )
+    @click.option(
+        "--max-repeats",
+        type=click.IntRange(min=1),
+        default=DEFAULT_MAX_REPEATS,
+        show_default=True,
+        help="N+1: flag a statement that one test runs more than this many times.",
+    )
+    @click.option(
+        "--format",
+        "formats",
+        type=click.Choice(FORMATS),
+        multiple=True,
+        help="Report format [default: terminal]; repeat it, each with its own -o, for several.",
+    )
+    @click.option(
+        "-o",
+        "--output",
+        "outputs",
+        type=click.Path(path_type=Path, dir_okay=False),
+        multiple=True,
+        help="Write the report of the --format in the same position to this file (the terminal"
+        " report still goes to stdout).",
+    )
+    @click.option(
+        "--source",
+        "sources",
+        type=click.Path(path_type=Path, exists=True),
+        multiple=True,
+        help="Also lint the SQL found in these files or directories.",
+    )
+    @click.pass_obj
+    def check(
+        obj: Any,
+        run_path: Path,
+        explain_dsn: str | None,
+        baseline: Path,
+        update_baseline: bool,
+        max_repeats: int,
+        formats: tuple[str, ...],
+        outputs: tuple[Path, ...],
+        sources: tuple[Path, ...],
+    ) -> None:
+        """The CI gate: lint and EXPLAIN every query the tests ran, flag N+1, compare with the
+        baseline. Exit 0 clean, 1 new findings or regressions, 2 could not check."""
+        if len(outputs) > max(len(formats), 1):
+            raise click.UsageError("more -o files than --format options: give one -o per --format")
+        chosen = formats or ("terminal",)
+        try:
+            timeout = int(config_of(obj).get("statement_timeout_ms", 5000))
+            if sources and not run_path.exists() and run_path == DEFAULT_RUN_PATH:
+                run = GateRun()  # a source-only check
+            else:
+                run = GateRun.load(run_path)
+            report = run_check(
+                run,
+                explain_dsn=explain_dsn,
+                baseline_path=baseline,
+                max_repeats=max_repeats,
+                update_baseline=update_baseline,
+                source_paths=sources,
+                statement_timeout_ms=timeout,
+            )
+            to_stdout = [fmt for i, fmt in enumerate(chosen) if i >= len(outputs)]
+            for fmt, path in zip(chosen, outputs, strict=False):
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text(render(report, fmt))
+                except OSError as exc:
+                    raise GateInputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        except QuerywatchError as exc:
+            from querywatch.cli import fail
+
+            fail(str(exc), EXIT_COULD_NOT_CHECK)
+        if not to_stdout:
+            to_stdout = ["terminal"]
+        color = sys.stdout.isatty()
+        for fmt in to_stdout:
+            click.echo(render(report, fmt, color=color and fmt == "terminal"), nl=False)
+        if report.exit_code:
+            sys.exit(report.exit_code)
+
+    return check
+
+
+def register(cli: click.Group, config_of: ConfigOf) -> None:
+    """Add ``querywatch check`` to ``cli``."""
+    cli.add_command(make_command(config_of))

@@ -1,0 +1,1 @@
+"""Plans: EXPLAIN capture, plan rules, index advice and plan diffs (see docs/plans.md)."""

@@ -1,0 +1,213 @@
+"""`pytest --querywatch` on a small sample project in a temp dir, as a real pytest subprocess:
+it fails on the full scan and names the query and its call site, then passes once the query is
+fixed; the plugin does nothing without the flag."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+BAD_APP = '''
+def orders_of(conn, customer_id):
+    """A customer's orders; the id is compared as text, so no index can serve it."""
+    return conn.execute(
+        "SELECT id, total_cents FROM orders WHERE CAST(customer_id AS TEXT) = ?",
+        (str(customer_id),),
+    ).fetchall()
+'''
+
+FIXED_APP = '''
+def orders_of(conn, customer_id):
+    """A customer's orders, through the index on customer_id."""
+    return conn.execute(
+        "SELECT id, total_cents FROM orders WHERE customer_id = ?",
+        (customer_id,),
+    ).fetchall()
+'''
+
+TESTS = """
+import sqlite3
+
+import pytest
+
+import app
+
+
+@pytest.fixture(scope="session")
+def db(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "shop.db"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL,"
+        " total_cents INTEGER NOT NULL)"
+    )
+    conn.executemany(
+        "INSERT INTO orders (customer_id, total_cents) VALUES (?, ?)",
+        ((i % 5000, i) for i in range(200_000)),
+    )
+    conn.execute("CREATE INDEX orders_customer ON orders (customer_id)")
+    conn.commit()
+    yield conn
+    conn.close()
+
+
+def test_orders_of_a_customer(db):
+    assert len(app.orders_of(db, 42)) == 40
+
+
+def test_connections_are_real_sqlite3_connections(db):
+    assert isinstance(db, sqlite3.Connection)
+"""
+
+
+def write_project(root: Path, app: str = BAD_APP, tests: str = TESTS) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "app.py").write_text(textwrap.dedent(app).lstrip())
+    (root / "test_app.py").write_text(textwrap.dedent(tests).lstrip())
+    return root
+
+
+def pytest_in(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    # -p no:querywatch: the installed entry point must not load the same module a second time.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("QUERYWATCH_", "PYTEST_")) and k != "COLUMNS"
+    }
+    env["COLUMNS"] = "160"
+    return subprocess.run(
+        [
+            sys.executable, "-m", "pytest", "-p", "no:querywatch",
+            "-p", "querywatch.gate.pytest_plugin", "-p", "no:cacheprovider",
+            f"--basetemp={root / '.tmp'}", *args,
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )  # fmt: skip
+
+
+def test_fails_on_the_full_scan_then_passes_after_the_fix(tmp_path: Path) -> None:
+    project = write_project(tmp_path / "shop")
+    bad = pytest_in(project, "--querywatch")
+    out = bad.stdout
+    assert bad.returncode == 1, out + bad.stderr
+    assert "2 passed" in out  # the tests pass; the gate fails the session
+    assert "querywatch check failed" in out
+    assert "select id, total_cents from orders where cast(customer_id as text) = ?" in out
+    assert "function-on-indexed-column (error) at app.py:3 in orders_of" in out
+    assert "Seq Scan over 200,000 rows" in out
+    run = json.loads((project / ".querywatch" / "gate-run.json").read_text())
+    [cast] = [s for s in run["statements"].values() if "cast(" in s["normalized"]]
+    usage = next(
+        u
+        for t, usages in run["tests"].items()
+        if t == "test_app.py::test_orders_of_a_customer"
+        for fp, u in usages.items()
+        if run["statements"][fp] is cast
+    )
+    assert usage["count"] == 1
+    assert usage["sites"] == [{"path": "app.py", "line": 3, "function": "orders_of", "count": 1}]
+    [insert] = [s for s in run["statements"].values() if s["normalized"].startswith("insert")]
+    assert insert["dialect"] == "sqlite" and run["databases"][insert["databases"][0]][
+        "target"
+    ].endswith("shop.db")
+
+    write_project(project, FIXED_APP)
+    good = pytest_in(project, "--querywatch")
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "querywatch check passed" in good.stdout
+
+
+def test_without_the_flag_nothing_is_recorded_or_patched(tmp_path: Path) -> None:
+    tests = """
+    import sqlite3
+
+    def test_plain():
+        conn = sqlite3.connect(":memory:")
+        assert type(conn) is sqlite3.Connection
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    """
+    project = write_project(tmp_path / "p", tests=tests)
+    result = pytest_in(project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "querywatch" not in result.stdout
+    assert not (project / ".querywatch").exists()
+
+
+def test_update_baseline_accepts_then_gate_passes(tmp_path: Path) -> None:
+    project = write_project(tmp_path / "shop")
+    accepted = pytest_in(project, "--querywatch", "--querywatch-update-baseline")
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    assert "baseline written to" in accepted.stdout
+    baseline = json.loads((project / "querywatch.baseline.json").read_text())
+    rules = {r for e in baseline["fingerprints"].values() for r in e["accepted"]}
+    assert "function-on-indexed-column" in rules
+    again = pytest_in(project, "--querywatch")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "accepted by the baseline" in again.stdout
+
+
+def test_failing_tests_keep_their_status_and_still_get_the_report(tmp_path: Path) -> None:
+    tests = (
+        TESTS
+        + """
+
+def test_broken(db):
+    assert app.orders_of(db, 1) == []
+"""
+    )
+    project = write_project(tmp_path / "shop", tests=tests)
+    result = pytest_in(project, "--querywatch", "--querywatch-run", "out/run.json")
+    assert result.returncode == 1
+    assert "1 failed" in result.stdout and "querywatch check failed" in result.stdout
+    assert (project / "out" / "run.json").is_file()
+
+
+@pytest.mark.parametrize("flag", ["--querywatch-explain-dsn=postgresql://x@127.0.0.1:1/none"])
+def test_could_not_check_exits_2(tmp_path: Path, flag: str) -> None:
+    tests = """
+    import sqlite3
+
+    def test_n_plus_one(tmp_path):
+        conn = sqlite3.connect(tmp_path / "db.sqlite")
+        conn.execute("CREATE TABLE t (a INTEGER)")
+        for i in range(3):
+            conn.execute("SELECT a FROM t WHERE a = ?", (i,)).fetchall()
+    """
+    project = write_project(tmp_path / "p", tests=tests)
+    result = pytest_in(project, "--querywatch", flag)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "querywatch: could not check: --explain-dsn: cannot connect" in result.stdout
+
+
+def test_n_plus_one_in_a_test_fails_the_session(tmp_path: Path) -> None:
+    tests = """
+    import sqlite3
+
+    def load(conn, ids):
+        out = []
+        for i in ids:
+            out.append(conn.execute("SELECT a FROM t WHERE a = ?", (i,)).fetchone())
+        return out
+
+    def test_page(tmp_path_factory):
+        conn = sqlite3.connect(tmp_path_factory.getbasetemp() / "db.sqlite")
+        conn.execute("CREATE TABLE IF NOT EXISTS t (a INTEGER)")
+        load(conn, range(11))
+    """
+    project = write_project(tmp_path / "p", tests=tests)
+    result = pytest_in(project, "--querywatch")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "n-plus-one (warning) at test_app.py:6 in load" in result.stdout
+    assert "test_app.py::test_page runs this statement 11 times (more than 10)" in result.stdout
+    ok = pytest_in(project, "--querywatch", "--querywatch-max-repeats", "11")
+    assert ok.returncode == 0, ok.stdout + ok.stderr

@@ -1,0 +1,195 @@
+"""The gate's reports: JUnit XML and SARIF 2.1.0 validated against their schemas, Markdown for a
+pull request, the terminal, and `querywatch check --format ... -o ...`."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import xmlschema
+
+from cli_helpers import run_cli
+from querywatch.gate import CheckReport, Collector, GateRun, render, run_check
+from querywatch.gate.connections import patch
+
+SCHEMAS = Path(__file__).parent / "fixtures" / "schemas"
+CAST_QUERY = "SELECT id FROM orders WHERE CAST(customer_id AS TEXT) = ? || ''"
+CAST_NORMALIZED = "select id from orders where cast(customer_id as text) = ? || ?"
+
+
+def make_db(path: Path) -> Path:
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL)")
+    conn.executemany("INSERT INTO orders (customer_id) VALUES (?)", [(i % 50,) for i in range(500)])
+    conn.execute("CREATE INDEX orders_customer ON orders (customer_id)")
+    conn.commit()
+    conn.close()
+    return path
+
+
+def n_plus_one(conn: sqlite3.Connection) -> None:
+    for cid in range(12):
+        conn.execute("SELECT id FROM orders WHERE customer_id = ?", (cid,)).fetchall()
+
+
+def everything(conn: sqlite3.Connection) -> None:
+    n_plus_one(conn)
+    conn.execute(CAST_QUERY, ("7",)).fetchall()  # CAST LINE
+    conn.execute("CREATE TABLE scratch (a)")
+    conn.execute("SELECT a FROM scratch").fetchall()
+    conn.execute("DROP TABLE scratch")
+
+
+CAST_LINE = next(
+    i
+    for i, line in enumerate(Path(__file__).read_text().splitlines(), 1)
+    if line.endswith("# CAST LINE")
+)
+
+
+def record(db: Path, body: Callable[[sqlite3.Connection], None]) -> GateRun:
+    collector = Collector()
+    undo = patch(collector)
+    try:
+        conn = sqlite3.connect(db)
+        with collector.test("tests/test_shop.py::test_home"):
+            body(conn)
+        conn.close()
+    finally:
+        undo()
+    return collector.close()
+
+
+@pytest.fixture
+def report(tmp_path: Path) -> CheckReport:
+    """One new lint finding, one statement EXPLAIN rejects, one N+1 the baseline accepts."""
+    db = make_db(tmp_path / "shop.db")
+    baseline = tmp_path / "querywatch.baseline.json"
+    run_check(record(db, n_plus_one), baseline_path=baseline, update_baseline=True)
+    result = run_check(record(db, everything), baseline_path=baseline)
+    assert [f.rule for f in result.new] == ["cast-on-column-in-where"]
+    assert [f.rule for f in result.unchecked] == ["explain-failed"]
+    assert [f.rule for f in result.accepted] == ["n-plus-one"]
+    return result
+
+
+def test_junit_is_valid_and_fails_the_new_and_unchecked(report: CheckReport) -> None:
+    text = render(report, "junit")
+    xmlschema.XMLSchema(SCHEMAS / "junit-10.xsd").validate(text)
+    root = ET.fromstring(text)
+    suite = root.find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "2", "0")
+    failures = {f.get("type"): f for f in root.iter("failure")}
+    assert set(failures) == {"new:cast-on-column-in-where", "unchecked:explain-failed"}
+    cast = failures["new:cast-on-column-in-where"].text or ""
+    assert f"call site: tests/test_gate_reports.py:{CAST_LINE} in everything" in cast
+    assert "fix: " in cast and CAST_NORMALIZED in cast
+    accepted = [c for c in root.iter("testcase") if c.find("system-out") is not None]
+    assert len(accepted) == 1 and "n-plus-one" in (accepted[0].findtext("system-out") or "")
+
+
+def test_junit_of_a_clean_report_is_valid(tmp_path: Path) -> None:
+    db = make_db(tmp_path / "shop.db")
+    clean = run_check(
+        record(db, lambda c: c.execute("SELECT id FROM orders WHERE customer_id = 1").fetchall()),
+        baseline_path=tmp_path / "b.json",
+    )
+    text = render(clean, "junit")
+    xmlschema.XMLSchema(SCHEMAS / "junit-10.xsd").validate(text)
+    assert ET.fromstring(text).find("testsuite").get("failures") == "0"  # type: ignore[union-attr]
+
+
+def sarif_validator() -> Any:
+    schema = json.loads((SCHEMAS / "sarif-schema-2.1.0.json").read_text())
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def test_sarif_is_valid_2_1_0_with_annotations_at_the_call_site(report: CheckReport) -> None:
+    log = json.loads(render(report, "sarif"))
+    sarif_validator().validate(log)
+    assert log["version"] == "2.1.0"
+    [run] = log["runs"]
+    rules = run["tool"]["driver"]["rules"]
+    assert [r["id"] for r in rules] == ["cast-on-column-in-where", "explain-failed", "n-plus-one"]
+    assert all(r["help"]["text"] and r["shortDescription"]["text"] for r in rules)
+    by_rule = {r["ruleId"]: r for r in run["results"]}
+    for result in run["results"]:
+        assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
+    cast = by_rule["cast-on-column-in-where"]
+    assert cast["level"] == "error" and cast["baselineState"] == "new"
+    [loc] = cast["locations"]
+    assert loc["physicalLocation"]["artifactLocation"] == {
+        "uri": "tests/test_gate_reports.py",
+        "uriBaseId": "%SRCROOT%",
+    }
+    assert loc["physicalLocation"]["region"] == {"startLine": CAST_LINE}
+    assert CAST_NORMALIZED in cast["message"]["text"]
+    accepted = by_rule["n-plus-one"]
+    assert accepted["baselineState"] == "unchanged"
+    assert accepted["suppressions"][0]["kind"] == "external"
+    assert accepted["locations"][0]["physicalLocation"]["region"]["startLine"] > 0
+
+
+def test_sarif_schema_rejects_a_broken_log(report: CheckReport) -> None:
+    """The validator really checks: a result without a message is not SARIF."""
+    log = json.loads(render(report, "sarif"))
+    del log["runs"][0]["results"][0]["message"]
+    with pytest.raises(jsonschema.ValidationError):
+        sarif_validator().validate(log)
+
+
+def test_markdown_table_names_query_site_rule_and_fix(report: CheckReport) -> None:
+    text = render(report, "markdown")
+    lines = text.splitlines()
+    assert lines[0].startswith("## ❌ querywatch check failed: 1 new finding")
+    assert "| | Query | Call site | Rule | Fix |" in lines
+    rows = [ln for ln in lines if ln.startswith("| new") or ln.startswith("| not checked")]
+    assert len(rows) == 2
+    for row in rows:  # the query's own "||" must not break the table
+        assert len(re.findall(r"(?<!\\)\|", row)) == 6, row
+    cast = next(r for r in rows if "cast-on-column-in-where" in r)
+    assert CAST_NORMALIZED.replace("|", "\\|") in cast
+    assert f"`tests/test_gate_reports.py:{CAST_LINE} in everything`" in cast
+
+
+def test_terminal_report(report: CheckReport) -> None:
+    text = render(report, "terminal", width=100)
+    assert "querywatch check failed: 1 new finding, 1 statement could not be checked" in text
+    assert f"cast-on-column-in-where (warning) at tests/test_gate_reports.py:{CAST_LINE}" in text
+    assert "fix: " in text and "no such table: scratch" in text
+
+
+def test_check_writes_each_format_to_its_file(report: CheckReport, tmp_path: Path) -> None:
+    db = tmp_path / "shop.db"
+    run_file = tmp_path / "run.json"
+    record(db, everything).save(run_file)
+    baseline = str(tmp_path / "querywatch.baseline.json")
+    sarif_file, junit_file = tmp_path / "out" / "q.sarif", tmp_path / "out" / "q.xml"
+    result = run_cli(
+        "check", "--run", str(run_file), "--baseline", baseline,
+        "--format", "sarif", "-o", str(sarif_file),
+        "--format", "junit", "-o", str(junit_file),
+        "--format", "markdown",
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.startswith("## ❌ querywatch check failed")
+    sarif_validator().validate(json.loads(sarif_file.read_text()))
+    xmlschema.XMLSchema(SCHEMAS / "junit-10.xsd").validate(junit_file.read_text())
+    only_files = run_cli(
+        "check", "--run", str(run_file), "--baseline", baseline, "--format", "sarif", "-o",
+        str(sarif_file),
+    )  # fmt: skip
+    assert only_files.returncode == 1
+    assert "querywatch check failed" in only_files.stdout  # the terminal report still shows
+    too_many = run_cli("check", "--run", str(run_file), "-o", "a", "-o", "b")
+    assert too_many.returncode == 2 and "one -o per --format" in too_many.stderr
