@@ -78,8 +78,8 @@ def check_replay(report: DemoReport) -> None:
     assert report.as_json()["requests"] == total
 
 
-def test_replay_on_sqlite_detects_the_bad_deploy(tmp_path: Path) -> None:
-    report = replay(tmp_path, duration=100)  # up to 40 s on v2 (bench: detection in 20-25 s)
+def test_replay_on_sqlite_closes_the_loop(tmp_path: Path) -> None:
+    report = replay(tmp_path, duration=100)  # up to 50 s on v2 (bench: detection in 20-25 s)
     check_replay(report)
     # The monitor alerted while v2 served, named a query v2 changed, and the rollback followed.
     # (How fast is bench/detection.py's job, not a timed test's.)
@@ -95,6 +95,40 @@ def test_replay_on_sqlite_detects_the_bad_deploy(tmp_path: Path) -> None:
     assert data["detect_after_s"] == pytest.approx(report.detect_after_s, abs=0.01)
     assert data["culprits"][0]["fingerprint"] == top.fingerprint
     assert data["culprits"][0]["call_site"].endswith(f"v2.py:{truth[top.fingerprint].line}")
+
+    # querywatch rolled back by itself, through the guarded path, and closed the loop.
+    assert report.rollback_by == "querywatch"
+    assert report.recovered is True and report.incident.status == "resolved"
+    outcomes = {
+        (e.data.get("action"), e.data.get("outcome"), e.data.get("step"))
+        for e in report.incident.timeline
+        if e.kind == "action"
+    }
+    assert ("evidence_check", "confirmed", None) in outcomes
+    assert ("rollback", "ok", None) in outcomes
+    assert ("runbook", "ok", "cache-flush") in outcomes
+    assert ("recovery_check", "recovered", None) in outcomes
+    kinds = [e.kind for e in report.incident.timeline]
+    assert kinds.index("mitigated") < kinds.index("resolved")
+    assert data["rollback_by"] == "querywatch" and data["recovered"] is True
+    assert data["mitigate_after_s"] == pytest.approx(report.mitigate_after_s, abs=0.01)
+    assert 0 < report.mitigate_after_s < report.rollback.finished_at - report.run_started_at
+    assert report.postmortem_path is not None
+    postmortem = report.postmortem_path.read_text()
+    assert data["postmortem_path"] == str(report.postmortem_path)
+    assert report.incident.id in postmortem and "## Root Cause and Resolution" in postmortem
+    assert f"v2.py:{truth[top.fingerprint].line}" in postmortem
+
+    # The CI gate would have failed v2's pull request at the changed query, and passes v1.
+    assert report.gate["v1"].exit_code == 0 and not report.gate["v1"].failing
+    v2 = report.gate["v2"]
+    assert v2.exit_code == 1
+    lines = {
+        f.location.line for f in v2.failing if f.location and f.location.path.endswith("v2.py")
+    }
+    assert lines & {q.line for q in report.ground_truth}, v2.failing
+    assert all(f.fix for f in v2.failing)
+    assert data["gate"]["v1"]["passed"] and not data["gate"]["v2"]["passed"]
 
 
 def test_replay_on_postgres(pg_dsn: str, tmp_path: Path) -> None:
@@ -131,6 +165,12 @@ def test_demo_json_has_the_documented_fields(tmp_path: Path) -> None:
         "users_affected",
         "users_affected_pct",
         "ground_truth",
+        "rollback_completed_at",
+        "rollback_by",
+        "mitigate_after_s",
+        "recovered",
+        "postmortem_path",
+        "gate",
     ):
         assert key in data
     assert set(data["latency_ms"]) == {"before", "during", "after"}

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from querywatch.demo.deployer import Deploy, Deployer
+from querywatch.demo.gate import check_release
 from querywatch.demo.ground_truth import ReleaseQuery, changed_queries
 from querywatch.demo.load import LoadConfig, LoadGenerator, RequestRecord
 from querywatch.demo.shop.maintenance import SHOP_ENV
@@ -31,6 +32,7 @@ from querywatch.demo.shop.seed import Shape, seed
 from querywatch.demo.summary import Summary, percentile, summarize
 from querywatch.detect.policy import Policy
 from querywatch.errors import ConfigError
+from querywatch.gate import CheckReport
 from querywatch.incidents.model import Incident, TimelineEvent
 from querywatch.monitor import Monitor
 from querywatch.records import DeployMarker
@@ -121,6 +123,7 @@ class DemoReport:
     recovered_at: float | None = None
     postmortem_path: Path | None = None
     steps: list[TimelineEvent] = field(default_factory=list)
+    gate: dict[str, CheckReport] = field(default_factory=dict)  # the CI gate, per release
 
     @property
     def detect_after_s(self) -> float | None:
@@ -189,6 +192,14 @@ class DemoReport:
             "recovered": self.recovered,
             "recovered_at": _iso(self.recovered_at) if self.recovered_at else None,
             "postmortem_path": str(self.postmortem_path) if self.postmortem_path else None,
+            "gate": {
+                version: {
+                    "exit_code": report.exit_code,
+                    "passed": report.exit_code == 0,
+                    "findings": [f.as_dict() for f in report.failing],
+                }
+                for version, report in self.gate.items()
+            },
             "incident": self.incident.id if self.incident else None,
             "incident_status": self.incident.status if self.incident else None,
             "culprits": [
@@ -311,6 +322,7 @@ def run_demo(
     bad_deploy: Deploy | None = None
     rollback: Deploy | None = None
     rollback_by: str | None = None
+    gate: dict[str, CheckReport] = {}
     run_started = time.time()
     completed = False
     deployer = Deployer(
@@ -328,6 +340,13 @@ def run_demo(
         load.start()
         watcher.start()
         load_started = time.monotonic()
+        # What the CI gate says about both releases, while v1 warms up: v2 was preventable.
+        progress.phase = f"{GOOD} under load; CI gate on {GOOD} and {options.release}"
+        gate = {
+            v: check_release(v, options.shop_location, seeded.shape, options.workdir)
+            for v in (GOOD, options.release)
+        }
+        progress.phase = f"{GOOD} under load"
         if not _wait(stop, load_started + warmup):
             progress.phase = f"deploying {options.release}"
             bad_deploy = deployer.deploy(options.release)
@@ -401,6 +420,7 @@ def run_demo(
         recovered_at=watcher.recovered_at,
         postmortem_path=postmortem_path,
         steps=list(progress.steps),
+        gate=gate,
     )
 
 

@@ -8,8 +8,10 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from querywatch.demo.gate import gate_summary
 from querywatch.demo.run import DemoProgress, DemoReport
 from querywatch.demo.summary import percentile
+from querywatch.gate import CheckReport
 from querywatch.incidents.model import TimelineEvent
 from querywatch.respond.alerts import Alert
 
@@ -54,6 +56,23 @@ def step_view(event: TimelineEvent) -> RenderableType:
     outcome = event.data.get("outcome")
     style = "bold red" if outcome in ("failed", "timeout", "not_recovered") else "bold cyan"
     return Text(f"{at} {event.kind.upper()} {event.message}", style=style)
+
+
+def gate_view(version: str, gate: CheckReport) -> RenderableType:
+    """What `pytest --querywatch` would have said in the pull request of this release."""
+    if gate.exit_code == 0:
+        return Text(f"CI gate on {version}: passed, no findings", style="green")
+    lines: list[RenderableType] = [
+        Text(
+            f"CI gate on {version}: {gate_summary(gate)}: it would have failed the pull request",
+            style="bold red",
+        )
+    ]
+    for f in gate.failing:
+        where = f" at {f.location.path}:{f.location.line}" if f.location else ""
+        lines.append(Text(f"  {f.rule}{where}: {f.message}", overflow="ellipsis", no_wrap=True))
+        lines.append(Text(f"    fix: {f.fix}", overflow="ellipsis", no_wrap=True))
+    return Group(*lines)
 
 
 def headline(report: DemoReport) -> Text:
@@ -139,6 +158,8 @@ def summary_view(report: DemoReport) -> RenderableType:
         lines.append(Text(f"incident {report.incident.id} is {report.incident.status}."))
     if report.postmortem_path is not None:
         lines.append(Text(f"postmortem written to {report.postmortem_path}"))
+    for version, gate in report.gate.items():
+        lines.append(gate_view(version, gate))
     lines.append(Text("queries the bad release changed:", style="bold"))
     for q in report.ground_truth:
         lines.append(
