@@ -35,7 +35,7 @@ from querywatch.gate.baseline import (
     worse_access,
 )
 from querywatch.gate.collect import SESSION, GateInputError, GateRun, Statement
-from querywatch.gate.explainer import Explainer, ExplainTarget, StatementNotExplained
+from querywatch.gate.explainer import ExplainSessions, ExplainTarget, StatementNotExplained
 from querywatch.records import CallSite
 from querywatch.sql.fingerprint import fingerprint
 
@@ -162,7 +162,7 @@ def run_check(
         max_repeats=max_repeats,
         explain_target=redact(explicit.target) if explicit else None,
     )
-    with Explainer(statement_timeout_ms=statement_timeout_ms) as explainer:
+    with ExplainSessions(statement_timeout_ms=statement_timeout_ms) as explainer:
         if explicit is not None:
             explainer.probe(explicit)  # unreachable --explain-dsn: GateInputError, exit 2
         for stmt in sorted(run.statements.values(), key=lambda s: s.fingerprint):
@@ -209,7 +209,7 @@ def _check_statement(
     run: GateRun,
     stmt: Statement,
     explicit: ExplainTarget | None,
-    explainer: Explainer,
+    explainer: ExplainSessions,
     max_repeats: int,
 ) -> QueryResult:
     max_calls, max_test = run.max_calls(stmt.fingerprint)

@@ -54,13 +54,13 @@ class StatementNotExplained(Exception):
         self.target = target
 
 
-class Explainer:
+class ExplainSessions:
     def __init__(self, *, statement_timeout_ms: int = 5000) -> None:
         self.statement_timeout_ms = statement_timeout_ms
         self._sessions: dict[str, Session] = {}
         self._broken: dict[str, str] = {}  # target -> why it cannot be opened
 
-    def __enter__(self) -> Explainer:
+    def __enter__(self) -> ExplainSessions:
         return self
 
     def __exit__(

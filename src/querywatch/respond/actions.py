@@ -31,7 +31,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from querywatch.dsn import redact
 from querywatch.errors import ConfigError, QuerywatchError
-from querywatch.respond.sinks import display_url
+from querywatch.respond.sinks import check_url, display_url
 
 #: The values a command template or a webhook payload can use.
 PLACEHOLDERS = ("version", "previous_version", "deploy_id", "environment", "incident", "commit")
@@ -298,17 +298,7 @@ class WebhookAction:
     def __init__(
         self, url: str, *, name: str = "rollback", setting: str = "rollback_webhook_url"
     ) -> None:
-        try:
-            parts = urlsplit(url)
-            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
-            parts.port  # noqa: B018 - raises ValueError on a bad port
-        except ValueError:
-            ok = False
-        if not ok:
-            raise ConfigError(
-                f"{setting}: expected an http:// or https:// URL, got {display_url(url)}",
-                setting=setting,
-            )
+        check_url(url, setting)
         self.url, self._headers = _credentials_to_header(url)
         self.name = name
         self.shown_url = display_url(url)

@@ -58,7 +58,8 @@ def display_url(url: str, *, keep_path: bool = False) -> str:
     return f"{parts.scheme}://{netloc}/…"
 
 
-def _check_url(url: str, setting: str) -> None:
+def check_url(url: str, setting: str) -> None:
+    """An http(s) URL with a host and a valid port, or a ConfigError naming the setting."""
     try:
         parts = urlsplit(url)
         ok = parts.scheme in ("http", "https") and bool(parts.hostname)
@@ -199,7 +200,7 @@ class JsonWebhookSink:
         *,
         http: HttpPoster | None = None,
     ):
-        _check_url(url, "alert_webhook_url")
+        check_url(url, "alert_webhook_url")
         self.url = url
         self.headers = dict(headers or {})
         self.http = http or HttpPoster()
@@ -270,7 +271,7 @@ class SlackWebhookSink:
     name = "slack"
 
     def __init__(self, url: str, *, http: HttpPoster | None = None):
-        _check_url(url, "alert_slack_url")
+        check_url(url, "alert_slack_url")
         self.url = url
         self.http = http or HttpPoster()
 
@@ -320,7 +321,7 @@ class AlertmanagerSink:
     name = "alertmanager"
 
     def __init__(self, url: str, *, renotify_s: float = 60.0, http: HttpPoster | None = None):
-        _check_url(url, "alert_alertmanager_url")
+        check_url(url, "alert_alertmanager_url")
         base = url.rstrip("/")
         self.url = base if base.endswith("/api/v2/alerts") else base + "/api/v2/alerts"
         self.renotify_s = renotify_s
