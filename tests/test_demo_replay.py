@@ -17,6 +17,7 @@ import pytest
 from cli_helpers import assert_one_line_error, run_cli
 from pg_cluster import free_port
 from querywatch.demo.run import DemoOptions, DemoReport, run_demo
+from querywatch.plans.rules import PlanPolicy
 from querywatch.store import open_store
 
 HOT_PAGE = "customer_orders"
@@ -118,6 +119,13 @@ def test_replay_on_sqlite_closes_the_loop(tmp_path: Path) -> None:
     assert data["postmortem_path"] == str(report.postmortem_path)
     assert report.incident.id in postmortem and "## Root Cause and Resolution" in postmortem
     assert f"v2.py:{truth[top.fingerprint].line}" in postmortem
+    # ... with the culprit's plan: what a rule found, and how it differs from before the deploy.
+    # (The plan rules judge by size: on this small shop the scan is not yet a finding.)
+    evidence = report.incident.plans.get(top.fingerprint)
+    assert evidence is not None and evidence["diff"]["changed"], evidence
+    large = report.shape.orders >= PlanPolicy().large_table_rows
+    assert bool(evidence["findings"]) == large, evidence["findings"]
+    assert "Query plans" in postmortem
 
     # The CI gate would have failed v2's pull request at the changed query, and passes v1.
     assert report.gate["v1"].exit_code == 0 and not report.gate["v1"].failing

@@ -158,6 +158,8 @@ def watch(
             slo_ms=cfg["slo_ms"],
             notifier=notifier,
             environment=cfg["environment"],
+            explain_target=cfg["dsn"],
+            explain_timeout_ms=cfg["statement_timeout_ms"],
             responder=responder_from_config(
                 cfg,
                 the_store,

@@ -7,6 +7,7 @@ incident and an alert.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from querywatch.detect.regression import Detector, traffic_start
 from querywatch.detect.triage import triage
 from querywatch.errors import QuerywatchError
 from querywatch.incidents.impact import impact_between
-from querywatch.incidents.model import Incident
+from querywatch.incidents.model import Incident, TimelineEvent
 from querywatch.incidents.service import open_incident, record_alert
 from querywatch.records import DeployMarker
 from querywatch.respond.alerts import alert_for_incident
@@ -28,6 +29,8 @@ from querywatch.respond.notifier import Notifier
 from querywatch.respond.rollback import RecoveryResult, Responder, RollbackResult
 from querywatch.respond.routing import CodeOwners
 from querywatch.store.base import Store
+
+log = logging.getLogger(__name__)
 
 #: Without a deploy, "before" is the ten minutes that ended a minute ago.
 UNANNOUNCED_BEFORE_S = 600.0
@@ -59,7 +62,12 @@ class Monitor:
         n_plus_one: bool = True,
         responder: Responder | None = None,
         clock: Callable[[], float] = time.time,
+        explain_target: str | None = None,
+        explain_timeout_ms: int = 5000,
     ) -> None:
+        """``explain_target`` (a PostgreSQL DSN or SQLite path of the monitored database) turns
+        on plan evidence: plans kept when a deploy is first seen, and each culprit's plan,
+        findings, index advice and plan diff stored on its incident. None: no EXPLAIN at all."""
         self.store = store
         self.policy = policy or Policy()
         self.detector = Detector(store, self.policy, environment=environment)
@@ -72,12 +80,16 @@ class Monitor:
         self.n_plus_one = n_plus_one
         self.clock = clock
         self.responder = responder
+        self.explain_target = explain_target
+        self.explain_timeout_ms = explain_timeout_ms
 
     def check(self, now: float | None = None) -> CheckResult:
         """Detect at ``now``; open (or add to) an incident and alert when the policy fires."""
         now = self.clock() if now is None else now
         detections = self.detector.detect(now)
         deploy = self.store.latest_deploy(self.environment)
+        if self.explain_target is not None:
+            self._keep_plans_before(deploy, now)
         if self.n_plus_one:
             from querywatch.detect.nplusone import detect_n_plus_one
 
@@ -112,7 +124,55 @@ class Monitor:
         result.alerted = self._alert(incident, now)
         if self.responder is not None:
             result.rollback = self.responder.on_incident(incident, now, detections=firing)
+        if self.explain_target is not None:  # after the alert: EXPLAIN must not delay it
+            result.incident = self._attach_plans(incident, now)
         return result
+
+    def _keep_plans_before(self, deploy: DeployMarker | None, now: float) -> None:
+        """On a deploy not seen before, keep the plans of the costliest queries before it."""
+        from querywatch.plans.evidence import snapshot_new_deploy
+
+        assert self.explain_target is not None
+        try:
+            snapshot_new_deploy(
+                self.explain_target,
+                self.store,
+                deploy,
+                self.policy,
+                now,
+                environment=self.environment,
+                statement_timeout_ms=self.explain_timeout_ms,
+            )
+        except Exception as exc:  # plan evidence must never stop detection
+            log.warning("plans before deploy %s not kept: %s", deploy.id if deploy else "?", exc)
+
+    def _attach_plans(self, incident: Incident, now: float) -> Incident:
+        """Plan evidence for the culprits that have none yet, stored on the incident."""
+        from querywatch.plans.evidence import plan_evidence
+
+        assert self.explain_target is not None
+        missing = [c.fingerprint for c in incident.culprits if c.fingerprint not in incident.plans]
+        if not missing:
+            return incident
+        try:
+            found = plan_evidence(
+                self.explain_target,
+                self.store,
+                incident,
+                fingerprints=missing,
+                now=now,
+                statement_timeout_ms=self.explain_timeout_ms,
+            )
+
+            def attach(stored: Incident) -> list[TimelineEvent]:
+                for fp, evidence in found.items():
+                    stored.plans.setdefault(fp, evidence.as_dict())
+                return []
+
+            return self.store.update_incident(incident.id, attach)
+        except Exception as exc:  # plan evidence must never stop detection
+            log.warning("plan evidence for incident %s not stored: %s", incident.id, exc)
+            return incident
 
     def _not_yet_handled(self, firing: list[Detection], now: float) -> list[Detection]:
         """Drop findings a resolved incident already covers (same deploy and query).

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from querywatch.capture.callsite import add_application_path
-from querywatch.demo.shop.db import Db, connect, is_postgres
+from querywatch.demo.shop.db import Db, connect, explain_target, is_postgres
 from querywatch.demo.shop.releases import load_release
 from querywatch.demo.shop.seed import Shape
 from querywatch.gate import CheckReport, Collector, render, run_check
@@ -47,7 +47,7 @@ def check_release(version: str, location: str, shape: Shape, workdir: Path) -> C
         collector.close()
     # No baseline: the question is "what would a first gate run say", so every finding is new.
     no_baseline = workdir / f"gate-{version}.no-baseline.json"
-    report = run_check(run, explain_dsn=location, baseline_path=no_baseline)
+    report = run_check(run, explain_dsn=explain_target(location), baseline_path=no_baseline)
     (workdir / f"gate-{version}.md").write_text(render(report, "markdown"))
     return report
 

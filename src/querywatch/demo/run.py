@@ -26,6 +26,7 @@ from querywatch.demo.deployer import Deploy, Deployer
 from querywatch.demo.gate import check_release
 from querywatch.demo.ground_truth import ReleaseQuery, changed_queries
 from querywatch.demo.load import LoadConfig, LoadGenerator, RequestRecord
+from querywatch.demo.shop.db import explain_target
 from querywatch.demo.shop.maintenance import SHOP_ENV
 from querywatch.demo.shop.releases import BAD, GOOD, load_release
 from querywatch.demo.shop.seed import Shape, seed
@@ -530,6 +531,8 @@ class _Watcher:
             environment=ENVIRONMENT,
             slo_ms=self.options.slo_ms,
             responder=self._responder(store, policy, notifier),
+            # plans of the culprits now against before the deploy, findings and index advice
+            explain_target=explain_target(self.options.shop_location),
         )
         try:
             while not self._stop.wait(CHECK_EVERY_S):

@@ -3,8 +3,8 @@
 Written by hand rather than by reflection so the stored format is explicit and stays readable to
 older and newer querywatch versions: unknown keys are ignored and missing optional keys take their
 defaults. Everything round-trips exactly (floats through JSON keep every bit; tuples come back as
-tuples). Free-form fields (``evidence``, ``health``, event ``data``) must hold JSON values; a tuple
-inside them comes back as a list.
+tuples). Free-form fields (``evidence``, ``health``, event ``data``, ``plans``) must hold JSON
+values; a tuple inside them comes back as a list.
 """
 
 from __future__ import annotations
@@ -203,13 +203,17 @@ def body_to_json(incident: Incident) -> str:
             "culprits": [culprit_to_dict(c) for c in incident.culprits],
             "triage": None if incident.triage is None else triage_to_dict(incident.triage),
             "impact": None if incident.impact is None else impact_to_dict(incident.impact),
+            "plans": incident.plans,
         }
     )
 
 
-def body_from_json(
-    text: str,
-) -> tuple[list[Detection], list[Culprit], Triage | None, Impact | None]:
+Body = tuple[list[Detection], list[Culprit], Triage | None, Impact | None, dict[str, Any]]
+
+
+def body_parts(text: str) -> Body:
+    """Detections, culprits, triage, impact and plan evidence; a body written before plan
+    evidence existed has none (``{}``)."""
     body = json.loads(text)
     triage, impact = body.get("triage"), body.get("impact")
     return (
@@ -217,7 +221,15 @@ def body_from_json(
         [culprit_from_dict(c) for c in body.get("culprits", ())],
         None if triage is None else triage_from_dict(triage),
         None if impact is None else impact_from_dict(impact),
+        dict(body.get("plans") or {}),
     )
+
+
+def body_from_json(
+    text: str,
+) -> tuple[list[Detection], list[Culprit], Triage | None, Impact | None]:
+    detections, culprits, triage, impact, _plans = body_parts(text)
+    return detections, culprits, triage, impact
 
 
 # -- the whole incident (``--json``, the API, the postmortem) -------------------------------------
@@ -243,6 +255,7 @@ def incident_to_dict(incident: Incident) -> Json:
         "triage": None if incident.triage is None else triage_to_dict(incident.triage),
         "impact": impact,
         "timeline": [event_to_dict(e) for e in incident.timeline],
+        "plans": incident.plans,
     }
 
 
@@ -261,6 +274,7 @@ def incident_from_dict(d: Json) -> Incident:
         impact=None if impact is None else impact_from_dict(impact),
         timeline=[event_from_dict(x) for x in d.get("timeline", ())],
         resolved_at=_opt_float(d.get("resolved_at")),
+        plans=dict(d.get("plans") or {}),
     )
 
 

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from querywatch.incidents.model import Incident
+from querywatch.plans.evidence import PlanEvidence
 
 
 def stamp(ts: float) -> str:
@@ -106,6 +107,8 @@ def incident_lines(i: Incident) -> list[str]:
                 lines.append(f"     at {site}{commit}")
             if c.first_seen_deploy:
                 lines.append(f"     first seen with deploy {c.first_seen_deploy}")
+            if c.fingerprint in i.plans:
+                lines += plan_lines(PlanEvidence.from_dict(i.plans[c.fingerprint]), "     ")
     if i.detections:
         lines += ["", "detections"]
         for d in i.detections:
@@ -117,3 +120,70 @@ def incident_lines(i: Incident) -> list[str]:
         tags = f"  [{', '.join(e.tags)}]" if e.tags else ""
         lines.append(f"  {stamp(e.at)}  {e.kind:<12} {who}{e.message}{by}{tags}")
     return lines
+
+
+def plan_lines(ev: PlanEvidence, indent: str = "") -> list[str]:
+    """A culprit's plan evidence: the plan now, findings, plan diff, index advice, notes."""
+    out: list[str] = []
+    more = indent + "  "
+    if ev.plan is not None:
+        kind = "EXPLAIN QUERY PLAN" if ev.dialect == "sqlite" else "EXPLAIN"
+        generic = ", generic plan" if ev.plan.get("generic") else ""
+        out.append(f"{indent}plan now ({ev.source.replace('EXPLAIN', kind, 1)}{generic}):")
+        out += [more + x for x in ev.outline()]
+        if ev.findings:
+            out.append(f"{indent}plan findings:")
+            for f in ev.findings:
+                out.append(f"{more}{f.get('severity', ''):<7} {f.get('rule')}: {f.get('message')}")
+                out.append(f"{more}        fix: {f.get('fix')}")
+        else:
+            out.append(f"{indent}plan findings: none")
+    if ev.diff is not None and ev.against is not None:
+        what = ev.against_label or "an earlier plan"
+        if ev.against.get("why") == "replaced query":
+            what += f" ({' '.join(str(ev.against.get('sql', '')).split())})"
+        out.append(f"{indent}plan diff against {what}:")
+        out += [more + x for x in ev.diff_summary]
+        before = ev.before_outline()
+        if before:
+            out.append(f"{more}plan before ({ev.against_source}):")
+            out += [more + "  " + x for x in before]
+    out += advice_lines(ev, indent)
+    if ev.notes:
+        out.append(f"{indent}plan notes:")
+        out += [f"{more}- {n}" for n in ev.notes]
+    return out
+
+
+def advice_lines(ev: PlanEvidence, indent: str = "") -> list[str]:
+    """Recommended indexes with HypoPG's cost before → after, else unvalidated candidates."""
+    if ev.advice is None:
+        return []
+    more = indent + "  "
+    recommended = ev.recommended
+    if recommended:
+        out = [f"{indent}index advice (validated with HypoPG, estimated plan cost):"]
+        for c in recommended:
+            out.append(f"{more}{c.get('ddl')}")
+            cut = c.get("improvement")
+            pct = f" ({cut:.0%} cheaper)" if isinstance(cut, int | float) else ""
+            out.append(
+                f"{more}  cost {_cost(c.get('cost_before'))} → {_cost(c.get('cost_after'))}{pct}"
+            )
+        return out
+    unvalidated = ev.unvalidated
+    if unvalidated:
+        out = [f"{indent}index advice (unvalidated: {ev.advice_note or 'no HypoPG'}):"]
+        out += [f"{more}{c.get('ddl')}  (unvalidated)" for c in unvalidated]
+        return out
+    candidates = (ev.advice or {}).get("candidates") or []
+    if candidates:
+        out = [f"{indent}index advice: no candidate index pays"]
+        out += [f"{more}{c.get('ddl')}  ({c.get('note')})" for c in candidates]
+        return out
+    note = f" ({ev.advice_note})" if ev.advice_note else ""
+    return [f"{indent}index advice: no index candidates{note}"]
+
+
+def _cost(value: object) -> str:
+    return f"{value:,.2f}" if isinstance(value, int | float) else "?"

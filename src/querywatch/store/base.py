@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
 from querywatch.errors import NotFound
-from querywatch.incidents.codec import body_from_json, body_to_json, dumps
+from querywatch.incidents.codec import body_parts, body_to_json, dumps
 from querywatch.incidents.model import EventKind, Incident, Status, TimelineEvent
 from querywatch.records import (
     WINDOW_SECONDS,
@@ -373,7 +373,7 @@ def _event_params(incident_id: str, seq: int, event: TimelineEvent) -> tuple[obj
 
 def _incident(row: Sequence[Any], timeline: list[TimelineEvent]) -> Incident:
     id_, status, opened, detected, resolved, title, deploy_id, body = row
-    detections, culprits, triage, impact = body_from_json(body)
+    detections, culprits, triage, impact, plans = body_parts(body)
     return Incident(
         id=id_,
         status=status,
@@ -387,6 +387,7 @@ def _incident(row: Sequence[Any], timeline: list[TimelineEvent]) -> Incident:
         impact=impact,
         timeline=timeline,
         resolved_at=None if resolved is None else float(resolved),
+        plans=plans,
     )
 
 

@@ -31,6 +31,16 @@ def is_postgres(location: str) -> bool:
     return is_postgres_url(location)
 
 
+def explain_target(location: str) -> str:
+    """Where querywatch EXPLAINs the shop's queries: the SQLite file, or the DSN with the
+    shop's schema on its search path (the queries name bare tables)."""
+    if not is_postgres(location):
+        return location
+    from psycopg.conninfo import make_conninfo
+
+    return make_conninfo(location, options=f"-c search_path={PG_SCHEMA}")
+
+
 def connect(location: str, *, read_only: bool = True) -> Connection:
     """Open an autocommit connection to the shop database (read-only for SQLite by default)."""
     if is_postgres(location):
