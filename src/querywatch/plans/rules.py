@@ -262,16 +262,22 @@ def _is_relabel(pred: Predicate, info: RelationInfo) -> bool:
     return target in _TEXTUAL and source in _TEXTUAL
 
 
-def function_on_indexed_column(plan: Plan, catalog: Catalog, policy: PlanPolicy) -> list[Finding]:
-    """A function or cast applied to an indexed column, so its index cannot serve the filter."""
-    out: list[Finding] = []
+def _filtered_scans_of_large(
+    plan: Plan, catalog: Catalog, policy: PlanPolicy
+) -> Iterator[tuple[PlanNode, RelationInfo]]:
+    """Scans with a filter over a relation large enough for the size rules to judge."""
     for node in plan.nodes():
         if not node.is_scan or not node.filter:
             continue
         info = catalog.for_node(node)
-        if not policy.is_large(info):
-            continue
-        assert info is not None
+        if info is not None and policy.is_large(info):
+            yield node, info
+
+
+def function_on_indexed_column(plan: Plan, catalog: Catalog, policy: PlanPolicy) -> list[Finding]:
+    """A function or cast applied to an indexed column, so its index cannot serve the filter."""
+    out: list[Finding] = []
+    for node, info in _filtered_scans_of_large(plan, catalog, policy):
         selectivity = _selectivity(node, info)
         if selectivity is not None and selectivity > policy.selective_fraction:
             continue
@@ -316,13 +322,7 @@ def function_on_indexed_column(plan: Plan, catalog: Catalog, policy: PlanPolicy)
 def leading_wildcard_like(plan: Plan, catalog: Catalog, policy: PlanPolicy) -> list[Finding]:
     """LIKE/ILIKE '%…' on a large relation: no btree index can serve it, every row is read."""
     out: list[Finding] = []
-    for node in plan.nodes():
-        if not node.is_scan or not node.filter:
-            continue
-        info = catalog.for_node(node)
-        if not policy.is_large(info):
-            continue
-        assert info is not None
+    for node, info in _filtered_scans_of_large(plan, catalog, policy):
         for pred in _own(parse_condition(node.filter, plan.dialect), node):
             if not pred.leading_wildcard or pred.negated:
                 continue
