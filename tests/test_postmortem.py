@@ -215,6 +215,25 @@ def test_measures_are_derived_from_the_facts(store: SqlStore) -> None:
     assert "Fix the rollback" not in measures and "No rollback is recorded" not in measures
 
 
+def test_an_n_plus_one_culprit_is_told_to_batch_not_to_add_an_index(store: SqlStore) -> None:
+    iid = seed(store, resolved=False)
+    loop = Detection(
+        kind="n_plus_one",
+        detected_at=T0 + 40,
+        confidence=0.96,
+        summary=f"/orders runs `{SQL}` 12 times per request",
+        fingerprint=FP,
+        normalized=SQL,
+        deploy_id="d2",
+    )
+    culprit = Culprit(FP, SQL, 58.5, "d2", (SITE,), (), ("n_plus_one",))
+    assert service.open_incident(store, [loop], [culprit], None, None, "d2", T0 + 41).id == iid
+    measures = section(render_postmortem(store, iid, now=NOW).text, "measures")
+    assert f"Batch `{SQL}` at `shop/orders.py:88`: load the rows in one query" in measures
+    assert "12 times per request" in measures
+    assert "add an index or rewrite it" not in measures
+
+
 def test_a_failed_rollback_and_a_failed_recovery_are_said(store: SqlStore) -> None:
     iid = seed(store, resolved=False)
     failed = {**ROLLBACK, "outcome": "failed", "exit_code": 3}

@@ -869,6 +869,22 @@ def _measures(f: Facts, t: _Clock, plans: PlanSection | None = None) -> Section:
 def _fix(f: Facts, s: Suspect) -> Line | None:
     """Review, index or rewrite a query that is new with the deploy or much slower."""
     t = _Clock(f.harm_start)
+    loop = next(
+        (
+            d
+            for d in f.incident.detections
+            if d.kind == "n_plus_one" and d.fingerprint == s.culprit.fingerprint
+        ),
+        None,
+    )
+    if loop is not None:  # cheap per call, costly per request: batch it, no index will help
+        return line(
+            "Batch ",
+            *_query_at(s),
+            ": load the rows in one query (a JOIN, or WHERE id IN (…)) instead of one query "
+            f"per row; {loop.summary}.",
+            source="N+1 detection on the incident",
+        )
     if s.new_in_deploy and s.during.mean_ms is not None:
         why = f"it is new with {_deploy_words(f) or 'the incident'} at {_ms(s.during.mean_ms)} ms"
         why += " per call"
