@@ -150,3 +150,31 @@ def test_watch_says_monitoring_is_blind_and_when_it_can_see_again(
     kinds = [(body["kind"], body["title"]) for body in receiver.received]
     assert [k for k, _ in kinds] == ["blind", "resolved"]
     assert "monitoring is blind" in kinds[0][1] or "blind" in kinds[0][1].lower()
+
+
+def test_watch_s_monitor_alerts_acts_and_explains_as_configured(tmp_path: Path) -> None:
+    """`querywatch watch` builds its Monitor from the settings: the same notifier as the agent
+    (regression alerts go out), the environment of its deploys, the rollback settings and the
+    monitored database for EXPLAIN."""
+    from querywatch.config import load_config
+    from querywatch.monitor import monitor_from_config
+    from querywatch.respond.setup import notifier_from_config
+
+    (tmp_path / "querywatch.toml").write_text(
+        'dsn = "postgresql://app@db.internal/shop"\n'
+        'environment = "staging"\n'
+        "[environments.staging]\n"
+        'rollback_command = "./deploy.sh {previous_version}"\n'
+        "rollback_auto = true\n"
+    )
+    cfg = load_config(environ={}, cwd=tmp_path)
+    store = open_store(tmp_path / "store.sqlite3")
+    notifier = notifier_from_config(cfg)
+    monitor = monitor_from_config(cfg, store, notifier, repo_root=tmp_path)
+    assert monitor.notifier is notifier
+    assert monitor.environment == "staging"
+    assert monitor.explain_target == "postgresql://app@db.internal/shop"
+    assert monitor.responder is not None and monitor.responder.settings.auto
+    assert monitor.responder.settings.environment == "staging"
+    assert monitor.responder.notifier is notifier
+    store.close()

@@ -100,9 +100,8 @@ def watch(
 ) -> None:
     """Poll pg_stat_statements into the store, detect regressions and alert."""
     from querywatch.capture.pg_stat_statements import PgStatStatementsSource
-    from querywatch.detect.health import health_snapshot
-    from querywatch.monitor import Monitor
-    from querywatch.respond.setup import codeowners_from_config, notifier_from_config
+    from querywatch.monitor import monitor_from_config
+    from querywatch.respond.setup import notifier_from_config
     from querywatch.watch import Agent, AgentEvent
 
     cfg = obj.config(dsn=dsn, store=store, interval=interval)
@@ -145,27 +144,15 @@ def watch(
             if not event.windows:
                 out.print(f"{stamp} no new statements")
 
-    from querywatch.respond.rollback import responder_from_config
-
     notifier = notifier_from_config(cfg, err_console)
     monitor = None
     if detect:
-        monitor = Monitor(
+        monitor = monitor_from_config(
+            cfg,
             the_store,
-            health=lambda: health_snapshot(cfg["dsn"]),
+            notifier,
             repo_root=Path.cwd(),
-            codeowners=codeowners_from_config(cfg, Path.cwd()),
-            slo_ms=cfg["slo_ms"],
-            notifier=notifier,
-            environment=cfg["environment"],
-            explain_target=cfg["dsn"],
-            explain_timeout_ms=cfg["statement_timeout_ms"],
-            responder=responder_from_config(
-                cfg,
-                the_store,
-                notifier,
-                on_event=lambda e: err_console.print(e.message, markup=False),
-            ),
+            on_event=lambda e: err_console.print(e.message, markup=False),
         )
     agent = Agent(
         source,

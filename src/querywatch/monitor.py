@@ -222,3 +222,32 @@ class Monitor:
         for delivery in self.notifier.take_deliveries():
             record_alert(self.store, incident.id, delivery.message, at=now, data=delivery.data)
         return sent
+
+
+def monitor_from_config(
+    cfg: Mapping[str, Any],
+    store: Store,
+    notifier: Notifier,
+    *,
+    repo_root: Path,
+    on_event: Callable[[TimelineEvent], None] | None = None,
+) -> Monitor:
+    """The Monitor `querywatch watch` runs: alerts through ``notifier``, the responder and plan
+    evidence as the settings say, health and EXPLAIN on the monitored database."""
+    from querywatch.detect.health import health_snapshot
+    from querywatch.respond.rollback import responder_from_config
+    from querywatch.respond.setup import codeowners_from_config
+
+    dsn = cfg["dsn"]
+    return Monitor(
+        store,
+        health=lambda: health_snapshot(dsn),
+        repo_root=repo_root,
+        codeowners=codeowners_from_config(cfg, repo_root),
+        slo_ms=cfg["slo_ms"],
+        notifier=notifier,
+        environment=cfg["environment"],
+        explain_target=dsn,
+        explain_timeout_ms=cfg["statement_timeout_ms"],
+        responder=responder_from_config(cfg, store, notifier, on_event=on_event),
+    )
