@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -548,6 +549,36 @@ def test_state_survives_a_restart(location: str, store: SqlStore) -> None:
     store.close()
     with open_store(location) as again:
         assert again.get_state("poller") == '{"calls": 2}'
+
+
+def test_state_updates_from_two_stores_never_lose_one(location: str, store: SqlStore) -> None:
+    """Two agents on one store (two connections) changing one key: every change lands, and a
+    change that raises writes nothing (what the rollback's "once per deploy" relies on)."""
+    import threading
+
+    def bump(text: str | None) -> str:
+        value = int(text or "0")
+        time.sleep(0.001)  # widen the read-change-write window
+        return str(value + 1)
+
+    def worker() -> None:
+        with open_store(location) as own:
+            for _ in range(25):
+                own.update_state("counter", bump)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.get_state("counter") == "50"
+
+    def refuse(text: str | None) -> str:
+        raise ValueError("a guard said no")
+
+    with pytest.raises(ValueError):
+        store.update_state("counter", refuse)
+    assert store.get_state("counter") == "50"
 
 
 # -- transactions and concurrency ---------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -121,7 +122,27 @@ class ResponseState:
 
     @classmethod
     def load(cls, store: Store) -> ResponseState:
-        text = store.get_state(STATE_KEY)
+        return cls.from_text(store.get_state(STATE_KEY))
+
+    @classmethod
+    def update(
+        cls, store: Store, change: Callable[[ResponseState], None], now: float | None = None
+    ) -> ResponseState:
+        """Apply ``change`` atomically: two agents sharing a store cannot both claim one deploy
+        (a guard raising inside ``change`` writes nothing)."""
+        changed: list[ResponseState] = []
+
+        def apply(text: str | None) -> str:
+            state = cls.from_text(text)
+            change(state)
+            changed.append(state)
+            return state.to_text(now)
+
+        store.update_state(STATE_KEY, apply)
+        return changed[-1]
+
+    @classmethod
+    def from_text(cls, text: str | None) -> ResponseState:
         if text is None:
             return cls()
         try:
@@ -139,20 +160,17 @@ class ResponseState:
                 f"unreadable: {err}"
             ) from err
 
-    def save(self, store: Store, now: float | None = None) -> None:
+    def to_text(self, now: float | None = None) -> str:
         now = time.time() if now is None else now
         self.noted = {k: at for k, at in self.noted.items() if now - at <= FORGET_NOTED_S}
-        store.set_state(
-            STATE_KEY,
-            json.dumps(
-                {
-                    "version": STATE_VERSION,
-                    "rollbacks": {k: asdict(v) for k, v in self.rollbacks.items()},
-                    "last_rollback": self.last_rollback,
-                    "noted": self.noted,
-                },
-                sort_keys=True,
-            ),
+        return json.dumps(
+            {
+                "version": STATE_VERSION,
+                "rollbacks": {k: asdict(v) for k, v in self.rollbacks.items()},
+                "last_rollback": self.last_rollback,
+                "noted": self.noted,
+            },
+            sort_keys=True,
         )
 
 

@@ -12,7 +12,6 @@ Every step is an event on the incident timeline.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -58,8 +57,6 @@ from querywatch.store.base import Store
 AGENT = "querywatch"
 #: Detection kinds that blame one query on one deploy (what a rollback can undo).
 _BLAMING = ("deploy_regression", "new_fingerprint")
-# One claim at a time in this process: two API requests must not both pass "once per deploy".
-_CLAIM = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,8 +446,8 @@ class Responder:
         self, deploy: DeployMarker, incident: Incident, trigger: Trigger, by: str, now: float
     ) -> None:
         """Write "running" before running, re-checking the state-based guards under a lock."""
-        with _CLAIM:
-            state = ResponseState.load(self.store)
+
+        def claim(state: ResponseState) -> None:
             check_once_per_deploy(state, deploy)
             check_cooldown(state, deploy.environment, self.settings.cooldown_s, now)
             state.rollbacks[deploy.id] = RollbackRecord(
@@ -464,14 +461,16 @@ class Responder:
                 now,
             )
             state.last_rollback[deploy.environment] = now
-            state.save(self.store, now)
+
+        ResponseState.update(self.store, claim, now)
 
     def _complete(self, deploy_id: str, outcome: str, at: float) -> None:
-        with _CLAIM:
-            state = ResponseState.load(self.store)
+
+        def complete(state: ResponseState) -> None:
             record = state.rollbacks[deploy_id]
             record.outcome, record.completed_at = outcome, at
-            state.save(self.store, at)
+
+        ResponseState.update(self.store, complete, at)
 
     def _evidence_check(
         self,
@@ -677,13 +676,14 @@ class Responder:
 
     def _first_time(self, key: str) -> bool:
         """True once per key: the automatic path says each thing once, not at every check."""
-        with _CLAIM:
-            state = ResponseState.load(self.store)
-            if key in state.noted:
-                return False
-            state.noted[key] = self.clock()
-            state.save(self.store, self.clock())
-            return True
+        first: list[bool] = []
+
+        def note(state: ResponseState) -> None:
+            first.append(key not in state.noted)
+            state.noted.setdefault(key, self.clock())
+
+        ResponseState.update(self.store, note, self.clock())
+        return first[-1]
 
     # -- runbook steps on demand ----------------------------------------------------------------
 
@@ -774,13 +774,17 @@ class Responder:
             checked = self._check_recovery(record, now)
             if checked is None:
                 continue
-            with _CLAIM:
-                state = ResponseState.load(self.store)
-                saved = state.rollbacks.get(record.deploy_id)
+
+            verdict = "recovered" if checked.recovered else "not_recovered"
+
+            def verified(
+                state: ResponseState, deploy_id: str = record.deploy_id, verdict: str = verdict
+            ) -> None:
+                saved = state.rollbacks.get(deploy_id)
                 if saved is not None:
-                    saved.verified = "recovered" if checked.recovered else "not_recovered"
-                    saved.verified_at = now
-                    state.save(self.store, now)
+                    saved.verified, saved.verified_at = verdict, now
+
+            ResponseState.update(self.store, verified, now)
             results.append(checked)
         return results
 

@@ -77,6 +77,11 @@ class Store(Protocol):
 
     def set_state(self, key: str, value: str) -> None: ...
 
+    def update_state(self, key: str, change: Callable[[str | None], str]) -> str:
+        """Read, change and write one state value in one transaction that no other writer of
+        the same key (another process included) can interleave with; returns the new value.
+        An exception in ``change`` writes nothing."""
+
     def apply_retention(self, now: float, retention: Retention = Retention()) -> None:
         """Roll 10 s buckets older than the raw horizon into 1 min buckets; drop what is too old."""
 
@@ -583,6 +588,19 @@ class SqlStore(ABC):
 
     def set_state(self, key: str, value: str) -> None:
         self._run(lambda tx: tx.run(_UPSERT_STATE, (key, value)))
+
+    def update_state(self, key: str, change: Callable[[str | None], str]) -> str:
+        def update(tx: Tx) -> str:
+            self._lock_state(tx, key)
+            rows = tx.rows("SELECT value FROM state WHERE key = ?", (key,))
+            value = change(str(rows[0][0]) if rows else None)
+            tx.run(_UPSERT_STATE, (key, value))
+            return value
+
+        return self._run(update)
+
+    def _lock_state(self, tx: Tx, key: str) -> None:  # noqa: B027 - an optional hook
+        """Serialize writers of ``key``: on SQLite, BEGIN IMMEDIATE already does."""
 
     def get_state(self, key: str) -> str | None:
         rows = self._run(

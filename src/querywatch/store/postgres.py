@@ -80,6 +80,11 @@ class PostgresStore(SqlStore):
         if not tx.rows("SELECT 1 FROM pg_namespace WHERE nspname = ?", (SCHEMA,)):
             tx.run(f"CREATE SCHEMA {SCHEMA}")
 
+    def _lock_state(self, tx: Tx, key: str) -> None:
+        # Row locks cannot cover a key not yet written; a transaction-scoped advisory lock on
+        # the key does, and agents sharing this store all take it.
+        tx.run("SELECT pg_advisory_xact_lock(hashtext(?), hashtext(?))", ("querywatch.state", key))
+
     def _run(self, fn: Callable[[_PgTx], T], *, write: bool = True) -> T:
         with self._lock:
             for attempt in (1, 2):
