@@ -60,9 +60,10 @@ ENVIRONMENT = "demo"
 RECOVERY_CHECK_S = 12.0
 RECOVERY_GRACE_S = 40.0
 
-#: The name of the runbook step the demo runs after the rollback, and the postmortem's file name.
+#: The name of the runbook step the demo runs after the rollback, and the postmortem's file name
+#: (one per incident: the demo's store, and so its incidents, outlive a run).
 CACHE_FLUSH = "cache-flush"
-POSTMORTEM_FILE = "postmortem.md"
+POSTMORTEM_FILE = "postmortem-{incident}.md"
 
 
 @dataclass(frozen=True)
@@ -389,7 +390,7 @@ def run_demo(
         if watcher.incident is not None:
             from querywatch.incidents.postmortem import write_postmortem
 
-            postmortem_path = options.workdir / POSTMORTEM_FILE
+            postmortem_path = options.workdir / POSTMORTEM_FILE.format(incident=watcher.incident.id)
             write_postmortem(store, watcher.incident.id, postmortem_path)
             watcher.incident = store.get_incident(watcher.incident.id) or watcher.incident
     finally:
