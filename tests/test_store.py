@@ -539,6 +539,29 @@ def test_retention_horizons_are_configurable(store: SqlStore) -> None:
     assert [(w.window_start, w.calls) for w in store.statement_windows()] == [(now - 600, 1)]
 
 
+def test_retention_drops_per_deploy_state_with_old_deploys_and_keeps_the_rest(
+    store: SqlStore,
+) -> None:
+    from querywatch.deploys import schema_state_key
+    from querywatch.plans.evidence import before_key
+    from querywatch.records import DeployMarker
+
+    now = T0 + 30 * DAY
+    store.record_deploy(DeployMarker("old", "v1", None, "production", now - 20 * DAY))
+    store.record_deploy(DeployMarker("new", "v2", None, "production", now - DAY))
+    for deploy_id in ("old", "new"):
+        store.set_state(schema_state_key(deploy_id), "{}")
+        store.set_state(before_key(deploy_id), "{}")
+    store.set_state("respond", "{}")
+    store.apply_retention(now)  # 1-minute windows are kept 14 days
+    assert store.get_state(schema_state_key("old")) is None
+    assert store.get_state(before_key("old")) is None
+    assert store.get_state(schema_state_key("new")) == "{}"
+    assert store.get_state(before_key("new")) == "{}"
+    assert store.get_state("respond") == "{}"  # not per deploy: kept
+    assert [d.id for d in store.deploys()] == ["old", "new"]  # markers are never expired
+
+
 # -- state --------------------------------------------------------------------------------------
 
 
@@ -554,7 +577,6 @@ def test_state_survives_a_restart(location: str, store: SqlStore) -> None:
 def test_state_updates_from_two_stores_never_lose_one(location: str, store: SqlStore) -> None:
     """Two agents on one store (two connections) changing one key: every change lands, and a
     change that raises writes nothing (what the rollback's "once per deploy" relies on)."""
-    import threading
 
     def bump(text: str | None) -> str:
         value = int(text or "0")

@@ -27,7 +27,7 @@ from querywatch.dsn import redact
 from querywatch.errors import InvalidTransition, NotFound, QuerywatchError
 from querywatch.records import DeployMarker
 from querywatch.schema import SchemaDiff, SchemaSnapshot, SnapshotError, diff, snapshot
-from querywatch.store.base import Store
+from querywatch.store.base import DEPLOY_STATE_PREFIXES, Store
 from querywatch.timespec import parse_time
 from querywatch.web.envelope import dumps, success
 
@@ -259,7 +259,7 @@ def _duration(marker: DeployMarker) -> str:
 
 def schema_state_key(deploy_id: str) -> str:
     """The store state key holding the schema snapshot taken when the deploy started."""
-    return f"schema:{deploy_id}"
+    return f"{DEPLOY_STATE_PREFIXES[0]}{deploy_id}"
 
 
 def record_start_schema(

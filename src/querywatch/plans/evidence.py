@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from querywatch.plans.model import Dialect, Plan, PlanNode
+from querywatch.store.base import DEPLOY_STATE_PREFIXES
 
 if TYPE_CHECKING:
     from querywatch.detect.policy import Policy
@@ -56,7 +57,7 @@ def last_deploy_key(environment: str | None = None) -> str:
 
 def before_key(deploy_id: str) -> str:
     """State key of the plans kept before ``deploy_id``."""
-    return f"plans:before:{deploy_id}"
+    return f"{DEPLOY_STATE_PREFIXES[1]}{deploy_id}"
 
 
 def utc(ts: float) -> str:

@@ -44,6 +44,12 @@ class Retention:
     minute_seconds: int = 14 * 24 * 3600
 
 
+#: State kept per deploy, under ``prefix + deploy id`` (the schema snapshot taken at its start,
+#: the plans kept before it): it goes with the 1-minute windows' horizon, counted from the
+#: deploy's start, since by then no detection compares against that deploy any more.
+DEPLOY_STATE_PREFIXES = ("schema:", "plans:before:")
+
+
 class Store(Protocol):
     """Everything querywatch keeps. Writes are batched and transactional: a batch lands whole."""
 
@@ -83,7 +89,8 @@ class Store(Protocol):
         An exception in ``change`` writes nothing."""
 
     def apply_retention(self, now: float, retention: Retention = Retention()) -> None:
-        """Roll 10 s buckets older than the raw horizon into 1 min buckets; drop what is too old."""
+        """Roll 10 s buckets older than the raw horizon into 1 min buckets; drop what is too old
+        (per-deploy state of deploys older than that too; the markers themselves stay)."""
 
     def record_deploy(self, marker: DeployMarker) -> None:
         """Record a deploy, or update the one with the same id (e.g. to set ``finished_at``).
@@ -647,6 +654,12 @@ class SqlStore(ABC):
                 "DELETE FROM call_sites WHERE fingerprint NOT IN "
                 "(SELECT fingerprint FROM fingerprints)"
             )
+            for prefix in DEPLOY_STATE_PREFIXES:
+                tx.run(
+                    "DELETE FROM state WHERE key IN "
+                    "(SELECT CAST(? AS TEXT) || id FROM deploys WHERE started_at < ?)",
+                    (prefix, oldest),
+                )
 
         self._run(roll)
 
