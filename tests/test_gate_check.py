@@ -77,6 +77,25 @@ def test_n_plus_one_is_flagged_above_k_at_its_call_site(tmp_path: Path) -> None:
     assert quiet.new == [] and quiet.exit_code == 0
 
 
+def test_progress_counts_every_checked_statement_once(tmp_path: Path) -> None:
+    make_db(tmp_path / "app.db")
+
+    def body(conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN")  # not a query: neither checked nor counted
+        conn.execute("SELECT count(*) FROM orders").fetchall()
+        home_page(conn, 2)
+        conn.execute("COMMIT")
+
+    seen: list[tuple[int, int]] = []
+    report = run_check(
+        record(tmp_path, body),
+        baseline_path=tmp_path / "baseline.json",
+        on_progress=lambda done, total: seen.append((done, total)),
+    )
+    assert len(report.queries) == 2
+    assert seen == [(1, 2), (2, 2)]
+
+
 def test_one_n_plus_one_finding_names_the_worst_test(tmp_path: Path) -> None:
     make_db(tmp_path / "app.db")
     collector = Collector()

@@ -19,7 +19,7 @@ that could not be checked can be accepted into the baseline like a finding (its 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -149,9 +149,11 @@ def run_check(
     update_baseline: bool = False,
     source_paths: Sequence[str | os.PathLike[str]] = (),
     statement_timeout_ms: int = 5000,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> CheckReport:
     """Check ``run`` and compare it with the baseline; with ``update_baseline`` write a baseline
-    that accepts the current state. Raises GateInputError when the gate cannot check at all."""
+    that accepts the current state. Raises GateInputError when the gate cannot check at all.
+    ``on_progress(done, total)`` hears about each statement checked (EXPLAIN takes time)."""
     if max_repeats < 1:
         raise GateInputError(f"--max-repeats must be 1 or more, not {max_repeats}")
     baseline = Baseline.load(baseline_path)
@@ -165,10 +167,12 @@ def run_check(
     with ExplainSessions(statement_timeout_ms=statement_timeout_ms) as explainer:
         if explicit is not None:
             explainer.probe(explicit)  # unreachable --explain-dsn: GateInputError, exit 2
-        for stmt in sorted(run.statements.values(), key=lambda s: s.fingerprint):
-            if not is_plannable(stmt.normalized):
-                continue  # BEGIN, SET, PRAGMA, DDL: nothing to lint, plan or count
+        # BEGIN, SET, PRAGMA, DDL: nothing to lint, plan or count
+        todo = [s for s in run.statements.values() if is_plannable(s.normalized)]
+        for done, stmt in enumerate(sorted(todo, key=lambda s: s.fingerprint), start=1):
             report.queries.append(_check_statement(run, stmt, explicit, explainer, max_repeats))
+            if on_progress is not None:
+                on_progress(done, len(todo))
     report.queries.extend(_check_sources(source_paths, _source_dialect(run)))
     _compare(report, baseline, max_repeats)
     no_db = [q for q in report.queries if q.note and q.note.startswith("in-memory")]

@@ -6,12 +6,15 @@ Exit codes: 0 clean (or everything accepted by the baseline), 1 new findings or 
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import click
+from rich.console import Console
+from rich.progress import Progress
 
 from querywatch.errors import QuerywatchError
 from querywatch.gate.baseline import DEFAULT_BASELINE_PATH
@@ -106,15 +109,17 @@ def make_command(config_of: ConfigOf) -> click.Command:
                 run = GateRun()  # a source-only check
             else:
                 run = GateRun.load(run_path)
-            report = run_check(
-                run,
-                explain_dsn=explain_dsn,
-                baseline_path=baseline,
-                max_repeats=max_repeats,
-                update_baseline=update_baseline,
-                source_paths=sources,
-                statement_timeout_ms=timeout,
-            )
+            with _progress() as on_progress:
+                report = run_check(
+                    run,
+                    explain_dsn=explain_dsn,
+                    baseline_path=baseline,
+                    max_repeats=max_repeats,
+                    update_baseline=update_baseline,
+                    source_paths=sources,
+                    statement_timeout_ms=timeout,
+                    on_progress=on_progress,
+                )
             to_stdout = [fmt for i, fmt in enumerate(chosen) if i >= len(outputs)]
             for fmt, path in zip(chosen, outputs, strict=False):
                 try:
@@ -135,6 +140,23 @@ def make_command(config_of: ConfigOf) -> click.Command:
             sys.exit(report.exit_code)
 
     return check
+
+
+@contextlib.contextmanager
+def _progress() -> Iterator[Callable[[int, int], None] | None]:
+    """A transient bar on a terminal's stderr while statements are EXPLAINed; nothing in CI
+    logs (not a terminal), where the report alone is wanted."""
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield None
+        return
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("checking queries", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
 
 
 def register(cli: click.Group, config_of: ConfigOf) -> None:
