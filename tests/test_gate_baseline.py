@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Callable
@@ -10,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import assert_one_line_error, run_cli
-from querywatch.gate import Baseline, Collector, GateInputError, GateRun, run_check
-from querywatch.gate.connections import patch
+from gate_helpers import record_test
+from querywatch.gate import Baseline, GateInputError, run_check
 
 LOOKUP = "SELECT id, total_cents FROM orders WHERE customer_id = ?"
 
@@ -40,17 +41,7 @@ def lookups(n: int) -> Callable[[sqlite3.Connection], None]:
     return body
 
 
-def record(db: Path, body: Callable[[sqlite3.Connection], None]) -> GateRun:
-    collector = Collector()
-    undo = patch(collector)
-    try:
-        conn = sqlite3.connect(db)
-        with collector.test("tests/test_shop.py::test_page"):
-            body(conn)
-        conn.close()
-    finally:
-        undo()
-    return collector.close()
+record = functools.partial(record_test, test_id="tests/test_shop.py::test_page")
 
 
 @pytest.fixture

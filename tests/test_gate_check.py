@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from cli_helpers import assert_one_line_error, run_cli
+from gate_helpers import record_test
 from querywatch.gate import Collector, GateRun, run_check
 from querywatch.gate.collect import GateInputError
 from querywatch.gate.connections import patch
@@ -46,17 +47,8 @@ def home_page(conn: sqlite3.Connection, customers: int) -> list[int]:
 
 
 def record(tmp_path: Path, body, *, test_id: str = "tests/test_app.py::test_home") -> GateRun:
-    """Run ``body(conn)`` as one test, with a connection opened through the patched connect."""
-    collector = Collector()
-    undo = patch(collector)
-    try:
-        conn = sqlite3.connect(tmp_path / "app.db")
-        with collector.test(test_id):
-            body(conn)
-        conn.close()
-    finally:
-        undo()
-    return collector.close()
+    """Run ``body(conn)`` as one test on ``tmp_path/app.db``."""
+    return record_test(tmp_path / "app.db", body, test_id)
 
 
 def test_n_plus_one_is_flagged_above_k_at_its_call_site(tmp_path: Path) -> None:

@@ -3,11 +3,11 @@ pull request, the terminal, and `querywatch check --format ... -o ...`."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sqlite3
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,8 @@ import pytest
 import xmlschema
 
 from cli_helpers import run_cli
-from querywatch.gate import CheckReport, Collector, GateRun, render, run_check
-from querywatch.gate.connections import patch
+from gate_helpers import record_test
+from querywatch.gate import CheckReport, render, run_check
 
 SCHEMAS = Path(__file__).parent / "fixtures" / "schemas"
 CAST_QUERY = "SELECT id FROM orders WHERE CAST(customer_id AS TEXT) = ? || ''"
@@ -54,17 +54,7 @@ CAST_LINE = next(
 )
 
 
-def record(db: Path, body: Callable[[sqlite3.Connection], None]) -> GateRun:
-    collector = Collector()
-    undo = patch(collector)
-    try:
-        conn = sqlite3.connect(db)
-        with collector.test("tests/test_shop.py::test_home"):
-            body(conn)
-        conn.close()
-    finally:
-        undo()
-    return collector.close()
+record = functools.partial(record_test, test_id="tests/test_shop.py::test_home")
 
 
 @pytest.fixture
