@@ -7,11 +7,31 @@ Markdown, JUnit XML, SARIF) and the postmortem print them the same way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
+"""Most to least severe. ``info`` is advice: it never fails the CI gate (SARIF level ``note``)."""
+
+CheckT = TypeVar("CheckT", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, slots=True)
+class Rule(Generic[CheckT]):
+    """One rule, plan or lint, registered the same way: a module named after the rule defines
+    ``RULE = Rule(id, severity, summary, check)``, and its package lists the modules' rules in
+    one ordered tuple (``querywatch.plans.rules.RULES``, ``querywatch.sql.rules.RULES``).
+
+    ``id`` is the stable slug users suppress and baselines record; ``severity`` is stated here
+    once and carried by every finding the check returns; ``summary`` is the line docs list.
+    """
+
+    id: str
+    severity: Severity
+    summary: str
+    check: CheckT
 
 
 @dataclass(frozen=True, slots=True)
