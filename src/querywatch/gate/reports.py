@@ -7,7 +7,6 @@ names the query (normalized, never literal values), its call site, the rule and 
 
 from __future__ import annotations
 
-import inspect
 import io
 import json
 import os
@@ -298,12 +297,11 @@ def _rule_help(rule: str, example: Finding) -> str:
     except ImportError:  # pragma: no cover - lint ships with querywatch
         pass
     try:
-        from querywatch.plans import rules as plan_rules
+        from querywatch.plans.rules import rule_by_id
 
-        described = plan_rules.RULES.get(rule)
-        doc = inspect.getdoc(described) if described is not None else None
-        if doc:
-            return " ".join(doc.split("\n\n")[0].split())
+        described = rule_by_id(rule)
+        if described is not None:
+            return described.summary
     except ImportError:
         pass
     return example.message

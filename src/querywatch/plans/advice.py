@@ -29,8 +29,8 @@ from querywatch.pg import reason, tagged
 from querywatch.plans.catalog import Catalog, RelationInfo, create_index_sql, quote_ident
 from querywatch.plans.explain import Explainer, ExplainError
 from querywatch.plans.model import Dialect, Plan, PlanNode
+from querywatch.plans.policy import PlanPolicy
 from querywatch.plans.predicates import Predicate, TableRef, parse_condition, statement_shape
-from querywatch.plans.rules import PlanPolicy
 from querywatch.sql import fingerprint
 
 NO_HYPOPG = (

@@ -311,9 +311,22 @@ def node_from_postgres(raw: dict[str, Any], workers: int | None = None) -> PlanN
         parallel_aware=parallel,
         workers=workers if parallel else None,
     )
-    for key in ("Strategy", "Subplan Name", "Workers Planned", "Scan Direction", "Heap Fetches"):
+    for key in (
+        "Strategy",
+        "Subplan Name",
+        "Workers Planned",
+        "Scan Direction",
+        "Heap Fetches",
+        "Rows Removed by Index Recheck",
+        "Rows Removed by Join Filter",
+        "Cache Hits",
+        "Cache Misses",
+        "Inner Unique",
+    ):
         if key in raw:
             node.extra[key] = raw[key]
+    if node.node_type in ("Aggregate", "Group", "Unique", "Result") and "Output" in raw:
+        node.extra["Output"] = list(raw["Output"])  # aggregate calls vs plain columns
     for key in ("Workers",):
         if key in raw:  # parallel workers' own sort figures (ANALYZE)
             node.extra[key] = raw[key]

@@ -1,0 +1,154 @@
+"""What every plan rule shares: the context a check reads, and helpers for figures and fixes.
+
+A check is ``check(ctx: PlanContext) -> list[Finding]``. The context holds the plan, the catalog
+(real sizes, indexes, statistics), the policy (thresholds), the validated index advice when the
+caller computed it, the findings of the rules before it in ``RULES``, and the work estimate
+(``ctx.work``: how many rows each node reads and returns, over all its executions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from querywatch.findings import Finding
+from querywatch.plans.catalog import Catalog, RelationInfo, create_index_sql
+from querywatch.plans.model import Plan, PlanNode
+from querywatch.plans.policy import PlanPolicy
+from querywatch.plans.predicates import Predicate
+from querywatch.plans.rules._work import Work, reads_everything
+
+full_read = reads_everything
+
+if TYPE_CHECKING:  # advice imports the policy, not the rules: no cycle at run time
+    from querywatch.plans.advice import Advice
+
+
+@dataclass(slots=True)
+class PlanContext:
+    """Everything a rule may judge by, for one plan."""
+
+    plan: Plan
+    catalog: Catalog
+    policy: PlanPolicy
+    advice: Advice | None = None
+    found: list[Finding] = field(default_factory=list)  # findings of the rules listed before
+    _work: Work | None = None
+
+    @property
+    def work(self) -> Work:
+        if self._work is None:
+            self._work = Work(self.plan, self.catalog)
+        return self._work
+
+
+PlanCheck = Callable[[PlanContext], list[Finding]]
+"""What a rule's ``check`` is."""
+
+# Bytes a sorted or hashed tuple takes in memory beyond its data (PostgreSQL's tuple header).
+TUPLE_OVERHEAD = 24
+
+
+def rel_name(node: PlanNode) -> str:
+    assert node.relation is not None
+    return f"{node.schema}.{node.relation}" if node.schema else node.relation
+
+
+def evidence(node: PlanNode, info: RelationInfo | None, **more: Any) -> dict[str, Any]:
+    ev: dict[str, Any] = {
+        "node": node.node_type,
+        "relation": rel_name(node) if node.relation else None,
+        "rows": rnd(node.rows_all),
+        "rows_source": "actual" if node.actual_rows is not None else "estimated",
+        "cost": node.total_cost,
+    }
+    if info is not None:
+        ev["table_rows"] = rnd(info.rows)
+        ev["table_bytes"] = info.size_bytes
+    ev.update({k: v for k, v in more.items() if v is not None})
+    return ev
+
+
+def rnd(value: float | None) -> float | None:
+    if value is None:
+        return None
+    return round(value, 4) if value < 1 else round(value)
+
+
+def own(preds: list[Predicate], node: PlanNode) -> list[Predicate]:
+    """Predicates on this scan's own columns (bare, or qualified by its alias/relation)."""
+    mine = {node.alias, node.relation, None}
+    return [p for p in preds if p.qualifier in mine]
+
+
+def fmt_rows(value: float | None) -> str:
+    return "?" if value is None else f"{value:,.0f}"
+
+
+def pct(value: float | None) -> str:
+    if value is None:
+        return "unknown"
+    if value == 0:
+        return "none"
+    return f"{value:.2%}" if value >= 0.0001 else f"{value:.4%}"
+
+
+def selectivity_of(node: PlanNode, info: RelationInfo | None) -> float | None:
+    rows = node.rows_all
+    if rows is None or info is None or not info.rows:
+        return None
+    return min(rows / info.rows, 1.0)
+
+
+def ancestors(node: PlanNode, parents: dict[int, PlanNode]) -> Iterator[PlanNode]:
+    current = parents.get(id(node))
+    while current is not None:
+        yield current
+        current = parents.get(id(current))
+
+
+def ddl(node: PlanNode, keys: list[str], dialect: str) -> str:
+    assert node.relation is not None
+    return create_index_sql(
+        node.schema, node.relation, keys, dialect="sqlite" if dialect == "sqlite" else "postgres"
+    )
+
+
+_INDEXABLE = ("eq", "in", "range", "null")
+
+
+def indexable(preds: list[Predicate]) -> list[Predicate]:
+    """AND-ed comparisons a plain btree index on the bare column could serve."""
+    return [
+        p
+        for p in preds
+        if p.top_level
+        and p.wrapper is None
+        and p.kind in _INDEXABLE
+        and not p.negated
+        and not (p.kind == "null" and p.negated)
+    ]
+
+
+def key_order(preds: list[Predicate], info: RelationInfo | None) -> list[str]:
+    """Index key order: equality columns first (most distinct values first), then one range."""
+    eq = [p.column for p in preds if p.kind in ("eq", "in", "null")]
+    rng = [p.column for p in preds if p.kind == "range"]
+    eq = list(dict.fromkeys(eq))
+    if info is not None:
+        eq.sort(key=lambda c: -(info.distinct_values(c) or 0))
+    keys = eq + [c for c in rng[:1] if c not in eq]
+    return keys
+
+
+def filtered_scans_of_large(
+    plan: Plan, catalog: Catalog, policy: PlanPolicy
+) -> Iterator[tuple[PlanNode, RelationInfo]]:
+    """Scans with a filter over a relation large enough for the size rules to judge."""
+    for node in plan.nodes():
+        if not node.is_scan or not node.filter:
+            continue
+        info = catalog.for_node(node)
+        if info is not None and policy.is_large(info):
+            yield node, info

@@ -1,0 +1,196 @@
+"""How much work each plan node does: rows read and returned over all its executions.
+
+A DBA reads a plan by asking how much it does for what it returns. EXPLAIN gives rows per
+execution; this module multiplies them out. With ANALYZE the figures are actual (rows × loops,
+plus rows a filter threw away). Without, they are the planner's own estimates, walked top-down:
+
+- a node runs once per execution of its parent, except the inner side of a Nested Loop (once per
+  outer row) and a correlated SubPlan (once per row its parent evaluates it for); a hashed SubPlan,
+  an InitPlan and the child of a Materialize run once;
+- a node under a LIMIT with nothing blocking in between (no Sort, Hash, plain or hashed
+  Aggregate) is stopped early: it produces only the fraction of its rows the LIMIT pulls;
+- a Seq Scan (or an index scan with no index condition) reads every row of its relation, as the
+  catalog counts them, whatever its filter keeps.
+
+The result is right to an order of magnitude, which is what the rules' thresholds need.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from querywatch.plans.catalog import Catalog
+from querywatch.plans.model import Plan, PlanNode
+
+# Nodes that consume all their input before returning a first row.
+_BLOCKING = frozenset({"Sort", "Hash", "Materialize", "SetOp", "Incremental Sort"})
+_SUBPLAN_REF = re.compile(r"(hashed )?(SubPlan \d+)")
+
+
+class Work:
+    """Per-node executions, rows returned and rows read, for one plan."""
+
+    def __init__(self, plan: Plan, catalog: Catalog) -> None:
+        self.plan = plan
+        self.catalog = catalog
+        self._execs: dict[int, float] = {}
+        self._frac: dict[int, float] = {}
+        self._parents = plan.parents()
+        self._hashed = {
+            m.group(2)
+            for n in plan.nodes()
+            for text in n.conditions() + list(n.extra.get("Output") or [])
+            for m in _SUBPLAN_REF.finditer(text)
+            if m.group(1)
+        }
+        self._visit(plan.root, 1.0, 1.0)
+
+    # --- what rules ask -------------------------------------------------------------------------
+
+    def executions(self, node: PlanNode) -> float:
+        """How many times the node runs (actual loops with ANALYZE, else estimated)."""
+        if node.analyzed:
+            if node.parallel_aware:
+                return 1.0 if node.actual_loops else 0.0
+            return node.actual_loops or 0.0
+        return self._execs.get(id(node), 1.0)
+
+    def rows_out(self, node: PlanNode) -> float | None:
+        """Rows the node returns over all its executions."""
+        if node.analyzed:
+            if node.actual_rows is None:
+                return None
+            return node.actual_rows * (node.actual_loops or 0.0)
+        rows = node.est_rows_all
+        if rows is None:
+            return None
+        return rows * self._frac.get(id(node), 1.0) * self._execs.get(id(node), 1.0)
+
+    def rows_per_execution(self, node: PlanNode) -> float | None:
+        """Rows one execution returns (all parallel workers), as far as its parent pulls."""
+        total = self.rows_out(node)
+        execs = self.executions(node)
+        if total is None:
+            return None
+        return total / execs if execs else 0.0
+
+    def rows_read(self, node: PlanNode) -> float | None:
+        """Rows a scan reads over all its executions (before its filter), None if unknown."""
+        if not node.is_scan:
+            return self.rows_out(node)
+        if node.analyzed:
+            if node.actual_rows is None:
+                return None
+            removed = (node.rows_removed_by_filter or 0) + float(
+                node.extra.get("Rows Removed by Index Recheck") or 0
+            )
+            return (node.actual_rows + removed) * (node.actual_loops or 0.0)
+        per_exec = self.full_read_rows(node)
+        if per_exec is None:
+            per_exec = node.est_rows_all
+        if per_exec is None:
+            return None
+        return per_exec * self._frac.get(id(node), 1.0) * self._execs.get(id(node), 1.0)
+
+    def full_read_rows(self, node: PlanNode) -> float | None:
+        """The relation's rows when the scan reads all of it (Seq Scan, index walk), else None."""
+        if not reads_everything(node):
+            return None
+        info = self.catalog.for_node(node)
+        return info.rows if info is not None and info.rows is not None else None
+
+    def read_below(self, node: PlanNode, *, subplans: bool = True) -> float:
+        """Rows read by every scan in the node's subtree (SubPlans and InitPlans included unless
+        told not to)."""
+        total = 0.0
+        for scan in scans_below(node, subplans=subplans):
+            total += self.rows_read(scan) or 0.0
+        return total
+
+    def subplan_executions(self, subplan: PlanNode) -> float:
+        return self.executions(subplan)
+
+    def is_hashed(self, subplan: PlanNode) -> bool:
+        return str(subplan.extra.get("Subplan Name")) in self._hashed
+
+    def parent(self, node: PlanNode) -> PlanNode | None:
+        return self._parents.get(id(node))
+
+    # --- the estimate ---------------------------------------------------------------------------
+
+    def _visit(self, node: PlanNode, execs: float, frac: float) -> None:
+        self._execs[id(node)] = execs
+        self._frac[id(node)] = frac
+        regular = [c for c in node.children if c.parent_relationship not in _SIDE]
+        for child in node.children:
+            rel = child.parent_relationship
+            if rel == "InitPlan":
+                self._visit(child, min(execs, 1.0), 1.0)
+            elif rel == "SubPlan":
+                if self.is_hashed(child):
+                    self._visit(child, min(execs, 1.0), 1.0)
+                else:
+                    self._visit(child, self._evaluations(node, regular) * execs * frac, 1.0)
+        if not regular:
+            return
+        kind = node.node_type
+        if kind == "Nested Loop" and len(regular) == 2:
+            outer, inner = regular
+            self._visit(outer, execs, frac)
+            outer_rows = (outer.est_rows_all or 1.0) * frac
+            self._visit(inner, execs * max(outer_rows, 1.0), 1.0)
+            return
+        if kind == "Limit":
+            child = regular[0]
+            wanted = (node.est_rows_all or 0.0) + float(self.plan.offset or 0)
+            have = child.est_rows_all or 0.0
+            share = min(1.0, wanted / have) if have > 0 else 1.0
+            self._visit(child, execs, frac * share)
+            for other in regular[1:]:
+                self._visit(other, execs, frac)
+            return
+        if kind == "Hash Join" and len(regular) == 2:
+            self._visit(regular[0], execs, frac)
+            self._visit(regular[1], execs, 1.0)
+            return
+        if kind == "Materialize":
+            for child in regular:
+                self._visit(child, min(execs, 1.0), 1.0)
+            return
+        blocking = kind in _BLOCKING or (
+            kind == "Aggregate" and node.extra.get("Strategy") in ("Plain", "Hashed", "Mixed")
+        )
+        for child in regular:
+            self._visit(child, execs, 1.0 if blocking else frac)
+
+    def _evaluations(self, node: PlanNode, regular: list[PlanNode]) -> float:
+        """Rows a node evaluates a correlated SubPlan for (per execution of the node)."""
+        if node.is_scan:
+            full = self.full_read_rows(node)
+            if full is not None:
+                return full
+            return node.est_rows_all or 1.0
+        if regular:
+            return max(c.est_rows_all or 0.0 for c in regular) or 1.0
+        return node.est_rows_all or 1.0
+
+
+_SIDE = ("InitPlan", "SubPlan")
+
+
+def reads_everything(node: PlanNode) -> bool:
+    """A Seq Scan, or an index scan with no index condition (it walks the whole index)."""
+    if node.node_type == "Seq Scan":
+        return True
+    return node.node_type in ("Index Scan", "Index Only Scan") and not node.index_cond
+
+
+def scans_below(node: PlanNode, *, subplans: bool = True) -> Iterator[PlanNode]:
+    """Scans in the node's subtree, optionally without SubPlans and InitPlans."""
+    if node.is_scan:
+        yield node
+    for child in node.children:
+        if not subplans and child.parent_relationship in _SIDE:
+            continue
+        yield from scans_below(child, subplans=subplans)
