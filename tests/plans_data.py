@@ -8,6 +8,11 @@ One PostgreSQL database per test session (built once, ~2 s) and one SQLite file 
 - ``orders_keyed``: the same 200,000 rows, plus indexes on ``customer_id`` and ``note``.
 - ``orders_small``: the same shape and indexes as ``orders`` with 1,000 rows.
 - ``customers``: 20,000 customers, ``tier`` with 2,000 values (10 customers each).
+- ``big``: 2,000,000 rows shaped like pgbench's accounts: ``aid`` (pk), ``bid`` (20 values),
+  ``abalance`` (spread), ``grp`` (1,000 values), ``ref`` (nullable, 2% NULL), ``day`` (100 values
+  in insertion order), a short ``filler``; only ``aid`` is indexed. ``big_small`` is its first
+  10,000 rows with the same indexes (the same query, fine at that size); ``branches`` holds the
+  20 ``bid`` values. The whole database builds in about 10 s.
 
 Autovacuum is off on these tables so the statistics ANALYZE gathered stay as they are.
 """
@@ -43,6 +48,25 @@ CREATE INDEX {name}_email ON {name} (email);
 """
 
 
+BIG_ROWS = 2_000_000
+
+_BIG = f"""
+CREATE TABLE big (
+    aid int NOT NULL, bid int NOT NULL, abalance int NOT NULL, grp int NOT NULL, ref int,
+    day int NOT NULL, filler text NOT NULL
+) WITH (autovacuum_enabled = false);
+INSERT INTO big
+SELECT g, g % 20 + 1, (g::bigint * 2654435761 % 1000003)::int, g % 1000,
+       CASE WHEN g % 50 = 0 THEN NULL ELSE g % 100000 END, g / 20000, 'filler-' || (g % 997)
+FROM generate_series(1, {BIG_ROWS}) AS g;
+ALTER TABLE big ADD PRIMARY KEY (aid);
+CREATE TABLE big_small (LIKE big INCLUDING ALL) WITH (autovacuum_enabled = false);
+INSERT INTO big_small SELECT * FROM big WHERE aid <= 10000;
+CREATE TABLE branches (bid int PRIMARY KEY, name text NOT NULL);
+INSERT INTO branches SELECT g, 'branch ' || g FROM generate_series(1, 20) AS g;
+"""
+
+
 def plans_database(admin_dsn: str) -> str:
     """DSN of the shared plan-test database on the test cluster (HypoPG created in it)."""
     if admin_dsn in _PG:
@@ -70,6 +94,7 @@ def plans_database(admin_dsn: str) -> str:
             "INSERT INTO customers SELECT g, 'customer ' || g, g % 2000 "
             "FROM generate_series(0, 19999) AS g"
         )
+        conn.execute(_BIG)
         conn.execute("ANALYZE")
     _PG[admin_dsn] = dsn
     return dsn

@@ -130,7 +130,7 @@ class ExplainSessions:
                 raise StatementNotExplained(_reason(exc), target.display) from None
             if plan.dialect == "sqlite" and plan.root.total_cost is None:
                 plan.root.total_cost = sqlite_cost(plan, catalog)
-            return plan, plan_findings(plan, catalog)
+            return plan, plan_findings(plan, catalog, session, sql)
         raise StatementNotExplained("; ".join(problems) or "no database to EXPLAIN on", "")
 
 
@@ -158,8 +158,9 @@ def sqlite_cost(plan: Plan, catalog: Catalog) -> float:
     return max(total, 1.0)
 
 
-def plan_findings(plan: Plan, catalog: Catalog) -> list[Finding]:
-    """The plan rules' verdict on ``plan`` (``querywatch.plans.rules``)."""
-    from querywatch.plans.rules import check_plan
+def plan_findings(plan: Plan, catalog: Catalog, session: Session, sql: str) -> list[Finding]:
+    """The plan rules' verdict on ``plan``, with validated index advice where it can change it
+    (``querywatch.plans.report.judge_plan``: the same verdict `querywatch explain` gives)."""
+    from querywatch.plans.report import judge_plan
 
-    return list(check_plan(plan, catalog))
+    return judge_plan(session, sql, plan, catalog)

@@ -322,6 +322,7 @@ def node_from_postgres(raw: dict[str, Any], workers: int | None = None) -> PlanN
         "Cache Hits",
         "Cache Misses",
         "Inner Unique",
+        "Partial Mode",
     ):
         if key in raw:
             node.extra[key] = raw[key]

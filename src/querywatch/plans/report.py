@@ -1,7 +1,8 @@
 """One statement, fully inspected: its plan, the rules' findings and index advice.
 
-This is what `querywatch explain` prints and what the CI gate calls per captured statement; both
-go through :func:`inspect_query` so they can never disagree.
+`querywatch explain` prints :func:`inspect_query`; the CI gate calls :func:`judge_plan` per
+captured statement. Both feed validated index advice to the rules, so a plan an index makes many
+times cheaper is a finding (``index-would-help``) in both.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from querywatch.findings import Finding
-from querywatch.plans.advice import Advice, advise
+from querywatch.plans.advice import Advice, advise, candidates_for
 from querywatch.plans.catalog import Catalog
 from querywatch.plans.explain import Explainer
 from querywatch.plans.model import Plan
-from querywatch.plans.rules import PlanPolicy, check_plan
+from querywatch.plans.policy import PlanPolicy
+from querywatch.plans.rules import check_plan
 
 
 @dataclass(slots=True)
@@ -58,11 +60,11 @@ def _inspect(
 ) -> Report:
     plan = explainer.explain(sql, analyze=analyze)
     catalog = explainer.catalog(plan)
-    findings = check_plan(plan, catalog, policy)
     advice = None
     if with_advice:
         # Advice compares estimated total costs; an analyzed plan carries the same estimates.
         advice = advise(explainer, sql, plan=plan, policy=policy)
+    findings = check_plan(plan, catalog, policy, advice=advice)
     return Report(
         target=explainer.display_target,
         plan=plan,
@@ -70,3 +72,22 @@ def _inspect(
         findings=findings,
         advice=advice,
     )
+
+
+def judge_plan(
+    explainer: Explainer, sql: str, plan: Plan, catalog: Catalog, policy: PlanPolicy | None = None
+) -> list[Finding]:
+    """The rules' findings on ``plan``, with index advice asked for only when it can change the
+    verdict: a PostgreSQL plan costly enough (``index_verdict_min_cost``) that no rule flagged,
+    with an index candidate to validate. Keeps the gate fast on the many cheap statements."""
+    policy = policy or PlanPolicy()
+    findings = check_plan(plan, catalog, policy)
+    if (
+        plan.dialect != "postgres"
+        or (plan.total_cost or 0) < policy.index_verdict_min_cost
+        or any(f.severity in ("error", "warning") for f in findings)
+        or not candidates_for(plan, catalog, policy)
+    ):
+        return findings
+    advice = advise(explainer, sql, plan=plan, policy=policy)
+    return check_plan(plan, catalog, policy, advice=advice)

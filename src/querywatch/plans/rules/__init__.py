@@ -21,13 +21,21 @@ from querywatch.plans.catalog import Catalog
 from querywatch.plans.model import Plan
 from querywatch.plans.policy import PlanPolicy
 from querywatch.plans.rules import (
+    cartesian_join,
     deep_offset,
     function_on_indexed_column,
+    index_would_help,
+    join_fanout_collapsed,
+    large_aggregate,
     leading_wildcard_like,
     nested_loop_large_inner,
+    not_in_subquery,
     row_estimate_off,
     seq_scan_large_table,
+    sort_large_for_few,
     spill_to_disk,
+    subplan_per_row,
+    unbounded_read,
     unindexed_join_key,
 )
 from querywatch.plans.rules._base import PlanCheck, PlanContext
@@ -46,6 +54,14 @@ RULES: tuple[Rule[PlanCheck], ...] = (
     deep_offset.RULE,
     row_estimate_off.RULE,
     unindexed_join_key.RULE,
+    sort_large_for_few.RULE,
+    subplan_per_row.RULE,
+    not_in_subquery.RULE,
+    cartesian_join.RULE,
+    join_fanout_collapsed.RULE,
+    large_aggregate.RULE,
+    unbounded_read.RULE,
+    index_would_help.RULE,  # last: it speaks only when no rule before it did
 )
 """Every plan rule, in the order docs/plans.md lists them."""
 

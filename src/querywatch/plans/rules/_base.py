@@ -8,6 +8,7 @@ caller computed it, the findings of the rules before it in ``RULES``, and the wo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ from querywatch.plans.catalog import Catalog, RelationInfo, create_index_sql
 from querywatch.plans.model import Plan, PlanNode
 from querywatch.plans.policy import PlanPolicy
 from querywatch.plans.predicates import Predicate
-from querywatch.plans.rules._work import Work, reads_everything
+from querywatch.plans.rules._work import Work, reads_everything, scans_below
 
 full_read = reads_everything
 
@@ -152,3 +153,119 @@ def filtered_scans_of_large(
         info = catalog.for_node(node)
         if info is not None and policy.is_large(info):
             yield node, info
+
+
+# --- helpers of the work rules ------------------------------------------------------------------
+
+PASS_THROUGH = frozenset(
+    {"Gather", "Gather Merge", "Result", "Materialize", "Memoize", "Subquery Scan", "Limit"}
+)
+
+
+def work_evidence(ctx: PlanContext, node: PlanNode, **more: Any) -> dict[str, Any]:
+    """Evidence of a work rule: the node, its executions, rows it read and returned."""
+    work = ctx.work
+    scan = node if node.is_scan else None
+    info = ctx.catalog.for_node(scan) if scan is not None else None
+    ev: dict[str, Any] = {
+        "node": node.node_type,
+        "relation": rel_name(node) if node.relation else None,
+        "rows": rnd(work.rows_out(node)),
+        "rows_source": "actual" if node.analyzed else "estimated",
+        "loops": rnd(work.executions(node)),
+        "cost": node.total_cost,
+    }
+    if info is not None:
+        ev["table_rows"] = rnd(info.rows)
+        ev["table_bytes"] = info.size_bytes
+    ev.update({k: rnd(v) if isinstance(v, float) else v for k, v in more.items() if v is not None})
+    return ev
+
+
+def first_below(node: PlanNode, wanted: Callable[[PlanNode], bool]) -> PlanNode | None:
+    """The first node under ``node`` (through pass-through nodes, sorts and partial aggregates)
+    for which ``wanted`` holds."""
+    for child in node.children:
+        if child.parent_relationship in ("SubPlan", "InitPlan"):
+            continue
+        if wanted(child):
+            return child
+        if (
+            child.node_type in PASS_THROUGH
+            or child.node_type in ("Sort", "Incremental Sort", "Hash")
+            or child.extra.get("Partial Mode") == "Partial"
+        ):
+            found = first_below(child, wanted)
+            if found is not None:
+                return found
+    return None
+
+
+def single_scan(node: PlanNode) -> PlanNode | None:
+    """The one scan under ``node`` (SubPlans aside), if it reads a single relation."""
+    scans = list(scans_below(node, subplans=False))
+    return scans[0] if len(scans) == 1 else None
+
+
+def mentions_alias(text: str, aliases: set[str]) -> bool:
+    """Whether a (VERBOSE, qualified) condition refers to a column of one of ``aliases``."""
+    return any(
+        re.search(r'(?<![\w."])"?' + re.escape(a) + r'"?\.', text) is not None for a in aliases
+    )
+
+
+def aliases_in(node: PlanNode, *, subplans: bool = False) -> set[str]:
+    """Aliases of the relations read in ``node``'s subtree."""
+    out: set[str] = set()
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if current.alias:
+            out.add(current.alias)
+        elif current.relation:
+            out.add(current.relation)
+        stack.extend(
+            c
+            for c in current.children
+            if subplans or c.parent_relationship not in ("SubPlan", "InitPlan")
+        )
+    return out
+
+
+_PLAIN_OUTPUT = re.compile(r'^[\w."]+$')
+
+
+def only_plain_columns(node: PlanNode) -> bool | None:
+    """True when the node outputs plain columns only (a DISTINCT/GROUP BY with no aggregate),
+    False when it computes something, None when the plan does not say (no VERBOSE output)."""
+    output = node.extra.get("Output")
+    if not output:
+        return None
+    return all(_PLAIN_OUTPUT.match(str(o).strip()) for o in output)
+
+
+def advice_for(ctx: PlanContext, relation: str | None) -> tuple[str, str] | None:
+    """(DDL, "cost a → b") of the validated, recommended index on ``relation``, if any."""
+    advice = ctx.advice
+    if advice is None or relation is None:
+        return None
+    for cand in advice.recommended:
+        if cand.table == relation and cand.validated:
+            return cand.ddl, (
+                f"validated with HypoPG: estimated cost {cand.cost_before or 0:,.0f} → "
+                f"{cand.cost_after or 0:,.2f}"
+            )
+    return None
+
+
+_NEGATED = re.compile(r"NOT \((?:ANY \(.*?)?\(?(hashed )?(SubPlan \d+)\)")
+
+
+def negated_subplans(plan: Plan) -> dict[str, PlanNode]:
+    """SubPlans tested under NOT (``NOT (hashed SubPlan 1)``), by name -> the node testing it."""
+    out: dict[str, PlanNode] = {}
+    for node in plan.nodes():
+        for text in node.conditions():
+            for m in _NEGATED.finditer(text):
+                out.setdefault(m.group(2), node)
+    return out

@@ -36,6 +36,7 @@ class Work:
         self.catalog = catalog
         self._execs: dict[int, float] = {}
         self._frac: dict[int, float] = {}
+        self._procs: dict[int, float] = {}  # processes running a node below a Gather
         self._parents = plan.parents()
         self._hashed = {
             m.group(2)
@@ -44,7 +45,7 @@ class Work:
             for m in _SUBPLAN_REF.finditer(text)
             if m.group(1)
         }
-        self._visit(plan.root, 1.0, 1.0)
+        self._visit(plan.root, 1.0, 1.0, 1.0)
 
     # --- what rules ask -------------------------------------------------------------------------
 
@@ -65,6 +66,8 @@ class Work:
         rows = node.est_rows_all
         if rows is None:
             return None
+        if not node.parallel_aware:
+            rows *= self._procs.get(id(node), 1.0)  # each process runs its own copy
         return rows * self._frac.get(id(node), 1.0) * self._execs.get(id(node), 1.0)
 
     def rows_per_execution(self, node: PlanNode) -> float | None:
@@ -119,61 +122,74 @@ class Work:
 
     # --- the estimate ---------------------------------------------------------------------------
 
-    def _visit(self, node: PlanNode, execs: float, frac: float) -> None:
+    def _visit(self, node: PlanNode, procs: float, execs: float, frac: float) -> None:
         self._execs[id(node)] = execs
         self._frac[id(node)] = frac
+        self._procs[id(node)] = procs
+        if node.node_type in ("Gather", "Gather Merge"):
+            planned = float(node.extra.get("Workers Planned") or 0)
+            procs = planned + max(0.0, 1.0 - 0.3 * planned) if planned else 1.0
         regular = [c for c in node.children if c.parent_relationship not in _SIDE]
         for child in node.children:
             rel = child.parent_relationship
             if rel == "InitPlan":
-                self._visit(child, min(execs, 1.0), 1.0)
+                self._visit(child, procs, min(execs, 1.0), 1.0)
             elif rel == "SubPlan":
                 if self.is_hashed(child):
-                    self._visit(child, min(execs, 1.0), 1.0)
+                    self._visit(child, procs, min(execs, 1.0), 1.0)
                 else:
-                    self._visit(child, self._evaluations(node, regular) * execs * frac, 1.0)
+                    runs = self._evaluations(node, regular, child, procs)
+                    self._visit(child, procs, runs * execs * frac, 1.0)
         if not regular:
             return
         kind = node.node_type
         if kind == "Nested Loop" and len(regular) == 2:
             outer, inner = regular
-            self._visit(outer, execs, frac)
-            outer_rows = (outer.est_rows_all or 1.0) * frac
-            self._visit(inner, execs * max(outer_rows, 1.0), 1.0)
+            self._visit(outer, procs, execs, frac)
+            outer_rows = (outer.est_rows or 1.0) * frac  # per process: the loop runs in each
+            self._visit(inner, procs, execs * max(outer_rows, 1.0), 1.0)
             return
         if kind == "Limit":
             child = regular[0]
             wanted = (node.est_rows_all or 0.0) + float(self.plan.offset or 0)
             have = child.est_rows_all or 0.0
             share = min(1.0, wanted / have) if have > 0 else 1.0
-            self._visit(child, execs, frac * share)
+            self._visit(child, procs, execs, frac * share)
             for other in regular[1:]:
-                self._visit(other, execs, frac)
+                self._visit(other, procs, execs, frac)
             return
         if kind == "Hash Join" and len(regular) == 2:
-            self._visit(regular[0], execs, frac)
-            self._visit(regular[1], execs, 1.0)
+            self._visit(regular[0], procs, execs, frac)
+            self._visit(regular[1], procs, execs, 1.0)
             return
         if kind == "Materialize":
             for child in regular:
-                self._visit(child, min(execs, 1.0), 1.0)
+                self._visit(child, procs, min(execs, 1.0), 1.0)
             return
         blocking = kind in _BLOCKING or (
             kind == "Aggregate" and node.extra.get("Strategy") in ("Plain", "Hashed", "Mixed")
         )
         for child in regular:
-            self._visit(child, execs, 1.0 if blocking else frac)
+            self._visit(child, procs, execs, 1.0 if blocking else frac)
 
-    def _evaluations(self, node: PlanNode, regular: list[PlanNode]) -> float:
-        """Rows a node evaluates a correlated SubPlan for (per execution of the node)."""
+    def _evaluations(
+        self, node: PlanNode, regular: list[PlanNode], subplan: PlanNode, procs: float
+    ) -> float:
+        """Rows a node evaluates a correlated SubPlan for (per execution of the node): every row
+        it reads when a condition tests the SubPlan, else every row it returns."""
+        name = str(subplan.extra.get("Subplan Name") or "")
+        tested = bool(name) and any(
+            re.search(re.escape(name) + r"\b", text) for text in node.conditions()
+        )
+        own = (node.est_rows_all or 1.0) * (1.0 if node.parallel_aware else procs)
+        if not tested:
+            return own
         if node.is_scan:
             full = self.full_read_rows(node)
-            if full is not None:
-                return full
-            return node.est_rows_all or 1.0
+            return full if full is not None else own
         if regular:
-            return max(c.est_rows_all or 0.0 for c in regular) or 1.0
-        return node.est_rows_all or 1.0
+            return max(c.est_rows_all or 0.0 for c in regular) or own
+        return own
 
 
 _SIDE = ("InitPlan", "SubPlan")
