@@ -23,127 +23,8 @@ def rules_of(sql: str, dialect: str = "postgres") -> list[str]:
     return [f.rule for f in lint_sql(sql, dialect)]
 
 
-# -- each rule: the bad shape fires, the good shape does not ---------------------------------------
-CASES: dict[str, tuple[list[str], list[str]]] = {
-    "leading-wildcard-like": (
-        [
-            "SELECT id FROM products WHERE name LIKE '%phone'",
-            "SELECT id FROM products WHERE name ILIKE '%phone%'",
-            "SELECT id FROM products WHERE name NOT LIKE '_bc'",
-            "SELECT id FROM products WHERE name LIKE '%' || $1",
-        ],
-        [
-            "SELECT id FROM products WHERE name LIKE 'phone%'",
-            "SELECT id FROM products WHERE name LIKE $1",
-            "SELECT id FROM products WHERE name LIKE '%'",
-            "SELECT id FROM products WHERE name = '%phone'",
-        ],
-    ),
-    "cast-on-column-in-where": (
-        [
-            "SELECT id FROM orders WHERE CAST(customer_id AS TEXT) = $1",
-            "SELECT id FROM orders WHERE customer_id::text = $1",
-            "SELECT id FROM users WHERE lower(email) = $1",
-            "SELECT id FROM orders WHERE date(created_at) BETWEEN $1 AND $2",
-            "SELECT id FROM users WHERE upper(name) IN ($1, $2)",
-            "SELECT o.id FROM orders o JOIN users u ON lower(u.email) = $1",
-            "SELECT id FROM t WHERE date_trunc('day', created_at) = $1",
-        ],
-        [
-            "SELECT id FROM orders WHERE customer_id = CAST($1 AS INT)",
-            "SELECT id FROM users WHERE email = lower($1)",
-            "SELECT lower(email) FROM users WHERE id = $1",
-            "SELECT id FROM users u JOIN emails e ON lower(u.email) = lower(e.email)",
-            "SELECT customer_id FROM orders GROUP BY customer_id HAVING count(*) > 5",
-            "SELECT id FROM docs WHERE data->>'kind' = $1",
-        ],
-    ),
-    "select-star": (
-        ["SELECT * FROM orders WHERE id = $1", "SELECT o.* FROM orders o"],
-        [
-            "SELECT id, total FROM orders WHERE id = $1",
-            "SELECT count(*) FROM orders",
-            "SELECT id FROM users u WHERE EXISTS (SELECT * FROM orders o WHERE o.user_id = u.id)",
-        ],
-    ),
-    "update-or-delete-without-where": (
-        ["UPDATE orders SET status = 'x'", "DELETE FROM carts"],
-        ["UPDATE orders SET status = 'x' WHERE id = $1", "DELETE FROM carts WHERE id = $1"],
-    ),
-    "deep-offset": (
-        [
-            "SELECT id FROM orders ORDER BY id LIMIT 20 OFFSET 5000",
-            "SELECT id FROM orders ORDER BY id LIMIT 20 OFFSET 1000",
-        ],
-        [
-            "SELECT id FROM orders ORDER BY id LIMIT 20 OFFSET 999",
-            "SELECT id FROM orders ORDER BY id LIMIT 20 OFFSET $1",
-            "SELECT id FROM orders WHERE id > $1 ORDER BY id LIMIT 20",
-        ],
-    ),
-    "not-in-subquery": (
-        [
-            "SELECT id FROM users WHERE id NOT IN (SELECT user_id FROM orders)",
-            "SELECT id FROM users WHERE NOT (id IN (SELECT user_id FROM orders))",
-        ],
-        [
-            "SELECT id FROM users WHERE id NOT IN ($1, $2)",
-            "SELECT id FROM users WHERE id IN (SELECT user_id FROM orders)",
-            "SELECT id FROM users u WHERE NOT EXISTS "
-            "(SELECT 1 FROM orders o WHERE o.user_id = u.id)",
-        ],
-    ),
-    "order-by-random": (
-        ["SELECT id FROM products ORDER BY random() LIMIT 5"],
-        ["SELECT id, random() FROM products ORDER BY id LIMIT 5"],
-    ),
-    "implicit-cross-join": (
-        [
-            "SELECT o.id FROM orders o, users u",
-            "SELECT o.id FROM orders o, users u WHERE o.total > $1",
-            "SELECT a.id FROM a, b, c WHERE a.id = b.a_id",
-        ],
-        [
-            "SELECT o.id FROM orders o, users u WHERE o.user_id = u.id",
-            "SELECT o.id FROM orders o JOIN users u ON o.user_id = u.id",
-            "SELECT o.id FROM orders o CROSS JOIN sizes s",
-            "SELECT o.id FROM orders o, generate_series(1, 3) g",
-        ],
-    ),
-}
-
-
-def test_every_rule_is_covered_and_documented() -> None:
-    doc = (Path(__file__).parent.parent / "docs" / "lint.md").read_text(encoding="utf-8")
-    for rule in RULES:
-        assert f"### `{rule}`" in doc, rule
-    assert set(RULES) - {"parse-error"} == set(CASES)
-
-
-@pytest.mark.parametrize(
-    ("rule", "sql"), [(rule, sql) for rule, (bad, _) in CASES.items() for sql in bad]
-)
-def test_rule_fires_on_bad_shape(rule: str, sql: str) -> None:
-    findings = [f for f in lint_sql(sql) if f.rule == rule]
-    assert len(findings) == 1, (sql, lint_sql(sql))
-    f = findings[0]
-    assert f.severity == RULES[rule].severity
-    assert f.message and f.fix and "\n" not in f.message
-    assert f.sql is not None and f.fingerprint is not None
-
-
-@pytest.mark.parametrize(
-    ("rule", "sql"), [(rule, sql) for rule, (_, good) in CASES.items() for sql in good]
-)
-def test_rule_quiet_on_good_shape(rule: str, sql: str) -> None:
-    assert rule not in rules_of(sql), sql
-
-
-def test_severities_static_lint_is_a_warning_except_changing_every_row() -> None:
-    assert RULES["update-or-delete-without-where"].severity == "error"
-    assert RULES["select-star"].severity == "info"
-    others = set(RULES) - {"update-or-delete-without-where", "select-star"}
-    assert {RULES[r].severity for r in others} == {"warning"}
+# Each rule's bad and good shapes are golden cases: tests/fixtures/rules/<rule>/lint-*.sql,
+# run by tests/test_lint_rules.py.
 
 
 def test_messages_name_the_figure_and_carry_no_literal_values() -> None:
@@ -231,7 +112,7 @@ def test_unknown_dialect_is_a_config_error() -> None:
 )
 def test_unparsable_statement_is_a_clear_finding(sql: str, needle: str) -> None:
     (f,) = lint_sql(sql)
-    assert f.rule == "parse-error" and f.severity == "warning"
+    assert f.rule == "parse-error" and f.severity == "info"
     assert f.message.startswith("cannot parse this statement as postgres SQL: ")
     assert needle in f.message
     assert "abc" not in f.message  # never a literal value
@@ -385,7 +266,7 @@ def test_scan_reports_each_finding_at_path_line_and_function(project: Path) -> N
     assert result.files == 2
     assert len(result.findings) == len(got)
     offset = next(f for f in result.findings if f.rule == "deep-offset")
-    assert offset.sql == "select id from orders where total > {…} offset ?"
+    assert offset.sql == "select id from orders where total > {term} offset ?"
 
 
 def test_scan_paths_walks_directories_but_skips_hidden_and_other_files(project: Path) -> None:
@@ -456,7 +337,7 @@ def test_cli_findings_exit_1_with_path_line(project: Path) -> None:
     assert "app/repo.py:9:48: warning leading-wildcard-like" in out
     assert "sql/reports.sql:7:13: error update-or-delete-without-where" in out
     assert "fix: " in out
-    assert "10 findings (2 errors, 8 warnings) in" in out
+    assert "10 findings (2 errors, 6 warnings, 2 info) in" in out
     assert result.stderr == ""
 
 
@@ -466,7 +347,8 @@ def test_cli_json_shape(project: Path) -> None:
     data = json.loads(result.stdout)
     assert data["dialect"] == "postgres"
     assert data["files"] == 1 and data["statements"] == 4
-    assert data["counts"] == {"error": 1, "warning": 2, "info": 0}
+    assert data["counts"] == {"error": 1, "warning": 1, "info": 1}
+    assert data["fragments"] == 0
     first = data["findings"][0]
     assert set(first) == {
         "rule", "severity", "message", "fix", "evidence", "fingerprint", "sql", "location"

@@ -1,8 +1,9 @@
 """`querywatch lint`: static SQL lint of source files, .sql files or one statement.
 
-Exit codes are for CI: 0 clean (info findings allowed), 1 a warning or error finding, 2 nothing
-could be checked as asked (a missing or unreadable path, a ``--sql`` statement that does not
-parse, a broken config). Registered on the main CLI with :func:`register`.
+Exit codes are for CI: 0 clean (``info`` findings, such as ``select-star`` or ``parse-error``,
+never fail), 1 a warning or error finding, 2 nothing could be checked as asked (a missing or
+unreadable path, a ``--sql`` statement that does not parse, a broken config). Registered on the
+main CLI with :func:`register`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from rich.markup import escape
 
 from querywatch.errors import QuerywatchError
 from querywatch.findings import Finding, Location
-from querywatch.sql.lint import DIALECTS, RULES, LintParseError, lint_sql, split_statements
+from querywatch.sql.lint import DIALECTS, RULES, LintParseError, lint_text
 from querywatch.sql.source_scan import ScanResult, scan
 
 ConfigOf = Callable[[Any], Mapping[str, Any]]
@@ -46,6 +47,8 @@ def _summary(result: ScanResult) -> str:
         if result.files
         else _plural(result.statements, "statement")
     )
+    if result.fragments:
+        where += f" ({_plural(result.fragments, 'fragment')} of statements skipped)"
     if not result.findings:
         return f"no findings in {where}"
     parts = ", ".join(_plural(n, s) for s, n in counts.items() if n)
@@ -123,9 +126,9 @@ def make_command(config_of: ConfigOf) -> click.Command:
             result = scan(paths, name) if paths else ScanResult()
             if statement is not None:
                 text = sys.stdin.read() if statement == "-" else statement
-                found = lint_sql(text, name, location=Location("<sql>", 1, 1), strict=True)
-                result.findings.extend(found)
-                result.statements += len(split_statements(text, name))
+                found = lint_text(text, name, location=Location("<sql>", 1, 1), strict=True)
+                result.findings.extend(found.findings)
+                result.statements += found.statements
         except LintParseError as exc:
             raise CannotCheck(str(exc)) from None
         except QuerywatchError as exc:
@@ -147,6 +150,7 @@ def _as_json(result: ScanResult, dialect: str) -> dict[str, Any]:
         "dialect": dialect,
         "files": result.files,
         "statements": result.statements,
+        "fragments": result.fragments,
         "counts": result.counts(),
         "findings": [f.as_dict() for f in findings],
     }
