@@ -18,7 +18,7 @@ import hashlib
 import re
 from typing import NamedTuple
 
-__all__ = ["CACHE_LIMIT", "Fingerprint", "clear_cache", "fingerprint"]
+__all__ = ["CACHE_LIMIT", "Fingerprint", "clear_cache", "fingerprint", "generated_name"]
 
 CACHE_LIMIT = 50_000
 """Cached texts per dialect; the cache is emptied when it grows past this."""
@@ -135,6 +135,31 @@ _ROW = r"\?(?:::[\w\[\]]+)?|\((?:[^()]++|\([^()]*+\))*+\)"
 _ROWS = re.compile(rf"(values? |in \()({_ROW})(?:, \2)+")  # identical rows or items: keep one
 _ARRAY = re.compile(r"array\[\?(?:, \?)+\]")
 
+# -- generated identifiers -----------------------------------------------------------------------
+# Code that names temporary tables, columns and functions with a random or address-derived token
+# (``t`` + uuid4 hex, ``dogs_new_`` + 6 random bytes in hex, ``lambda_`` + hash(fn)) issues a new
+# text every run; the token becomes "?" so the statement keeps one fingerprint. A token is a
+# uuid (8-4-4-4-12, "-" or "_") or a run of 12 or more hex digits holding at least one digit:
+# random hex of that length almost always holds one, words never do.
+_HEX = "0-9a-fA-F"
+_GENERATED = re.compile(
+    rf"[{_HEX}]{{8}}(?:[-_][{_HEX}]{{4}}){{3}}[-_][{_HEX}]{{12}}|(?=[a-fA-F]*[0-9])[{_HEX}]{{12,}}"
+)
+# Savepoint names carry no meaning (ORMs number them, sqlite-utils draws them at random): as in
+# pg_stat_statements since PostgreSQL 17 ("SAVEPOINT $1", "RELEASE $1"), the name is a constant.
+_SAVEPOINT_VERBS = ("savepoint ", "release ", "rollback ")
+_SAVEPOINT = re.compile(
+    r"\A(savepoint|release(?: savepoint)?|rollback(?: transaction| work)? to(?: savepoint)?) "
+    r"(?:\"[^\"]*\"?|`[^`]*`?|\[[^\]]*\]?|[^ ;]+)"
+)
+_DIGITS = b"0123456789"
+
+
+def generated_name(name: str) -> str:
+    """``name`` with its generated tokens (see above) as "?": ``dogs_new_9f3a…`` is
+    ``dogs_new_?``, the form such a name has in a normalized text."""
+    return _GENERATED.sub("?", name)
+
 
 class _Dialect:
     """The compiled passes of one dialect."""
@@ -239,6 +264,8 @@ def _normalize(sql: str, d: _Dialect) -> str:
     if names:
         pieces = t.split("\x01")
         t = pieces[0] + "".join(n + p for n, p in zip(names, pieces[1:], strict=False))
+    if "?" not in t and t.startswith(_SAVEPOINT_VERBS):
+        t = _SAVEPOINT.sub(lambda m: m[1] + " ?", t, count=1)
     if "?, ?" in t or "), (" in t:
         if "(?, ?" in t:
             t = _IN.sub("in (?)", t)
@@ -266,6 +293,12 @@ def fingerprint(sql: str, dialect: str = "postgres") -> Fingerprint:
             data = text.encode()
         except UnicodeEncodeError:  # lone surrogates: encode them as they are
             data = text.encode("utf-8", "surrogatepass")
+        # Digits left after the literal pass sit in identifiers; bytes.translate finds them
+        # several times faster than a regex search, so texts without any skip the next pass.
+        if len(data.translate(None, _DIGITS)) != len(data):
+            named = _GENERATED.sub("?", text)
+            if named != text:
+                text, data = named, named.encode("utf-8", "surrogatepass")
         # tuple.__new__ skips NamedTuple's Python-level __new__ (a measurable share of the time)
         fp = tuple.__new__(Fingerprint, (hashlib.blake2b(data, digest_size=8).hexdigest(), text))
         if len(cache) >= CACHE_LIMIT:
