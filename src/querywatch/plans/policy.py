@@ -39,6 +39,10 @@ class PlanPolicy:
     """A statement sending at least this many rows to the client is an unbounded read…"""
     large_result_bytes: float = 64 << 20
     """…or one sending at least this many bytes (64 MiB) of rows."""
+    heavy_read_rows: float = 1_000_000
+    """Rows a plan reads in all (every scan, every loop) from which it is heavy…"""
+    heavy_read_ratio: float = 10
+    """…when it returns at most one row for this many read."""
     index_verdict_factor: float = 10
     """A validated index that makes the plan this many times cheaper is a finding on its own."""
     index_verdict_min_cost: float = 1_000

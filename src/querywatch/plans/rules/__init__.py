@@ -24,6 +24,7 @@ from querywatch.plans.rules import (
     cartesian_join,
     deep_offset,
     function_on_indexed_column,
+    heavy_read,
     index_would_help,
     join_fanout_collapsed,
     large_aggregate,
@@ -61,7 +62,8 @@ RULES: tuple[Rule[PlanCheck], ...] = (
     join_fanout_collapsed.RULE,
     large_aggregate.RULE,
     unbounded_read.RULE,
-    index_would_help.RULE,  # last: it speaks only when no rule before it did
+    index_would_help.RULE,  # these two speak only when no rule before them did
+    heavy_read.RULE,
 )
 """Every plan rule, in the order docs/plans.md lists them."""
 

@@ -245,12 +245,13 @@ def only_plain_columns(node: PlanNode) -> bool | None:
 
 
 def advice_for(ctx: PlanContext, relation: str | None) -> tuple[str, str] | None:
-    """(DDL, "cost a → b") of the validated, recommended index on ``relation``, if any."""
+    """(DDL, "cost a → b") of the validated, recommended index on ``relation`` (any relation
+    when None), if any."""
     advice = ctx.advice
-    if advice is None or relation is None:
+    if advice is None:
         return None
     for cand in advice.recommended:
-        if cand.table == relation and cand.validated:
+        if (relation is None or cand.table == relation) and cand.validated:
             return cand.ddl, (
                 f"validated with HypoPG: estimated cost {cand.cost_before or 0:,.0f} → "
                 f"{cand.cost_after or 0:,.2f}"

@@ -37,6 +37,7 @@ class Work:
         self._execs: dict[int, float] = {}
         self._frac: dict[int, float] = {}
         self._procs: dict[int, float] = {}  # processes running a node below a Gather
+        self._guessed: set[int] = set()  # executions rest on a row count the planner guessed
         self._parents = plan.parents()
         self._hashed = {
             m.group(2)
@@ -58,7 +59,9 @@ class Work:
         return self._execs.get(id(node), 1.0)
 
     def rows_out(self, node: PlanNode) -> float | None:
-        """Rows the node returns over all its executions."""
+        """Rows the node returns over all its executions (None if unknown or only guessed)."""
+        if self.guessed(node):
+            return None
         if node.analyzed:
             if node.actual_rows is None:
                 return None
@@ -79,7 +82,10 @@ class Work:
         return total / execs if execs else 0.0
 
     def rows_read(self, node: PlanNode) -> float | None:
-        """Rows a scan reads over all its executions (before its filter), None if unknown."""
+        """Rows a scan reads over all its executions (before its filter), None if unknown (or
+        only guessed)."""
+        if self.guessed(node):
+            return None
         if not node.is_scan:
             return self.rows_out(node)
         if node.analyzed:
@@ -111,8 +117,11 @@ class Work:
             total += self.rows_read(scan) or 0.0
         return total
 
-    def subplan_executions(self, subplan: PlanNode) -> float:
-        return self.executions(subplan)
+    def guessed(self, node: PlanNode) -> bool:
+        """Whether the node's executions rest on a planner default, not on statistics: the
+        inner side of a loop over a set-returning function (planned at 1,000 rows whatever it
+        returns). Rules do not judge loops by such guesses."""
+        return id(node) in self._guessed
 
     def is_hashed(self, subplan: PlanNode) -> bool:
         return str(subplan.extra.get("Subplan Name")) in self._hashed
@@ -148,6 +157,9 @@ class Work:
             self._visit(outer, procs, execs, frac)
             outer_rows = (outer.est_rows or 1.0) * frac  # per process: the loop runs in each
             self._visit(inner, procs, execs * max(outer_rows, 1.0), 1.0)
+            if id(node) in self._guessed or _guessed_rows(outer):
+                self._guessed.update(id(n) for n in inner.walk())
+                self._guessed.add(id(node))
             return
         if kind == "Limit":
             child = regular[0]
@@ -171,6 +183,9 @@ class Work:
         )
         for child in regular:
             self._visit(child, procs, execs, 1.0 if blocking else frac)
+        if id(node) in self._guessed:
+            for child in node.children:
+                self._guessed.update(id(n) for n in child.walk())
 
     def _evaluations(
         self, node: PlanNode, regular: list[PlanNode], subplan: PlanNode, procs: float
@@ -193,6 +208,13 @@ class Work:
 
 
 _SIDE = ("InitPlan", "SubPlan")
+
+
+def _guessed_rows(node: PlanNode) -> bool:
+    """Rows estimated without statistics: a plain EXPLAIN of a set-returning function."""
+    return not node.analyzed and any(
+        n.node_type in ("Function Scan", "Table Function Scan") for n in node.walk()
+    )
 
 
 def reads_everything(node: PlanNode) -> bool:

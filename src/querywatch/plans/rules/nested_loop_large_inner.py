@@ -20,16 +20,17 @@ from querywatch.plans.rules._base import (
     rel_name,
     rnd,
 )
+from querywatch.plans.rules._work import Work
 
 
 def check(ctx: PlanContext) -> list[Finding]:
-    return _check(ctx.plan, ctx.catalog, ctx.policy)
+    return _check(ctx.plan, ctx.catalog, ctx.policy, ctx.work)
 
 
 _PASS_THROUGH = ("Materialize", "Memoize", "Hash", "Sort", "Gather", "Gather Merge", "Result")
 
 
-def _check(plan: Plan, catalog: Catalog, policy: PlanPolicy) -> list[Finding]:
+def _check(plan: Plan, catalog: Catalog, policy: PlanPolicy, work: Work) -> list[Finding]:
     out: list[Finding] = []
     for node in plan.nodes():
         if node.node_type != "Nested Loop" or len(node.children) != 2:
@@ -37,8 +38,8 @@ def _check(plan: Plan, catalog: Catalog, policy: PlanPolicy) -> list[Finding]:
         outer, inner = node.children
         for scan, materialized in _inner_scans(inner):
             info = catalog.for_node(scan)
-            if not policy.is_large(info):
-                continue
+            if not policy.is_large(info) or work.guessed(scan):
+                continue  # small, or loops that rest on a planner default
             assert info is not None
             if scan.actual_loops is not None:
                 loops = scan.actual_loops if not materialized else (outer.actual_rows_all or 0)
