@@ -145,7 +145,12 @@ class Rewrite:
         canon = _CANON_PARAM[dialect]
         for m in _LEX[dialect].finditer(original):
             new: str | None = None
-            if m.group("p") is not None:
+            glued = m.start() > 0 and (
+                original[m.start() - 1].isalnum() or original[m.start() - 1] == "_"
+            )
+            if m.group("p") is not None and glued:
+                new = out._mark(HOLE, m.group())  # a generated name's suffix (t? normalized)
+            elif m.group("p") is not None:
                 new = canon
             elif m.group("h") is not None:
                 new = out._mark(HOLE, m.group())
