@@ -158,3 +158,17 @@ def test_analyze_of_a_write_is_refused(db: str) -> None:
     result = run_cli("explain", "DELETE FROM customers", "--dsn", db, "--analyze")
     assert_one_line_error(result, "--analyze", "only for a SELECT")
     assert result.returncode == 2
+
+
+def test_top_n_sort_an_index_fixes_is_not_no_findings(db: str) -> None:
+    # pgbench's `ORDER BY abalance DESC LIMIT 10` on 2M rows: the advice and the finding agree.
+    sql = "SELECT aid, abalance FROM big ORDER BY abalance DESC LIMIT 10"
+    result = run_cli("explain", sql, "--dsn", db, "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    [finding] = data["findings"]
+    assert finding["rule"] == "sort-large-for-few" and finding["severity"] == "error"
+    [rec] = data["advice"]["recommended"]
+    assert rec["columns"] == ["abalance"] and rec["ddl"] in finding["fix"]
+    text = run_cli("explain", sql, "--dsn", db, env=WIDE)
+    assert "no findings" not in text.stdout and "error   sort-large-for-few" in text.stdout

@@ -16,7 +16,7 @@ from querywatch.plans.catalog import Catalog
 from querywatch.plans.explain import Explainer
 from querywatch.plans.model import Plan
 from querywatch.plans.policy import PlanPolicy
-from querywatch.plans.rules import check_plan
+from querywatch.plans.rules import FALLBACKS, check_plan
 
 
 @dataclass(slots=True)
@@ -78,14 +78,15 @@ def judge_plan(
     explainer: Explainer, sql: str, plan: Plan, catalog: Catalog, policy: PlanPolicy | None = None
 ) -> list[Finding]:
     """The rules' findings on ``plan``, with index advice asked for only when it can change the
-    verdict: a PostgreSQL plan costly enough (``index_verdict_min_cost``) that no rule flagged,
+    verdict: a PostgreSQL plan costly enough (``index_verdict_min_cost``) that no specific rule
+    flagged (only a fallback such as ``heavy-read`` may have),
     with an index candidate to validate. Keeps the gate fast on the many cheap statements."""
     policy = policy or PlanPolicy()
     findings = check_plan(plan, catalog, policy)
     if (
         plan.dialect != "postgres"
         or (plan.total_cost or 0) < policy.index_verdict_min_cost
-        or any(f.severity in ("error", "warning") for f in findings)
+        or any(f.severity in ("error", "warning") and f.rule not in FALLBACKS for f in findings)
         or not candidates_for(plan, catalog, policy)
     ):
         return findings

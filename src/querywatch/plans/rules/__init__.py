@@ -67,6 +67,9 @@ RULES: tuple[Rule[PlanCheck], ...] = (
 )
 """Every plan rule, in the order docs/plans.md lists them."""
 
+FALLBACKS = frozenset({index_would_help.RULE.id, heavy_read.RULE.id})
+"""Rules that speak only when no rule before them did: a verdict on the whole plan."""
+
 
 def rule_by_id(rule_id: str) -> Rule[PlanCheck] | None:
     """The plan rule with this id, or None."""
@@ -95,4 +98,4 @@ def check_plan(
     return sorted(out, key=lambda f: (order[f.severity], f.rule))
 
 
-__all__ = ["RULES", "PlanContext", "PlanPolicy", "check_plan", "rule_by_id"]
+__all__ = ["FALLBACKS", "RULES", "PlanContext", "PlanPolicy", "check_plan", "rule_by_id"]
