@@ -81,7 +81,7 @@ def test_json_shape(db: str) -> None:
 
 def test_sqlite_file_as_the_dsn(tmp_path_factory: pytest.TempPathFactory) -> None:
     path: Path = sqlite_database(tmp_path_factory.mktemp("plans-sqlite"))
-    sql = "SELECT * FROM orders WHERE note LIKE '%ab' ORDER BY created LIMIT 10 OFFSET 20000"
+    sql = "SELECT * FROM orders WHERE note LIKE '%ab' ORDER BY created LIMIT 10 OFFSET 150000"
     for target in (str(path), f"sqlite:///{path}"):
         result = run_cli("explain", sql, "--dsn", target, env=WIDE)
         assert result.returncode == 0, result.stderr

@@ -246,18 +246,18 @@ def test_hash_in_batches_spills(pg: Explainer) -> None:
 
 def test_deep_offset(pg: Explainer) -> None:
     sql = "SELECT * FROM {} ORDER BY created LIMIT 10 OFFSET {}"
-    [f] = rule(findings(pg, sql.format("orders", 50000)), "deep-offset")
-    assert f.evidence["skipped_rows"] == 50000 and f.evidence["offset"] == 50000
-    [g] = rule(findings(pg, sql.format("orders", 50000), analyze=True), "deep-offset")
-    assert g.evidence["rows_source"] == "actual" and g.evidence["skipped_rows"] == 50000
-    assert rule(findings(pg, sql.format("orders_small", 50000)), "deep-offset") == []
+    [f] = rule(findings(pg, sql.format("orders", 150000)), "deep-offset")
+    assert f.evidence["skipped_rows"] == 150000 and f.evidence["offset"] == 150000
+    [g] = rule(findings(pg, sql.format("orders", 150000), analyze=True), "deep-offset")
+    assert g.evidence["rows_source"] == "actual" and g.evidence["skipped_rows"] == 150000
+    assert rule(findings(pg, sql.format("orders_small", 150000)), "deep-offset") == []
     assert rule(findings(pg, sql.format("orders", 100)), "deep-offset") == []
 
 
 def test_sqlite_deep_offset(lite: Explainer) -> None:
     sql = "SELECT * FROM {} ORDER BY created LIMIT 10 OFFSET {}"
-    assert rule(findings(lite, sql.format("orders", 50000)), "deep-offset")
-    assert not rule(findings(lite, sql.format("orders_small", 50000)), "deep-offset")
+    assert rule(findings(lite, sql.format("orders", 150000)), "deep-offset")
+    assert not rule(findings(lite, sql.format("orders_small", 150000)), "deep-offset")
     assert not rule(findings(lite, sql.format("orders", 100)), "deep-offset")
 
 

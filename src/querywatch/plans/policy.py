@@ -23,7 +23,7 @@ class PlanPolicy:
     """A predicate is selective when it keeps at most this fraction of the relation (1%)."""
     nested_loop_inner_rows: float = 1_000_000
     """Rows read over all executions of a loop's inner side or a SubPlan that count as heavy."""
-    deep_offset_rows: int = 10_000
+    deep_offset_rows: int = 100_000
     """An OFFSET that makes the database produce and throw away at least this many rows."""
     misestimate_factor: float = 100
     """Estimated vs actual rows differing by this factor or more is a wrong estimate."""
@@ -45,7 +45,7 @@ class PlanPolicy:
     """…when it returns at most one row for this many read."""
     index_verdict_factor: float = 10
     """A validated index that makes the plan this many times cheaper is a finding on its own."""
-    index_verdict_min_cost: float = 1_000
+    index_verdict_min_cost: float = 5_000
     """…when the plan costs at least this much (cheaper plans are not worth an index or advice)."""
     min_improvement: float = 0.30
     """Index advice: a candidate must cut the estimated cost by at least this fraction (30%)."""

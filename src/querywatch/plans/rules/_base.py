@@ -146,9 +146,14 @@ def key_order(preds: list[Predicate], info: RelationInfo | None) -> list[str]:
 def filtered_scans_of_large(
     plan: Plan, catalog: Catalog, policy: PlanPolicy
 ) -> Iterator[tuple[PlanNode, RelationInfo]]:
-    """Scans with a filter over a relation large enough for the size rules to judge."""
+    """Scans with a filter that test every row of a relation large enough for the size rules to
+    judge: a full read (Seq Scan, index walk), or any scan that actually read that many rows. A
+    filter applied to the few rows an index condition found costs little, whatever it is."""
     for node in plan.nodes():
         if not node.is_scan or not node.filter:
+            continue
+        read = (node.actual_rows or 0) + (node.rows_removed_by_filter or 0)
+        if not full_read(node) and read * (node.actual_loops or 0) < policy.large_table_rows:
             continue
         info = catalog.for_node(node)
         if info is not None and policy.is_large(info):
