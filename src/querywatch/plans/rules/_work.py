@@ -8,7 +8,8 @@ plus rows a filter threw away). Without, they are the planner's own estimates, w
   outer row) and a correlated SubPlan (once per row its parent evaluates it for); a hashed SubPlan,
   an InitPlan and the child of a Materialize run once;
 - a node under a LIMIT with nothing blocking in between (no Sort, Hash, plain or hashed
-  Aggregate) is stopped early: it produces only the fraction of its rows the LIMIT pulls;
+  Aggregate) is stopped early: it produces only the fraction of its rows the LIMIT pulls; a Merge
+  Join's inputs likewise, as far as its cost says it reads them;
 - a Seq Scan (or an index scan with no index condition) reads every row of its relation, as the
   catalog counts them, whatever its filter keeps.
 
@@ -170,6 +171,11 @@ class Work:
             for other in regular[1:]:
                 self._visit(other, procs, execs, frac)
             return
+        if kind == "Merge Join":
+            # A merge stops when one side runs out: the planner's cost says how far it reads.
+            for child in regular:
+                self._visit(child, procs, execs, frac * _cost_share(node, child))
+            return
         if kind == "Hash Join" and len(regular) == 2:
             self._visit(regular[0], procs, execs, frac)
             self._visit(regular[1], procs, execs, 1.0)
@@ -208,6 +214,13 @@ class Work:
 
 
 _SIDE = ("InitPlan", "SubPlan")
+
+
+def _cost_share(parent: PlanNode, child: PlanNode) -> float:
+    """The share of ``child``'s rows ``parent`` pulls, as the planner costed it."""
+    if not parent.total_cost or not child.total_cost or child.total_cost <= 0:
+        return 1.0
+    return min(1.0, parent.total_cost / child.total_cost)
 
 
 def _guessed_rows(node: PlanNode) -> bool:
