@@ -49,7 +49,10 @@ def schema_dsn(admin_dsn: str, schema: str) -> str:
 
 @contextlib.contextmanager
 def persistent_cluster(data_dir: Path) -> Iterator[str]:
-    """Start (after initdb, the first time) a cluster kept in ``data_dir``; stop it on exit."""
+    """Start (after initdb, the first time) a cluster kept in ``data_dir``; stop it on exit.
+
+    When the cluster is already running (another run is using it) it is used and left running.
+    """
     bindir = find_bindir()
     data_dir = data_dir.resolve()
     data = data_dir / "data"
@@ -73,6 +76,16 @@ def persistent_cluster(data_dir: Path) -> Iterator[str]:
             conf.write(f"unix_socket_directories = '{data_dir}'\n")
             for name, value in BENCH_SETTINGS.items():
                 conf.write(f"{name} = {value}\n")
+    pid_file = data / "postmaster.pid"
+    if pid_file.exists():
+        status = subprocess.run(
+            _as_server_user([str(bindir / "pg_ctl"), "-D", str(data), "status"]),
+            capture_output=True,
+        )
+        if status.returncode == 0:  # already running (another bench run): use it, leave it up
+            port = int(pid_file.read_text().splitlines()[3])
+            yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+            return
     port = free_port()
     log = data_dir / "log"
     subprocess.run(

@@ -32,7 +32,7 @@ from corpus.queries import Query, load_queries  # noqa: E402
 LABELS = HERE / "labels.json"
 SLOW_MS = 100.0
 RUNS = 3
-TIMEOUT_MS = 60_000
+TIMEOUT_MS = 20_000
 
 
 def read_labels() -> dict[str, dict[str, Any]]:

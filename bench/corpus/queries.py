@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 QUERY_DIR = Path(__file__).resolve().parent / "queries"
+SCHEMA_DIR = QUERY_DIR.parent / "schema"
 _HEADER = re.compile(r"^--\s*(\w+):\s*(.*?)\s*$")
 
 
@@ -30,8 +31,9 @@ class Query:
 
     @property
     def digest(self) -> str:
-        """Changes when the statement or its database changes (a stale label is re-measured)."""
-        return hashlib.sha256(f"{self.schema}\n{self.sql}".encode()).hexdigest()[:16]
+        """Changes when the statement or its schema file changes (a stale label is re-measured)."""
+        data = (SCHEMA_DIR / f"{self.schema}.sql").read_bytes()
+        return hashlib.sha256(data + self.sql.encode()).hexdigest()[:16]
 
 
 class CorpusError(ValueError):

@@ -1,5 +1,5 @@
--- logi: parcels from warehouses to customers. Big: shipments (1.5M), shipment_items (3M),
--- tracking_events (3M), inventory (800k). Medium: customers (50k), products (20k).
+-- logi: parcels from warehouses to customers. Big: shipments (3M), shipment_items (4.5M),
+-- tracking_events (4.5M), inventory (800k). Medium: customers (50k), products (20k).
 -- Small: warehouses (40), carriers (25).
 -- Present indexes: primary keys, customers(code), products(sku), shipments(tracking_no),
 -- shipments(shipped_at), shipments(warehouse_id, status), tracking_events(shipment_id).
@@ -94,13 +94,13 @@ SELECT g, 1 + floor(50000 * random() ^ 2)::int, 1 + floor(40 * random())::int, c
        CASE WHEN random() < 0.05 THEN 'Leave at the door, code ' || g END
 FROM (
     SELECT g, 1 + floor(25 * random() ^ 1.5)::int AS carrier_id,
-           timestamptz '2024-01-01' + g * interval '40 seconds' AS shipped_at,
-           CASE WHEN g < 1400000 THEN
+           timestamptz '2024-01-01' + g * interval '20 seconds' AS shipped_at,
+           CASE WHEN g < 2850000 THEN
                     CASE WHEN random() < 0.98 THEN 'delivered' ELSE 'returned' END
                 ELSE (ARRAY['created', 'in_transit', 'in_transit', 'in_transit', 'exception',
                             'delivered'])[1 + floor(6 * random())::int]
            END AS status
-    FROM generate_series(1, 1500000) AS g
+    FROM generate_series(1, 3000000) AS g
 ) AS s JOIN carriers AS c ON c.id = s.carrier_id;
 CREATE UNIQUE INDEX shipments_tracking_no ON shipments (tracking_no);
 CREATE INDEX shipments_shipped_at ON shipments (shipped_at);
@@ -115,9 +115,9 @@ CREATE TABLE shipment_items (
     PRIMARY KEY (shipment_id, line)
 );
 INSERT INTO shipment_items
-SELECT 1 + (g - 1) / 2, 1 + (g - 1) % 2, 1 + floor(20000 * random() ^ 4)::int,
+SELECT 1 + ((g - 1) * 2) / 3, 1 + ((g - 1) * 2) % 3 / 2, 1 + floor(20000 * random() ^ 4)::int,
        1 + floor(5 * random() ^ 2)::int, round((1 + 200 * random())::numeric, 2)
-FROM generate_series(1, 3000000) AS g;
+FROM generate_series(1, 4500000) AS g;
 
 CREATE TABLE tracking_events (
     id bigint PRIMARY KEY,
@@ -131,10 +131,10 @@ INSERT INTO tracking_events
 SELECT g, shipment_id,
        (ARRAY['label_created', 'picked_up', 'in_transit', 'in_transit', 'out_for_delivery',
               'delivered', 'in_transit', 'in_transit', 'picked_up', 'exception'])[1 + (g % 10)],
-       timestamptz '2024-01-01' + shipment_id * interval '40 seconds' + (g % 10) * interval '7 hours',
+       timestamptz '2024-01-01' + shipment_id * interval '20 seconds' + (g % 10) * interval '7 hours',
        'Hub ' || (shipment_id % 300),
        CASE WHEN g % 10 = 9 THEN 'Address issue: ' || md5(g::text) END
-FROM (SELECT g, 1 + (g - 1) / 2 AS shipment_id FROM generate_series(1, 3000000) AS g) AS s;
+FROM (SELECT g, 1 + ((g - 1) * 2) / 3 AS shipment_id FROM generate_series(1, 4500000) AS g) AS s;
 CREATE INDEX tracking_events_shipment ON tracking_events (shipment_id);
 
 CREATE TABLE inventory (

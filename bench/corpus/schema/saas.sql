@@ -1,4 +1,4 @@
--- saas: a multi-tenant help desk. Big: tickets (2M, wide), ticket_events (3M), users (1M).
+-- saas: a multi-tenant help desk. Big: tickets (2M, wide), ticket_events (3M), users (2M).
 -- Medium: tenants (20k), kb_articles (30k). Small: teams (300), sla_policies (12).
 -- Present indexes: primary keys, users(tenant_id), users(email), tickets(tenant_id, created_at),
 -- tickets(requester_id), tickets(created_at), tickets(status), tickets(external_ref),
@@ -61,11 +61,11 @@ SELECT g,
        'User' || g || '@Mail' || (g % 97) || '.example.COM',
        'User number ' || g,
        CASE WHEN g <= 20000 THEN 'agent' WHEN g <= 20500 THEN 'admin' ELSE 'customer' END,
-       timestamptz '2019-01-01' + g * interval '90 seconds',
+       timestamptz '2019-01-01' + g * interval '45 seconds',
        CASE WHEN random() < 0.7 THEN timestamptz '2026-01-01' + random() * interval '330 days' END,
        CASE WHEN random() < 0.03 THEN timestamptz '2026-06-01' + random() * interval '150 days' END,
        CASE WHEN g % 10 = 0 THEN repeat('about me ', 20) END
-FROM generate_series(1, 1000000) AS g;
+FROM generate_series(1, 2000000) AS g;
 CREATE UNIQUE INDEX users_email ON users (email);
 CREATE INDEX users_tenant ON users (tenant_id);
 
@@ -118,7 +118,7 @@ SELECT g, tenant_id, requester_id,
 FROM (
     SELECT g,
            1 + floor(20000 * random() ^ 3)::int AS tenant_id,
-           1 + floor(1000000 * random())::int AS requester_id,
+           1 + floor(2000000 * random())::int AS requester_id,
            timestamptz '2023-01-01' + g * interval '60 seconds' AS created_at,
            CASE WHEN g < 1900000 AND random() < 0.97 THEN 'closed'
                 ELSE (ARRAY['new', 'open', 'open', 'pending', 'solved'])[1 + floor(5 * random())::int]

@@ -1,0 +1,46 @@
+-- family: large-aggregate
+-- source: "Pre-aggregate / materialized views for dashboards": PostgreSQL docs 41.3 Materialized Views
+-- source: Citus blog "Rollup tables" (recomputing large aggregates per page view)
+
+-- name: tickets-per-tenant
+-- schema: saas
+-- intent: slow
+SELECT tenant_id, count(*) FROM tickets GROUP BY tenant_id ORDER BY 2 DESC LIMIT 10;
+
+-- name: events-per-kind-per-day
+-- schema: saas
+-- intent: slow
+SELECT kind, date_trunc('day', created_at) AS day, count(*)
+FROM ticket_events GROUP BY 1, 2;
+
+-- name: revenue-per-product
+-- schema: logi
+-- intent: slow
+SELECT product_id, sum(qty * unit_price) FROM shipment_items GROUP BY product_id
+ORDER BY 2 DESC LIMIT 20;
+
+-- name: avg-weight-per-carrier
+-- schema: logi
+-- intent: slow
+SELECT carrier_id, avg(weight_kg), count(*) FROM shipments GROUP BY carrier_id;
+
+-- name: per-tenant-small-group
+-- schema: saas
+-- intent: fine
+SELECT status, count(*) FROM tickets WHERE tenant_id = 5000 GROUP BY status;
+
+-- name: per-warehouse-inventory-one
+-- schema: logi
+-- intent: fine
+SELECT warehouse_id, sum(qty) FROM inventory WHERE warehouse_id = 3 AND product_id <= 2000
+GROUP BY warehouse_id;
+
+-- name: products-per-category
+-- schema: logi
+-- intent: fine
+SELECT category, count(*) FROM products GROUP BY category;
+
+-- name: tenants-per-plan
+-- schema: saas
+-- intent: fine
+SELECT plan, region, count(*) FROM tenants GROUP BY plan, region;
