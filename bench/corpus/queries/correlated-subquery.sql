@@ -56,3 +56,8 @@ FROM users u WHERE u.tenant_id = 19000;
 -- intent: fine
 SELECT s.id, (SELECT name FROM carriers c WHERE c.id = s.carrier_id)
 FROM shipments s WHERE s.tracking_no = 'TRK0000424242';
+
+-- name: tenant-name-per-ticket-pk
+-- schema: saas
+-- intent: fine
+SELECT t.id, (SELECT name FROM tenants n WHERE n.id = t.tenant_id) FROM tickets t WHERE t.tenant_id = 5000;

@@ -40,3 +40,18 @@ SELECT count(*) FROM customers;
 -- schema: logi
 -- intent: fine
 SELECT count(*) FROM tracking_events WHERE shipment_id = 4242;
+
+-- name: count-recent-index-only
+-- schema: saas
+-- intent: fine
+SELECT count(*) FROM tickets WHERE created_at >= timestamptz '2026-10-01';
+
+-- name: count-events-ticket-range
+-- schema: saas
+-- intent: fine
+SELECT count(*) FROM ticket_events WHERE ticket_id BETWEEN 1 AND 50000;
+
+-- name: exists-any-closed
+-- schema: saas
+-- intent: fine
+SELECT EXISTS (SELECT 1 FROM tickets WHERE status = 'closed');

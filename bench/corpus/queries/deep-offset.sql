@@ -41,3 +41,8 @@ SELECT id, tracking_no FROM shipments WHERE id > 2500000 ORDER BY id LIMIT 20;
 -- schema: saas
 -- intent: fine
 SELECT id, name FROM tenants ORDER BY id LIMIT 20 OFFSET 15000;
+
+-- name: offset-medium-table
+-- schema: logi
+-- intent: fine
+SELECT id, code FROM customers ORDER BY id LIMIT 20 OFFSET 20000;

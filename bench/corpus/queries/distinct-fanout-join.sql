@@ -47,3 +47,8 @@ WHERE t.tenant_id = 5000;
 -- schema: saas
 -- intent: fine
 SELECT DISTINCT t.plan FROM tenants t JOIN teams m ON m.tenant_id = t.id;
+
+-- name: distinct-kinds-ticket-range
+-- schema: saas
+-- intent: fine
+SELECT DISTINCT e.kind FROM ticket_events e WHERE e.ticket_id BETWEEN 100 AND 200;

@@ -42,3 +42,8 @@ SELECT id, name FROM carriers WHERE upper(country) = 'DE';
 -- schema: saas
 -- intent: fine
 SELECT id, name FROM tenants WHERE date_trunc('month', created_at) = timestamptz '2019-01-01';
+
+-- name: function-after-index-range
+-- schema: logi
+-- intent: fine
+SELECT id FROM shipments WHERE shipped_at >= timestamptz '2025-11-20' AND extract(hour FROM shipped_at) = 3;

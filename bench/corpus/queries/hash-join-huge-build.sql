@@ -29,3 +29,8 @@ WHERE s.shipped_at >= timestamptz '2025-11-20';
 -- schema: saas
 -- intent: fine
 SELECT t.id, m.name FROM tickets t JOIN teams m ON m.id = t.team_id WHERE t.tenant_id = 5000;
+
+-- name: join-recent-shipments-items
+-- schema: logi
+-- intent: fine
+SELECT s.id, i.qty FROM shipments s JOIN shipment_items i ON i.shipment_id = s.id WHERE s.shipped_at >= timestamptz '2025-11-20';

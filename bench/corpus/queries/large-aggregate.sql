@@ -44,3 +44,18 @@ SELECT category, count(*) FROM products GROUP BY category;
 -- schema: saas
 -- intent: fine
 SELECT plan, region, count(*) FROM tenants GROUP BY plan, region;
+
+-- name: max-created-index
+-- schema: saas
+-- intent: fine
+SELECT max(created_at) FROM tickets;
+
+-- name: min-max-events-pk
+-- schema: saas
+-- intent: fine
+SELECT min(id), max(id) FROM ticket_events;
+
+-- name: users-per-tenant-range
+-- schema: saas
+-- intent: fine
+SELECT tenant_id, count(*) FROM users WHERE tenant_id BETWEEN 19000 AND 19100 GROUP BY tenant_id;

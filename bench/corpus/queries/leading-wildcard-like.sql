@@ -42,3 +42,8 @@ SELECT id, sku FROM products WHERE name LIKE '%uct 1999%';
 -- intent: fine
 SELECT id, subject FROM tickets
 WHERE tenant_id = 5000 AND subject LIKE '%order 42%';
+
+-- name: contains-after-index-range
+-- schema: saas
+-- intent: fine
+SELECT id FROM tickets WHERE created_at >= timestamptz '2026-10-19' AND subject LIKE '%4242%';

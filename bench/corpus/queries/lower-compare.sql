@@ -41,3 +41,8 @@ SELECT id FROM customers WHERE lower(code) = 'c0004242';
 -- schema: saas
 -- intent: fine
 SELECT id FROM users WHERE tenant_id = 19000 AND lower(display_name) LIKE 'user number 1%';
+
+-- name: lower-prefix-medium
+-- schema: saas
+-- intent: fine
+SELECT id FROM kb_articles WHERE lower(title) LIKE 'how to abc%';

@@ -41,3 +41,13 @@ SELECT id, status, delivered_at FROM shipments WHERE tracking_no = 'TRK000042424
 -- schema: logi
 -- intent: fine
 SELECT id, name FROM customers WHERE email = 'buyer4242@shop.example';
+
+-- name: articles-by-views-medium
+-- schema: saas
+-- intent: fine
+SELECT id, title FROM kb_articles WHERE views > 9000;
+
+-- name: customers-by-country-tier-medium
+-- schema: logi
+-- intent: fine
+SELECT id, name FROM customers WHERE country = 'DE' AND tier = 'gold';

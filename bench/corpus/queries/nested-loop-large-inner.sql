@@ -41,3 +41,8 @@ WHERE s.shipped_at >= timestamptz '2025-01-01' AND s.shipped_at < timestamptz '2
 -- intent: fine
 SELECT s.id, w.code FROM shipments s JOIN warehouses w ON w.capacity > s.weight_kg * 1000
 WHERE s.tracking_no = 'TRK0000424242';
+
+-- name: tickets-with-requesters-indexed
+-- schema: saas
+-- intent: fine
+SELECT t.id, u.email FROM tickets t JOIN users u ON u.id = t.requester_id WHERE t.tenant_id = 5000;

@@ -51,3 +51,13 @@ SELECT id, name FROM tenants ORDER BY created_at DESC LIMIT 10;
 -- schema: saas
 -- intent: fine
 SELECT id, subject FROM tickets WHERE requester_id = 4242 ORDER BY updated_at DESC LIMIT 5;
+
+-- name: newest-id-pk
+-- schema: saas
+-- intent: fine
+SELECT id, subject FROM tickets ORDER BY id DESC LIMIT 10;
+
+-- name: top-viewed-articles-medium
+-- schema: saas
+-- intent: fine
+SELECT id, title FROM kb_articles ORDER BY views DESC LIMIT 10;

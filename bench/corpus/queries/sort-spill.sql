@@ -33,3 +33,8 @@ SELECT id, name FROM products WHERE category = 'cat-0' ORDER BY price DESC;
 SELECT id, tracking_no FROM shipments
 WHERE shipped_at >= timestamptz '2025-05-01' AND shipped_at < timestamptz '2025-05-01 03:00'
 ORDER BY shipped_at;
+
+-- name: sort-one-tenant-range
+-- schema: saas
+-- intent: fine
+SELECT id, subject FROM tickets WHERE tenant_id BETWEEN 15000 AND 15100 ORDER BY subject;

@@ -40,3 +40,13 @@ SELECT product_id, qty FROM inventory WHERE warehouse_id = 7 AND product_id < 50
 -- schema: saas
 -- intent: fine
 SELECT id, kind, created_at, note FROM ticket_events WHERE ticket_id = 77;
+
+-- name: closed-first-page-early-stop
+-- schema: saas
+-- intent: fine
+SELECT id, subject FROM tickets WHERE status = 'closed' LIMIT 20;
+
+-- name: inventory-one-warehouse-all
+-- schema: logi
+-- intent: fine
+SELECT product_id, qty FROM inventory WHERE warehouse_id = 3;

@@ -31,3 +31,8 @@ SELECT id FROM tickets WHERE requester_id = 4242 UNION SELECT ticket_id FROM tic
 -- schema: logi
 -- intent: fine
 SELECT country FROM warehouses UNION SELECT country FROM carriers;
+
+-- name: union-medium-tables
+-- schema: logi
+-- intent: fine
+SELECT code FROM customers WHERE tier = 'gold' UNION SELECT sku FROM products WHERE discontinued;

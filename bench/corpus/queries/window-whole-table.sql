@@ -33,3 +33,8 @@ SELECT id, row_number() OVER (ORDER BY occurred_at) FROM tracking_events WHERE s
 -- schema: logi
 -- intent: fine
 SELECT id, rank() OVER (PARTITION BY category ORDER BY price DESC) FROM products;
+
+-- name: row-number-medium-table
+-- schema: logi
+-- intent: fine
+SELECT id, row_number() OVER (ORDER BY created_at) FROM customers WHERE country = 'FR';
