@@ -23,3 +23,43 @@ def record_test(db: Path, body: Callable[[sqlite3.Connection], object], test_id:
     finally:
         undo()
     return collector.close()
+
+
+# -- application code ---------------------------------------------------------------------------
+# The gate tells the application from the tests by file name (test_*.py, conftest.py are tests),
+# so the shapes an application has live here, outside any test file.
+
+
+def home_page(conn: sqlite3.Connection, customers: int) -> list[int]:
+    """The N+1 shape: one orders query per customer, in one call of the application."""
+    out = []
+    for cid in range(customers):
+        out.append(
+            len(conn.execute("SELECT id FROM orders WHERE customer_id = ?", (cid,)).fetchall())
+        )
+    return out
+
+
+def query_per_row(conn: sqlite3.Connection, sql: str, rows: int) -> None:
+    """Run ``sql`` once per row, ``rows`` times: N+1 when ``sql`` reads."""
+    for i in range(rows):
+        conn.execute(sql, (i,)).fetchall()
+
+
+def save(conn: sqlite3.Connection, sql: str, *params: object) -> None:
+    """One application call that runs one statement (a test looping over it builds data)."""
+    conn.execute(sql, params).fetchall()
+
+
+def issue(collector: Collector, sql: str, dialect: str, times: int) -> None:
+    """Application code on a connection the gate records without a database to EXPLAIN on."""
+    for _ in range(times):
+        collector.record(sql, dialect)
+
+
+def batched_import(conn: sqlite3.Connection, batches: int) -> None:
+    """Application code writing rows in batches: one multi-row INSERT per batch."""
+    for b in range(batches):
+        conn.execute(
+            "INSERT INTO orders (customer_id) VALUES (?), (?), (?), (?)", (b, b, b, b)
+        ).fetchall()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import assert_one_line_error, run_cli
-from gate_helpers import record_test
+from gate_helpers import query_per_row, record_test
 from querywatch.gate import Baseline, GateInputError, run_check
 
 LOOKUP = "SELECT id, total_cents FROM orders WHERE customer_id = ?"
@@ -35,8 +35,7 @@ def make_db(path: Path, rows: int = 2000) -> Path:
 
 def lookups(n: int) -> Callable[[sqlite3.Connection], None]:
     def body(conn: sqlite3.Connection) -> None:
-        for cid in range(n):
-            conn.execute(LOOKUP, (cid,)).fetchall()
+        query_per_row(conn, LOOKUP, n)
 
     return body
 
@@ -92,7 +91,7 @@ def test_a_dropped_index_is_a_plan_and_cost_regression(db: Path, tmp_path: Path)
     assert rules == ["cost-regression", "plan-regression"]
     plan = next(f for f in report.regressions if f.rule == "plan-regression")
     assert "orders: index -> seq" in plan.message
-    assert plan.location is not None and plan.location.path == "tests/test_gate_baseline.py"
+    assert plan.location is not None and plan.location.path == "tests/gate_helpers.py"
     assert report.exit_code == 1
 
 

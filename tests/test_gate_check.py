@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from cli_helpers import assert_one_line_error, run_cli
-from gate_helpers import record_test
+from gate_helpers import home_page, record_test
 from querywatch.gate import Collector, GateRun, run_check
 from querywatch.gate.collect import GateInputError
 from querywatch.gate.connections import patch
@@ -36,16 +37,6 @@ def make_db(path: Path, rows: int = 1000, *, index: bool = True) -> Path:
     return path
 
 
-def home_page(conn: sqlite3.Connection, customers: int) -> list[int]:
-    """The N+1 shape: one orders query per customer."""
-    out = []
-    for cid in range(customers):
-        out.append(
-            len(conn.execute("SELECT id FROM orders WHERE customer_id = ?", (cid,)).fetchall())
-        )
-    return out
-
-
 def record(tmp_path: Path, body, *, test_id: str = "tests/test_app.py::test_home") -> GateRun:
     """Run ``body(conn)`` as one test on ``tmp_path/app.db``."""
     return record_test(tmp_path / "app.db", body, test_id)
@@ -59,7 +50,7 @@ def test_n_plus_one_is_flagged_above_k_at_its_call_site(tmp_path: Path) -> None:
     assert finding.evidence["calls"] == 11
     assert "tests/test_app.py::test_home runs this statement 11 times" in finding.message
     assert finding.location is not None
-    assert finding.location.path.endswith("test_gate_check.py")
+    assert finding.location.path.endswith("gate_helpers.py")
     assert finding.location.function == "home_page"
     assert finding.sql == "select id from orders where customer_id = ?"
     assert report.exit_code == 1
@@ -136,20 +127,28 @@ def test_full_scan(tmp_path: Path) -> None:
     assert sites == {("tests/test_gate_check.py", f"{test_full_scan.__qualname__}.<locals>.body")}
 
 
-def test_a_statement_explain_rejects_is_reported_and_exits_2(tmp_path: Path) -> None:
-    make_db(tmp_path / "app.db")
+def read_attached(archive: Path) -> Callable[[sqlite3.Connection], None]:
+    """A test body reading a table of an ATTACHed database, which the check's session of the
+    test database does not have: a statement EXPLAIN rejects, not made by the tests."""
 
     def body(conn: sqlite3.Connection) -> None:
-        conn.execute("CREATE TABLE scratch (a INTEGER)")
-        conn.execute("SELECT a FROM scratch WHERE a = ?", (1,)).fetchall()
-        conn.execute("DROP TABLE scratch")
+        conn.execute("ATTACH DATABASE ? AS archive", (str(archive),))
+        conn.execute("SELECT id FROM archive.orders WHERE customer_id = ?", (1,)).fetchall()
 
-    run = record(tmp_path, body)
+    return body
+
+
+def test_a_statement_explain_rejects_is_reported_and_exits_2(tmp_path: Path) -> None:
+    make_db(tmp_path / "app.db")
+    archive = make_db(tmp_path / "archive.db", rows=10)
+
+    run = record(tmp_path, read_attached(archive))
     report = run_check(run, baseline_path=tmp_path / "b.json")
     [entry] = report.unchecked
-    assert entry.rule == "explain-failed"
-    assert "no such table: scratch" in entry.message
-    assert entry.sql == "select a from scratch where a = ?"
+    assert entry.rule == "explain-failed" and entry.severity == "warning"
+    assert "no such table: archive.orders" in entry.message
+    assert "attached databases" in entry.fix and "extensions of production" not in entry.fix
+    assert entry.sql == "select id from archive.orders where customer_id = ?"
     assert report.new == [] and report.exit_code == 2
 
     # Accepting it in the baseline makes the gate pass; the CLI says the same with exit codes.
@@ -157,7 +156,7 @@ def test_a_statement_explain_rejects_is_reported_and_exits_2(tmp_path: Path) -> 
     run.save(run_file)
     first = run_cli("check", "--run", str(run_file), "--baseline", str(tmp_path / "b.json"))
     assert first.returncode == 2, first.stdout + first.stderr
-    assert "Could not check (1)" in first.stdout and "no such table: scratch" in first.stdout
+    assert "Could not check (1)" in first.stdout and "no such table: archive" in first.stdout
     accept = run_cli(
         "check", "--run", str(run_file), "--baseline", str(tmp_path / "b.json"), "--update-baseline"
     )
@@ -182,10 +181,11 @@ def test_sql_that_does_not_parse_is_a_could_not_check_entry(tmp_path: Path) -> N
 def test_findings_win_over_could_not_check(tmp_path: Path) -> None:
     make_db(tmp_path / "app.db")
 
+    archive = make_db(tmp_path / "archive.db", rows=10)
+
     def body(conn: sqlite3.Connection) -> None:
         home_page(conn, 12)
-        conn.execute("CREATE TEMP TABLE t (a)")
-        conn.execute("SELECT a FROM t").fetchall()
+        read_attached(archive)(conn)
 
     report = run_check(record(tmp_path, body), baseline_path=tmp_path / "b.json")
     assert report.unchecked and report.new

@@ -189,25 +189,130 @@ def test_could_not_check_exits_2(tmp_path: Path, flag: str) -> None:
     assert "querywatch: could not check: --explain-dsn: cannot connect" in result.stdout
 
 
+LOADER_APP = """
+def load(conn, ids):
+    out = []
+    for i in ids:
+        out.append(conn.execute("SELECT a FROM t WHERE a = ?", (i,)).fetchone())
+    return out
+"""
+
+
 def test_n_plus_one_in_a_test_fails_the_session(tmp_path: Path) -> None:
     tests = """
     import sqlite3
 
-    def load(conn, ids):
-        out = []
-        for i in ids:
-            out.append(conn.execute("SELECT a FROM t WHERE a = ?", (i,)).fetchone())
-        return out
+    import app
 
     def test_page(tmp_path_factory):
         conn = sqlite3.connect(tmp_path_factory.getbasetemp() / "db.sqlite")
         conn.execute("CREATE TABLE IF NOT EXISTS t (a INTEGER)")
-        load(conn, range(11))
+        app.load(conn, range(11))
+
+    def test_loop_building_data(tmp_path_factory):
+        conn = sqlite3.connect(tmp_path_factory.getbasetemp() / "db.sqlite")
+        for i in range(30):  # 30 calls of one statement each: the test's own loop
+            app.load(conn, [i])
     """
-    project = write_project(tmp_path / "p", tests=tests)
+    project = write_project(tmp_path / "p", app=LOADER_APP, tests=tests)
     result = pytest_in(project, "--querywatch")
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "n-plus-one (warning) at test_app.py:6 in load" in result.stdout
+    assert "n-plus-one (warning) at app.py:4 in load" in result.stdout
     assert "test_app.py::test_page runs this statement 11 times (more than 10)" in result.stdout
+    assert "in one call of load (app.py)" in result.stdout
+    assert "test_loop_building_data runs" not in result.stdout and "other test" not in result.stdout
     ok = pytest_in(project, "--querywatch", "--querywatch-max-repeats", "11")
     assert ok.returncode == 0, ok.stdout + ok.stderr
+
+
+SUITE_APP = """
+import os
+import secrets
+
+
+def transform(conn):
+    # Rebuild a table the way sqlite-utils does: random savepoint and table names.
+    savepoint = f"app_{secrets.token_hex(16)}"
+    tmp = f"items_new_{os.urandom(6).hex()}"
+    conn.execute(f"SAVEPOINT {savepoint}")
+    conn.execute(f'CREATE TABLE "{tmp}" (id INTEGER PRIMARY KEY, name TEXT)')
+    conn.execute(f'INSERT INTO "{tmp}" (id, name) SELECT id, name FROM items')
+    conn.execute("DROP TABLE items")
+    conn.execute(f'ALTER TABLE "{tmp}" RENAME TO items')
+    conn.execute(f"RELEASE SAVEPOINT {savepoint}")
+
+
+def shout(conn):
+    fn = lambda s: s.upper()
+    name = f"lambda_{abs(hash(fn))}"
+    conn.create_function(name, 1, fn)
+    return conn.execute(f"SELECT {name}(name) FROM items WHERE id = ?", (1,)).fetchall()
+
+
+def scratch(conn):
+    table = f"t{secrets.token_hex(16)}"
+    conn.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, name TEXT)")
+    conn.execute(f"INSERT INTO {table} (id, name) VALUES (?, ?)", (1, "a"))
+    conn.execute(f"SELECT name FROM {table} WHERE id = ?", (1,)).fetchall()
+    conn.execute(f"DROP TABLE {table}")
+
+
+def everything(conn):
+    rows = conn.execute("SELECT * FROM items").fetchall()  # select-star: info
+    conn.execute("DELETE FROM items")  # update-or-delete-without-where: error, accepted
+    return rows
+"""
+
+SUITE_TESTS = """
+import sqlite3
+
+import pytest
+
+import app
+
+
+@pytest.fixture
+def conn(tmp_path):
+    conn = sqlite3.connect(tmp_path / "db.sqlite")
+    conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
+    conn.executemany("INSERT INTO items (name) VALUES (?)", [("a",), ("b",)])
+    conn.commit()
+    yield conn
+    conn.close()
+
+
+def test_transform(conn):
+    app.transform(conn)
+
+
+def test_shout(conn):
+    assert app.shout(conn) == [("A",)]
+
+
+def test_scratch(conn):
+    app.scratch(conn)
+
+
+def test_everything(conn):
+    assert len(app.everything(conn)) == 2
+"""
+
+
+def test_a_second_identical_run_passes_against_the_baseline(tmp_path: Path) -> None:
+    """Generated table, savepoint and function names, temporary tables: the baseline written by
+    the first run accepts the second; nothing is "could not check"; info never fails."""
+    project = write_project(tmp_path / "suite", app=SUITE_APP, tests=SUITE_TESTS)
+    first = pytest_in(project, "--querywatch")
+    assert first.returncode == 1, first.stdout + first.stderr  # the DELETE without WHERE
+    assert "update-or-delete-without-where (error)" in first.stdout
+    assert "Could not check" not in first.stdout
+    assert "below --fail-on warning" in first.stdout and "select-star (info)" in first.stdout
+    accepted = pytest_in(project, "--querywatch", "--querywatch-update-baseline")
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    second = pytest_in(project, "--querywatch")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "querywatch check passed" in second.stdout
+    runs = json.loads((project / ".querywatch" / "gate-run.json").read_text())
+    texts = {s["normalized"] for s in runs["statements"].values()}
+    assert 'create table "items_new_?"(id integer primary key, name text)' in texts
+    assert "savepoint ?" in texts and "select lambda_?(name) from items where id = ?" in texts

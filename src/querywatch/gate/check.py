@@ -1,24 +1,28 @@
 """The check behind ``querywatch check`` and ``pytest --querywatch``.
 
 For every distinct fingerprint of a run: lint the statement, EXPLAIN it (against ``--explain-dsn``
-or the test database the run recorded) and apply the plan rules; flag N+1 (one test running the
-same statement more than K times); then compare with the baseline. What the baseline does not
-accept is *new*; what got worse than the baseline is a *regression* (cost class up, a relation read
-by a worse scan, more calls per test); baseline findings that no longer occur are *fixed*.
+or the test database the run recorded) and apply the plan rules; flag N+1 (one call of a test into
+the application reading with the same statement more than K times); then compare with the
+baseline. What the baseline does not accept is *new*; what got worse than the baseline is a
+*regression* (cost class up, a relation read by a worse scan, more calls); baseline findings that
+no longer occur are *fixed*.
 
-Exit codes: 0 clean (or everything accepted), 1 new findings or regressions, 2 the gate could not
-check: the run file, the baseline or the EXPLAIN database cannot be used (raised as
+Exit codes: 0 clean (or everything accepted, or only findings below ``fail_on``), 1 new findings
+or regressions of severity ``fail_on`` or above (default warning: ``info`` never fails), 2 the
+gate could not check: the run file, the baseline or the EXPLAIN database cannot be used (raised as
 :class:`~querywatch.gate.collect.GateInputError` before any report), or some statement could not
-be checked (it does not parse, EXPLAIN rejects it, its test database is gone). Findings win over
-"could not check": a run with both exits 1, because the findings are certain and must be fixed
-either way; the statements that could not be checked are listed in the same report. A statement
-that could not be checked can be accepted into the baseline like a finding (its rule id is
-``parse-error`` or ``explain-failed``).
+be checked (it does not parse, EXPLAIN rejects it). Findings win over "could not check": a run
+with both exits 1, because the findings are certain and must be fixed either way. A statement that
+could not be checked can be accepted into the baseline like a finding (its rule id is
+``parse-error`` or ``explain-failed``). Statements that cannot be EXPLAINed for a reason of the
+test run itself (an in-memory or removed test database, a table or function the tests created
+and dropped, a text too long to keep) are *not checkable*: counted in a note, never a failure.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,12 +38,17 @@ from querywatch.gate.baseline import (
     plan_signature,
     worse_access,
 )
-from querywatch.gate.collect import SESSION, GateInputError, GateRun, Statement
+from querywatch.gate.collect import MAX_SAMPLE, SESSION, GateInputError, GateRun, Statement
 from querywatch.gate.explainer import ExplainSessions, ExplainTarget, StatementNotExplained
+from querywatch.gate.objects import missing_object
 from querywatch.records import CallSite
 from querywatch.sql.fingerprint import fingerprint
 
 DEFAULT_MAX_REPEATS = 10
+SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
+FAIL_ON = ("error", "warning")
+"""``--fail-on``: the lowest severity that fails the gate. ``info`` never fails."""
+DEFAULT_FAIL_ON = "warning"
 
 N_PLUS_ONE = "n-plus-one"
 COST_REGRESSION = "cost-regression"
@@ -51,7 +60,8 @@ UNCHECKED_RULES = frozenset({EXPLAIN_FAILED, PARSE_ERROR})
 """Rule ids of "could not check this statement" entries."""
 
 GATE_RULES = {
-    N_PLUS_ONE: "One test runs the same statement more than K times: one query per row (N+1).",
+    N_PLUS_ONE: "One call of a test into the application reads with the same statement more than"
+    " K times: one query per row (N+1).",
     COST_REGRESSION: "The statement's estimated plan cost rose by an order of magnitude or more "
     "over the baseline.",
     PLAN_REGRESSION: "The plan changed and reads a relation with a worse scan than the baseline "
@@ -64,9 +74,21 @@ _PLANNABLE = ("select", "with", "insert", "update", "delete", "replace", "values
 
 
 def is_plannable(normalized: str) -> bool:
-    """Statements that read or write rows: the ones worth a lint, an EXPLAIN and an N+1 count
-    (not BEGIN, SET, PRAGMA, DDL…)."""
+    """Statements that read or write rows: the ones worth a lint and an EXPLAIN (not BEGIN, SET,
+    PRAGMA, DDL…)."""
     return normalized.lstrip().lower().startswith(_PLANNABLE)
+
+
+_WRITE = re.compile(r"\b(?:insert into|delete from|merge into|update \S+ set)\b")
+
+
+def is_read(normalized: str) -> bool:
+    """Statements that only read (a SELECT, VALUES, or a WITH whose statements write nothing):
+    N+1 is repeated reads; a write repeated per row is a batching matter, not N+1."""
+    text = normalized.lstrip().lower()
+    if text.startswith("with"):
+        return _WRITE.search(text) is None
+    return text.startswith(("select", "(", "values", "table "))
 
 
 @dataclass(slots=True)
@@ -84,6 +106,7 @@ class QueryResult:
     signature: PlanSignature | None = None
     explained: bool = False
     note: str | None = None  # why it was not EXPLAINed
+    not_checkable: str | None = None  # a key of NOT_CHECKABLE: why it could not be EXPLAINed
     origin: str = "run"  # "run" (captured in tests) or "source" (found in the source tree)
 
     @property
@@ -112,12 +135,22 @@ class CheckReport:
     baseline_existed: bool = False
     baseline_updated: bool = False
     max_repeats: int = DEFAULT_MAX_REPEATS
+    fail_on: str = DEFAULT_FAIL_ON
     explain_target: str | None = None  # shown redacted
+
+    def fails(self, finding: Finding) -> bool:
+        """Whether a new finding or regression of this severity fails the gate."""
+        return SEVERITY_RANK.get(finding.severity, 2) >= SEVERITY_RANK[self.fail_on]
 
     @property
     def failing(self) -> list[Finding]:
-        """New findings and regressions: what makes the gate fail with exit code 1."""
-        return [*self.new, *self.regressions]
+        """New findings and regressions at ``fail_on`` or above: what makes the gate exit 1."""
+        return [f for f in (*self.new, *self.regressions) if self.fails(f)]
+
+    @property
+    def below(self) -> list[Finding]:
+        """New findings and regressions below ``fail_on``: reported, never failing."""
+        return [f for f in (*self.new, *self.regressions) if not self.fails(f)]
 
     @property
     def exit_code(self) -> int:
@@ -150,18 +183,22 @@ def run_check(
     source_paths: Sequence[str | os.PathLike[str]] = (),
     statement_timeout_ms: int = 5000,
     on_progress: Callable[[int, int], None] | None = None,
+    fail_on: str = DEFAULT_FAIL_ON,
 ) -> CheckReport:
     """Check ``run`` and compare it with the baseline; with ``update_baseline`` write a baseline
     that accepts the current state. Raises GateInputError when the gate cannot check at all.
     ``on_progress(done, total)`` hears about each statement checked (EXPLAIN takes time)."""
     if max_repeats < 1:
         raise GateInputError(f"--max-repeats must be 1 or more, not {max_repeats}")
+    if fail_on not in FAIL_ON:
+        raise GateInputError(f"--fail-on must be one of {', '.join(FAIL_ON)}, not {fail_on!r}")
     baseline = Baseline.load(baseline_path)
     explicit = _explicit_target(explain_dsn) if explain_dsn else None
     report = CheckReport(
         baseline_path=Path(baseline_path),
         baseline_existed=baseline.exists,
         max_repeats=max_repeats,
+        fail_on=fail_on,
         explain_target=redact(explicit.target) if explicit else None,
     )
     with ExplainSessions(statement_timeout_ms=statement_timeout_ms) as explainer:
@@ -175,16 +212,26 @@ def run_check(
                 on_progress(done, len(todo))
     report.queries.extend(_check_sources(source_paths, _source_dialect(run)))
     _compare(report, baseline, max_repeats)
-    no_db = [q for q in report.queries if q.note and q.note.startswith("in-memory")]
-    if no_db:
-        report.notes.append(
-            f"{len(no_db)} statement(s) ran on an in-memory database and were not EXPLAINed;"
-            " pass --explain-dsn (a database with the schema and realistic data) to check plans"
-        )
+    for key, note in NOT_CHECKABLE.items():
+        count = sum(1 for q in report.queries if q.not_checkable == key)
+        if count:
+            report.notes.append(f"{count} statement(s) {note}")
     if update_baseline:
         _baseline_of(report).save(baseline_path)
         report.baseline_updated = True
     return report
+
+
+NOT_CHECKABLE = {
+    "in-memory": "ran on an in-memory database and were not EXPLAINed; pass --explain-dsn (a"
+    " database with the schema and realistic data) to check plans",
+    "removed": "ran on a test database file removed before the check and were not EXPLAINed;"
+    " pass --explain-dsn to check plans",
+    "temporary": "used a table or function the tests created, dropped or registered themselves"
+    " (gone when the check ran) and were not EXPLAINed; not a failure",
+    "too-long": f"were longer than {MAX_SAMPLE:,} characters: too long to check",
+}
+"""Why a statement could not be EXPLAINed for a reason of the test run itself: one note each."""
 
 
 def _explicit_target(dsn: str) -> ExplainTarget:
@@ -228,30 +275,32 @@ def _check_statement(
     )
     where = q.location
     text = stmt.sample or stmt.normalized
-    findings = _lint(text, stmt.dialect)
+    findings = [] if stmt.too_long else _lint(text, stmt.dialect)
     targets = _targets(run, stmt, explicit)
-    if not targets:
-        q.note = "in-memory database: not EXPLAINed"
+    if stmt.too_long:
+        q.not_checkable, q.note = "too-long", f"{stmt.too_long:,} characters: too long to check"
+    elif not targets:
+        q.not_checkable, q.note = "in-memory", "in-memory database: not EXPLAINed"
+    elif all(
+        not t.explicit and t.dialect == "sqlite" and not Path(t.target).exists() for t in targets
+    ):
+        q.not_checkable, q.note = "removed", "the test database file is gone: not EXPLAINed"
     else:
         try:
             plan, rule_findings = explainer.explain(targets, text)
         except StatementNotExplained as exc:
-            q.note = f"EXPLAIN failed: {exc}"
-            findings.append(
-                Finding(
-                    EXPLAIN_FAILED,
-                    "error",
-                    f"could not check this statement: {exc}",
-                    "make the statement valid on the EXPLAIN database (schema and extensions as"
-                    " in production), or accept it with --update-baseline",
-                    {"database": exc.target},
-                )
-            )
+            gone = missing_object(str(exc))
+            if gone is not None and gone in run.objects:
+                q.not_checkable = "temporary"
+                q.note = f"not checkable: {exc} (the tests made and removed it)"
+            else:
+                q.note = f"EXPLAIN failed: {exc}"
+                findings.append(_explain_failed(exc, stmt.dialect))
         else:
             q.explained = True
             q.signature = plan_signature(plan)
             findings.extend(rule_findings)
-    n_plus_one = _n_plus_one(run, stmt.fingerprint, max_repeats)
+    n_plus_one = _n_plus_one(run, stmt, max_repeats)
     if n_plus_one is not None:
         findings.append(n_plus_one)
     q.findings = _dedupe(
@@ -266,14 +315,42 @@ def _check_statement(
     return q
 
 
-def _n_plus_one(run: GateRun, fp: str, max_repeats: int) -> Finding | None:
-    """One finding per fingerprint: the test that repeats it most, at its busiest call site."""
+def _explain_failed(exc: StatementNotExplained, dialect: str) -> Finding:
+    needs = (
+        "the same tables, attached databases and loadable extensions as in production"
+        if dialect == "sqlite"
+        else "the schema and extensions of production"
+    )
+    return Finding(
+        EXPLAIN_FAILED,
+        "warning",
+        f"could not check this statement: {exc}",
+        f"EXPLAIN it on a database with {needs} (--explain-dsn), or accept it with"
+        " --update-baseline",
+        {"database": exc.target},
+    )
+
+
+_BATCH_READS = {
+    "postgres": "WHERE id = ANY(%s) with the list of ids",
+    "sqlite": "WHERE id IN (?, ?, …) with the list of ids (IN (SELECT value FROM json_each(?))"
+    " for a long one)",
+    "mysql": "WHERE id IN (%s, %s, …) with the list of ids",
+}
+
+
+def _n_plus_one(run: GateRun, stmt: Statement, max_repeats: int) -> Finding | None:
+    """One finding per fingerprint that only reads: the test whose single call into the
+    application repeats it most, at its busiest call site."""
+    if not is_read(stmt.normalized):
+        return None
+    fp = stmt.fingerprint
     over = [
-        (usage.count, test_id, usage)
+        (usage.max_per_call, test_id, usage)
         for test_id, usages in run.tests.items()
         if test_id != SESSION
         and (usage := usages.get(fp)) is not None
-        and usage.count > max_repeats
+        and usage.max_per_call > max_repeats
     ]
     if not over:
         return None
@@ -281,13 +358,15 @@ def _n_plus_one(run: GateRun, fp: str, max_repeats: int) -> Finding | None:
     others = len(over) - 1
     also = f" (and {others} other test{'s' if others > 1 else ''})" if others else ""
     site = max(usage.sites.items(), key=lambda kv: kv[1])[0] if usage.sites else None
+    call = f" in one call of {usage.call}" if usage.call else ""
+    batch = _BATCH_READS.get(stmt.dialect, _BATCH_READS["sqlite"])
     return Finding(
         N_PLUS_ONE,
         "warning",
-        f"{test_id} runs this statement {calls} times (more than {max_repeats}): one query per"
-        f" row{also}",
-        "load the rows in one query (a JOIN, or WHERE id IN (...) / = ANY(...)) or prefetch"
-        " them instead of querying inside a loop",
+        f"{test_id} runs this statement {calls} times (more than {max_repeats}){call}: one query"
+        f" per row{also}",
+        f"load the rows in one query (a JOIN, or {batch}) or prefetch them instead of querying"
+        " inside a loop",
         {"test": test_id, "calls": calls, "max_repeats": max_repeats, "tests": len(over)},
         location=None if site is None else _location(site),
     )

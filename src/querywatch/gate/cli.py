@@ -1,7 +1,8 @@
 """``querywatch check``: the CI gate over a run file that ``pytest --querywatch`` wrote.
 
-Exit codes: 0 clean (or everything accepted by the baseline), 1 new findings or regressions,
-2 could not check (see :mod:`querywatch.gate.check`).
+Exit codes: 0 clean (or everything accepted by the baseline, or only findings below
+``--fail-on``), 1 new findings or regressions at ``--fail-on`` or above (default warning; ``info``
+never fails), 2 could not check (see :mod:`querywatch.gate.check`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from rich.progress import Progress
 
 from querywatch.errors import QuerywatchError
 from querywatch.gate.baseline import DEFAULT_BASELINE_PATH
-from querywatch.gate.check import DEFAULT_MAX_REPEATS, run_check
+from querywatch.gate.check import DEFAULT_FAIL_ON, DEFAULT_MAX_REPEATS, FAIL_ON, run_check
 from querywatch.gate.collect import DEFAULT_RUN_PATH, GateInputError, GateRun
 from querywatch.gate.reports import FORMATS, render
 
@@ -64,6 +65,14 @@ def make_command(config_of: ConfigOf) -> click.Command:
         help="N+1: flag a statement that one test runs more than this many times.",
     )
     @click.option(
+        "--fail-on",
+        type=click.Choice(FAIL_ON),
+        default=DEFAULT_FAIL_ON,
+        show_default=True,
+        help="The lowest severity of a new finding or regression that fails the gate (exit 1);"
+        " info findings are reported and never fail.",
+    )
+    @click.option(
         "--format",
         "formats",
         type=click.Choice(FORMATS),
@@ -94,12 +103,14 @@ def make_command(config_of: ConfigOf) -> click.Command:
         baseline: Path,
         update_baseline: bool,
         max_repeats: int,
+        fail_on: str,
         formats: tuple[str, ...],
         outputs: tuple[Path, ...],
         sources: tuple[Path, ...],
     ) -> None:
         """The CI gate: lint and EXPLAIN every query the tests ran, flag N+1, compare with the
-        baseline. Exit 0 clean, 1 new findings or regressions, 2 could not check."""
+        baseline. Exit 0 clean, 1 new findings or regressions at --fail-on or above, 2 could not
+        check."""
         if len(outputs) > max(len(formats), 1):
             raise click.UsageError("more -o files than --format options: give one -o per --format")
         chosen = formats or ("terminal",)
@@ -119,6 +130,7 @@ def make_command(config_of: ConfigOf) -> click.Command:
                     source_paths=sources,
                     statement_timeout_ms=timeout,
                     on_progress=on_progress,
+                    fail_on=fail_on,
                 )
             to_stdout = [fmt for i, fmt in enumerate(chosen) if i >= len(outputs)]
             for fmt, path in zip(chosen, outputs, strict=False):

@@ -2,11 +2,20 @@
 
 ``pytest --querywatch`` fills a :class:`Collector` while the tests run and writes its
 :class:`GateRun` to ``.querywatch/gate-run.json``; ``querywatch check`` reads it back. Per test id
-and fingerprint the run keeps the number of calls (in the test body, and separately in its fixtures)
-and the call sites; per fingerprint the normalized text, the dialect, the databases it ran on and
-one sample statement as issued, which EXPLAIN needs. The sample holds *test* data only (the run
-comes from a test suite), which is why it may carry literal values; nothing from production goes
-in a run file.
+and fingerprint the run keeps the number of calls (in the test body, and separately in its
+fixtures), the most one call into the application made (what N+1 is judged on) and the call sites;
+per fingerprint the normalized text, the dialect, the databases it ran on and one sample statement
+as issued, which EXPLAIN needs; and the objects the run created, dropped or registered itself
+(:mod:`querywatch.gate.objects`). The sample holds *test* data only (the run comes from a test
+suite), which is why it may carry literal values; nothing from production goes in a run file.
+
+Who issued a statement is read from the stack. Test code is a ``test_*.py``, ``*_test.py`` or
+``conftest.py`` file (or a file pytest collected tests from); everything else outside the standard
+library and site-packages is the application. A statement issued by test code itself (a test or
+fixture building data in a loop) is counted but never makes an N+1. Otherwise the outermost
+application frame below the test is *the call*: a test that calls ``page()`` once, which runs
+one query per row, makes one call with N statements (N+1); a test that loops over ``insert()``,
+or a Hypothesis test whose body runs once per example, makes N calls of one statement each.
 """
 
 from __future__ import annotations
@@ -17,14 +26,16 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
-from querywatch.capture.callsite import find_call_site
+from querywatch.capture.callsite import display_path, is_library
 from querywatch.errors import QuerywatchError
+from querywatch.gate.objects import ddl_objects, object_key
 from querywatch.records import CallSite
 from querywatch.sql import fingerprint
 
@@ -33,7 +44,9 @@ DEFAULT_RUN_PATH = Path(".querywatch/gate-run.json")
 SESSION = "<session>"
 """The test id of statements issued outside any test (collection, plugins, session start)."""
 MAX_SITES = 8  # call sites kept per fingerprint and test
-MAX_SAMPLE = 20_000  # characters of a sample statement
+MAX_SAMPLE = 1_000_000
+"""Characters of a sample statement. A longer text is never cut (a cut statement does not parse):
+the first text of the fingerprint that fits is kept, and if none does it is "too long to check"."""
 
 
 class GateInputError(QuerywatchError):
@@ -67,17 +80,23 @@ class Statement:
     dialect: str
     sample: str | None = None  # the first statement as issued (test data, for EXPLAIN)
     databases: list[str] = field(default_factory=list)  # Database ids, first seen first
+    too_long: int = 0  # the length of its texts when none fit in MAX_SAMPLE (then no sample)
 
 
 @dataclass(slots=True)
 class Usage:
     """One fingerprint in one test: ``count`` in the test body, ``fixture_count`` in its setup
-    and teardown (N+1 is judged on the body: a fixture that inserts rows one by one builds test
-    data, it does not serve a page)."""
+    and teardown; ``max_per_call`` the most times one call of the test body into the application
+    issued it, and ``call`` that call (N+1 is judged on these: a fixture or a test loop that
+    inserts rows one by one builds test data, it does not serve a page)."""
 
     count: int = 0
     fixture_count: int = 0
     sites: dict[CallSite, int] = field(default_factory=dict)
+    max_per_call: int = 0
+    call: str | None = None
+    last_call: int = field(default=0, repr=False, compare=False)  # while recording
+    in_call: int = field(default=0, repr=False, compare=False)
 
 
 @dataclass(slots=True)
@@ -86,6 +105,7 @@ class GateRun:
     tests: dict[str, dict[str, Usage]] = field(default_factory=dict)
     databases: dict[str, Database] = field(default_factory=dict)
     created_at: float = 0.0
+    objects: set[str] = field(default_factory=set)  # created, dropped, altered, registered
 
     def sites_of(self, fp: str) -> list[tuple[CallSite, int]]:
         """Every call site of ``fp`` over all tests, the busiest first."""
@@ -98,12 +118,13 @@ class GateRun:
         return sorted(totals.items(), key=lambda kv: (-kv[1], kv[0].path, kv[0].line))
 
     def max_calls(self, fp: str) -> tuple[int, str | None]:
-        """The most calls of ``fp`` in one test body, and that test (ties: first by id)."""
+        """The most times one call into the application issued ``fp`` in a test body, and that
+        test (ties: first by id)."""
         best, where = 0, None
         for test_id in sorted(self.tests):
             usage = self.tests[test_id].get(fp)
-            if usage is not None and usage.count > best and test_id != SESSION:
-                best, where = usage.count, test_id
+            if usage is not None and usage.max_per_call > best and test_id != SESSION:
+                best, where = usage.max_per_call, test_id
         return best, where
 
     def tests_of(self, fp: str) -> list[str]:
@@ -115,6 +136,7 @@ class GateRun:
         return {
             "version": RUN_VERSION,
             "created_at": self.created_at,
+            "objects": sorted(self.objects),
             "databases": {
                 d.id: {"dialect": d.dialect, "target": d.target}
                 for d in sorted(self.databases.values(), key=lambda d: d.id)
@@ -125,6 +147,7 @@ class GateRun:
                     "dialect": s.dialect,
                     "databases": list(s.databases),
                     "sample": s.sample,
+                    **({"too_long": s.too_long} if s.too_long else {}),
                 }
                 for fp, s in sorted(self.statements.items())
             },
@@ -133,6 +156,8 @@ class GateRun:
                     fp: {
                         "count": u.count,
                         "fixture_count": u.fixture_count,
+                        "max_per_call": u.max_per_call,
+                        "call": u.call,
                         "sites": [
                             {"path": s.path, "line": s.line, "function": s.function, "count": n}
                             for s, n in sorted(
@@ -187,7 +212,10 @@ class GateRun:
                 f" reads version {RUN_VERSION}); rerun `pytest --querywatch`"
             )
         try:
-            run = cls(created_at=float(data.get("created_at", 0.0)))
+            run = cls(
+                created_at=float(data.get("created_at", 0.0)),
+                objects={str(x) for x in data.get("objects", [])},
+            )
             for db_id, d in data["databases"].items():
                 run.databases[db_id] = Database(db_id, str(d["dialect"]), str(d["target"]))
             for fp, s in data["statements"].items():
@@ -197,6 +225,7 @@ class GateRun:
                     str(s["dialect"]),
                     None if s.get("sample") is None else str(s["sample"]),
                     [str(x) for x in s.get("databases", [])],
+                    int(s.get("too_long", 0)),
                 )
             for test_id, usages in data["tests"].items():
                 run.tests[test_id] = {
@@ -209,6 +238,8 @@ class GateRun:
                             )
                             for x in u.get("sites", [])
                         },
+                        int(u.get("max_per_call", u["count"])),
+                        None if u.get("call") is None else str(u["call"]),
                     )
                     for fp, u in usages.items()
                 }
@@ -241,19 +272,29 @@ class Collector:
         self._run = GateRun(created_at=time.time())
         self._test = SESSION
         self._in_body = True
+        self._test_files: set[str] = set()
+        self._is_test: dict[str, bool] = {}
+        self._call_frame: FrameType | None = None  # the call of the last statement (see below)
+        self._calls = 0
         self.closed = False
         self.errors = 0  # statements that could not be recorded (a bug in querywatch if not 0)
 
     # -- attribution --------------------------------------------------------------------------
 
-    def enter(self, test_id: str, phase: str = "call") -> None:
-        """From now on statements belong to ``test_id``; ``phase`` setup/call/teardown."""
+    def enter(self, test_id: str, phase: str = "call", path: str | None = None) -> None:
+        """From now on statements belong to ``test_id``; ``phase`` setup/call/teardown;
+        ``path`` the test's file (test code, whatever its name)."""
         self._test = test_id
         self._in_body = phase == "call"
+        self._call_frame = None
+        if path is not None and (full := os.path.abspath(path)) not in self._test_files:
+            self._test_files.add(full)
+            self._is_test.clear()
 
     def leave(self) -> None:
         self._test = SESSION
         self._in_body = True
+        self._call_frame = None
 
     @contextmanager
     def test(self, test_id: str) -> Iterator[Collector]:
@@ -264,6 +305,20 @@ class Collector:
             yield self
         finally:
             self._test, self._in_body = previous, in_body
+            self._call_frame = None
+
+    def is_test_code(self, filename: str) -> bool:
+        """``test_*.py``, ``*_test.py``, ``conftest.py`` or a file pytest collected tests from."""
+        known = self._is_test.get(filename)
+        if known is None:
+            base = os.path.basename(filename)
+            known = self._is_test[filename] = (
+                (base.startswith("test_") and base.endswith(".py"))
+                or base.endswith("_test.py")
+                or base == "conftest.py"
+                or os.path.abspath(filename) in self._test_files
+            )
+        return known
 
     # -- databases and statements ---------------------------------------------------------------
 
@@ -277,6 +332,13 @@ class Collector:
             self._run.databases[db_id] = Database(db_id, dialect, target, secret_target)
             return db_id
 
+    def registered(self, name: object) -> None:
+        """A function, aggregate or collation registered on a connection under ``name``: it
+        exists only there, so EXPLAIN after the run cannot see it."""
+        if isinstance(name, str):
+            with self._lock:
+                self._run.objects.add(object_key(name))
+
     def record(self, sql: object, dialect: str, database: str | None = None) -> None:
         """Count one statement for the current test, with its call site."""
         if self.closed:
@@ -284,12 +346,23 @@ class Collector:
         try:
             text = sql if isinstance(sql, str) else _text_of(sql)
             fp = fingerprint(text, dialect)
-            site = find_call_site(sys._getframe(1))
+            site, call, by_test = _origin(sys._getframe(1), self.is_test_code)
             with self._lock:
                 stmt = self._run.statements.get(fp.id)
+                fits = len(text) <= MAX_SAMPLE
                 if stmt is None:
-                    stmt = Statement(fp.id, fp.normalized, dialect, text[:MAX_SAMPLE])
+                    stmt = Statement(
+                        fp.id,
+                        fp.normalized,
+                        dialect,
+                        text if fits else None,
+                        too_long=0 if fits else len(text),
+                    )
                     self._run.statements[fp.id] = stmt
+                    if fp.normalized.startswith(("create", "drop", "alter")):
+                        self._run.objects.update(ddl_objects(fp.normalized))
+                elif stmt.sample is None and fits:
+                    stmt.sample, stmt.too_long = text, 0
                 if database is not None and database not in stmt.databases:
                     stmt.databases.append(database)
                 usages = self._run.tests.setdefault(self._test, {})
@@ -298,12 +371,35 @@ class Collector:
                     usage = usages[fp.id] = Usage()
                 if self._in_body:
                     usage.count += 1
+                    if not by_test:
+                        self._count_call(usage, call)
                 else:
                     usage.fixture_count += 1
                 if site is not None and (site in usage.sites or len(usage.sites) < MAX_SITES):
                     usage.sites[site] = usage.sites.get(site, 0) + 1
         except Exception:
             self.errors += 1
+
+    def _count_call(self, usage: Usage, call: FrameType | None) -> None:
+        """Count the statement within its call. The frame of the last call is held until the
+        next statement, so ``is`` tells a new call from the same one (a freed frame's id may be
+        reused). Without a test frame on the stack (another thread) all calls count as one."""
+        if call is None:
+            number = -1
+        else:
+            if call is not self._call_frame:
+                self._calls += 1
+                self._call_frame = call
+            number = self._calls
+        if usage.last_call == number:
+            usage.in_call += 1
+        else:
+            usage.last_call, usage.in_call = number, 1
+        if usage.in_call > usage.max_per_call:
+            usage.max_per_call = usage.in_call
+            if call is not None:
+                code = call.f_code
+                usage.call = f"{code.co_qualname} ({display_path(code.co_filename)})"
 
     def run(self) -> GateRun:
         """A copy of what was recorded so far."""
@@ -313,6 +409,7 @@ class Collector:
     def close(self) -> GateRun:
         """Stop recording (connections still open record nothing more); returns the run."""
         self.closed = True
+        self._call_frame = None
         return self.run()
 
     # -- connections ----------------------------------------------------------------------------
@@ -325,18 +422,48 @@ class Collector:
         return connections.wrap(self, conn)
 
 
+def _origin(
+    frame: FrameType | None, is_test: Callable[[str], bool]
+) -> tuple[CallSite | None, FrameType | None, bool]:
+    """(call site, the call, issued by test code): the call site is the innermost application
+    frame; when that is test code, the test issued the statement itself; else the call is the
+    outermost application frame below the first test frame (None when no test frame is found)."""
+    site: CallSite | None = None
+    call: FrameType | None = None
+    while frame is not None:
+        code = frame.f_code
+        filename = code.co_filename
+        if not is_library(filename):
+            test = is_test(filename)
+            if site is None:
+                site = CallSite(display_path(filename), frame.f_lineno, code.co_qualname)
+                if test:
+                    return site, None, True
+            elif test:
+                return site, call, False
+            call = frame
+        frame = frame.f_back
+    return site, None, False
+
+
 def _copy(run: GateRun) -> GateRun:
     return GateRun(
         statements={
-            fp: Statement(s.fingerprint, s.normalized, s.dialect, s.sample, list(s.databases))
+            fp: Statement(
+                s.fingerprint, s.normalized, s.dialect, s.sample, list(s.databases), s.too_long
+            )
             for fp, s in run.statements.items()
         },
         tests={
-            t: {fp: Usage(u.count, u.fixture_count, dict(u.sites)) for fp, u in usages.items()}
+            t: {
+                fp: Usage(u.count, u.fixture_count, dict(u.sites), u.max_per_call, u.call)
+                for fp, u in usages.items()
+            }
             for t, usages in run.tests.items()
         },
         databases=dict(run.databases),
         created_at=run.created_at,
+        objects=set(run.objects),
     )
 
 

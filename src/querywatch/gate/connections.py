@@ -76,6 +76,30 @@ class _ConnectionMixin:
     def executescript(self, script: str, /) -> Any:
         return self.cursor().executescript(script)
 
+    # Functions and collations registered here exist on this connection only: the check EXPLAINs
+    # on a session of its own, so statements that use them are "not checkable" (gate.objects).
+    def create_function(self, *args: Any, **kwargs: Any) -> Any:
+        _registered(self, args, kwargs)
+        return super().create_function(*args, **kwargs)  # type: ignore[misc]
+
+    def create_aggregate(self, *args: Any, **kwargs: Any) -> Any:
+        _registered(self, args, kwargs)
+        return super().create_aggregate(*args, **kwargs)  # type: ignore[misc]
+
+    def create_window_function(self, *args: Any, **kwargs: Any) -> Any:
+        _registered(self, args, kwargs)
+        return super().create_window_function(*args, **kwargs)  # type: ignore[misc]
+
+    def create_collation(self, *args: Any, **kwargs: Any) -> Any:
+        _registered(self, args, kwargs)
+        return super().create_collation(*args, **kwargs)  # type: ignore[misc]
+
+
+def _registered(conn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    collector = getattr(conn, "_qw_collector", None)
+    if collector is not None:
+        collector.registered(args[0] if args else kwargs.get("name"))
+
 
 _classes: dict[tuple[type[Any], type[Any]], type[Any]] = {}
 
@@ -213,17 +237,24 @@ class _RecordingCursor:
 
 
 class _RecordingConnection:
-    __slots__ = ("_qw_conn", "_qw_record")
+    __slots__ = ("_qw_conn", "_qw_record", "_qw_registered")
 
-    def __init__(self, conn: Any, record: Callable[[object], None]) -> None:
+    def __init__(
+        self, conn: Any, record: Callable[[object], None], registered: Callable[[object], None]
+    ) -> None:
         object.__setattr__(self, "_qw_conn", conn)
         object.__setattr__(self, "_qw_record", record)
+        object.__setattr__(self, "_qw_registered", registered)
 
     def cursor(self, *args: Any, **kwargs: Any) -> _RecordingCursor:
         return _RecordingCursor(self._qw_conn.cursor(*args, **kwargs), self._qw_record)
 
     def execute(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
         return self.cursor().execute(operation, *args, **kwargs)
+
+    def create_function(self, *args: Any, **kwargs: Any) -> Any:
+        self._qw_registered(args[0] if args else kwargs.get("name"))
+        return self._qw_conn.create_function(*args, **kwargs)
 
     def __enter__(self) -> _RecordingConnection:
         self._qw_conn.__enter__()
@@ -253,4 +284,4 @@ def wrap(collector: Collector, conn: Any) -> Any:
     def record(sql: object) -> None:
         collector.record(sql, dialect, db)
 
-    return _RecordingConnection(conn, record)
+    return _RecordingConnection(conn, record, collector.registered)

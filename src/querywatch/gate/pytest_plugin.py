@@ -7,8 +7,9 @@ tests is recorded (restored at the end); statements are attributed to the runnin
 or its fixtures' setup and teardown). At the end the run file is written
 (``--querywatch-run``, default ``.querywatch/gate-run.json``), the same check as
 ``querywatch check`` runs, its terminal report is printed, and the session fails: exit status 1
-for new findings or regressions, 2 when the gate could not check (if the tests themselves passed;
-failing tests keep their own status). A ``querywatch_collector`` fixture hands the collector to
+for new findings or regressions at ``--querywatch-fail-on`` or above (default warning; ``info``
+never fails), 2 when the gate could not check (if the tests themselves passed; failing tests keep
+their own status). A ``querywatch_collector`` fixture hands the collector to
 tests that open connections some other way (``collector.wrap(conn)``).
 
 Not supported with pytest-xdist (``-n``): each worker would record only its own tests.
@@ -24,7 +25,13 @@ import pytest
 
 from querywatch.errors import QuerywatchError
 from querywatch.gate.baseline import DEFAULT_BASELINE_PATH
-from querywatch.gate.check import DEFAULT_MAX_REPEATS, CheckReport, run_check
+from querywatch.gate.check import (
+    DEFAULT_FAIL_ON,
+    DEFAULT_MAX_REPEATS,
+    FAIL_ON,
+    CheckReport,
+    run_check,
+)
 from querywatch.gate.collect import DEFAULT_RUN_PATH, Collector
 
 PLUGIN_NAME = "querywatch-gate"
@@ -81,6 +88,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         f" (default {DEFAULT_MAX_REPEATS}).",
     )
     group.addoption(
+        "--querywatch-fail-on",
+        choices=FAIL_ON,
+        default=DEFAULT_FAIL_ON,
+        help="The lowest severity of a new finding that fails the session (default"
+        f" {DEFAULT_FAIL_ON}; info never fails).",
+    )
+    group.addoption(
         "--querywatch-update-baseline",
         action="store_true",
         default=False,
@@ -129,7 +143,7 @@ class GatePlugin:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, Any, Any]:
-        self.collector.enter(item.nodeid, "setup")
+        self.collector.enter(item.nodeid, "setup", str(item.path))
         try:
             return (yield)
         finally:
@@ -137,7 +151,7 @@ class GatePlugin:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
-        self.collector.enter(item.nodeid, "call")
+        self.collector.enter(item.nodeid, "call", str(item.path))
         try:
             return (yield)
         finally:
@@ -145,7 +159,7 @@ class GatePlugin:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, Any, Any]:
-        self.collector.enter(item.nodeid, "teardown")
+        self.collector.enter(item.nodeid, "teardown", str(item.path))
         try:
             return (yield)
         finally:
@@ -169,6 +183,7 @@ class GatePlugin:
                 max_repeats=opt("querywatch_max_repeats"),
                 update_baseline=opt("querywatch_update_baseline"),
                 statement_timeout_ms=_statement_timeout_ms(),
+                fail_on=opt("querywatch_fail_on"),
             )
             code = self.report.exit_code
         except QuerywatchError as exc:

@@ -1,8 +1,10 @@
 """The gate's report in four forms: the terminal, Markdown, JUnit XML and SARIF 2.1.0.
 
 Every form says the same things in the same order: what fails the gate (new findings and
-regressions), what could not be checked, what the baseline accepts and what got fixed. Each item
-names the query (normalized, never literal values), its call site, the rule and the fix.
+regressions at ``--fail-on`` or above), what could not be checked, new findings below
+``--fail-on`` (reported, not failing: ``info`` always), what the baseline accepts and what got
+fixed. Each item names the query (normalized, never literal values), its call site, the rule and
+the fix. SARIF levels follow the severity: error, warning, and ``note`` for info.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from rich.text import Text
 from querywatch.findings import Finding, Location
 from querywatch.gate.check import (
     GATE_RULES,
-    UNCHECKED_RULES,
     CheckReport,
     QueryResult,
 )
@@ -57,21 +58,25 @@ def _plural(n: int, word: str) -> str:
 def headline(report: CheckReport) -> str:
     """One line: the verdict and the counts."""
     parts = []
-    if report.new:
-        parts.append(_plural(len(report.new), "new finding"))
-    if report.regressions:
-        parts.append(_plural(len(report.regressions), "regression"))
+    new = [f for f in report.new if report.fails(f)]
+    regressions = [f for f in report.regressions if report.fails(f)]
+    if new:
+        parts.append(_plural(len(new), "new finding"))
+    if regressions:
+        parts.append(_plural(len(regressions), "regression"))
     if report.unchecked:
         parts.append(f"{_plural(len(report.unchecked), 'statement')} could not be checked")
     checked = sum(1 for q in report.queries if q.origin == "run")
+    below = f", {len(report.below)} below --fail-on {report.fail_on}" if report.below else ""
     if report.baseline_updated:
-        found = len(report.failing) + len(report.unchecked) + len(report.accepted)
+        found = len(report.new) + len(report.regressions)
+        found += len(report.unchecked) + len(report.accepted)
         return f"baseline updated: {_plural(found, 'finding')} accepted"
     if not parts:
         accepted = f", {len(report.accepted)} accepted by the baseline" if report.accepted else ""
-        return f"passed: {_plural(checked, 'query')} checked{accepted}"
+        return f"passed: {_plural(checked, 'query')} checked{accepted}{below}"
     verdict = "failed" if report.exit_code == 1 else "could not check"
-    return f"{verdict}: {', '.join(parts)} ({_plural(checked, 'query')} checked)"
+    return f"{verdict}: {', '.join(parts)}{below} ({_plural(checked, 'query')} checked)"
 
 
 def _site(f: Finding) -> str:
@@ -88,9 +93,10 @@ def _short(sql: str | None, limit: int = 160) -> str:
 
 def _sections(report: CheckReport) -> list[tuple[str, str, list[Finding]]]:
     return [
-        ("new", "New findings", report.new),
-        ("regression", "Regressions", report.regressions),
+        ("new", "New findings", [f for f in report.new if report.fails(f)]),
+        ("regression", "Regressions", [f for f in report.regressions if report.fails(f)]),
         ("unchecked", "Could not check", report.unchecked),
+        ("below", f"Below --fail-on {report.fail_on} (reported, not failing)", report.below),
     ]
 
 
@@ -118,7 +124,7 @@ def terminal_view(report: CheckReport) -> Group:
     for key, title, items in _sections(report):
         if not items:
             continue
-        color = "yellow" if key == "unchecked" else "red"
+        color = {"unchecked": "yellow", "below": "blue"}.get(key, "red")
         parts.append(Text(f"\n{title} ({len(items)})", style=f"bold {color}"))
         for f in items:
             parts.append(
@@ -179,6 +185,8 @@ def markdown(report: CheckReport) -> str:
         out += ["| | Query | Call site | Rule | Fix |", "|---|---|---|---|---|"]
         for title, f in rows:
             kind = {"New findings": "new", "Regressions": "regression"}.get(title, "not checked")
+            if title.startswith("Below"):
+                kind = f"{f.severity}, not failing"
             out.append(
                 f"| {kind} | {_code(_short(f.sql, 200))} | {_code(_site(f))} | "
                 f"**{_cell(f.rule)}**: {_cell(f.message)} | {_cell(f.fix)} |"
@@ -208,14 +216,22 @@ def _failure_text(f: Finding) -> str:
 
 
 def junit(report: CheckReport) -> str:
-    """One test case per query; each new finding, regression or unchecked statement a failure."""
+    """One test case per query; each new finding or regression at --fail-on or above and each
+    unchecked statement a failure; findings below --fail-on and accepted ones in system-out."""
     failing: dict[str, list[tuple[str, Finding]]] = {}
     for key, _title, items in _sections(report):
         for f in items:
-            failing.setdefault(f.fingerprint or "", []).append((key, f))
-    accepted: dict[str, list[Finding]] = {}
+            if key != "below":
+                failing.setdefault(f.fingerprint or "", []).append((key, f))
+    accepted: dict[str, list[str]] = {}
     for f in report.accepted:
-        accepted.setdefault(f.fingerprint or "", []).append(f)
+        accepted.setdefault(f.fingerprint or "", []).append(
+            f"accepted by the baseline: {f.rule} ({f.message})"
+        )
+    for f in report.below:
+        accepted.setdefault(f.fingerprint or "", []).append(
+            f"{f.severity}, below --fail-on {report.fail_on}: {f.rule} ({f.message})"
+        )
     cases = []
     failures = 0
     for q in report.queries:
@@ -237,9 +253,7 @@ def junit(report: CheckReport) -> str:
         ok = accepted.get(q.fingerprint)
         if ok:
             out = ET.SubElement(case, "system-out")
-            out.text = _xml(
-                "accepted by the baseline: " + ", ".join(f"{f.rule} ({f.message})" for f in ok)
-            )
+            out.text = _xml("\n".join(ok))
         cases.append(case)
     for fp, orphans in failing.items():  # findings without a query of their own (none expected)
         case = ET.Element("testcase", classname="querywatch", name=f"[{fp}]", time="0")
@@ -361,16 +375,14 @@ def sarif(report: CheckReport, *, root: str | os.PathLike[str] | None = None) ->
                         "text": f"{text}\nExample fix: {f.fix}",
                         "markdown": f"{text}\n\n**Example fix:** {f.fix}",
                     },
-                    "defaultConfiguration": {
-                        "level": "error" if f.rule in UNCHECKED_RULES else _LEVEL[f.severity]
-                    },
+                    "defaultConfiguration": {"level": _LEVEL[f.severity]},
                 }
             )
         result: dict[str, Any] = {
             "ruleId": f.rule,
             "ruleIndex": rule_ids[f.rule],
-            # Everything that fails the gate is an error, so code scanning fails the check too.
-            "level": _LEVEL[f.severity] if key == "accepted" else "error",
+            # The level is the severity, so code scanning judges as the gate does: info is a note.
+            "level": _LEVEL[f.severity],
             "message": {"text": f"{f.message}. Fix: {f.fix}. Query: {_short(f.sql, 300)}"},
             "partialFingerprints": {
                 "querywatchFinding/v1": f"{f.fingerprint}:{f.rule}:{f.evidence.get('test', '')}"
