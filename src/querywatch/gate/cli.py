@@ -62,7 +62,8 @@ def make_command(config_of: ConfigOf) -> click.Command:
         type=click.IntRange(min=1),
         default=DEFAULT_MAX_REPEATS,
         show_default=True,
-        help="N+1: flag a statement that one test runs more than this many times.",
+        help="N+1: flag a read that one call of a test into the application runs more than this"
+        " many times.",
     )
     @click.option(
         "--fail-on",

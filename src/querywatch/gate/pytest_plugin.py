@@ -84,7 +84,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="K",
         type=int,
         default=DEFAULT_MAX_REPEATS,
-        help="N+1: flag a statement run more than K times in one test"
+        help="N+1: flag a read run more than K times in one call of a test into the application"
         f" (default {DEFAULT_MAX_REPEATS}).",
     )
     group.addoption(
