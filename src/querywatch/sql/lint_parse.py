@@ -142,6 +142,7 @@ class Rewrite:
         out = cls(original)
         parts: list[str] = []
         pos = 0
+        size = 0  # len("".join(parts)), kept as it grows: summing per match is quadratic
         canon = _CANON_PARAM[dialect]
         for m in _LEX[dialect].finditer(original):
             new: str | None = None
@@ -157,8 +158,10 @@ class Rewrite:
             if new is None:
                 continue
             parts.append(original[pos : m.start()])
-            out._add(sum(map(len, parts)), new, m.start(), m.end())
+            size += m.start() - pos
+            out._add(size, new, m.start(), m.end())
             parts.append(new)
+            size += len(new)
             pos = m.end()
         parts.append(original[pos:])
         out.text = "".join(parts)
