@@ -32,3 +32,13 @@ SELECT id, handle FROM members WHERE handle LIKE 'omar_471%';
 -- schema: bazaar
 -- intent: fine
 SELECT id, name FROM categories WHERE name ILIKE '%garden%';
+
+-- name: ref-code-suffix
+-- schema: bazaar
+-- intent: slow
+SELECT id, title FROM listings WHERE ref_code LIKE '%50487';
+
+-- name: ref-code-prefix
+-- schema: bazaar
+-- intent: fine
+SELECT id, title FROM listings WHERE ref_code LIKE '8794150%';

@@ -42,3 +42,9 @@ SELECT id, title FROM listings WHERE created_at >= '2025-03-14' AND created_at <
 -- schema: bazaar
 -- intent: fine
 SELECT l.id, l.title FROM listings l JOIN members m ON m.id = l.seller_id WHERE m.handle = 'omar_4711';
+
+-- name: at-time-zone-on-column
+-- schema: bazaar
+-- intent: slow
+SELECT id, title FROM listings WHERE created_at AT TIME ZONE 'Europe/Berlin' >= '2025-12-31 00:00'
+  AND created_at AT TIME ZONE 'Europe/Berlin' < '2025-12-31 02:00';
