@@ -22,7 +22,6 @@ and dropped, a text too long to keep) are *not checkable*: counted in a note, ne
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -38,8 +37,9 @@ from querywatch.gate.baseline import (
     plan_signature,
     worse_access,
 )
-from querywatch.gate.collect import MAX_SAMPLE, SESSION, GateInputError, GateRun, Statement
+from querywatch.gate.collect import MAX_SAMPLE, GateInputError, GateRun, Statement
 from querywatch.gate.explainer import ExplainSessions, ExplainTarget, StatementNotExplained
+from querywatch.gate.nplusone import N_PLUS_ONE, n_plus_one
 from querywatch.gate.objects import missing_object
 from querywatch.records import CallSite
 from querywatch.sql.fingerprint import fingerprint
@@ -50,7 +50,6 @@ FAIL_ON = ("error", "warning")
 """``--fail-on``: the lowest severity that fails the gate. ``info`` never fails."""
 DEFAULT_FAIL_ON = "warning"
 
-N_PLUS_ONE = "n-plus-one"
 COST_REGRESSION = "cost-regression"
 PLAN_REGRESSION = "plan-regression"
 CALLS_REGRESSION = "calls-regression"
@@ -77,18 +76,6 @@ def is_plannable(normalized: str) -> bool:
     """Statements that read or write rows: the ones worth a lint and an EXPLAIN (not BEGIN, SET,
     PRAGMA, DDL…)."""
     return normalized.lstrip().lower().startswith(_PLANNABLE)
-
-
-_WRITE = re.compile(r"\b(?:insert into|delete from|merge into|update \S+ set)\b")
-
-
-def is_read(normalized: str) -> bool:
-    """Statements that only read (a SELECT, VALUES, or a WITH whose statements write nothing):
-    N+1 is repeated reads; a write repeated per row is a batching matter, not N+1."""
-    text = normalized.lstrip().lower()
-    if text.startswith("with"):
-        return _WRITE.search(text) is None
-    return text.startswith(("select", "(", "values", "table "))
 
 
 @dataclass(slots=True)
@@ -300,9 +287,9 @@ def _check_statement(
             q.explained = True
             q.signature = plan_signature(plan)
             findings.extend(rule_findings)
-    n_plus_one = _n_plus_one(run, stmt, max_repeats)
-    if n_plus_one is not None:
-        findings.append(n_plus_one)
+    repeated = n_plus_one(run, stmt, max_repeats)
+    if repeated is not None:
+        findings.append(repeated)
     q.findings = _dedupe(
         replace(
             f,
@@ -328,47 +315,6 @@ def _explain_failed(exc: StatementNotExplained, dialect: str) -> Finding:
         f"EXPLAIN it on a database with {needs} (--explain-dsn), or accept it with"
         " --update-baseline",
         {"database": exc.target},
-    )
-
-
-_BATCH_READS = {
-    "postgres": "WHERE id = ANY(%s) with the list of ids",
-    "sqlite": "WHERE id IN (?, ?, …) with the list of ids (IN (SELECT value FROM json_each(?))"
-    " for a long one)",
-    "mysql": "WHERE id IN (%s, %s, …) with the list of ids",
-}
-
-
-def _n_plus_one(run: GateRun, stmt: Statement, max_repeats: int) -> Finding | None:
-    """One finding per fingerprint that only reads: the test whose single call into the
-    application repeats it most, at its busiest call site."""
-    if not is_read(stmt.normalized):
-        return None
-    fp = stmt.fingerprint
-    over = [
-        (usage.max_per_call, test_id, usage)
-        for test_id, usages in run.tests.items()
-        if test_id != SESSION
-        and (usage := usages.get(fp)) is not None
-        and usage.max_per_call > max_repeats
-    ]
-    if not over:
-        return None
-    calls, test_id, usage = min(over, key=lambda x: (-x[0], x[1]))  # most calls, then by id
-    others = len(over) - 1
-    also = f" (and {others} other test{'s' if others > 1 else ''})" if others else ""
-    site = max(usage.sites.items(), key=lambda kv: kv[1])[0] if usage.sites else None
-    call = f" in one call of {usage.call}" if usage.call else ""
-    batch = _BATCH_READS.get(stmt.dialect, _BATCH_READS["sqlite"])
-    return Finding(
-        N_PLUS_ONE,
-        "warning",
-        f"{test_id} runs this statement {calls} times (more than {max_repeats}){call}: one query"
-        f" per row{also}",
-        f"load the rows in one query (a JOIN, or {batch}) or prefetch them instead of querying"
-        " inside a loop",
-        {"test": test_id, "calls": calls, "max_repeats": max_repeats, "tests": len(over)},
-        location=None if site is None else _location(site),
     )
 
 
