@@ -175,6 +175,34 @@ def test_tables_and_functions_the_tests_made_are_not_could_not_check(tmp_path: P
     assert "Could not check" not in render(report, "terminal")
 
 
+def test_a_column_the_run_dropped_and_a_dotted_table_name_are_not_could_not_check(
+    tmp_path: Path,
+) -> None:
+    def body(conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TABLE trees (id INTEGER PRIMARY KEY, species TEXT)")
+        conn.execute('CREATE TABLE "http://example.com" (id INTEGER PRIMARY KEY, c1 TEXT)')
+        conn.execute('SELECT c1 FROM "http://example.com" WHERE id = ?', (1,)).fetchall()
+        conn.execute("SELECT trees.species FROM trees WHERE id = ?", (1,)).fetchall()
+        conn.execute('DROP TABLE "http://example.com"')
+        conn.execute("DROP TABLE trees")  # rebuilt without the column, as a transform does
+        conn.execute("CREATE TABLE trees (id INTEGER PRIMARY KEY)")
+
+    _run, report = check(tmp_path, body)
+    assert report.unchecked == [] and report.exit_code == 0
+    assert sum(q.not_checkable == "temporary" for q in report.queries) == 2
+
+
+def test_a_statement_that_failed_in_the_test_too_is_not_could_not_check(tmp_path: Path) -> None:
+    def body(conn: sqlite3.Connection) -> None:
+        with pytest.raises(sqlite3.OperationalError):  # a test of error handling
+            conn.execute("INSERT INTO orders (id, customer_id) VALUE (?, ?)", (1, 2))
+
+    run, report = check(tmp_path, body)
+    assert [s.errors for s in run.statements.values()] == [1]
+    assert report.unchecked == [] and report.exit_code == 0
+    assert any("failed when the tests ran them" in note for note in report.notes)
+
+
 def test_a_missing_table_the_tests_never_made_is_still_reported(tmp_path: Path) -> None:
     db = make_db(tmp_path / "app.db")
     collector = Collector()

@@ -40,7 +40,7 @@ from querywatch.gate.baseline import (
 from querywatch.gate.collect import MAX_SAMPLE, GateInputError, GateRun, Statement
 from querywatch.gate.explainer import ExplainSessions, ExplainTarget, StatementNotExplained
 from querywatch.gate.nplusone import N_PLUS_ONE, n_plus_one
-from querywatch.gate.objects import missing_object
+from querywatch.gate.objects import missing_objects
 from querywatch.records import CallSite
 from querywatch.sql.fingerprint import fingerprint
 
@@ -216,6 +216,8 @@ NOT_CHECKABLE = {
     " pass --explain-dsn to check plans",
     "temporary": "used a table or function the tests created, dropped or registered themselves"
     " (gone when the check ran) and were not EXPLAINed; not a failure",
+    "errored": "failed when the tests ran them (tests of error handling) and EXPLAIN rejects"
+    " them too; not a failure",
     "too-long": f"were longer than {MAX_SAMPLE:,} characters: too long to check",
 }
 """Why a statement could not be EXPLAINed for a reason of the test run itself: one note each."""
@@ -276,10 +278,12 @@ def _check_statement(
         try:
             plan, rule_findings = explainer.explain(targets, text)
         except StatementNotExplained as exc:
-            gone = missing_object(str(exc))
-            if gone is not None and gone in run.objects:
+            if missing_objects(str(exc)) & run.objects:
                 q.not_checkable = "temporary"
                 q.note = f"not checkable: {exc} (the tests made and removed it)"
+            elif stmt.errors:
+                q.not_checkable = "errored"
+                q.note = f"not checkable: {exc} (it failed when the tests ran it too)"
             else:
                 q.note = f"EXPLAIN failed: {exc}"
                 findings.append(_explain_failed(exc, stmt.dialect))

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import sys
 import threading
 import time
@@ -82,6 +81,7 @@ class Statement:
     sample: str | None = None  # the first statement as issued (test data, for EXPLAIN)
     databases: list[str] = field(default_factory=list)  # Database ids, first seen first
     too_long: int = 0  # the length of its texts when none fit in MAX_SAMPLE (then no sample)
+    errors: int = 0  # times it raised a database error when the tests ran it
 
 
 @dataclass(slots=True)
@@ -149,6 +149,7 @@ class GateRun:
                     "databases": list(s.databases),
                     "sample": s.sample,
                     **({"too_long": s.too_long} if s.too_long else {}),
+                    **({"errors": s.errors} if s.errors else {}),
                 }
                 for fp, s in sorted(self.statements.items())
             },
@@ -227,6 +228,7 @@ class GateRun:
                     None if s.get("sample") is None else str(s["sample"]),
                     [str(x) for x in s.get("databases", [])],
                     int(s.get("too_long", 0)),
+                    int(s.get("errors", 0)),
                 )
             for test_id, usages in data["tests"].items():
                 run.tests[test_id] = {
@@ -381,6 +383,17 @@ class Collector:
         except Exception:
             self.errors += 1
 
+    def failed(self, sql: object, dialect: str) -> None:
+        """The statement just recorded raised a database error when the test ran it."""
+        try:
+            text = sql if isinstance(sql, str) else _text_of(sql)
+            with self._lock:
+                stmt = self._run.statements.get(fingerprint(text, dialect).id)
+                if stmt is not None:
+                    stmt.errors += 1
+        except Exception:
+            self.errors += 1
+
     def _count_call(self, usage: Usage, call: FrameType | None) -> None:
         """Count the statement within its call. The frame of the last call is held until the
         next statement, so ``is`` tells a new call from the same one (a freed frame's id may be
@@ -451,7 +464,13 @@ def _copy(run: GateRun) -> GateRun:
     return GateRun(
         statements={
             fp: Statement(
-                s.fingerprint, s.normalized, s.dialect, s.sample, list(s.databases), s.too_long
+                s.fingerprint,
+                s.normalized,
+                s.dialect,
+                s.sample,
+                list(s.databases),
+                s.too_long,
+                s.errors,
             )
             for fp, s in run.statements.items()
         },
@@ -472,14 +491,3 @@ def _text_of(sql: object) -> str:
     if isinstance(sql, bytes):
         return sql.decode("utf-8", "replace")
     return str(sql)
-
-
-def sqlite_target(conn: sqlite3.Connection) -> str | None:
-    """The main database file of a sqlite3 connection, or None when it lives in memory."""
-    try:
-        for _seq, name, file in conn.execute("PRAGMA database_list").fetchall():
-            if name == "main":
-                return os.path.abspath(file) if file else None
-    except sqlite3.Error:
-        return None
-    return None

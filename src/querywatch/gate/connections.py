@@ -11,6 +11,7 @@ working); psycopg connections get a recording cursor factory (``querywatch.captu
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import sqlite3.dbapi2
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from typing import Any, cast
 
 from querywatch.capture import dbapi, psycopg3
 from querywatch.capture.aggregate import StatementChannel
-from querywatch.gate.collect import Collector, sqlite_target
+from querywatch.gate.collect import Collector
 
 
 class _Channel:
@@ -35,6 +36,17 @@ class _Channel:
         self.collector.record(sql, self.dialect, self.database)
 
 
+def sqlite_target(conn: sqlite3.Connection) -> str | None:
+    """The main database file of a sqlite3 connection, or None when it lives in memory."""
+    try:
+        for _seq, name, file in conn.execute("PRAGMA database_list").fetchall():
+            if name == "main":
+                return os.path.abspath(file) if file else None
+    except sqlite3.Error:
+        return None
+    return None
+
+
 # -- sqlite3 ---------------------------------------------------------------------------------------
 
 
@@ -44,14 +56,32 @@ def _record_sqlite(conn: Any, sql: object) -> None:
         collector.record(sql, "sqlite", conn._qw_db)
 
 
+def _failed_sqlite(conn: Any, sql: object) -> None:
+    collector = getattr(conn, "_qw_collector", None)
+    if collector is not None:
+        collector.failed(sql, "sqlite")
+
+
 class _CursorMixin:
+    # A statement that raises when the test runs it (a test of error handling) is marked, so a
+    # later EXPLAIN that rejects it too is "not checkable", not "could not check".
     def execute(self, sql: str, parameters: Any = (), /) -> Any:
-        _record_sqlite(cast(sqlite3.Cursor, self).connection, sql)
-        return super().execute(sql, parameters)  # type: ignore[misc]
+        conn = cast(sqlite3.Cursor, self).connection
+        _record_sqlite(conn, sql)
+        try:
+            return super().execute(sql, parameters)  # type: ignore[misc]
+        except sqlite3.DatabaseError:
+            _failed_sqlite(conn, sql)
+            raise
 
     def executemany(self, sql: str, seq_of_parameters: Any, /) -> Any:
-        _record_sqlite(cast(sqlite3.Cursor, self).connection, sql)
-        return super().executemany(sql, seq_of_parameters)  # type: ignore[misc]
+        conn = cast(sqlite3.Cursor, self).connection
+        _record_sqlite(conn, sql)
+        try:
+            return super().executemany(sql, seq_of_parameters)  # type: ignore[misc]
+        except sqlite3.DatabaseError:
+            _failed_sqlite(conn, sql)
+            raise
 
     def executescript(self, script: str, /) -> Any:
         _record_sqlite(cast(sqlite3.Cursor, self).connection, script)

@@ -34,6 +34,7 @@ _MISSING = [
     for p in (
         r"no such (?:table|view|index|function|collation sequence|module): (\S+)",
         r"table (\S+) has no column named",
+        r"no such column: ([^\s.]+)\.\S+",
         r'relation "([^"]+)" does not exist',
         r'column "[^"]+" of relation "([^"]+)" does not exist',
         r"function ([^\s(]+)\(.*\) does not exist",
@@ -42,10 +43,13 @@ _MISSING = [
 ]
 
 
-def object_key(name: str) -> str:
-    """One spelling of a name for matching: unquoted, without its schema, lower-cased, with
-    generated tokens as in fingerprints (``"Dogs_New_9f3a…"`` and ``dogs_new_0c1d…`` match)."""
-    last = re.split(r'\.(?=(?:[^"]*"[^"]*")*[^"]*$)', name.strip())[-1]
+def object_key(name: str, *, schema: bool = True) -> str:
+    """One spelling of a name for matching: unquoted, without its schema (unless ``schema`` is
+    False: a dot may be part of the name), lower-cased, with generated tokens as in fingerprints
+    (``"Dogs_New_9f3a…"`` and ``dogs_new_0c1d…`` match)."""
+    last = name.strip()
+    if schema:
+        last = re.split(r'\.(?=(?:[^"]*"[^"]*")*[^"]*$)', last)[-1]
     if len(last) >= 2 and last[0] + last[-1] in ('""', "``", "[]"):
         last = last[1:-1]
     return generated_name(last).lower()
@@ -62,10 +66,11 @@ def ddl_objects(sql: str) -> list[str]:
     return out
 
 
-def missing_object(reason: str) -> str | None:
-    """The key of the object an EXPLAIN error says is missing, if it names one."""
+def missing_objects(reason: str) -> set[str]:
+    """Keys the object an EXPLAIN error says is missing may have (``main.t`` is ``t``, but
+    ``http://example.com`` is one name), or none when the error names no object."""
     for pattern in _MISSING:
         m = pattern.search(reason)
         if m is not None:
-            return object_key(m[1])
-    return None
+            return {object_key(m[1]), object_key(m[1], schema=False)}
+    return set()
