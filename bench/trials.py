@@ -422,6 +422,21 @@ def trial(
 # -- output -------------------------------------------------------------------------------------
 
 
+def code_version() -> str:
+    """The querywatch commit under trial (``-dirty`` when the work tree has changes)."""
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
 def table(results: list[dict[str, Any]]) -> str:
     head = (
         "project",
@@ -496,7 +511,11 @@ def main(argv: list[str] | None = None) -> int:
     except TrialError as exc:
         print(f"trials: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(results, indent=1) if opts.json else table(results))
+    version = code_version()
+    if opts.json:
+        print(json.dumps({"querywatch": version, "trials": results}, indent=1))
+    else:
+        print(f"querywatch {version}, {time.strftime('%Y-%m-%d')}\n{table(results)}")
     return 0 if results and all(r.get("run2_passed") for r in results) else 1
 
 
