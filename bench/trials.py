@@ -445,6 +445,7 @@ def table(results: list[dict[str, Any]]) -> str:
         "tests p/f/s",
         "statements",
         "fingerprints",
+        "checked/EXPLAINed",
         "findings",
         "by rule (run 1)",
         "could not check",
@@ -454,7 +455,19 @@ def table(results: list[dict[str, Any]]) -> str:
     for r in results:
         if "error" in r:
             rows.append(
-                (r["project"], r.get("version", ""), "", "", "", "", "", r["error"], "", "error")
+                (
+                    r["project"],
+                    r.get("version", ""),
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    r["error"],
+                    "",
+                    "error",
+                )
             )
             continue
         t = r["tests"]
@@ -472,6 +485,7 @@ def table(results: list[dict[str, Any]]) -> str:
                 f"{t['passed']}/{t['failed'] + t['error']}/{t['skipped']}",
                 f"{r['statements']:,}",
                 f"{r['fingerprints']:,}",
+                f"{r['checked']}/{r['explained']}",
                 str(r["findings"]),
                 rule,
                 str(r["could_not_check"]),
