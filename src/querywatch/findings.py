@@ -26,12 +26,15 @@ class Rule(Generic[CheckT]):
 
     ``id`` is the stable slug users suppress and baselines record; ``severity`` is stated here
     once and carried by every finding the check returns; ``summary`` is the line docs list.
+    ``needs_plan`` marks a lint rule whose verdict depends on sizes and indexes the text cannot
+    show: where the statement's plan was judged, the plan rules speak for it instead.
     """
 
     id: str
     severity: Severity
     summary: str
     check: CheckT
+    needs_plan: bool = False
 
 
 @dataclass(frozen=True, slots=True)
