@@ -1,7 +1,7 @@
 """Shop release v2 (the bad one): a non-sargable hot query and an N+1 home page.
 
-Diff this file against ``v2.py`` to see what the bad deploy changed. Queries use ``?``
-placeholders; ``Db`` adapts them for PostgreSQL.
+Diff ``v1_1.py`` (the release before it) against this file to see what the bad deploy
+changed. Queries use ``?`` placeholders; ``Db`` adapts them for PostgreSQL.
 """
 
 from __future__ import annotations
