@@ -86,3 +86,86 @@ def test_settings_never_print_a_password(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "hunter2" not in result.stdout
     assert "postgresql://app:***@db.internal/shop" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "rollback_timeout_s = nan",  # NaN compares false: it meant "no timeout"
+        "rollback_cooldown_s = inf",
+        "rollback_window_s = -nan",
+        "interval = +inf",
+        "statement_timeout_ms = inf",  # was an OverflowError traceback
+        "recovery_check_s = 1" + "0" * 400,  # an integer too large for a float
+        '[runbook.flush]\ncommand = "true"\ntimeout_s = nan',
+        "[environments.production]\nrollback_timeout_s = nan",
+    ],
+)
+def test_file_refuses_nan_and_infinity(tmp_path: Path, content: str) -> None:
+    (tmp_path / "querywatch.toml").write_text(content + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(environ={}, cwd=tmp_path)
+    message = str(info.value)
+    assert "must be a finite number" in message and "querywatch.toml" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("QUERYWATCH_ROLLBACK_TIMEOUT_S", "nan"),
+        ("QUERYWATCH_ROLLBACK_COOLDOWN_S", "infinity"),
+        ("QUERYWATCH_ROLLBACK_WINDOW_S", "1e400"),  # reads as infinity
+        ("QUERYWATCH_ALERT_RENOTIFY_S", "-inf"),
+        ("QUERYWATCH_STATEMENT_TIMEOUT_MS", "NaN"),
+        ("QUERYWATCH_RETENTION_RAW_HOURS", "inf"),
+    ],
+)
+def test_environment_refuses_nan_and_infinity(tmp_path: Path, name: str, raw: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(environ={name: raw}, cwd=tmp_path)
+    assert "must be a finite number" in str(info.value)
+    assert str(info.value).startswith(name + ": ")
+
+
+def test_flags_refuse_nan_and_infinity(tmp_path: Path) -> None:
+    for value in (float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match=r"--interval: .*must be a finite number"):
+            load_config({"interval": value}, environ={}, cwd=tmp_path)
+    # and through the real command line, as one line with a non-zero exit
+    assert_one_line_error(
+        run_cli("watch", "--interval", "nan", cwd=tmp_path), "--interval", "finite number"
+    )
+    assert_one_line_error(
+        run_cli("settings", cwd=tmp_path, env={"QUERYWATCH_ROLLBACK_TIMEOUT_S": "nan"}),
+        "QUERYWATCH_ROLLBACK_TIMEOUT_S",
+        "finite number",
+    )
+
+
+def test_finite_numbers_still_pass(tmp_path: Path) -> None:
+    (tmp_path / "querywatch.toml").write_text(
+        "rollback_cooldown_s = 0\nrollback_timeout_s = 2.5\n"
+        '[runbook.flush]\ncommand = "true"\ntimeout_s = 30.0\n'
+    )
+    cfg = load_config(environ={"QUERYWATCH_INTERVAL": "1e3"}, cwd=tmp_path)
+    assert (cfg["rollback_cooldown_s"], cfg["rollback_timeout_s"], cfg["interval"]) == (
+        0.0,
+        2.5,
+        1000.0,
+    )
+    assert cfg.runbook["flush"]["timeout_s"] == 30.0
+
+
+@pytest.mark.parametrize("name", ["querywatch.toml", "pyproject.toml"])
+def test_non_utf8_config_file_is_one_line(tmp_path: Path, name: str) -> None:
+    header = b"[tool.querywatch]\n" if name == "pyproject.toml" else b""
+    # Latin-1 "é" in a comment: a file saved by an editor in the wrong encoding.
+    (tmp_path / name).write_bytes(header + b"# caf\xe9\ninterval = 4\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(environ={}, cwd=tmp_path)
+    line = assert_one_line_error(run_cli("settings", cwd=tmp_path), name, "not UTF-8")
+    assert "0xe9" in line
+    assert_one_line_error(
+        run_cli("--config", str(tmp_path / name), "top", cwd=tmp_path), name, "not UTF-8"
+    )

@@ -6,6 +6,7 @@ Precedence: command-line flags, then environment variables (QUERYWATCH_*), then 
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -29,11 +30,29 @@ class Setting:
         return "QUERYWATCH_" + self.name.upper()
 
 
-def _positive_float(value: Any) -> float:
+def _finite(value: Any) -> float:
+    """``value`` as a float, refusing NaN and infinity.
+
+    NaN compares false with everything, so ``rollback_timeout_s = nan`` would mean "no timeout"
+    and a NaN cooldown or window would make a guard refuse forever; ``inf`` (or ``1e400``, which
+    reads as infinity) is no better.
+    """
+    if isinstance(value, bool):
+        raise ValueError("must be a number")
     number = float(value)
+    if not math.isfinite(number):
+        raise ValueError("must be a finite number (not nan or infinity)")
+    return number
+
+
+def _positive_float(value: Any) -> float:
+    number = _finite(value)
     if number <= 0:
         raise ValueError("must be greater than 0")
     return number
+
+
+_NON_FINITE = ("nan", "inf", "infinity")
 
 
 def _flag(value: Any) -> bool:
@@ -48,15 +67,20 @@ def _flag(value: Any) -> bool:
 
 
 def _non_negative_float(value: Any) -> float:
-    number = float(value)
+    number = _finite(value)
     if number < 0:
         raise ValueError("must be 0 or more")
     return number
 
 
 def _positive_int(value: Any) -> int:
-    if isinstance(value, float) and not value.is_integer():
+    if isinstance(value, bool):
         raise ValueError("must be a whole number")
+    if isinstance(value, float):
+        if not _finite(value).is_integer():
+            raise ValueError("must be a whole number")
+    elif isinstance(value, str) and value.strip().lower().lstrip("+-") in _NON_FINITE:
+        raise ValueError("must be a finite number (not nan or infinity)")
     number = int(value)
     if number <= 0:
         raise ValueError("must be greater than 0")
@@ -209,14 +233,43 @@ def _read_file(path: Path, *, table_in_pyproject: bool) -> dict[str, Any]:
             data = tomllib.load(fh)
     except OSError as exc:
         raise ConfigError(f"cannot read config file: {exc.strerror}", source=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        # tomllib decodes the whole file as UTF-8 before parsing; TOML allows nothing else.
+        raise ConfigError(
+            f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}): "
+            "TOML files must be saved as UTF-8",
+            source=str(path),
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML: {exc}", source=str(path)) from exc
     if table_in_pyproject:
-        table = data.get("tool", {}).get("querywatch", {})
+        tool = data.get("tool", {})
+        table = tool.get("querywatch", {}) if isinstance(tool, dict) else {}
         if not isinstance(table, dict):
             raise ConfigError("[tool.querywatch] must be a table", source=str(path))
-        return table
+        data = table
+    _refuse_non_finite(data, "", str(path))
     return data
+
+
+def _refuse_non_finite(value: Any, key: str, source: str) -> None:
+    """Refuse ``nan``/``inf`` anywhere in our tables (settings, [runbook.*], [environments.*]).
+
+    Checked on the whole table rather than per setting so that the tables read elsewhere (a
+    runbook step's ``timeout_s``) get the same rule without each reader remembering it.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(
+            f"{key} = {value!r}: must be a finite number (not nan or infinity)",
+            source=source,
+            setting=key,
+        )
+    if isinstance(value, dict):
+        for name, item in value.items():
+            _refuse_non_finite(item, f"{key}.{name}" if key else str(name), source)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_non_finite(item, f"{key}[{index}]", source)
 
 
 def find_config_file(cwd: Path) -> tuple[Path, bool] | None:
@@ -291,6 +344,13 @@ def load_config(
             continue
         try:
             values[setting.name] = None if raw is None else setting.kind(raw)
+        except OverflowError as exc:  # a TOML integer too large for a float
+            raise ConfigError(
+                f"{setting.name} = {'***' if setting.secret else repr(raw)}: "
+                "must be a finite number (this one is too large)",
+                source=origin,
+                setting=setting.name,
+            ) from exc
         except (TypeError, ValueError) as exc:
             reason = str(exc) if str(exc).startswith("must") else "must be a number"
             raise ConfigError(
