@@ -125,6 +125,23 @@ def test_statement_statistics_only_compare_database_time_per_second(store: SqlSt
     assert "no request timings from the middleware" in calm.verdict
 
 
+def test_rates_are_per_second_of_data_not_of_the_range_asked_for(store: SqlStore) -> None:
+    """The pgbench trial: the agent started a minute before the deploy, so the half hour asked
+    for as "before" held one minute of data at 34 ms/s. Divided by the half hour, that read as
+    "was 1 ms" beside 1.66 s/s after."""
+    deploy = T0 + 1800
+    store.write_windows(_statements(deploy - 60, deploy, total_ms=34 * 60))  # 34 ms/s
+    store.write_windows(_statements(deploy, deploy + 60, total_ms=1660 * 60))  # 1.66 s/s
+    result = triage(store, before=(deploy - 1800, deploy), after=(deploy, deploy + 60), health=None)
+    assert "it worked 1.66 s per second after the deploy (was 34 ms)" in result.verdict
+    # The unfinished window at the end of "after" counts for the seconds that have elapsed.
+    store.write_windows(_statements(deploy + 60, deploy + 70, total_ms=1660 * 5))
+    partial = triage(
+        store, before=(deploy - 1800, deploy), after=(deploy, deploy + 65), health=None
+    )
+    assert "it worked 1.66 s per second after the deploy (was 34 ms)" in partial.verdict
+
+
 def test_no_data_at_all_says_it_cannot_tell(store: SqlStore) -> None:
     result = triage(store, before=BEFORE, after=AFTER, health=None)
     assert result.database_is_bottleneck is None

@@ -203,8 +203,10 @@ class Monitor:
         if deploy is None:
             split = now - UNANNOUNCED_AFTER_S
             return (split - UNANNOUNCED_BEFORE_S, split), (split, now)
-        start = traffic_start(deploy)
-        return (deploy.started_at - self.policy.baseline_seconds, deploy.started_at), (start, now)
+        # "Before" is what the detector compared against: whole windows before the deploy, so
+        # the window it started in (part new release already) is not counted as before.
+        phases = self.detector.deploy_phases(deploy, now)
+        return (phases.before_start, phases.before_end), (traffic_start(deploy), now)
 
     def _health(self) -> Mapping[str, Any] | None:
         if self.health is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from querywatch.detect.baseline import coverage
 from querywatch.detect.model import Triage
 from querywatch.store.base import Store
 
@@ -140,9 +141,16 @@ def _db_share(store: Store, span: tuple[float, float]) -> float | None:
 
 
 def _db_rate(store: Store, span: tuple[float, float]) -> float | None:
-    """Database milliseconds spent per wall-clock second over the range (all fingerprints)."""
+    """Database milliseconds spent per second of data over the range (all fingerprints).
+
+    Per second *of data*, not of the range: an agent started a minute before a deploy has one
+    minute of "before", and dividing that minute's work by the half hour asked for would make a
+    busy database look idle (34 ms/s read as 1 ms/s). Buckets without any window are gaps, as in
+    :mod:`querywatch.detect.baseline`; the unfinished bucket at the range's end counts for the
+    part that has elapsed.
+    """
     windows = store.statement_windows(since=span[0], until=span[1])
-    seconds = span[1] - span[0]
+    seconds = coverage((w.window_start for w in windows), span[0], span[1], now=span[1])
     if not windows or seconds <= 0:
         return None
     return sum(w.total_ms for w in windows) / seconds
