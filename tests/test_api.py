@@ -55,13 +55,14 @@ class Client:
         data: bytes | None = None,
         token: str | None = TOKEN,
         content_type: str | None = "application/json",
+        headers: dict[str, str] | None = None,
     ) -> Reply:
         if payload is not None:
             data = json.dumps(payload).encode()
-        headers = {}
+        headers = dict(headers or {})
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
-        if content_type is not None and data is not None:
+        if content_type is not None and (data is not None or method == "POST"):
             headers["Content-Type"] = content_type
         request = urllib.request.Request(self.base + path, data, headers, method=method)
         try:
@@ -192,6 +193,29 @@ CASES: list[tuple[str, str, dict[str, Any], int, str]] = [
     ),
     (
         "POST",
+        "/api/deploys/x/finish",
+        {"content_type": None},
+        415,
+        "Content-Type must be application/json (got none), on every POST",
+    ),
+    (
+        "POST",
+        "/api/deploys",
+        {"data": b"", "content_type": "application/x-www-form-urlencoded"},
+        415,
+        "(got application/x-www-form-urlencoded)",
+    ),
+    (
+        "POST",
+        "/api/deploys",
+        {"payload": {"version": "1"}, "headers": {"Origin": "http://evil.example"}},
+        403,
+        "cross-origin request refused: Origin 'http://evil.example' is not this server",
+    ),
+    ("GET", "/api/deploys", {"headers": {"Origin": "null"}}, 403, "Origin 'null'"),
+    ("GET", "/nowhere", {"headers": {"Origin": "https://evil.example"}}, 403, "cross-origin"),
+    (
+        "POST",
         "/api/deploys",
         {"data": b"{" + b" " * MAX_BODY_BYTES + b"}"},
         413,
@@ -297,6 +321,48 @@ def test_the_server_refuses_to_start_unprotected(
         make_server(tmp_path / "s.sqlite3", host, 0, token, no_auth=no_auth)
     assert needle in str(caught.value) and "\n" not in str(caught.value)
     assert TOKEN not in str(caught.value)
+
+
+def test_same_origin_requests_pass_the_origin_check(client: Client) -> None:
+    origin = client.base  # http://127.0.0.1:PORT, what a page served from here would send
+    started = client.call("POST", "/api/deploys", {"version": "1"}, headers={"Origin": origin})
+    assert started.status == 201, started.envelope
+    other_port = re.sub(r":\d+$", ":1", origin)
+    refused = client.call("GET", "/api/deploys", headers={"Origin": other_port})
+    assert refused.status == 403
+    assert len(client.call("GET", "/api/deploys").envelope["data"]) == 1
+
+
+@pytest.fixture
+def open_server(tmp_path: Path) -> Iterator[ApiServer]:
+    """`serve --no-auth`: what a browser on this machine can reach without credentials."""
+    srv = make_server(tmp_path / "s.sqlite3", "127.0.0.1", 0, None, no_auth=True)
+    thread = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+    thread.join(5)
+
+
+def test_no_auth_answers_only_requests_addressed_to_loopback(open_server: ApiServer) -> None:
+    client = Client(open_server.url)
+    port = open_server.server_address[1]
+    assert client.call("POST", "/api/deploys", {"version": "1"}, token=None).status == 201
+    # DNS rebinding: evil.example now resolves to 127.0.0.1, but the browser still says its name.
+    for host in (f"evil.example:{port}", "evil.example", f"127.0.0.1.evil.example:{port}"):
+        rebound = client.call("GET", "/api/deploys", token=None, headers={"Host": host})
+        assert rebound.status == 421, (host, rebound.envelope)
+        assert rebound.envelope["error"]["code"] == "misdirected_request"
+        assert "data" not in rebound.envelope
+        posted = client.call(
+            "POST", "/api/deploys", {"version": "2"}, token=None, headers={"Host": host}
+        )
+        assert posted.status == 421
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"app.localhost:{port}", "[::1]"):
+        assert client.call("GET", "/api/deploys", token=None, headers={"Host": host}).status == 200
+    listed = client.call("GET", "/api/deploys", token=None).envelope["data"]
+    assert [m["version"] for m in listed] == ["1"]  # nothing the rebound requests sent
 
 
 def test_no_auth_on_loopback_serves_without_a_token(tmp_path: Path) -> None:

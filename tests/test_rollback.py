@@ -4,9 +4,12 @@ real CLI in a subprocess and the real HTTP API."""
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
+import re
 import shlex
+import subprocess
 import sys
 import threading
 import time
@@ -845,6 +848,67 @@ def test_api_rollback_status_codes(api: tuple[ApiServer, str], out: Path) -> Non
     assert status == 400 and "must be true or false" in bad["error"]["message"]
     status, bad = post(server.url, path, {"force": True})
     assert status == 400 and "unknown field 'force'" in bad["error"]["message"]
+
+
+def raw_request(
+    url: str, method: str, path: str, headers: dict[str, str], body: bytes = b""
+) -> tuple[int, Any]:
+    """One request with exactly these headers (a browser's, or a forged Host)."""
+    host, _, port = url.removeprefix("http://").rpartition(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.request(method, path, body, headers)
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+
+def test_a_cross_site_form_cannot_roll_back_through_serve_no_auth(
+    project: tuple[Path, dict[str, str], str], out: Path
+) -> None:
+    """A page on another site, open in a browser on the operator's machine, targets
+    `querywatch serve --no-auth` on 127.0.0.1: an auto-submitted form, a no-cors fetch, DNS
+    rebinding. None of them may run the rollback command; the operator's own request still can."""
+    cwd, env, incident_id = project
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("QUERYWATCH_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "querywatch", "serve", "--no-auth", "--port", "0"],
+        cwd=cwd,
+        env={**full_env, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        banner = process.stderr.readline()
+        found = re.search(r"on (http://\S+) \(no auth, loopback only\)", banner)
+        assert found, banner
+        url, port = found.group(1), found.group(1).rpartition(":")[2]
+        path = f"/api/incidents/{incident_id}/rollback"
+        form = {
+            "Origin": "http://evil.example",
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
+        status, reply = raw_request(url, "POST", path, form)  # <form method=post> with no fields
+        assert status == 403 and reply["error"]["code"] == "forbidden", reply
+        status, reply = raw_request(url, "POST", path, {"Content-Type": "text/plain"})
+        assert status == 415, reply  # a "simple" request that carries no Origin
+        rebound = {"Host": f"evil.example:{port}", "Content-Type": "application/json"}
+        status, reply = raw_request(url, "POST", path, rebound, b"{}")
+        assert status == 421, reply
+        status, reply = raw_request(url, "GET", "/api/deploys", {"Host": f"evil.example:{port}"})
+        assert status == 421 and "data" not in reply  # rebinding reads nothing either
+        assert written(out) == []  # the rollback command never ran
+
+        own = {"Content-Type": "application/json"}
+        status, reply = raw_request(url, "POST", path, own, b'{"by": "ann"}')
+        assert status == 200 and reply["data"]["outcome"] == "ok", reply
+        assert written(out) == [["v1", "v2", "d2"]]
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
 
 
 def test_api_without_rollback_settings_is_400(tmp_path: Path) -> None:

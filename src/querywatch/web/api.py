@@ -15,6 +15,7 @@ deploy rules themselves live in :mod:`querywatch.deploys`; this module only tran
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import logging
 import re
@@ -62,6 +63,7 @@ _CODES = {
     411: "length_required",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    421: "misdirected_request",
     500: "internal_error",
     501: "not_implemented",
     503: "store_unavailable",
@@ -127,6 +129,10 @@ class DeployApi:
     def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Response:
         parts = urlsplit(target)
         path = parts.path.rstrip("/") or "/"
+        try:  # before anything else, so another site learns nothing, not even which paths exist
+            self._check_browser_safety(headers)
+        except _Refused as refused:
+            return refused.response
         routes, deploy_id = _route(path)
         if routes is None:
             return error(404, f"no such endpoint: {path}")
@@ -141,6 +147,8 @@ class DeployApi:
         try:
             if path not in _PUBLIC:
                 self._authorize(headers)
+            if method == "POST":
+                _require_json(headers)  # before the body: an empty form POST is still refused
             return handler(self, _Request(query, headers, body, deploy_id))
         except _Refused as refused:
             return refused.response
@@ -156,6 +164,34 @@ class DeployApi:
         except Exception:
             log.exception("internal error on %s %s", method, path)
             return error(500, "internal error: see the server log")
+
+    def _check_browser_safety(self, headers: Mapping[str, str]) -> None:
+        """Refuse what only a browser tricked by another site would send.
+
+        A page on another site can make a browser POST a form here (no custom headers, a form
+        Content-Type) and, through DNS rebinding, read replies under its own host name. So a
+        request whose ``Origin`` is another origin is refused, and without a token (``--no-auth``,
+        where the browser needs no credentials) the ``Host`` must name a loopback address.
+        """
+        host = headers.get("host", "")
+        if self._token is None and not _loopback_host(host):
+            shown = _printable(host) or "none"
+            raise _Refused(
+                error(
+                    421,
+                    f"Host '{shown}' is not a loopback name: without a token this server "
+                    "answers only requests addressed to localhost, 127.0.0.1 or [::1]",
+                )
+            )
+        origin = headers.get("origin")
+        if origin is not None and not _same_origin(origin, host):
+            raise _Refused(
+                error(
+                    403,
+                    f"cross-origin request refused: Origin '{_printable(origin)}' is not "
+                    "this server",
+                )
+            )
 
     def _authorize(self, headers: Mapping[str, str]) -> None:
         if self._token is None:
@@ -272,6 +308,57 @@ def _route(path: str) -> tuple[dict[str, _Handler] | None, str | None]:
     return None, None
 
 
+def _require_json(headers: Mapping[str, str]) -> None:
+    """Every POST says ``Content-Type: application/json``, with a body or without one: a browser
+    sends that type cross-site only after a CORS preflight, which this server never grants."""
+    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        shown = _printable(content_type) or "none"
+        raise _Refused(
+            error(
+                415,
+                f"Content-Type must be application/json (got {shown}), on every POST, "
+                "even one without a body",
+            )
+        )
+
+
+def _loopback_host(host: str) -> bool:
+    """Whether a ``Host`` header names this machine: localhost, *.localhost or a loopback IP."""
+    try:
+        name = urlsplit("//" + host).hostname
+    except ValueError:
+        return False
+    if not name:
+        return False
+    if name == "localhost" or name.endswith(".localhost"):
+        return True  # browsers resolve these to loopback themselves (RFC 6761)
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _same_origin(origin: str, host: str) -> bool:
+    """Whether ``Origin`` names the host and port the request was sent to (http or https: a TLS
+    proxy may sit in front). ``null`` and anything unparsable are other origins."""
+    try:
+        theirs = urlsplit(origin.strip())
+        ours = urlsplit("//" + host.strip())
+        if theirs.scheme not in ("http", "https") or not theirs.hostname or not ours.hostname:
+            return False
+        default = 443 if theirs.scheme == "https" else 80
+        return (theirs.hostname, theirs.port or default) == (ours.hostname, ours.port or default)
+    except ValueError:
+        return False
+
+
+def _printable(text: str, limit: int = 80) -> str:
+    """A header value fit for a one-line message: control characters escaped, cut short."""
+    shown = text[:limit].encode("unicode_escape").decode("ascii")
+    return shown + ("…" if len(text) > limit else "")
+
+
 def _json_object(request: _Request, *, required: bool) -> dict[str, Any]:
     if not request.body.strip():
         if required:
@@ -279,10 +366,6 @@ def _json_object(request: _Request, *, required: bool) -> dict[str, Any]:
                 error(400, 'empty body: send a JSON object such as {"version": "1.2.3"}')
             )
         return {}
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/json":
-        shown = content_type or "none"
-        raise _Refused(error(415, f"Content-Type must be application/json (got {shown})"))
     try:
         data = json.loads(request.body)
     except UnicodeDecodeError:
