@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,34 @@ def test_non_utf8_config_file_is_one_line(tmp_path: Path, name: str) -> None:
     assert_one_line_error(
         run_cli("--config", str(tmp_path / name), "top", cwd=tmp_path), name, "not UTF-8"
     )
+
+
+def test_settings_never_print_tokens_or_webhook_urls(tmp_path: Path) -> None:
+    # Webhook URLs carry their secret in the path (Slack) or in userinfo (Alertmanager).
+    secrets = {
+        "api_token": "tok-7f3a9c1e5b2d4f60",
+        "alert_webhook_url": "https://hooks.example.com/in/whsec-4b1d9e",
+        "alert_slack_url": "https://hooks.slack.com/services/T000/B000/xoxsecret91",
+        "alert_alertmanager_url": "https://admin:amsecret77@am.internal:9093",
+        "rollback_webhook_url": "https://deploy.internal/hook?token=rbsecret55",
+    }
+    file_secret = "https://hooks.example.com/file/filesecret13"
+    (tmp_path / "querywatch.toml").write_text(f'alert_webhook_url = "{file_secret}"\n')
+    env = {f"QUERYWATCH_{name.upper()}": value for name, value in secrets.items()}
+    env.pop("QUERYWATCH_ALERT_WEBHOOK_URL")  # this one comes from the file
+    env["QUERYWATCH_STORE"] = "postgresql://qw:storepw42@store.internal/qw"
+    for args in (("settings",), ("settings", "--json")):
+        result = run_cli(*args, cwd=tmp_path, env=env)
+        assert result.returncode == 0, result.stderr
+        shown = result.stdout + result.stderr
+        for needle in ("7f3a9c1e", "whsec-4b1d9e", "xoxsecret91", "amsecret77", "rbsecret55"):
+            assert needle not in shown, needle
+        assert "filesecret13" not in shown and "storepw42" not in shown
+    data = json.loads(result.stdout)
+    if isinstance(data, dict):  # the {"ok": …, "data": …} envelope of every --json output
+        data = data["data"]
+    rows = {row["name"]: row for row in data}
+    for name in secrets:
+        assert rows[name]["value"] == "***", name
+    assert rows["alert_webhook_url"]["from"].endswith("querywatch.toml: alert_webhook_url")
+    assert rows["store"]["value"] == "postgresql://qw:***@store.internal/qw"

@@ -151,3 +151,61 @@ def test_display_dsn_never_shows_a_password() -> None:
     assert pg.display_dsn("postgresql://u:pw123@h/db") == "postgresql://u:***@h/db"
     assert pg.display_dsn("host=h password='a b c' dbname=x") == "host=h password=*** dbname=x"
     assert "pw123" not in pg.display_dsn("postgresql//u:pw123@h/db")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # an environment assignment, as printed by a deploy script or a failing command
+        ("PGPASSWORD=hunter2 psql -h db", "PGPASSWORD=*** psql -h db"),
+        ('export PGPASSWORD="hunter2 two"; psql', "export PGPASSWORD=***; psql"),
+        # the client-certificate key's password, in key=value and URL-parameter form
+        ("host=db sslpassword=hunter2 dbname=shop", "host=db sslpassword=*** dbname=shop"),
+        (
+            "postgresql://app@db/shop?sslpassword=hunter2&sslmode=verify-full",
+            "postgresql://app@db/shop?sslpassword=***&sslmode=verify-full",
+        ),
+        # a URL password typed with unencoded spaces (or an "@")
+        ("postgresql://app:hunter2 two@db/shop", "postgresql://app:***@db/shop"),
+        ("postgresql://app:hunter2@x@db:5432/shop", "postgresql://app:***@db:5432/shop"),
+        # SQL-style doubled quote inside a quoted password
+        ("host=db password='hunter2''s' dbname=shop", "host=db password=*** dbname=shop"),
+        ("host=db password='hunter2\\'s' dbname=shop", "host=db password=*** dbname=shop"),
+        ("host=db password='hunter2 unterminated", "host=db password=***"),
+    ],
+)
+def test_redact_hides_every_password_form(text: str, expected: str) -> None:
+    from querywatch.dsn import redact
+
+    assert redact(text) == expected
+    assert "hunter2" not in redact(text)
+
+
+def test_redact_leaves_text_without_passwords_alone() -> None:
+    from querywatch.dsn import redact
+
+    for text in (
+        "postgresql://db:5432/shop",
+        "postgresql://app@db/shop?sslmode=require&application_name=x",
+        'password authentication failed for user "bob"',
+        "mail ops@example.com about postgresql://db/shop",
+    ):
+        assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    ("dsn", "leak"),
+    [
+        # libpq quotes the part it cannot parse back: "unexpected spaces found in …"
+        (f"postgresql://bob:top secret@127.0.0.1:{free_port()}/db", "top secret"),
+        # … and 'missing "=" after …' with the tail of a doubled-quote password
+        (f"host=127.0.0.1 port={free_port()} password='pw''tail-9' dbname=db", "tail-9"),
+    ],
+)
+def test_malformed_dsn_error_never_quotes_the_password(dsn: str, leak: str) -> None:
+    with pytest.raises(DatabaseUnavailable) as exc:
+        pg.connect(dsn, connect_timeout_s=2)
+    message = _one_line(exc)
+    assert leak not in message, message
+    assert message.startswith("cannot connect to the given DSN (malformed, not shown): ")
+    assert '"***"' in message  # the reason is kept, the fragment masked

@@ -16,7 +16,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 
-from querywatch.dsn import redact
+from querywatch.dsn import redact, secret_spans
 from querywatch.errors import DatabaseUnavailable
 
 TAG = "/* querywatch */"
@@ -112,11 +112,30 @@ def reason(exc: BaseException, dsn: str | None = None) -> str:
 
 
 def _scrub(text: str, dsn: str) -> str:
-    """Mask the DSN's password wherever it appears verbatim (e.g. echoed by libpq)."""
+    """Mask the DSN's passwords wherever they appear in ``text`` (e.g. echoed by libpq).
+
+    A DSN libpq cannot parse has no parsed password, yet libpq quotes the offending part back
+    (``unexpected spaces found in "my secret"``, ``missing "=" after "'s'"`` for
+    ``password='it''s'``): a quoted fragment that lies inside a password is masked too.
+    """
+    secrets = secret_spans(dsn)
     try:
-        password = conninfo_to_dict(dsn).get("password")
+        parsed = conninfo_to_dict(dsn)
     except psycopg.Error:
-        return text
-    if isinstance(password, str) and len(password) >= 3:
-        text = text.replace(password, "***")
+        text = re.sub(r'"([^"]*)"', lambda m: _mask_quoted(m, secrets), text)
+        parsed = {}
+    secrets += [v for k, v in parsed.items() if k in _SECRET_KEYS and isinstance(v, str)]
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        if len(secret) >= 3:
+            text = text.replace(secret, "***")
     return text
+
+
+_SECRET_KEYS = ("password", "sslpassword")
+
+
+def _mask_quoted(match: re.Match[str], secrets: list[str]) -> str:
+    fragment = match.group(1).strip("'")
+    if fragment and any(fragment in secret for secret in secrets):
+        return '"***"'
+    return match.group(0)
