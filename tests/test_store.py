@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +16,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from cli_helpers import assert_one_line_error
 from pg_cluster import free_port
 from querywatch.errors import NotFound, StoreError
 from querywatch.incidents.model import Incident, TimelineEvent
@@ -25,7 +30,7 @@ from querywatch.records import (
 from querywatch.sketch import LatencySketch
 from querywatch.store import Retention, SqlStore, open_store
 from querywatch.store.base import MAX_CALL_SITES
-from querywatch.store.migrations import LATEST
+from querywatch.store.migrations import LATEST, READABLE_FROM
 from querywatch.store.postgres import PostgresStore
 from querywatch.store.sqlite import SqliteStore
 
@@ -193,6 +198,124 @@ def test_postgres_keeps_everything_in_its_own_schema(pg_dsn: str) -> None:
     assert {"windows", "request_windows", "fingerprints", "state", "deploys"} <= {
         t for _, t in tables
     }
+
+
+# -- read-only opening (commands that only read) ------------------------------------------------
+
+NO_WRITE_ACCESS = (
+    # root writes anywhere; without these capabilities it obeys file modes like anyone else.
+    ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
+    if os.geteuid() == 0
+    else []
+)
+READ_COMMANDS = (
+    ("top",),
+    ("top", "--json"),
+    ("incidents",),
+    ("incident", "show", "QW-20231124-1"),
+    ("postmortem", "QW-20231124-1"),
+    ("deploys",),
+)
+
+
+def run_reader(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The real CLI in a process that may not write where file modes forbid it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUERYWATCH_")}
+    return subprocess.run(
+        [*NO_WRITE_ACCESS, sys.executable, "-m", "querywatch", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def listing(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+@pytest.mark.parametrize("command", READ_COMMANDS, ids=" ".join)
+def test_a_read_command_on_an_empty_file_says_no_data_and_writes_nothing(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    empty = tmp_path / "store.sqlite3"
+    empty.touch()
+    result = run_reader(*command, "--store", str(empty), cwd=tmp_path)
+    assert_one_line_error(result, "no data yet in the store at", "querywatch watch")
+    assert listing(tmp_path) == {"store.sqlite3": b""}
+
+
+def test_read_commands_work_in_a_directory_they_may_not_write(tmp_path: Path) -> None:
+    home = tmp_path / "ro"
+    path = home / "store.sqlite3"
+    with open_store(path) as s:
+        s.write_windows([window("fpro", calls=7, total=14.0)])
+        s.record_deploy(deploy())
+        s.create_incident(_incident(), "QW-20231124")
+    before = listing(home)
+    home.chmod(0o555)
+    try:
+        outputs = {}
+        for command in READ_COMMANDS:
+            result = run_reader(*command, "--store", str(path), cwd=tmp_path)
+            assert result.returncode == 0, (command, result.stderr)
+            outputs[command] = result.stdout
+        # What a user can do about it: nothing to fix, the reads simply work.
+        assert json.loads(outputs[("top", "--json")])[0]["calls"] == 7
+        assert "QW-20231124-1" in outputs[("incidents",)]
+        assert "v1" in outputs[("deploys",)]
+        # A writing command still says plainly why it cannot.
+        denied = run_reader(
+            "deploy", "start", "--version", "v2", "--store", str(path), cwd=tmp_path
+        )
+        assert_one_line_error(denied, "cannot write the store")
+    finally:
+        home.chmod(0o755)
+    assert listing(home) == before
+
+
+def test_read_only_reads_what_a_running_agent_commits(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite3"
+    with open_store(path) as agent:
+        agent.write_windows([window(calls=1)])
+        reader = open_store(path, read_only=True)
+        agent.write_windows([window(calls=2)])
+        assert [w.calls for w in reader.statement_windows()] == [3]
+        reader.close()
+
+
+def test_a_read_only_store_refuses_writes_and_writes_no_schema(location: str) -> None:
+    if location.startswith("postgresql://"):
+        with pytest.raises(StoreError, match=r"^no data yet in the store at postgresql://"):
+            open_store(location, read_only=True)
+        with psycopg.connect(location) as conn:
+            assert conn.execute("SELECT to_regnamespace('querywatch')").fetchone() == (None,)
+    else:
+        Path(location).parent.mkdir(parents=True)
+        Path(location).touch()
+        with pytest.raises(StoreError, match=r"^no data yet in the store at "):
+            open_store(location, read_only=True)
+        assert Path(location).read_bytes() == b""
+    with open_store(location) as writer:
+        writer.write_windows([window(calls=4)])
+    with open_store(location, read_only=True) as reader:
+        assert [w.calls for w in reader.statement_windows()] == [4]
+        with pytest.raises(StoreError, match="it was opened read-only"):
+            reader.write_windows([window(calls=1)])
+    with open_store(location, read_only=True) as reader:
+        assert [s.calls for s in reader.top()] == [4]
+
+
+def test_read_only_refuses_a_store_too_old_or_too_new_to_read(location: str) -> None:
+    with open_store(location) as s:
+        s.write_windows([window(calls=3)])
+    execute(location, "INSERT INTO schema_version VALUES (999, 'from the future', 0)")
+    with pytest.raises(StoreError, match="schema version 999, newer than this querywatch"):
+        open_store(location, read_only=True)
+    execute(location, f"DELETE FROM schema_version WHERE version >= {READABLE_FROM}")
+    with pytest.raises(StoreError, match=r"older than this querywatch reads .*`querywatch watch`"):
+        open_store(location, read_only=True)
 
 
 # -- round trips and merging --------------------------------------------------------------------

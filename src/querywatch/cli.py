@@ -44,10 +44,10 @@ def fail(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
-def open_configured_store(cfg: Config, *, create: bool = True) -> Store:
+def open_configured_store(cfg: Config, *, create: bool = True, read_only: bool = False) -> Store:
     from querywatch.store import open_store
 
-    return open_store(cfg["store"], create=create)
+    return open_store(cfg["store"], create=create, read_only=read_only)
 
 
 def retention_of(cfg: Config) -> Retention:
@@ -353,7 +353,7 @@ def top(
     now = time.time()
     since_ts = parse_time(since, now=now, option="--since") if since else None
     until_ts = parse_time(until, now=now, option="--until") if until else None
-    the_store = open_configured_store(cfg, create=False)
+    the_store = open_configured_store(cfg, read_only=True)
     try:
         rows = the_store.top(since=since_ts, until=until_ts, sort=sort, limit=limit)  # type: ignore[arg-type]
     finally:
@@ -364,8 +364,11 @@ def top(
     if not rows:
         click.echo("no statements recorded in that range")
         return
-    seconds = (until_ts or now) - since_ts if since_ts is not None else None
-    Console(highlight=False).print(render.top_table(rows, seconds=seconds, title=f"top by {sort}"))
+    seconds = render.data_seconds(rows, since_ts, until_ts if until_ts is not None else now)
+    title = f"top by {sort}"
+    if seconds is not None:
+        title += f", calls/s over the {seconds:,.0f} s the data covers"
+    Console(highlight=False).print(render.top_table(rows, seconds=seconds, title=title))
 
 
 @cli.command("fingerprint")

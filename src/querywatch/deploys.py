@@ -58,6 +58,11 @@ def _word(value: str, what: str) -> str:
         raise InvalidDeploy(
             f"{what} {value[:60]!r} must be at most 200 printable characters without spaces"
         )
+    if value.startswith("-"):
+        raise InvalidDeploy(
+            f"{what} {value[:60]!r} must not start with '-': a rollback command would read it "
+            "as an option"
+        )
     return value
 
 
@@ -325,10 +330,10 @@ class _Configured(Protocol):
     def config(self, **flags: Any) -> Config: ...
 
 
-def _open(cfg: Config, *, create: bool) -> Store:
+def _open(cfg: Config, *, create: bool, read_only: bool = False) -> Store:
     from querywatch.store import open_store
 
-    return open_store(str(cfg["store"]), create=create)
+    return open_store(str(cfg["store"]), create=create, read_only=read_only)
 
 
 _store_option = click.option("--store", help="Store path or PostgreSQL URL [env QUERYWATCH_STORE].")
@@ -473,7 +478,7 @@ def deploys_cmd(
     until_ts = parse_time(until, now=now, option="--until") if until else None
     if environment is not None:
         check_environment(environment)
-    the_store = _open(cfg, create=False)
+    the_store = _open(cfg, create=False, read_only=True)
     try:
         markers = the_store.deploys(since=since_ts, until=until_ts, environment=environment)
     finally:

@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
-from querywatch.records import FingerprintSummary
+from querywatch.records import WINDOW_SECONDS, FingerprintSummary
 
 
 def summary_to_json(row: FingerprintSummary) -> dict[str, Any]:
@@ -45,6 +45,24 @@ def _ms(value: float | None) -> str:
     if value is None:
         return "–"
     return f"{value:,.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def data_seconds(
+    rows: Sequence[FingerprintSummary], since: float | None, until: float
+) -> float | None:
+    """Seconds of ``[since, until)`` that the listed fingerprints' data spans: what `top`'s
+    calls/s divides by.
+
+    Not the range asked for: ``--since 1h`` over a store that has two minutes of data would
+    show a 200/s statement as 7.8/s. The span runs from the first window of the listed
+    fingerprints (at the earliest ``since``) to the end of their last one (at the latest
+    ``until``). ``None`` without a ``since`` (then totals are shown, not rates).
+    """
+    if since is None or not rows:
+        return None
+    start = max(since, min(r.first_seen for r in rows))
+    end = min(until, max(r.last_seen for r in rows) + WINDOW_SECONDS)
+    return max(end - start, 1.0)
 
 
 def top_table(rows: Sequence[FingerprintSummary], *, seconds: float | None, title: str) -> Table:

@@ -31,11 +31,11 @@ _store_option = click.option("--store", help="Store path or PostgreSQL URL [env 
 _by_option = click.option("--by", help="Who did it (default: your login name).")
 
 
-def _open(config_of: ConfigOf, obj: Any, store: str | None) -> Store:
+def _open(config_of: ConfigOf, obj: Any, store: str | None, *, read_only: bool = False) -> Store:
     """Open the configured store; a missing SQLite file is an error, not a new empty store."""
     from querywatch.store import open_store
 
-    return open_store(str(config_of(obj, store)["store"]), create=False)
+    return open_store(str(config_of(obj, store)["store"]), create=False, read_only=read_only)
 
 
 def _login() -> str | None:
@@ -74,7 +74,7 @@ def make_commands(config_of: ConfigOf) -> tuple[click.Command, click.Group]:
             statuses = ("open", "acknowledged", "mitigated")
         elif status is not None:
             statuses = (status,)  # type: ignore[assignment]
-        with _opened(config_of, obj, store) as the_store:
+        with _opened(config_of, obj, store, read_only=True) as the_store:
             found = the_store.list_incidents(status=statuses, since=since_ts, limit=limit)
         if as_json:
             click.echo(render.dumps([incident_to_dict(i) for i in found]))
@@ -94,7 +94,7 @@ def make_commands(config_of: ConfigOf) -> tuple[click.Command, click.Group]:
     @click.pass_obj
     def show(obj: Any, incident_id: str, store: str | None, as_json: bool) -> None:
         """Everything about one incident: status, deploy, culprits, triage, impact, timeline."""
-        with _opened(config_of, obj, store) as the_store:
+        with _opened(config_of, obj, store, read_only=True) as the_store:
             found = service.get_incident(the_store, incident_id)
         if as_json:
             click.echo(render.dumps(incident_to_dict(found)))
@@ -178,9 +178,11 @@ def make_commands(config_of: ConfigOf) -> tuple[click.Command, click.Group]:
 
 
 @contextlib.contextmanager
-def _opened(config_of: ConfigOf, obj: Any, store: str | None) -> Iterator[Store]:
+def _opened(
+    config_of: ConfigOf, obj: Any, store: str | None, *, read_only: bool = False
+) -> Iterator[Store]:
     """Open the store for one command and always close it."""
-    the_store = _open(config_of, obj, store)
+    the_store = _open(config_of, obj, store, read_only=read_only)
     try:
         yield the_store
     finally:
@@ -218,7 +220,7 @@ def make_postmortem_command(config_of: ConfigOf) -> click.Command:
         """
         from querywatch.incidents.postmortem import render_postmortem, write_postmortem
 
-        with _opened(config_of, obj, store) as the_store:
+        with _opened(config_of, obj, store, read_only=True) as the_store:
             if output is None:
                 done = render_postmortem(the_store, incident_id, fmt)
             else:

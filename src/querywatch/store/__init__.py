@@ -11,23 +11,25 @@ from querywatch.store.base import Retention, SortKey, SqlStore, Store
 __all__ = ["Retention", "SortKey", "SqlStore", "Store", "open_store"]
 
 
-def open_store(location: str | Path, *, create: bool = True) -> SqlStore:
+def open_store(location: str | Path, *, create: bool = True, read_only: bool = False) -> SqlStore:
     """A PostgreSQL URL or key=value DSN opens the shared store; anything else is a SQLite file.
 
     Raises :class:`~querywatch.errors.StoreError` with one line (password redacted) on failure.
     With ``create=False`` a missing SQLite file is a :class:`~querywatch.errors.ConfigError`
-    rather than a new empty store: commands that only read should not invent one.
+    rather than a new empty store. ``read_only=True`` (commands that only read: top, incidents,
+    postmortem, deploys) implies it, and also writes nothing to a store that exists: no schema
+    into an empty file or database (that is "no data yet"), no migration, no WAL header.
     """
     if isinstance(location, str) and is_postgres_url(location):
         from querywatch.store.postgres import PostgresStore
 
-        return PostgresStore(location)
+        return PostgresStore(location, read_only=read_only)
     from querywatch.store.sqlite import SqliteStore
 
-    if not create and not Path(location).expanduser().exists():
+    if (read_only or not create) and not Path(location).expanduser().exists():
         raise ConfigError(
             f"no store at {location}: nothing has been recorded there yet; pass --store or set "
             "QUERYWATCH_STORE",
             setting="store",
         )
-    return SqliteStore(location)
+    return SqliteStore(location, read_only=read_only)

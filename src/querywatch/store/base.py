@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
-from querywatch.errors import NotFound
+from querywatch.errors import NotFound, StoreError
 from querywatch.incidents.codec import body_parts, body_to_json, dumps
 from querywatch.incidents.model import EventKind, Incident, Status, TimelineEvent
 from querywatch.records import (
@@ -27,7 +27,7 @@ from querywatch.records import (
     StatementWindow,
 )
 from querywatch.sketch import LatencySketch
-from querywatch.store.migrations import migrate
+from querywatch.store.migrations import check_readable, migrate
 
 SortKey = Literal["total", "mean", "calls", "p95"]
 MINUTE = 60
@@ -488,6 +488,7 @@ class SqlStore(ABC):
     """The :class:`Store` over SQL: backends differ only in connection handling."""
 
     where: str  # the location, safe to print (passwords redacted)
+    read_only: bool = False  # opened by a command that only reads: no schema written, no writes
 
     @abstractmethod
     def _run(self, fn: Callable[[Tx], T], *, write: bool = True) -> T:
@@ -504,6 +505,13 @@ class SqlStore(ABC):
 
     def _migrate(self, dialect: Literal["sqlite", "postgres"]) -> None:
         self._run(lambda tx: migrate(tx, dialect, self.where, self._before_migrate))
+
+    def _check_readable(self, dialect: Literal["sqlite", "postgres"]) -> None:
+        """For a read-only open: the schema must be there, and one these reads understand."""
+        self._run(lambda tx: check_readable(tx, dialect, self.where), write=False)
+
+    def _read_only_error(self) -> StoreError:
+        return StoreError(f"cannot write the store at {self.where}: it was opened read-only")
 
     def _before_migrate(self, tx: Tx) -> None:  # noqa: B027 - an optional hook, not abstract
         """A hook run first in the migration transaction (PostgreSQL locks and makes its schema)."""

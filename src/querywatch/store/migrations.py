@@ -185,6 +185,15 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 LATEST = MIGRATIONS[-1].version
+#: The oldest schema this querywatch's reads understand: a read-only command reads a store down
+#: to this version without migrating it (raise it when a migration changes what reads need).
+READABLE_FROM = 5
+
+_HAS_VERSION_TABLE = {
+    "sqlite": "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
+    # search_path names the querywatch schema: an unqualified name resolves there or nowhere.
+    "postgres": "SELECT COUNT(to_regclass('schema_version'))",
+}
 
 
 def migrate(
@@ -218,3 +227,28 @@ def migrate(
             (migration.version, migration.description, time.time()),
         )
     return max(current, LATEST)
+
+
+def check_readable(tx: Tx, dialect: Literal["sqlite", "postgres"], where: str) -> int:
+    """The schema version of a store opened read-only; refuse one the reads cannot use.
+
+    A store nothing has written to yet (an empty file, a database without querywatch's schema)
+    says so, rather than getting a schema written by a command that only reads.
+    """
+    if not int(tx.rows(_HAS_VERSION_TABLE[dialect])[0][0]):
+        raise StoreError(
+            f"no data yet in the store at {where}: nothing has been recorded there; run "
+            "`querywatch watch` (or capture in the application) first"
+        )
+    current = int(tx.rows("SELECT MAX(version) FROM schema_version")[0][0] or 0)
+    if current > LATEST:
+        raise StoreError(
+            f"the store at {where} has schema version {current}, newer than this querywatch "
+            f"understands ({LATEST}): upgrade querywatch"
+        )
+    if current < READABLE_FROM:
+        raise StoreError(
+            f"the store at {where} has schema version {current}, older than this querywatch "
+            f"reads ({LATEST}): run a command that writes to it (`querywatch watch`) to upgrade it"
+        )
+    return current

@@ -44,17 +44,27 @@ class _PgTx:
 
 
 class PostgresStore(SqlStore):
-    """A psycopg 3 connection; every statement bounded by a short ``statement_timeout``."""
+    """A psycopg 3 connection; every statement bounded by a short ``statement_timeout``.
 
-    def __init__(self, dsn: str, *, statement_timeout_ms: int = 10_000) -> None:
+    ``read_only=True`` makes the session read-only (``default_transaction_read_only``) and skips
+    migrations: a command that only reads never creates the schema or writes a row.
+    """
+
+    def __init__(
+        self, dsn: str, *, statement_timeout_ms: int = 10_000, read_only: bool = False
+    ) -> None:
         self.dsn = dsn
         self.where = redact(dsn)
         self.statement_timeout_ms = statement_timeout_ms
+        self.read_only = read_only
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
         self._connect()
         try:
-            self._migrate("postgres")
+            if read_only:
+                self._check_readable("postgres")
+            else:
+                self._migrate("postgres")
         except StoreError:
             self.close()
             raise
@@ -69,6 +79,8 @@ class PostgresStore(SqlStore):
             )
             conn.execute(f"SET statement_timeout = {int(self.statement_timeout_ms)}")
             conn.execute(f"SET search_path = {SCHEMA}")
+            if self.read_only:
+                conn.execute("SET default_transaction_read_only = on")
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to the store {self.where}: {_reason(exc)}") from exc
         self._conn = conn
@@ -86,6 +98,8 @@ class PostgresStore(SqlStore):
         tx.run("SELECT pg_advisory_xact_lock(hashtext(?), hashtext(?))", ("querywatch.state", key))
 
     def _run(self, fn: Callable[[_PgTx], T], *, write: bool = True) -> T:
+        if write and self.read_only:
+            raise self._read_only_error()
         with self._lock:
             for attempt in (1, 2):
                 conn = self._conn if self._conn is not None and not self._conn.closed else None

@@ -94,23 +94,60 @@ def _check_writable(path: Path) -> None:
         raise StoreError(f"cannot write the store at {path}: {os.strerror(errno.EACCES)}")
 
 
-class SqliteStore(SqlStore):
-    """One file; safe to share between the app's threads and with other processes reading it."""
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A ``mode=ro`` connection; ``immutable`` only where WAL mode cannot work and cannot matter.
 
-    def __init__(self, path: str | Path) -> None:
+    A WAL-mode reader needs the -shm file beside the store, created if missing. In a directory we
+    may not write to and with no -wal file (no agent has the store open, so nothing can change
+    under us), SQLite can only read the file as immutable; with a -wal file present it reads
+    normally, and sees what the agent has committed.
+    """
+    uri = path.resolve().as_uri() + "?mode=ro"
+    conn = _probe(
+        sqlite3.connect(uri, uri=True, timeout=5.0, isolation_level=None, check_same_thread=False)
+    )
+    if conn is not None:
+        return conn
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() or os.access(path.parent, os.W_OK):
+        # Not the directory's fault: let SQLite say what is wrong.
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchall()
+        return conn
+    return sqlite3.connect(
+        uri + "&immutable=1", uri=True, isolation_level=None, check_same_thread=False
+    )
+
+
+def _probe(conn: sqlite3.Connection) -> sqlite3.Connection | None:
+    """``conn`` if it can read the schema; ``None`` (closed) if it cannot."""
+    try:
+        conn.execute("PRAGMA busy_timeout = 5000")
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchall()
+    except sqlite3.OperationalError:
+        conn.close()
+        return None
+    return conn
+
+
+class SqliteStore(SqlStore):
+    """One file; safe to share between the app's threads and with other processes reading it.
+
+    ``read_only=True`` opens the file with ``mode=ro``: nothing is created, migrated or written
+    (not even the WAL header), so a reader works in a directory it may not write to.
+    """
+
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = Path(path).expanduser()
         self.where = str(self.path)
-        _check_writable(self.path)
+        self.read_only = read_only
+        if not read_only:
+            _check_writable(self.path)
         # One connection shared by the app's threads (the in-app capture flushes from a background
         # thread), serialised by a lock; transactions are explicit (isolation_level=None).
         self._lock = threading.Lock()
         try:
-            self._conn = sqlite3.connect(
-                self.path, timeout=5.0, isolation_level=None, check_same_thread=False
-            )
-            self._conn.execute("PRAGMA busy_timeout = 5000")
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn = _connect_read_only(self.path) if read_only else self._connect()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
         self._conn.create_function("qw_merge_sketch", 2, _merge_sketch, deterministic=True)
@@ -119,12 +156,26 @@ class SqliteStore(SqlStore):
         self._conn.create_aggregate("qw_sketch_agg", 1, _SketchAgg)  # type: ignore[arg-type]
         self._conn.create_aggregate("qw_union_agg", 1, _UnionAgg)  # type: ignore[arg-type]
         try:
-            self._migrate("sqlite")
+            if read_only:
+                self._check_readable("sqlite")
+            else:
+                self._migrate("sqlite")
         except StoreError:
             self._conn.close()
             raise
 
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=5.0, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA busy_timeout = 5000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        return conn
+
     def _run(self, fn: Callable[[_SqliteTx], T], *, write: bool = True) -> T:
+        if write and self.read_only:
+            raise self._read_only_error()
         with self._lock:
             try:
                 # IMMEDIATE takes the write lock up front: a writer waits (busy_timeout) instead of
