@@ -38,6 +38,22 @@ def test_messages_name_the_figure_and_carry_no_literal_values() -> None:
     assert "lower(email)" in f.message and f.evidence["column"] == "email"
 
 
+def test_cast_to_text_says_when_it_is_only_a_relabel() -> None:
+    """PostgreSQL: varchar -> text is a relabel the planner strips (the index still serves), but
+    the text cannot show the column's type: compared with a value, the message says when the
+    finding holds; compared with a pattern it never is the problem and is not reported."""
+    (f,) = lint_sql("SELECT id FROM orders WHERE customer_id::text = $1")
+    assert "unless customer_id is already varchar or text" in f.message
+    assert f.evidence["relabel_if"] == "varchar or text"
+    assert lint_sql("SELECT id FROM t WHERE path::text LIKE 'ab%'") == []
+    (f,) = lint_sql("SELECT id FROM t WHERE created_at::date = $1")
+    assert "unless" not in f.message and f.evidence["function"] == "cast"
+    # MySQL and SQLite have no relabels: a cast is a conversion there.
+    assert rules_of("SELECT id FROM t WHERE CAST(path AS TEXT) LIKE 'ab%'", "sqlite") == [
+        "cast-on-column-in-where"
+    ]
+
+
 def test_fix_is_dialect_aware() -> None:
     sql = "SELECT id FROM products WHERE name LIKE '%phone'"
     fixes = {d: lint_sql(sql, d)[0].fix for d in ("postgres", "mysql", "sqlite")}
