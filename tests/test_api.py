@@ -168,6 +168,21 @@ CASES: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("POST", "/api/deploys", {"data": b""}, 400, "empty body"),
     ("POST", "/api/deploys", {"payload": {"version": ""}}, 400, "version must not be empty"),
     ("POST", "/api/deploys", {"payload": {"version": 3}}, 400, "must be a string, not a number"),
+    (
+        "POST",
+        "/api/deploys",
+        {"payload": {"version": "--upload-pack=touch x"}},
+        400,
+        "version '--upload-pack=touch x' must not start with '-'",
+    ),
+    (
+        "POST",
+        "/api/deploys",
+        {"payload": {"version": "1", "id": "-d"}},
+        400,
+        "deploy id '-d' must not start with '-'",
+    ),
+    ("POST", "/api/deploys/-d/finish", {}, 400, "deploy id '-d' must not start with '-'"),
     ("POST", "/api/deploys", {"payload": ["1"]}, 400, "JSON object, not an array"),
     ("POST", "/api/deploys", {"payload": {"version": "1", "env": "x"}}, 400, "unknown field 'env'"),
     (

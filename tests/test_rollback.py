@@ -30,6 +30,7 @@ from querywatch.detect.policy import Policy
 from querywatch.errors import ConfigError, NotFound
 from querywatch.incidents import service
 from querywatch.monitor import Monitor
+from querywatch.records import DeployMarker
 from querywatch.respond.actions import ActionContext, CommandAction, WebhookAction
 from querywatch.respond.guards import RollbackRefused
 from querywatch.respond.notifier import Notifier
@@ -403,6 +404,30 @@ def test_values_are_arguments_never_shell_code(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("pwned*")) and not (tmp_path / "x").exists()
 
 
+def test_a_value_starting_with_a_dash_never_reaches_a_command_as_an_option(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    """The exploit: `git ls-remote {previous_version} REPO` with a previous version recorded as
+    `--upload-pack=touch pwned;true` made git run `touch pwned` through a shell."""
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    evil = "--upload-pack=touch pwned;true"
+    # A marker recorded before versions were checked: deploy start refuses this version now.
+    store.record_deploy(DeployMarker("d1", evil, None, "production", T0 - 7200, T0 - 7190))
+    deploys.start_deploy(store, "v2", commit="bbbb2222", at=DEPLOY_AT, deploy_id="d2")
+    deploys.finish_deploy(store, deploy_id="d2", at=FINISHED_AT)
+    write_traffic(store, T0, NOW, bad_from(FINISHED_AT))
+    incident = open_incident(store)
+    action = CommandAction(f"git ls-remote {{previous_version}} {repo}", cwd=tmp_path)
+    responder = Responder(store, action=action, settings=RollbackSettings(timeout_s=30.0))
+    with pytest.raises(RollbackRefused, match="starting with '-' would be read as an option"):
+        responder.rollback(incident.id, by="alice", now=NOW)
+    assert not (tmp_path / "pwned").exists()
+    assert refused_guard(store, incident.id) == ["unsafe_value"]
+    with pytest.raises(deploys.InvalidDeploy, match="must not start with '-'"):
+        deploys.start_deploy(store, evil, at=NOW)
+
+
 def test_template_errors_name_the_placeholder() -> None:
     with pytest.raises(ConfigError, match=r"unknown placeholder \{prev\}.*previous_version"):
         CommandAction("./deploy.sh {prev}")
@@ -764,6 +789,24 @@ def test_cli_rollback_prints_each_step_then_refuses_in_one_line(
     shown = run_cli("incident", "show", incident_id, "--json", cwd=cwd, env=env)
     timeline = json.loads(shown.stdout)["timeline"]
     assert [e["author"] for e in timeline if e["data"].get("action") == "rollback"][-1] == "alice"
+
+
+def test_cli_refuses_versions_and_ids_that_read_as_options(
+    project: tuple[Path, dict[str, str], str],
+) -> None:
+    cwd, env, _ = project
+    assert_one_line_error(
+        run_cli("deploy", "start", "--version=--upload-pack=touch x", cwd=cwd, env=env),
+        "version '--upload-pack=touch x' must not start with '-'",
+    )
+    assert_one_line_error(
+        run_cli("deploy", "start", "--version", "v3", "--id=-x", cwd=cwd, env=env),
+        "deploy id '-x' must not start with '-'",
+    )
+    assert_one_line_error(
+        run_cli("deploy", "finish", "--version=-v2", cwd=cwd, env=env),
+        "version '-v2' must not start with '-'",
+    )
 
 
 def test_cli_errors_are_one_line(tmp_path: Path, project: tuple[Path, dict[str, str], str]) -> None:

@@ -54,14 +54,14 @@ def _word(value: str, what: str) -> str:
     value = value.strip()
     if not value:
         raise InvalidDeploy(f"{what} must not be empty")
-    if not _WORD.fullmatch(value):
-        raise InvalidDeploy(
-            f"{what} {value[:60]!r} must be at most 200 printable characters without spaces"
-        )
     if value.startswith("-"):
         raise InvalidDeploy(
             f"{what} {value[:60]!r} must not start with '-': a rollback command would read it "
             "as an option"
+        )
+    if not _WORD.fullmatch(value):
+        raise InvalidDeploy(
+            f"{what} {value[:60]!r} must be at most 200 printable characters without spaces"
         )
     return value
 

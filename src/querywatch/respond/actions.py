@@ -6,7 +6,9 @@ tell me what happened". The guards (dry run, once per deploy, cooldown…) live 
 :class:`ActionOutcome`, never raising for a command that fails.
 
 Commands are split with :func:`shlex.split` first and each argument is rendered on its own, then
-run without a shell: a version string cannot inject a second command, however it is spelled.
+run without a shell: a version string cannot inject a second command, however it is spelled. Nor
+can it become an option: a value starting with ``-`` is refused before it fills a template
+(``git ls-remote {previous_version}`` with ``--upload-pack=…`` would run a program).
 """
 
 from __future__ import annotations
@@ -50,6 +52,15 @@ OutcomeStatus = Literal["ok", "failed", "timeout"]
 
 class MissingValue(QuerywatchError):
     """A template names a value this incident does not have (no deploy, no commit…)."""
+
+    guard = "missing_value"  # the name a refusal gets on the timeline
+
+
+class UnsafeValue(MissingValue):
+    """A value would reach a command as an option (it starts with ``-``): refused like a
+    missing one, since the command cannot be run with it."""
+
+    guard = "unsafe_value"
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +181,8 @@ class CommandAction:
         )
 
     def render(self, context: ActionContext) -> list[str]:
-        """The argument vector with this context's values; MissingValue if one is unknown."""
+        """The argument vector with this context's values; MissingValue if one is unknown,
+        UnsafeValue if one starts with ``-``."""
         values = context.values()
         missing = [name for name in self.placeholders if not values.get(name)]
         if missing:
@@ -178,6 +190,14 @@ class CommandAction:
                 f"{self.setting} needs {{{missing[0]}}}, which incident {context.incident} does "
                 "not have" + (" (it names no deploy)" if context.deploy_id is None else "")
             )
+        for name in self.placeholders:
+            value = values[name] or ""
+            if value.startswith("-"):
+                shown = value[:60].encode("unicode_escape").decode("ascii")
+                raise UnsafeValue(
+                    f"{self.setting}: refusing to run with {{{name}}} = '{shown}': a value "
+                    "starting with '-' would be read as an option"
+                )
         return [arg.format_map(values) for arg in self.argv]
 
     def describe(self, context: ActionContext | None = None) -> str:

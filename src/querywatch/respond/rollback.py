@@ -308,7 +308,7 @@ class Responder:
         try:
             command = action.describe(context)
         except MissingValue as exc:  # e.g. ./deploy.sh {commit} for a deploy without a commit
-            missing = RollbackRefused("missing_value", str(exc))
+            missing = RollbackRefused(exc.guard, str(exc))
             self._refused(incident, deploy, missing, trigger, by, now)
             raise missing from None
         events: list[TimelineEvent] = []
@@ -589,7 +589,7 @@ class Responder:
                     at=at,
                 )
             except MissingValue as exc:
-                refused = ActionRefused("missing_value", str(exc))
+                refused = ActionRefused(exc.guard, str(exc))
                 events.append(
                     self._refusal_event(
                         context.incident, None, refused, trigger, by, at, step=step.name
@@ -732,7 +732,7 @@ class Responder:
             try:
                 step.action.describe(context)
             except MissingValue as exc:
-                raise ActionRefused("missing_value", str(exc)) from None
+                raise ActionRefused(exc.guard, str(exc)) from None
         except ActionRefused as refused:
             self._refusal_event(incident.id, deploy, refused, "manual", who, now, step=name)
             raise
