@@ -529,6 +529,92 @@ def test_deploy_markers_survive_retention(store: SqlStore) -> None:
     assert store.deploys() == [deploy()]
 
 
+# -- sources ------------------------------------------------------------------------------------
+
+
+def test_two_sources_of_one_database_never_add_up(store: SqlStore) -> None:
+    """The agent's pg_stat_statements deltas and the app's own capture see the same calls."""
+    app = dict(source="app", sketch=sketch_of(1, 2, 3), call_sites=(CallSite("a.py", 1, "f"),))
+    store.write_windows([window("shared", calls=3, total=6.0, **app)])
+    store.write_windows([window("shared", calls=2, total=4.0, **app)])  # a second app process
+    store.write_windows([window("shared", calls=6, total=13.0, source="pg_stat_statements")])
+    store.write_windows([window("app-only", T0 + 10, calls=4, total=4.0, source="app")])
+
+    # Each source's writers add up; the two sources are kept apart.
+    by_source = {w.source: w for w in store.statement_windows("shared", source="app")}
+    assert [(w.calls, w.total_ms) for w in by_source.values()] == [(5, 10.0)]
+    assert [w.calls for w in store.statement_windows("shared", source="pg_stat_statements")] == [6]
+
+    # A reader that sums gets one source per fingerprint: the one that saw the most calls.
+    assert [(w.fingerprint, w.source, w.calls) for w in store.statement_windows()] == [
+        ("shared", "pg_stat_statements", 6),
+        ("app-only", "app", 4),
+    ]
+    top = {s.fingerprint: s for s in store.top()}
+    assert (top["shared"].calls, top["shared"].total_ms, top["shared"].source) == (
+        6,
+        13.0,
+        "pg_stat_statements",
+    )
+    assert (top["app-only"].calls, top["app-only"].source) == (4, "app")
+    assert top["shared"].call_sites == (CallSite("a.py", 1, "f"),)  # sites are per fingerprint
+
+    # Over a range where only the app has data, the app's figures (and percentiles) are used.
+    store.write_windows([window("shared", T0 + 60, calls=9, total=9.0, **app)])
+    later = {s.fingerprint: s for s in store.top(since=T0 + 60)}
+    assert (later["shared"].calls, later["shared"].source) == (9, "app")
+    assert later["shared"].p50_ms is not None
+
+
+def test_retention_rolls_each_source_up_on_its_own(store: SqlStore) -> None:
+    store.write_windows(
+        [
+            window("fp", T0 + 10 * i, calls=1, source=source)
+            for i in range(6)
+            for source in ("app", "pg_stat_statements")
+        ]
+    )
+    store.apply_retention(now=T0 + 2 * DAY)
+    minutes = [
+        (w.source, w.window_start, w.calls)
+        for source in ("app", "pg_stat_statements")
+        for w in store.statement_windows(source=source)
+    ]
+    assert minutes == [("app", T0, 6), ("pg_stat_statements", T0, 6)]
+
+
+def test_a_version_5_store_is_keyed_by_source_and_keeps_its_windows(
+    location: str, store: SqlStore
+) -> None:
+    store.write_windows([window(calls=3, source="app"), window("fp2", calls=1, source="")])
+    store.close()
+    # What querywatch with migrations 1-5 left behind: one row per fingerprint and bucket.
+    execute(location, "ALTER TABLE windows RENAME TO windows_new")
+    execute(
+        location,
+        """CREATE TABLE windows (fingerprint TEXT NOT NULL, window_start BIGINT NOT NULL,
+        resolution INTEGER NOT NULL, calls BIGINT NOT NULL, total_ms DOUBLE PRECISION NOT NULL,
+        max_ms DOUBLE PRECISION NOT NULL, min_ms DOUBLE PRECISION, rows BIGINT NOT NULL,
+        errors BIGINT NOT NULL, shared_blks_hit BIGINT NOT NULL, shared_blks_read BIGINT NOT NULL,
+        sketch TEXT, source TEXT NOT NULL, PRIMARY KEY (fingerprint, window_start, resolution))""",
+    )
+    execute(location, "INSERT INTO windows SELECT * FROM windows_new")
+    execute(location, "DROP TABLE windows_new")
+    execute(location, "CREATE INDEX windows_by_time ON windows (window_start)")
+    execute(location, "DELETE FROM schema_version WHERE version >= 6")
+    with open_store(location, read_only=True) as reader:  # readable before the upgrade too
+        assert sorted(w.calls for w in reader.statement_windows()) == [1, 3]
+    with open_store(location) as upgraded:
+        assert upgraded.schema_version() == LATEST
+        assert [(w.fingerprint, w.source, w.calls) for w in upgraded.statement_windows()] == [
+            ("fp1", "app", 3),
+            ("fp2", "", 1),
+        ]
+        upgraded.write_windows([window(calls=5, source="pg_stat_statements")])
+        assert [w.calls for w in upgraded.statement_windows("fp1", source="app")] == [3]
+        assert [s.calls for s in upgraded.top() if s.fingerprint == "fp1"] == [5]
+
+
 # -- top ----------------------------------------------------------------------------------------
 
 # heavy: most total time; slow: highest mean and p95; chatty: most calls, no durations known;

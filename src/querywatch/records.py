@@ -114,6 +114,7 @@ class FingerprintSummary:
     p95_ms: float | None = None
     p99_ms: float | None = None
     call_sites: tuple[CallSite, ...] = ()
+    source: str = ""  # which source's figures these are (one per fingerprint, never a sum)
 
     @property
     def mean_ms(self) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -66,12 +66,24 @@ class Store(Protocol):
         sort: SortKey = "total",
         limit: int = 20,
     ) -> list[FingerprintSummary]:
-        """Fingerprints ranked over [since, until), with call sites and percentiles when known."""
+        """Fingerprints ranked over [since, until), with call sites and percentiles when known.
+
+        Each fingerprint's figures come from one source, the one that saw most of its calls in
+        the range (named in ``source``): two sources watching one database never add up.
+        """
 
     def statement_windows(
-        self, fingerprint: str | None = None, since: float | None = None, until: float | None = None
+        self,
+        fingerprint: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        source: str | None = None,
     ) -> list[StatementWindow]:
-        """Stored windows in time order, optionally for one fingerprint."""
+        """Stored windows in time order, optionally for one fingerprint.
+
+        Without ``source``, each fingerprint's windows come from one source, the one that saw
+        most of its calls in the range, so summing them never counts a call twice.
+        """
 
     def request_windows(
         self, route: str | None = None, since: float | None = None, until: float | None = None
@@ -179,13 +191,15 @@ class Tx(Protocol):
 
 # Merging happens in the upsert itself, so a write never reads first and concurrent writers (many
 # agents on one PostgreSQL) cannot lose each other's counts. The same SET clause merges 10 s rows
-# into minute rows during retention.
+# into minute rows during retention. Windows are keyed by source too: processes capturing in-app
+# add up (they saw different calls), while pg_stat_statements and in-app capture of one database
+# (the same calls, seen twice) stay apart, and readers take one source per fingerprint.
 _WINDOW_COLUMNS = (
     "fingerprint, window_start, resolution, calls, total_ms, max_ms, min_ms, rows, errors, "
     "shared_blks_hit, shared_blks_read, sketch, source"
 )
 _WINDOW_MERGE = """
-ON CONFLICT (fingerprint, window_start, resolution) DO UPDATE SET
+ON CONFLICT (fingerprint, window_start, resolution, source) DO UPDATE SET
   calls = windows.calls + excluded.calls,
   total_ms = windows.total_ms + excluded.total_ms,
   max_ms = CASE WHEN excluded.max_ms > windows.max_ms THEN excluded.max_ms ELSE windows.max_ms END,
@@ -195,8 +209,7 @@ ON CONFLICT (fingerprint, window_start, resolution) DO UPDATE SET
   errors = windows.errors + excluded.errors,
   shared_blks_hit = windows.shared_blks_hit + excluded.shared_blks_hit,
   shared_blks_read = windows.shared_blks_read + excluded.shared_blks_read,
-  sketch = qw_merge_sketch(windows.sketch, excluded.sketch),
-  source = CASE WHEN windows.source = '' THEN excluded.source ELSE windows.source END
+  sketch = qw_merge_sketch(windows.sketch, excluded.sketch)
 """
 _INSERT_WINDOW = (
     f"INSERT INTO windows ({_WINDOW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -206,9 +219,9 @@ _ROLLUP_WINDOWS = f"""
 INSERT INTO windows ({_WINDOW_COLUMNS})
 SELECT fingerprint, window_start / {MINUTE} * {MINUTE}, {MINUTE}, SUM(calls), SUM(total_ms),
        MAX(max_ms), MIN(min_ms), SUM(rows), SUM(errors), SUM(shared_blks_hit),
-       SUM(shared_blks_read), qw_sketch_agg(sketch), MAX(source)
+       SUM(shared_blks_read), qw_sketch_agg(sketch), source
 FROM windows WHERE resolution = {WINDOW_SECONDS} AND window_start < ? AND window_start >= ?
-GROUP BY fingerprint, window_start / {MINUTE} * {MINUTE}
+GROUP BY fingerprint, window_start / {MINUTE} * {MINUTE}, source
 {_WINDOW_MERGE}"""
 
 _UPSERT_FINGERPRINT = """
@@ -447,6 +460,23 @@ def _append_events(tx: Tx, incident_id: str, events: Sequence[TimelineEvent]) ->
 
 def no_incident(incident_id: str) -> NotFound:
     return NotFound(f"no incident {incident_id} (querywatch incidents lists them)")
+
+
+def _one_source_each(calls: Iterable[tuple[str, str, int]]) -> dict[str, str]:
+    """Per fingerprint, the source that saw the most calls (ties: the greater name).
+
+    pg_stat_statements sees every client of the database, in-app capture only the instrumented
+    ones, so on one database the source with more calls is the more complete view; adding the two
+    would count each call twice.
+    """
+    totals: dict[tuple[str, str], int] = {}
+    for fp, source, n in calls:
+        totals[fp, source] = totals.get((fp, source), 0) + n
+    best: dict[str, tuple[int, str]] = {}
+    for (fp, source), n in totals.items():
+        if (n, source) > best.get(fp, (-1, "")):
+            best[fp] = (n, source)
+    return {fp: source for fp, (_, source) in best.items()}
 
 
 def _sketch(text: str | None) -> LatencySketch | None:
@@ -697,16 +727,18 @@ class SqlStore(ABC):
         sql = (
             "SELECT w.fingerprint, f.normalized, f.dialect, SUM(w.calls), SUM(w.total_ms), "
             "MAX(w.max_ms), SUM(w.rows), SUM(w.errors), f.first_seen, f.last_seen, "
-            "qw_sketch_agg(w.sketch) "
+            "qw_sketch_agg(w.sketch), w.source "
             f"FROM windows w JOIN fingerprints f ON f.fingerprint = w.fingerprint{where} "
-            "GROUP BY w.fingerprint, f.normalized, f.dialect, f.first_seen, f.last_seen"
+            "GROUP BY w.fingerprint, w.source, f.normalized, f.dialect, f.first_seen, f.last_seen"
         )
 
         def read(tx: Tx) -> list[FingerprintSummary]:
             summaries = []
-            for fp, norm, dialect, calls, total, mx, rows, errors, first, last, sk in tx.rows(
-                sql, params
-            ):
+            rows = tx.rows(sql, params)
+            chosen_source = _one_source_each((r[0], r[11], int(r[3])) for r in rows)
+            for fp, norm, dialect, calls, total, mx, nrows, errors, first, last, sk, src in rows:
+                if chosen_source[fp] != src:
+                    continue
                 sketch = _sketch(sk) or LatencySketch()
                 summaries.append(
                     FingerprintSummary(
@@ -716,13 +748,14 @@ class SqlStore(ABC):
                         int(calls),
                         float(total),
                         float(mx),
-                        int(rows),
+                        int(nrows),
                         int(errors),
                         float(first),
                         float(last),
                         p50_ms=sketch.quantile(0.5),
                         p95_ms=sketch.quantile(0.95),
                         p99_ms=sketch.quantile(0.99),
+                        source=src,
                     )
                 )
             # Ties broken by fingerprint so the ranking is stable between runs and backends.
@@ -737,13 +770,21 @@ class SqlStore(ABC):
         return self._run(read, write=False)
 
     def statement_windows(
-        self, fingerprint: str | None = None, since: float | None = None, until: float | None = None
+        self,
+        fingerprint: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        source: str | None = None,
     ) -> list[StatementWindow]:
         """Windows of both resolutions in time order; a minute row starts on its minute.
 
+        One source per fingerprint (see :meth:`Store.statement_windows`), or only ``source``.
         Each window carries its fingerprint's known call sites (they are kept per fingerprint).
         """
         where, params = _where("fingerprint", fingerprint, since, until, prefix="w.")
+        if source is not None:
+            where += (" AND" if where else " WHERE") + " w.source = ?"
+            params.append(source)
         sql = (
             "SELECT w.fingerprint, f.normalized, w.window_start, w.calls, w.total_ms, w.max_ms, "
             "f.dialect, w.source, w.min_ms, w.rows, w.errors, w.shared_blks_hit, "
@@ -754,6 +795,9 @@ class SqlStore(ABC):
 
         def read(tx: Tx) -> list[StatementWindow]:
             rows = tx.rows(sql, params)
+            if source is None:
+                chosen = _one_source_each((r[0], r[7], int(r[3])) for r in rows)
+                rows = [r for r in rows if chosen[r[0]] == r[7]]
             sites = self._call_sites(tx, sorted({r[0] for r in rows}))
             return [
                 StatementWindow(

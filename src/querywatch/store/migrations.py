@@ -183,6 +183,37 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE deploys ADD COLUMN schema_change TEXT",
         ),
     ),
+    Migration(
+        6,
+        "windows keyed by source: pg_stat_statements and in-app capture never add up",
+        (
+            # SQLite cannot change a primary key in place: the table is rebuilt, rows kept as they
+            # are (a row that already merged two sources stays under the source it recorded).
+            """CREATE TABLE windows_by_source (
+                fingerprint TEXT NOT NULL,
+                window_start BIGINT NOT NULL,
+                resolution INTEGER NOT NULL,
+                calls BIGINT NOT NULL,
+                total_ms DOUBLE PRECISION NOT NULL,
+                max_ms DOUBLE PRECISION NOT NULL,
+                min_ms DOUBLE PRECISION,
+                rows BIGINT NOT NULL,
+                errors BIGINT NOT NULL,
+                shared_blks_hit BIGINT NOT NULL,
+                shared_blks_read BIGINT NOT NULL,
+                sketch TEXT,
+                source TEXT NOT NULL,
+                PRIMARY KEY (fingerprint, window_start, resolution, source))""",
+            """INSERT INTO windows_by_source (fingerprint, window_start, resolution, calls,
+                total_ms, max_ms, min_ms, rows, errors, shared_blks_hit, shared_blks_read, sketch,
+                source)
+               SELECT fingerprint, window_start, resolution, calls, total_ms, max_ms, min_ms, rows,
+                 errors, shared_blks_hit, shared_blks_read, sketch, source FROM windows""",
+            "DROP TABLE windows",
+            "ALTER TABLE windows_by_source RENAME TO windows",
+            "CREATE INDEX windows_by_time ON windows (window_start)",
+        ),
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 #: The oldest schema this querywatch's reads understand: a read-only command reads a store down
