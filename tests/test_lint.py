@@ -348,13 +348,34 @@ def test_file_named_explicitly_is_linted_whatever_its_suffix(project: Path) -> N
 # -- the CLI ---------------------------------------------------------------------------------------
 def test_cli_findings_exit_1_with_path_line(project: Path) -> None:
     result = run_cli("lint", "app", "sql", cwd=project, env={"COLUMNS": "300"})
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 1, result.stderr  # the two errors
     out = result.stdout
-    assert "app/repo.py:9:48: warning leading-wildcard-like" in out
+    assert "app/repo.py:9:48: info leading-wildcard-like" in out
     assert "sql/reports.sql:7:13: error update-or-delete-without-where" in out
     assert "fix: " in out
-    assert "10 findings (2 errors, 6 warnings, 2 info) in" in out
+    assert "10 findings (2 errors, 8 info) in" in out
+    assert "6 depend on table sizes and indexes, which lint cannot see" in out
     assert result.stderr == ""
+
+
+def test_cli_size_dependent_findings_are_info_unless_tables_are_assumed_large(
+    tmp_path: Path,
+) -> None:
+    """Lint sees no database: a finding whose cost depends on the table's size and indexes
+    does not fail the run; --assume-large gives it the rule's own severity."""
+    sql = "SELECT id FROM products WHERE name LIKE '%phone' ORDER BY random() LIMIT 5"
+    plain = run_cli("lint", "--sql", sql, "--json")
+    assert plain.returncode == 0, plain.stderr
+    data = json.loads(plain.stdout)
+    assert data["assume_large"] is False
+    assert data["counts"] == {"error": 0, "warning": 0, "info": 2}
+    assert all(f["evidence"]["needs_plan"] is True for f in data["findings"])
+    large = run_cli("lint", "--sql", sql, "--assume-large", "--json")
+    assert large.returncode == 1
+    assert json.loads(large.stdout)["counts"] == {"error": 0, "warning": 2, "info": 0}
+    # A change of every row needs no size to judge: an error either way.
+    wipe = run_cli("lint", "--sql", "DELETE FROM carts")
+    assert wipe.returncode == 1 and "error update-or-delete-without-where" in wipe.stdout
 
 
 def test_cli_json_shape(project: Path) -> None:
@@ -363,7 +384,7 @@ def test_cli_json_shape(project: Path) -> None:
     data = json.loads(result.stdout)
     assert data["dialect"] == "postgres"
     assert data["files"] == 1 and data["statements"] == 4
-    assert data["counts"] == {"error": 1, "warning": 1, "info": 1}
+    assert data["counts"] == {"error": 1, "warning": 0, "info": 2}
     assert data["fragments"] == 0
     first = data["findings"][0]
     assert set(first) == {

@@ -11,7 +11,7 @@ import pytest
 
 from querywatch.findings import SEVERITIES
 from querywatch.sql import rules as rules_pkg
-from querywatch.sql.lint import RULES, lint_sql
+from querywatch.sql.lint import RULES, lint_sql, without_plan
 
 FIXTURES = Path(__file__).parent / "fixtures" / "rules"
 DOC = (Path(__file__).parent.parent / "docs" / "lint.md").read_text(encoding="utf-8")
@@ -62,11 +62,40 @@ def test_every_rule_is_a_module_named_after_it_with_cases_and_docs() -> None:
 
 
 def test_severities_mean_what_docs_say() -> None:
-    """Static lint cannot know sizes: warnings, except a change of every row (error) and what
-    is advice or could not be checked (info, which never fails the gate)."""
+    """Static lint cannot know sizes: the rules whose verdict depends on a table's size or its
+    indexes need a plan (the gate lets the plan speak; `querywatch lint` reports them as info),
+    a change of every row is an error whatever the size, advice and what could not be checked
+    are info (which never fails the gate)."""
     assert RULES["update-or-delete-without-where"].severity == "error"
+    assert not RULES["update-or-delete-without-where"].needs_plan
     assert RULES["select-star"].severity == "info"
     assert RULES["parse-error"].severity == "info"
-    others = set(RULES) - {"update-or-delete-without-where", "select-star", "parse-error"}
-    assert {RULES[r].severity for r in others} == {"warning"}
+    sized = {r for r, rule in RULES.items() if rule.needs_plan}
+    assert sized == {
+        "leading-wildcard-like",
+        "cast-on-column-in-where",
+        "deep-offset",
+        "order-by-random",
+        "not-in-subquery",
+        "implicit-cross-join",
+    }
+    assert {RULES[r].severity for r in sized} == {"warning"}
     assert "`info` never fails" in DOC
+    for rule_id in sized:
+        section = DOC.split(f"### `{rule_id}`", 1)[1].split("\n### ", 1)[0]
+        assert "needs a plan" in section, rule_id
+
+
+def test_without_plan_makes_size_dependent_findings_info() -> None:
+    sql = "SELECT id FROM products WHERE name LIKE '%phone'; DELETE FROM carts"
+    found = lint_sql(sql, "postgres")
+    assert [(f.rule, f.severity) for f in found] == [
+        ("leading-wildcard-like", "warning"),
+        ("update-or-delete-without-where", "error"),
+    ]
+    judged = without_plan(found)
+    assert [(f.rule, f.severity) for f in judged] == [
+        ("leading-wildcard-like", "info"),
+        ("update-or-delete-without-where", "error"),
+    ]
+    assert judged[0].evidence["needs_plan"] is True and "needs_plan" not in judged[1].evidence

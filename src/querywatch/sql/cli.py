@@ -4,6 +4,9 @@ Exit codes are for CI: 0 clean (``info`` findings, such as ``select-star`` or ``
 never fail), 1 a warning or error finding, 2 nothing could be checked as asked (a missing or
 unreadable path, a ``--sql`` statement that does not parse, a broken config). Registered on the
 main CLI with :func:`register`.
+
+Lint sees no database: a rule whose verdict depends on table sizes and indexes (``needs_plan``)
+is reported as ``info`` and does not fail, unless ``--assume-large`` says every table is large.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from rich.markup import escape
 
 from querywatch.errors import QuerywatchError
 from querywatch.findings import Finding, Location
-from querywatch.sql.lint import DIALECTS, RULES, LintParseError, lint_text
+from querywatch.sql.lint import DIALECTS, RULES, LintParseError, lint_text, without_plan
 from querywatch.sql.source_scan import ScanResult, scan
 
 ConfigOf = Callable[[Any], Mapping[str, Any]]
@@ -52,7 +55,15 @@ def _summary(result: ScanResult) -> str:
     if not result.findings:
         return f"no findings in {where}"
     parts = ", ".join(_plural(n, s) for s, n in counts.items() if n)
-    return f"{_plural(len(result.findings), 'finding')} ({parts}) in {where}"
+    line = f"{_plural(len(result.findings), 'finding')} ({parts}) in {where}"
+    unjudged = sum(bool(f.evidence.get("needs_plan")) for f in result.findings)
+    if unjudged:
+        verb, them = ("depends", "it") if unjudged == 1 else ("depend", "them")
+        line += (
+            f"; {unjudged} {verb} on table sizes and indexes, which lint cannot see: info until"
+            f" a plan judges {them} (querywatch explain, the CI gate)"
+        )
+    return line
 
 
 def _print(result: ScanResult, out: Console) -> None:
@@ -98,6 +109,12 @@ def make_command(config_of: ConfigOf) -> click.Command:
         metavar="RULE",
         help="Skip this rule everywhere (repeatable); see docs/lint.md for rule ids.",
     )
+    @click.option(
+        "--assume-large",
+        is_flag=True,
+        help="Treat every table as large: findings that depend on table sizes keep their "
+        "rule's severity (warning) instead of info.",
+    )
     @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
     @click.pass_obj
     def lint(
@@ -106,11 +123,13 @@ def make_command(config_of: ConfigOf) -> click.Command:
         statement: str | None,
         dialect: str | None,
         ignored: tuple[str, ...],
+        assume_large: bool,
         as_json: bool,
     ) -> None:
         """Lint SQL in .py and .sql files (or one statement) for shapes that defeat indexes.
 
         Exits 1 when a finding is a warning or an error, 2 when something could not be checked.
+        Findings that depend on table sizes and indexes are info unless --assume-large.
         Silence one place with a `querywatch: ignore[rule-id]` comment.
         """
         if not paths and statement is None:
@@ -134,8 +153,10 @@ def make_command(config_of: ConfigOf) -> click.Command:
         except QuerywatchError as exc:
             raise CannotCheck(str(exc)) from None
         result.findings = [f for f in result.findings if f.rule not in ignored]
+        if not assume_large:
+            result.findings = without_plan(result.findings)
         if as_json:
-            click.echo(json.dumps(_as_json(result, name), indent=2))
+            click.echo(json.dumps(_as_json(result, name, assume_large), indent=2))
         else:
             _print(result, Console(highlight=False, soft_wrap=True))
         failing = any(f.severity in _FAILING for f in result.findings)
@@ -144,10 +165,11 @@ def make_command(config_of: ConfigOf) -> click.Command:
     return lint
 
 
-def _as_json(result: ScanResult, dialect: str) -> dict[str, Any]:
+def _as_json(result: ScanResult, dialect: str, assume_large: bool) -> dict[str, Any]:
     findings: list[Finding] = result.findings
     return {
         "dialect": dialect,
+        "assume_large": assume_large,
         "files": result.files,
         "statements": result.statements,
         "fragments": result.fragments,

@@ -11,6 +11,11 @@ format holes, user-defined functions) and runs :data:`querywatch.sql.rules.RULES
 that does not parse is an ``info`` ``parse-error`` finding (or :class:`LintParseError` with
 ``strict=True``), never a crash; with ``pieces=True`` (SQL found in source code) a piece of a
 statement that a query builder completes later is counted as a fragment, not reported.
+
+Findings carry their rule's severity: what the shape costs when the table is large. A rule marked
+``needs_plan`` cannot see whether it is (nor the indexes); :func:`without_plan` gives such findings
+the severity they have where no plan judged the statement (``info``), which is what `querywatch
+lint` reports unless told to assume large tables.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ __all__ = [
     "lint_text",
     "parse_suppressions",
     "split_statements",
+    "without_plan",
 ]
 
 PARSE_ERROR = PARSE_ERROR_RULE.id
@@ -91,6 +97,19 @@ class LintResult:
     findings: list[Finding] = field(default_factory=list)
     statements: int = 0
     fragments: int = 0
+
+
+def without_plan(findings: Iterable[Finding]) -> list[Finding]:
+    """The findings as they stand where no plan judged their statement: those of a rule that
+    needs a plan (its verdict depends on table sizes and indexes the text cannot show) become
+    ``info``, with ``needs_plan`` in their evidence; the others are unchanged."""
+    out: list[Finding] = []
+    for f in findings:
+        rule = RULES.get(f.rule)
+        if rule is not None and rule.needs_plan:
+            f = replace(f, severity="info", evidence={**f.evidence, "needs_plan": True})
+        out.append(f)
+    return out
 
 
 _IGNORE = re.compile(r"querywatch:\s*ignore(?:\[([^\]]*)\])?", re.IGNORECASE)

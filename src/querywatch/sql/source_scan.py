@@ -470,7 +470,7 @@ def scan_python(source: str, path: str, dialect: str = "postgres") -> ScanResult
         msg = getattr(exc, "msg", None) or str(exc)
         finding = Finding(
             PARSE_ERROR,
-            "warning",
+            RULES[PARSE_ERROR].severity,
             f"cannot parse this Python file ({msg}): the SQL in it was not checked",
             "fix the Python syntax, or exclude the file from the paths linted",
             {"language": "python", "reason": msg},
@@ -553,7 +553,7 @@ def scan_paths(paths: Iterable[str | os.PathLike[str]], dialect: str = "postgres
 def _undecodable(path: str, exc: Exception) -> ScanResult:
     finding = Finding(
         PARSE_ERROR,
-        "warning",
+        RULES[PARSE_ERROR].severity,
         f"cannot decode this file as text ({type(exc).__name__}): nothing in it was checked",
         "save the file as UTF-8 (or declare its encoding), or exclude it from the paths linted",
         {"reason": str(exc)[:200]},

@@ -1,7 +1,8 @@
 """Lint rules: one module per rule, named after it, each defining ``RULE``; run in this order.
 
-Adding a rule is adding a module here (``RULE: LintRule = Rule(id, severity, summary, check)``), its
-name in :data:`RULES`, golden cases in ``tests/fixtures/rules/<id>/lint-*.sql`` and a section in
+Adding a rule is adding a module here (``RULE: LintRule = Rule(id, severity, summary, check)``,
+with ``needs_plan=True`` when its verdict depends on table sizes or indexes), its name in
+:data:`RULES`, golden cases in ``tests/fixtures/rules/<id>/lint-*.sql`` and a section in
 docs/lint.md. ``parse-error`` (:data:`PARSE_ERROR`) is raised by the runner, not by a check.
 """
 

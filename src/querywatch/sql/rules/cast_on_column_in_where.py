@@ -257,4 +257,5 @@ RULE: LintRule = Rule(
     "A cast or function around a column in WHERE/ON, compared to a value, defeats the index "
     "on that column.",
     check,
+    needs_plan=True,  # whether the column has an index, and the table rows to read
 )

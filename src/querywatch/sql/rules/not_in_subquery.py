@@ -30,4 +30,5 @@ RULE: LintRule = Rule(
     "warning",
     "NOT IN (SELECT …): no rows at all once the subquery yields a NULL; often not an anti-join.",
     check,
+    needs_plan=True,  # a hashed subplan over a small subquery is cheap; NULLs need the schema
 )
