@@ -22,11 +22,17 @@ from querywatch.store import open_store
 from test_incidents import T0, culprit, detection, triage
 
 
-def run(*args: str, store: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, store: Path | None = None, columns: int | None = 200
+) -> subprocess.CompletedProcess[str]:
+    """The CLI with its output captured (a pipe); ``columns=None``: Rich's default width."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUERYWATCH_")}
     if store is not None:
         env["QUERYWATCH_STORE"] = str(store)
-    env["COLUMNS"] = "200"
+    env.pop("COLUMNS", None)
+    env.pop("LINES", None)
+    if columns is not None:
+        env["COLUMNS"] = str(columns)
     return subprocess.run(
         [sys.executable, "-m", "querywatch", *args],
         env=env,
@@ -127,6 +133,24 @@ def test_the_list_as_a_table_and_as_json(store_path: Path, incident_id: str) -> 
     assert none.stdout.strip() == "no incidents resolved recorded"
     unresolved = run("incidents", "--status", "unresolved", "--json", store=store_path)
     assert len(json.loads(unresolved.stdout)) == 1
+
+
+@pytest.mark.parametrize("columns", [80, None, 120])
+def test_the_list_stays_readable_at_80_columns_and_on_a_pipe(
+    store_path: Path, incident_id: str, columns: int | None
+) -> None:
+    """The title column wrapped at 7 characters on an 80-column terminal: "Slower", "query:"…"""
+    result = run("incidents", store=store_path, columns=columns)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= (columns or 80), result.stdout
+    row = next(i for i, line in enumerate(lines) if incident_id in line)
+    assert lines[row].split()[:3] == [incident_id, "open", lines[row].split()[2]]
+    # The title reads in lines of a readable width, and all of it is there.
+    assert "Slower query: SELECT * FROM" in lines[row], result.stdout
+    text = " ".join(result.stdout.split())
+    for needle in ("fp-orders WHERE user_id = $1", "since deploy d2", "shop/orders.py:88"):
+        assert needle in text, result.stdout
 
 
 def test_an_unknown_id_is_one_line_and_exit_1(store_path: Path, incident_id: str) -> None:

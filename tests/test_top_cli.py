@@ -3,12 +3,15 @@ columns, through the real CLI on a real SQLite store."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from cli_helpers import run_cli
 from querywatch.records import CallSite, StatementWindow
 from querywatch.store import open_store
 
@@ -33,23 +36,70 @@ def pgbench_store(tmp_path: Path) -> Path:
     return path
 
 
+def top(store: Path, *args: str, columns: int | None) -> subprocess.CompletedProcess[str]:
+    """`querywatch top` with its output captured (a pipe), at ``columns`` or Rich's default."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUERYWATCH_")}
+    env.pop("COLUMNS", None)
+    env.pop("LINES", None)
+    if columns is not None:
+        env["COLUMNS"] = str(columns)
+    return subprocess.run(
+        [sys.executable, "-m", "querywatch", "top", "--store", str(store), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def figures(line: str) -> list[str]:
+    """The numbers of one table row, in order (1,234.5 / 200.0 / 0.05)."""
+    return re.findall(r"(?<![\w.])\d[\d,]*\.\d+(?![\w.])", line)
+
+
 def test_calls_per_second_divide_by_the_time_data_exists_not_the_range(
     pgbench_store: Path,
 ) -> None:
     """The pgbench trial: `--since 1h` over 140 s of data showed a 200/s statement as 7.8/s."""
-    result = run_cli("top", "--store", str(pgbench_store), "--since", "1h", env={"COLUMNS": "200"})
+    result = top(pgbench_store, "--since", "1h", columns=200)
     assert result.returncode == 0, result.stderr
     rows = [line for line in result.stdout.splitlines() if "a1b2c3d4e5f6" in line]
     assert len(rows) == 1, result.stdout
-    assert " 200.0 " in rows[0], rows[0]
-    assert "7.8" not in rows[0]
+    assert figures(rows[0]) == ["109,200.0", "200.0", "3.90"], rows[0]
     assert "calls/s over the 140 s the data covers" in result.stdout
     # An --until before the end of the data cuts the span there.
-    until = str(time.time() - 70)
-    half = run_cli(
-        "top", "--store", str(pgbench_store), "--since", "1h", "--until", until,
-        env={"COLUMNS": "200"},
-    )  # fmt: skip
+    half = top(pgbench_store, "--since", "1h", "--until", str(time.time() - 70), columns=200)
     row = next(line for line in half.stdout.splitlines() if "a1b2c3d4e5f6" in line)
-    rate = float(row.split("│")[3].replace(",", ""))
-    assert rate == pytest.approx(200, rel=0.05), row
+    assert float(figures(row)[1]) == pytest.approx(200, rel=0.05), row
+
+
+@pytest.mark.parametrize("columns", [80, None, 100, 60])
+def test_every_figure_shows_on_a_pipe_and_at_80_columns(
+    pgbench_store: Path, columns: int | None
+) -> None:
+    """On a pipe (Rich's default of 80 columns) and on narrow terminals the numeric columns
+    collapsed to nothing: only the query and call site were left."""
+    result = top(pgbench_store, "--since", "1h", columns=columns)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= (columns or 80), result.stdout
+    header = next(line for line in lines if "total ms" in line)
+    assert header.split()[:5] == ["total", "ms", "calls/s", "mean", "ms"], header
+    branches = next(i for i, line in enumerate(lines) if "UPDATE pgbench" in line)
+    assert figures(lines[branches]) == ["109,200.0", "200.0", "3.90"], result.stdout
+    accounts = next(line for line in lines if "SELECT abalance" in line)
+    assert figures(accounts) == ["1,400.0", "200.0", "0.05"], result.stdout
+    # The fingerprint and the call site go on the line under the query.
+    under = lines[branches + 1]
+    assert "a1b2c3d4e5f6  app/" in under, result.stdout
+    if (columns or 80) >= 80:
+        assert "UPDATE pgbench_branches SET bbalance" in lines[branches]
+        assert "a1b2c3d4e5f6  app/very/long/path" in under
+
+
+def test_a_wide_terminal_keeps_fingerprint_and_call_site_columns(pgbench_store: Path) -> None:
+    result = top(pgbench_store, "--since", "1h", columns=200)
+    row = next(line for line in result.stdout.splitlines() if "UPDATE pgbench_branches" in line)
+    assert row.startswith("a1b2c3d4e5f6 ")
+    assert row.rstrip().endswith("views.…") or "views.py:123" in row, row
+    assert "bbalance + $1 WHERE bid = $2" in row

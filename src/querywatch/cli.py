@@ -132,6 +132,7 @@ def watch(
                     rows,
                     seconds=max(time.time() - started, 1e-9),
                     title=f"querywatch watch {target} — since {stamp_of(started)}",
+                    width=out.width,
                 )
             )
         elif event.kind == "polled":
@@ -368,7 +369,8 @@ def top(
     title = f"top by {sort}"
     if seconds is not None:
         title += f", calls/s over the {seconds:,.0f} s the data covers"
-    Console(highlight=False).print(render.top_table(rows, seconds=seconds, title=title))
+    out = Console(highlight=False)
+    out.print(render.top_table(rows, seconds=seconds, title=title, width=out.width))
 
 
 @cli.command("fingerprint")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from querywatch.records import WINDOW_SECONDS, FingerprintSummary
+from querywatch.terminal import fits, left_for_text, plain_table
 
 
 def summary_to_json(row: FingerprintSummary) -> dict[str, Any]:
@@ -54,37 +57,80 @@ def data_seconds(
     calls/s divides by.
 
     Not the range asked for: ``--since 1h`` over a store that has two minutes of data would
-    show a 200/s statement as 7.8/s. The span runs from the first window of the listed
-    fingerprints (at the earliest ``since``) to the end of their last one (at the latest
-    ``until``). ``None`` without a ``since`` (then totals are shown, not rates).
+    show a 200/s statement as 7.8/s. The range selects windows by their start, so the span runs
+    from the first window of the listed fingerprints that starts at or after ``since`` to the end
+    of their last one that starts before ``until``. ``None`` without a ``since`` (then totals are
+    shown, not rates).
     """
     if since is None or not rows:
         return None
-    start = max(since, min(r.first_seen for r in rows))
-    end = min(until, max(r.last_seen for r in rows) + WINDOW_SECONDS)
-    return max(end - start, 1.0)
+    w = WINDOW_SECONDS
+    start = max(math.ceil(since / w) * w, min(r.first_seen for r in rows))
+    last = min(math.ceil(until / w) * w - w, max(r.last_seen for r in rows))
+    return max(last + w - start, 1.0)
 
 
-def top_table(rows: Sequence[FingerprintSummary], *, seconds: float | None, title: str) -> Table:
-    """The top-fingerprints table shared by `watch` (live) and `top`."""
-    table = Table(title=title, title_justify="left", expand=False)
-    table.add_column("fingerprint", style="dim", no_wrap=True)
-    table.add_column("total ms", justify="right")
-    table.add_column("calls/s" if seconds else "calls", justify="right")
-    table.add_column("mean ms", justify="right")
-    table.add_column("p95 ms", justify="right")
-    table.add_column("query", overflow="ellipsis", no_wrap=True, max_width=70)
-    table.add_column("call site", overflow="ellipsis", no_wrap=True, max_width=40)
-    for row in rows:
-        rate = f"{row.calls / seconds:,.1f}" if seconds else f"{row.calls:,}"
-        site = str(row.call_sites[0]) if row.call_sites else ""
-        table.add_row(
-            row.fingerprint[:12],
+FINGERPRINT_CHARS = 12
+QUERY_MIN_BESIDE = 40
+"""The query column needs this much room to sit beside the fingerprint and call site columns;
+with less, both go on a second line under the query."""
+QUERY_MIN = 16
+SITE_MAX = 40
+
+
+def top_table(
+    rows: Sequence[FingerprintSummary],
+    *,
+    seconds: float | None,
+    title: str,
+    width: int | None = None,
+) -> Table:
+    """The top-fingerprints table shared by `watch` (live) and `top`.
+
+    Laid out for a console ``width`` (None: natural widths): the figures always show whole; the
+    query takes what is left. Below about 120 columns (80 on a pipe) the fingerprint and the call
+    site go on a dim second line under the query instead of columns of their own.
+    """
+    headers = ["total ms", "calls/s" if seconds else "calls", "mean ms", "p95 ms"]
+    figures = [
+        [
             _ms(row.total_ms),
-            rate,
+            f"{row.calls / seconds:,.1f}" if seconds else f"{row.calls:,}",
             _ms(row.mean_ms),
             _ms(row.p95_ms),
-            row.normalized,
-            site,
-        )
+        ]
+        for row in rows
+    ]
+    widths = [max([len(h), *(len(f[i]) for f in figures)]) for i, h in enumerate(headers)]
+    sites = [str(row.call_sites[0]) if row.call_sites else "" for row in rows]
+    site_width = min(SITE_MAX, max(len("call site"), *(len(s) for s in sites))) if any(sites) else 0
+    beside = [FINGERPRINT_CHARS, *widths, *([site_width] if site_width else [])]
+    table = plain_table(title)
+    if width is None or fits(width, beside, QUERY_MIN_BESIDE):
+        table.add_column("fingerprint", style="dim", no_wrap=True, width=FINGERPRINT_CHARS)
+        for header, w in zip(headers, widths, strict=True):
+            table.add_column(header, justify="right", no_wrap=True, width=w)
+        room = 70 if width is None else left_for_text(width, beside, QUERY_MIN_BESIDE)
+        table.add_column("query", overflow="ellipsis", no_wrap=True, max_width=room)
+        if site_width:
+            table.add_column("call site", overflow="ellipsis", no_wrap=True, width=site_width)
+        for row, cells, site in zip(rows, figures, sites, strict=True):
+            table.add_row(
+                Text(row.fingerprint[:FINGERPRINT_CHARS]),
+                *(Text(c) for c in cells),
+                Text(row.normalized),
+                *([Text(site)] if site_width else []),
+            )
+        return table
+    for header, w in zip(headers, widths, strict=True):
+        table.add_column(header, justify="right", no_wrap=True, width=w)
+    room = left_for_text(width, widths, QUERY_MIN)
+    table.add_column(
+        "query (fingerprint, call site)", overflow="ellipsis", no_wrap=True, width=room
+    )
+    for row, cells, site in zip(rows, figures, sites, strict=True):
+        query = Text(" ".join(row.normalized.split()))
+        query.append("\n")
+        query.append(f"{row.fingerprint[:FINGERPRINT_CHARS]}  {site}".rstrip(), style="dim")
+        table.add_row(*(Text(c) for c in cells), query)
     return table

@@ -81,7 +81,8 @@ def make_commands(config_of: ConfigOf) -> tuple[click.Command, click.Group]:
         elif not found:
             click.echo("no incidents" + (f" {status}" if status else "") + " recorded")
         else:
-            Console(highlight=False).print(incidents_table(found))
+            out = Console(highlight=False)
+            out.print(incidents_table(found, width=out.width))
 
     @click.group("incident")
     def incident() -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from rich import box
 from rich.table import Table
 from rich.text import Text
 
 from querywatch.incidents.model import Incident
 from querywatch.plans.evidence import PlanEvidence
+from querywatch.terminal import fits, left_for_text, plain_table
 
 
 def stamp(ts: float) -> str:
@@ -44,29 +44,55 @@ def top_culprit(incident: Incident) -> str:
     return c.fingerprint[:12]
 
 
-def incidents_table(incidents: Sequence[Incident]) -> Table:
-    table = Table(
-        title="incidents, newest first", title_justify="left", expand=False, box=box.SIMPLE_HEAD
-    )
-    # The id, status and time stay whole (people type the id); on a narrow terminal the title,
-    # last, wraps instead of squeezing the other columns.
-    id_width = max((len(i.id) for i in incidents), default=2)
-    table.add_column("id", no_wrap=True, min_width=id_width)
-    table.add_column("status", no_wrap=True)
-    table.add_column("opened", no_wrap=True)
-    table.add_column("deploy", overflow="ellipsis", no_wrap=True, max_width=14)
-    table.add_column("culprit", overflow="ellipsis", no_wrap=True, max_width=24)
-    table.add_column("title", overflow="fold", min_width=20, max_width=80)
-    for i in incidents:
+TITLE_MIN_BESIDE = 40
+"""The title needs this much room to sit beside the deploy and culprit columns; with less, both
+go on a dim second line under the title."""
+TITLE_MIN = 20
+DEPLOY_MAX = 14
+CULPRIT_MAX = 24
+
+
+def incidents_table(incidents: Sequence[Incident], width: int | None = None) -> Table:
+    """The incident list, laid out for a console ``width`` (None: natural widths).
+
+    The id, status and time stay whole (people type the id); the title takes what is left and
+    wraps. Below about 120 columns (80 on a pipe) the deploy and the culprit go on a dim line
+    under the title instead of columns of their own, so the title keeps a readable width.
+    """
+    opened = [time.strftime("%m-%d %H:%M", time.localtime(i.opened_at)) for i in incidents]
+    deploys = [i.deploy_id or "–" for i in incidents]
+    culprits = [top_culprit(i) for i in incidents]
+    fixed = [
+        max([2, *(len(i.id) for i in incidents)]),
+        max([6, *(len(i.status) for i in incidents)]),
+        max([6, *(len(o) for o in opened)]),
+    ]
+    beside = [
+        *fixed,
+        min(DEPLOY_MAX, max([6, *(len(d) for d in deploys)])),
+        min(CULPRIT_MAX, max([7, *(len(c) for c in culprits)])),
+    ]
+    table = plain_table("incidents, newest first")
+    for header, w in zip(("id", "status", "opened"), fixed, strict=True):
+        table.add_column(header, no_wrap=True, width=w)
+    side_by_side = width is None or fits(width, beside, TITLE_MIN_BESIDE)
+    if side_by_side:
+        table.add_column("deploy", overflow="ellipsis", no_wrap=True, width=beside[3])
+        table.add_column("culprit", overflow="ellipsis", no_wrap=True, width=beside[4])
+        room = 80 if width is None else left_for_text(width, beside, TITLE_MIN_BESIDE)
+        table.add_column("title", overflow="fold", max_width=room)
+    else:
+        room = left_for_text(width or 0, fixed, TITLE_MIN)
+        table.add_column("title (deploy, culprit)", overflow="fold", width=room)
+    for i, when, deploy, culprit in zip(incidents, opened, deploys, culprits, strict=True):
         style = "" if i.is_resolved else "bold red" if i.status == "open" else "yellow"
-        table.add_row(
-            Text(i.id),
-            Text(i.status, style=style),
-            Text(time.strftime("%m-%d %H:%M", time.localtime(i.opened_at))),
-            Text(i.deploy_id or "–"),
-            Text(top_culprit(i)),
-            Text(i.title),
-        )
+        cells = [Text(i.id), Text(i.status, style=style), Text(when)]
+        if side_by_side:
+            table.add_row(*cells, Text(deploy), Text(culprit), Text(i.title))
+            continue
+        title = Text(i.title)
+        title.append(f"\ndeploy {deploy}" + (f"  {culprit}" if culprit else ""), style="dim")
+        table.add_row(*cells, title)
     return table
 
 
