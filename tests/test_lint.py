@@ -54,6 +54,24 @@ def test_cast_to_text_says_when_it_is_only_a_relabel() -> None:
     ]
 
 
+def test_not_in_subquery_says_the_null_hazard_is_conditional() -> None:
+    """Only a subquery column that can be NULL empties NOT IN, and the text cannot know: the
+    message says "if", and names the column; a subquery that filters its NULLs has no hazard."""
+    sql = "SELECT id FROM users WHERE id NOT IN (SELECT user_id FROM orders)"
+    (f,) = lint_sql(sql)
+    assert "if user_id can be NULL, no row passes" in f.message and "anti-join" in f.message
+    assert f.evidence["null_hazard"] is True
+    (f,) = lint_sql(sql, "sqlite")
+    assert "if user_id can be NULL" in f.message and "anti-join" not in f.message
+    filtered = (
+        "SELECT id FROM users WHERE id NOT IN "
+        "(SELECT user_id FROM orders WHERE user_id IS NOT NULL)"
+    )
+    (f,) = lint_sql(filtered)
+    assert "NULL" not in f.message and f.evidence["null_hazard"] is False
+    assert lint_sql(filtered, "sqlite") == []
+
+
 def test_fix_is_dialect_aware() -> None:
     sql = "SELECT id FROM products WHERE name LIKE '%phone'"
     fixes = {d: lint_sql(sql, d)[0].fix for d in ("postgres", "mysql", "sqlite")}
