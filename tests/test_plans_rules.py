@@ -15,6 +15,7 @@ from querywatch.findings import Finding
 from querywatch.plans.explain import Explainer
 from querywatch.plans.report import inspect_query, judge_plan
 from querywatch.plans.rules import RULES, PlanPolicy, check_plan
+from querywatch.plans.rules._work import Work
 
 pytestmark = pytest.mark.postgres
 
@@ -54,6 +55,7 @@ def test_every_rule_has_a_stable_id() -> None:
         "nested-loop-large-inner",
         "spill-to-disk",
         "deep-offset",
+        "limit-filter-clustered",
         "row-estimate-off",
         "unindexed-join-key",
         "sort-large-for-few",
@@ -476,3 +478,57 @@ def test_work_is_counted_across_loops_and_limits(pg: Explainer) -> None:
     slow = findings(pg, "SELECT * FROM big")
     assert [f.rule for f in slow] == ["unbounded-read"]
     assert slow[0].evidence["returned_rows"] == pytest.approx(BIG_ROWS, rel=0.05)
+
+
+def test_a_limit_stops_streaming_work_but_not_what_blocks(pg: Explainer) -> None:
+    # PostgreSQL's own model: a LIMIT pulls limit/rows of its input; a scan whose filter keeps a
+    # fraction s of the rows reads limit/s of them, unless a sort in between needs them all.
+    plan = pg.explain("SELECT * FROM big WHERE grp = 7 LIMIT 5")
+    work = Work(plan, pg.catalog(plan))
+    [scan] = plan.scans()
+    assert scan.est_rows_all is not None and work.stopped_early(scan)
+    expected = 5 / (scan.est_rows_all / BIG_ROWS)
+    assert work.rows_read(scan) == pytest.approx(expected, rel=0.05)
+    assert work.worst_read(scan) == pytest.approx(BIG_ROWS, rel=0.05)
+    plan = pg.explain("SELECT * FROM big WHERE grp = 7 ORDER BY abalance LIMIT 5")
+    work = Work(plan, pg.catalog(plan))
+    [scan] = plan.scans()
+    assert not work.stopped_early(scan)
+    assert work.rows_read(scan) == pytest.approx(BIG_ROWS, rel=0.05)
+
+
+def test_a_walk_of_a_partial_index_reads_only_its_rows(pg: Explainer) -> None:
+    plan = pg.explain("SELECT aid, abalance FROM big WHERE ref IS NULL AND abalance > 500000")
+    work = Work(plan, pg.catalog(plan))
+    [scan] = plan.scans()
+    assert scan.index_name == "big_unreferenced" and not scan.index_cond
+    assert work.rows_read(scan) == pytest.approx(BIG_ROWS / 50, rel=0.2)  # 2% have no ref
+    assert rule(check_plan(plan, pg.catalog(plan)), "heavy-read") == []
+
+
+def test_rules_judge_the_work_a_limit_lets_run(pg: Explainer) -> None:
+    # The same filter is a full read without the LIMIT and a short one with it.
+    sql = "SELECT * FROM big WHERE filler LIKE '{}' ORDER BY aid LIMIT {}"
+    assert rule(findings(pg, sql.format("%ler-1%", 10)), "leading-wildcard-like") == []
+    [f] = rule(findings(pg, sql.format("%abc%", 50)), "leading-wildcard-like")
+    assert "before the LIMIT is satisfied" in f.message
+    assert (
+        rule(findings(pg, "SELECT * FROM big WHERE grp = 7 LIMIT 5"), "seq-scan-large-table") == []
+    )
+    assert rule(findings(pg, "SELECT * FROM big WHERE grp = 7"), "seq-scan-large-table")
+
+
+def test_limit_over_a_walk_whose_matches_cluster(pg: Explainer) -> None:
+    # day follows aid (both follow the physical order): day = 99 is the last 1% of the aid walk.
+    sql = "SELECT * FROM big WHERE day = 99 ORDER BY aid LIMIT 10"
+    [f] = rule(findings(pg, sql), "limit-filter-clustered")
+    ev = f.evidence
+    assert f.severity == "info"  # statistics say the estimate's assumption fails, not which end
+    assert ev["filter_column"] == "day" and ev["order_column"] == "aid"
+    assert ev["expected_rows_read"] < 10_000 and ev["worst_rows_read"] >= BIG_ROWS * 0.95
+    assert "public.big (day, aid)" in f.fix
+    # Run, the rows really read decide: the walk read almost the whole index for 10 rows.
+    ran = findings(pg, sql, analyze=True)
+    assert rule(ran, "limit-filter-clustered") == []
+    [g] = rule(ran, "seq-scan-large-table")
+    assert "with no index condition" in g.message

@@ -32,6 +32,7 @@ class IndexInfo:
     method: str = "btree"
     predicate: str | None = None  # a partial index's WHERE
     valid: bool = True
+    rows: float | None = None  # entries (pg_class.reltuples of the index): a partial index's rows
 
     @property
     def leading_column(self) -> str | None:
@@ -51,6 +52,8 @@ class ColumnInfo:
     type: str | None = None
     n_distinct: float | None = None  # pg_stats convention: negative = fraction of rows
     null_frac: float | None = None
+    not_null: bool | None = None  # declared NOT NULL (None: not known)
+    correlation: float | None = None  # pg_stats: how closely values follow the physical order
 
 
 @dataclass(slots=True)
@@ -170,7 +173,7 @@ WHERE (n.nspname = w.schema_name OR (w.schema_name IS NULL AND pg_table_is_visib
 
 _PG_INDEXES = """
 SELECT i.indrelid, ic.relname, i.indisunique, i.indisprimary, i.indisvalid, am.amname,
-       pg_get_expr(i.indpred, i.indrelid),
+       pg_get_expr(i.indpred, i.indrelid), ic.reltuples,
        ARRAY(SELECT coalesce(a.attname::text, pg_get_indexdef(i.indexrelid, k, true))
              FROM generate_series(1, i.indnkeyatts) AS k
              LEFT JOIN pg_attribute a
@@ -185,7 +188,8 @@ ORDER BY ic.relname
 """
 
 _PG_COLUMNS = """
-SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), s.n_distinct, s.null_frac
+SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), s.n_distinct, s.null_frac,
+       a.attnotnull, s.correlation
 FROM pg_attribute a
 JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -226,7 +230,7 @@ def load_postgres(
     if not by_oid:
         return catalog
     oids = list(by_oid)
-    for rel, name, unique, primary, valid, method, pred, keys, expr in conn.execute(
+    for rel, name, unique, primary, valid, method, pred, entries, keys, expr in conn.execute(
         tagged(_PG_INDEXES), (oids,)
     ).fetchall():
         by_oid[int(rel)].indexes.append(
@@ -239,9 +243,10 @@ def load_postgres(
                 method=str(method),
                 predicate=pred,
                 valid=bool(valid),
+                rows=float(entries) if entries is not None and entries >= 0 else None,
             )
         )
-    for rel, name, type_, n_distinct, null_frac in conn.execute(
+    for rel, name, type_, n_distinct, null_frac, not_null, corr in conn.execute(
         tagged(_PG_COLUMNS), (oids,)
     ).fetchall():
         by_oid[int(rel)].columns[str(name)] = ColumnInfo(
@@ -249,6 +254,8 @@ def load_postgres(
             type=type_,
             n_distinct=None if n_distinct is None else float(n_distinct),
             null_frac=None if null_frac is None else float(null_frac),
+            not_null=bool(not_null),
+            correlation=None if corr is None else float(corr),
         )
     return catalog
 
@@ -288,8 +295,12 @@ def load_sqlite(
             continue  # a view, a CTE or a subquery alias
         info = RelationInfo(name=name, schema=schema)
         pk = [c for c in columns if c[5]]
-        for cid, cname, ctype, _notnull, _default, _pk in columns:
-            info.columns[str(cname)] = ColumnInfo(name=str(cname), type=str(ctype) or None)
+        for cid, cname, ctype, notnull, _default, in_pk in columns:
+            info.columns[str(cname)] = ColumnInfo(
+                name=str(cname),
+                type=str(ctype) or None,
+                not_null=bool(notnull) or (bool(in_pk) and str(ctype).upper() == "INTEGER"),
+            )
             del cid
         if len(pk) == 1 and str(pk[0][2]).upper() == "INTEGER":
             info.indexes.append(

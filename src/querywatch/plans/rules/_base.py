@@ -143,21 +143,36 @@ def key_order(preds: list[Predicate], info: RelationInfo | None) -> list[str]:
     return keys
 
 
-def filtered_scans_of_large(
-    plan: Plan, catalog: Catalog, policy: PlanPolicy
-) -> Iterator[tuple[PlanNode, RelationInfo]]:
-    """Scans with a filter that test every row of a relation large enough for the size rules to
-    judge: a full read (Seq Scan, index walk), or any scan that actually read that many rows. A
-    filter applied to the few rows an index condition found costs little, whatever it is."""
-    for node in plan.nodes():
+def filtered_scans_of_large(ctx: PlanContext) -> Iterator[tuple[PlanNode, RelationInfo]]:
+    """Scans with a filter that test a large number of rows of a large relation: a full read
+    (Seq Scan, index walk) as far as a LIMIT above lets it run, or any scan that actually read
+    that many rows. A filter applied to the few rows an index condition found, or to the first
+    rows of a walk a LIMIT stops early, costs little, whatever it is."""
+    policy, work = ctx.policy, ctx.work
+    for node in ctx.plan.nodes():
         if not node.is_scan or not node.filter:
             continue
-        read = (node.actual_rows or 0) + (node.rows_removed_by_filter or 0)
-        if not full_read(node) and read * (node.actual_loops or 0) < policy.large_table_rows:
+        if not node.analyzed and not full_read(node):
+            continue  # the estimate gives rows after the filter only: no figure to judge by
+        if (work.rows_read(node) or 0) < policy.large_table_rows:
             continue
-        info = catalog.for_node(node)
+        info = ctx.catalog.for_node(node)
         if info is not None and policy.is_large(info):
             yield node, info
+
+
+def rows_tested(ctx: PlanContext, node: PlanNode, info: RelationInfo) -> str:
+    """How many rows a filtered scan tests, in words: all of the relation, or the part a LIMIT
+    above lets it read."""
+    read = ctx.work.rows_read(node)
+    executions = ctx.work.executions(node)
+    if read is None or info.rows is None:
+        return "every row"
+    if executions <= 1 and read >= 0.95 * info.rows:
+        return f"all {fmt_rows(info.rows)} rows"
+    if executions > 1:
+        return f"{fmt_rows(read)} rows over {fmt_rows(executions)} runs"
+    return f"~{fmt_rows(read)} of its {fmt_rows(info.rows)} rows before the LIMIT is satisfied"
 
 
 # --- helpers of the work rules ------------------------------------------------------------------

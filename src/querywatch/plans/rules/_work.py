@@ -8,10 +8,16 @@ plus rows a filter threw away). Without, they are the planner's own estimates, w
   outer row) and a correlated SubPlan (once per row its parent evaluates it for); a hashed SubPlan,
   an InitPlan and the child of a Materialize run once;
 - a node under a LIMIT with nothing blocking in between (no Sort, Hash, plain or hashed
-  Aggregate) is stopped early: it produces only the fraction of its rows the LIMIT pulls; a Merge
-  Join's inputs likewise, as far as its cost says it reads them;
+  Aggregate) is stopped early: PostgreSQL's own model, the LIMIT pulls ``limit / rows`` of its
+  input, and every streaming node below does that fraction of its work (a scan with a filter
+  keeping a fraction ``s`` of its rows reads ``limit / s`` of them). A blocking node below pays
+  its input in full, and so does everything under it; a Merge Join's inputs are read as far as
+  its cost says;
 - a Seq Scan (or an index scan with no index condition) reads every row of its relation, as the
-  catalog counts them, whatever its filter keeps.
+  catalog counts them, whatever its filter keeps; a walk of a partial index reads the index's
+  rows only;
+- a node below a Gather that is not parallel-aware runs in every process (the leader and each
+  worker): its executions and rows count once per process.
 
 The result is right to an order of magnitude, which is what the rules' thresholds need.
 """
@@ -52,12 +58,24 @@ class Work:
     # --- what rules ask -------------------------------------------------------------------------
 
     def executions(self, node: PlanNode) -> float:
-        """How many times the node runs (actual loops with ANALYZE, else estimated)."""
+        """How many times the node runs, in all processes (actual loops with ANALYZE, else
+        estimated); a parallel-aware node's one run is shared by the processes."""
         if node.analyzed:
             if node.parallel_aware:
                 return 1.0 if node.actual_loops else 0.0
             return node.actual_loops or 0.0
-        return self._execs.get(id(node), 1.0)
+        return self._execs.get(id(node), 1.0) * self._copies(node)
+
+    def pulled_fraction(self, node: PlanNode) -> float:
+        """The share of its rows the node produces before a LIMIT above it stops (1.0 when
+        nothing stops it early, and for actual figures, which already show the early stop)."""
+        if node.analyzed:
+            return 1.0
+        return self._frac.get(id(node), 1.0)
+
+    def stopped_early(self, node: PlanNode) -> bool:
+        """Whether a LIMIT above stops the node before it has produced all its rows."""
+        return self.pulled_fraction(node) < 1.0
 
     def rows_out(self, node: PlanNode) -> float | None:
         """Rows the node returns over all its executions (None if unknown or only guessed)."""
@@ -70,9 +88,7 @@ class Work:
         rows = node.est_rows_all
         if rows is None:
             return None
-        if not node.parallel_aware:
-            rows *= self._procs.get(id(node), 1.0)  # each process runs its own copy
-        return rows * self._frac.get(id(node), 1.0) * self._execs.get(id(node), 1.0)
+        return rows * self._frac.get(id(node), 1.0) * self.executions(node)
 
     def rows_per_execution(self, node: PlanNode) -> float | None:
         """Rows one execution returns (all parallel workers), as far as its parent pulls."""
@@ -101,14 +117,31 @@ class Work:
             per_exec = node.est_rows_all
         if per_exec is None:
             return None
-        return per_exec * self._frac.get(id(node), 1.0) * self._execs.get(id(node), 1.0)
+        return per_exec * self._frac.get(id(node), 1.0) * self.executions(node)
+
+    def worst_read(self, node: PlanNode) -> float | None:
+        """Rows the scan reads over all its executions if nothing stops it early: what a LIMIT
+        above costs when the rows it wants are not where the estimate expects them."""
+        if node.analyzed or not node.is_scan:
+            return self.rows_read(node)
+        per_exec = self.full_read_rows(node)
+        if per_exec is None:
+            per_exec = node.est_rows_all
+        return None if per_exec is None else per_exec * self.executions(node)
 
     def full_read_rows(self, node: PlanNode) -> float | None:
-        """The relation's rows when the scan reads all of it (Seq Scan, index walk), else None."""
+        """The relation's rows when the scan reads all of it (Seq Scan, index walk), else None.
+        A walk of a partial index reads only the rows its predicate keeps."""
         if not reads_everything(node):
             return None
         info = self.catalog.for_node(node)
-        return info.rows if info is not None and info.rows is not None else None
+        if info is None or info.rows is None:
+            return None
+        index = next((i for i in info.indexes if i.name == node.index_name), None)
+        if node.index_name and index is not None and index.predicate and index.rows is not None:
+            grown = info.rows / info.reltuples if info.reltuples else 1.0
+            return min(info.rows, index.rows * grown)
+        return info.rows
 
     def read_below(self, node: PlanNode, *, subplans: bool = True) -> float:
         """Rows read by every scan in the node's subtree (SubPlans and InitPlans included unless
@@ -123,6 +156,11 @@ class Work:
         inner side of a loop over a set-returning function (planned at 1,000 rows whatever it
         returns). Rules do not judge loops by such guesses."""
         return id(node) in self._guessed
+
+    def _copies(self, node: PlanNode) -> float:
+        """Processes that each run their own copy of the node (1 unless under a Gather and not
+        parallel-aware)."""
+        return 1.0 if node.parallel_aware else self._procs.get(id(node), 1.0)
 
     def is_hashed(self, subplan: PlanNode) -> bool:
         return str(subplan.extra.get("Subplan Name")) in self._hashed
@@ -148,7 +186,7 @@ class Work:
                 if self.is_hashed(child):
                     self._visit(child, procs, min(execs, 1.0), 1.0)
                 else:
-                    runs = self._evaluations(node, regular, child, procs)
+                    runs = self._evaluations(node, regular, child)
                     self._visit(child, procs, runs * execs * frac, 1.0)
         if not regular:
             return
@@ -193,23 +231,22 @@ class Work:
             for child in node.children:
                 self._guessed.update(id(n) for n in child.walk())
 
-    def _evaluations(
-        self, node: PlanNode, regular: list[PlanNode], subplan: PlanNode, procs: float
-    ) -> float:
-        """Rows a node evaluates a correlated SubPlan for (per execution of the node): every row
-        it reads when a condition tests the SubPlan, else every row it returns."""
+    def _evaluations(self, node: PlanNode, regular: list[PlanNode], subplan: PlanNode) -> float:
+        """Rows a node evaluates a correlated SubPlan for, per execution of the node in one
+        process: every row it reads when a condition tests the SubPlan, else every row it
+        returns."""
         name = str(subplan.extra.get("Subplan Name") or "")
         tested = bool(name) and any(
             re.search(re.escape(name) + r"\b", text) for text in node.conditions()
         )
-        own = (node.est_rows_all or 1.0) * (1.0 if node.parallel_aware else procs)
+        own = node.est_rows or 1.0  # per process: a parallel-aware node's share
         if not tested:
             return own
         if node.is_scan:
             full = self.full_read_rows(node)
-            return full if full is not None else own
+            return full / node.parallel_divisor if full is not None else own
         if regular:
-            return max(c.est_rows_all or 0.0 for c in regular) or own
+            return max(c.est_rows or 0.0 for c in regular) or own
         return own
 
 

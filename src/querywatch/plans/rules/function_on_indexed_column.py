@@ -4,9 +4,7 @@ cannot serve the filter."""
 from __future__ import annotations
 
 from querywatch.findings import Finding, Rule
-from querywatch.plans.catalog import Catalog, RelationInfo
-from querywatch.plans.model import Plan
-from querywatch.plans.policy import PlanPolicy
+from querywatch.plans.catalog import RelationInfo
 from querywatch.plans.predicates import (
     Predicate,
     cast_target,
@@ -18,16 +16,16 @@ from querywatch.plans.rules._base import (
     ddl,
     evidence,
     filtered_scans_of_large,
-    fmt_rows,
     own,
     rel_name,
     rnd,
+    rows_tested,
     selectivity_of,
 )
 
 
 def check(ctx: PlanContext) -> list[Finding]:
-    return _check(ctx.plan, ctx.catalog, ctx.policy)
+    return _check(ctx)
 
 
 _TEXTUAL = ("TEXT", "VARCHAR", "CHARACTER VARYING", "CHAR", "BPCHAR", "CHARACTER", "NAME")
@@ -45,9 +43,10 @@ def _is_relabel(pred: Predicate, info: RelationInfo) -> bool:
     return target in _TEXTUAL and source in _TEXTUAL
 
 
-def _check(plan: Plan, catalog: Catalog, policy: PlanPolicy) -> list[Finding]:
+def _check(ctx: PlanContext) -> list[Finding]:
+    plan, policy = ctx.plan, ctx.policy
     out: list[Finding] = []
-    for node, info in filtered_scans_of_large(plan, catalog, policy):
+    for node, info in filtered_scans_of_large(ctx):
         selectivity = selectivity_of(node, info)
         if selectivity is not None and selectivity > policy.selective_fraction:
             continue
@@ -68,8 +67,8 @@ def _check(plan: Plan, catalog: Catalog, policy: PlanPolicy) -> list[Finding]:
                     severity=RULE.severity,
                     message=(
                         f"{pred.wrapper}() on {rel_name(node)}.{pred.column} keeps index "
-                        f"{index.name} from serving `{pred.text}`: {node.node_type} over "
-                        f"{fmt_rows(info.rows)} rows"
+                        f"{index.name} from serving `{pred.text}`: {node.node_type} tests "
+                        f"{rows_tested(ctx, node, info)}"
                     ),
                     fix=(
                         f"compare the bare column (apply {pred.wrapper} to the value instead), "

@@ -4,9 +4,7 @@ every row is read."""
 from __future__ import annotations
 
 from querywatch.findings import Finding, Rule
-from querywatch.plans.catalog import Catalog, create_index_sql
-from querywatch.plans.model import Plan
-from querywatch.plans.policy import PlanPolicy
+from querywatch.plans.catalog import create_index_sql
 from querywatch.plans.predicates import (
     parse_condition,
 )
@@ -15,19 +13,20 @@ from querywatch.plans.rules._base import (
     PlanContext,
     evidence,
     filtered_scans_of_large,
-    fmt_rows,
     own,
     rel_name,
+    rows_tested,
 )
 
 
 def check(ctx: PlanContext) -> list[Finding]:
-    return _check(ctx.plan, ctx.catalog, ctx.policy)
+    return _check(ctx)
 
 
-def _check(plan: Plan, catalog: Catalog, policy: PlanPolicy) -> list[Finding]:
+def _check(ctx: PlanContext) -> list[Finding]:
+    plan = ctx.plan
     out: list[Finding] = []
-    for node, info in filtered_scans_of_large(plan, catalog, policy):
+    for node, info in filtered_scans_of_large(ctx):
         for pred in own(parse_condition(node.filter, plan.dialect), node):
             if not pred.leading_wildcard or pred.negated:
                 continue
@@ -52,7 +51,7 @@ def _check(plan: Plan, catalog: Catalog, policy: PlanPolicy) -> list[Finding]:
                     severity=RULE.severity,
                     message=(
                         f"`{pred.text}` starts with a wildcard: {node.node_type} on "
-                        f"{rel_name(node)} tests all {fmt_rows(info.rows)} rows"
+                        f"{rel_name(node)} tests {rows_tested(ctx, node, info)}"
                     ),
                     fix=fix,
                     evidence=evidence(

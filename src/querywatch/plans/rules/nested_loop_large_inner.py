@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from querywatch.findings import Finding, Rule
-from querywatch.plans.catalog import Catalog
+from querywatch.plans.catalog import Catalog, RelationInfo
 from querywatch.plans.model import Plan, PlanNode
 from querywatch.plans.policy import PlanPolicy
 from querywatch.plans.predicates import (
@@ -41,38 +41,24 @@ def _check(plan: Plan, catalog: Catalog, policy: PlanPolicy, work: Work) -> list
             if not policy.is_large(info) or work.guessed(scan):
                 continue  # small, or loops that rest on a planner default
             assert info is not None
-            if scan.actual_loops is not None:
-                loops = scan.actual_loops if not materialized else (outer.actual_rows_all or 0)
-            else:
-                loops = outer.rows_all or 0
+            loops, per_loop = _loops(work, outer, scan, materialized)
             if loops < 2:
                 continue
-            if materialized is not None:
-                per_loop = materialized.rows_all or 0
-            elif scan.node_type == "Seq Scan":
-                per_loop = info.rows or 0
-            else:
-                per_loop = (scan.rows_all or 0) + (scan.rows_removed_by_filter or 0)
             total = loops * per_loop
             if total < policy.nested_loop_inner_rows:
                 continue
             key = _inner_join_key(node, scan, plan)
-            fix = (
-                f"give each loop an index lookup: {ddl(scan, [key], plan.dialect)}"
-                if key
-                else "give the inner side an index on its join key, or check the outer row "
-                "estimate (ANALYZE) so the planner can pick a hash join"
-            )
+            early = " (as far as the LIMIT above lets it run)" if work.stopped_early(node) else ""
             out.append(
                 Finding(
                     rule="nested-loop-large-inner",
                     severity=RULE.severity,
                     message=(
-                        f"Nested Loop runs {fmt_rows(loops)} times over {scan.node_type} on "
-                        f"{rel_name(scan)} ({fmt_rows(per_loop)} rows each): "
+                        f"Nested Loop runs {fmt_rows(loops)} times{early} over {scan.node_type} "
+                        f"on {rel_name(scan)} ({fmt_rows(per_loop)} rows each): "
                         f"{fmt_rows(total)} rows read"
                     ),
-                    fix=fix,
+                    fix=_fix(scan, key, info, plan),
                     evidence=evidence(
                         scan,
                         info,
@@ -81,10 +67,46 @@ def _check(plan: Plan, catalog: Catalog, policy: PlanPolicy, work: Work) -> list
                         inner_rows_total=rnd(total),
                         join_cost=node.total_cost,
                         join_key=key,
+                        limit_fraction=rnd(work.pulled_fraction(node))
+                        if work.stopped_early(node)
+                        else None,
                     ),
                 )
             )
     return out
+
+
+def _loops(
+    work: Work, outer: PlanNode, scan: PlanNode, materialized: PlanNode | None
+) -> tuple[float, float]:
+    """(loops, rows read per loop) of the inner side: actual figures with ANALYZE, else the work
+    estimate, which runs the loop only as often as a LIMIT above it lets it."""
+    if scan.actual_loops is not None:
+        loops = scan.actual_loops if not materialized else (outer.actual_rows_all or 0)
+        if materialized is not None:
+            return loops, materialized.rows_all or 0
+        return loops, (scan.rows_all or 0) + (scan.rows_removed_by_filter or 0)
+    if materialized is not None:  # rows re-read from the materialized copy on every loop
+        loops = work.executions(materialized)
+        return loops, work.rows_per_execution(materialized) or 0
+    loops = work.executions(scan)
+    read = work.rows_read(scan) or 0
+    return loops, read / loops if loops else 0
+
+
+def _fix(scan: PlanNode, key: str | None, info: RelationInfo, plan: Plan) -> str:
+    if key and info.index_leading_with(key) is None:
+        return f"give each loop an index lookup: {ddl(scan, [key], plan.dialect)}"
+    if key:
+        return (
+            "each loop is already an index lookup: the number of loops is the cost; narrow the "
+            "outer side before the join, or check the outer row estimate (ANALYZE) so the "
+            "planner can pick a hash join"
+        )
+    return (
+        "give the inner side an index on its join key, or check the outer row estimate "
+        "(ANALYZE) so the planner can pick a hash join"
+    )
 
 
 def _inner_scans(inner: PlanNode) -> Iterator[tuple[PlanNode, PlanNode | None]]:

@@ -4,9 +4,6 @@ Seq Scan, or an index scan with no index condition (it walks the whole index, e.
 from __future__ import annotations
 
 from querywatch.findings import Finding, Rule
-from querywatch.plans.catalog import Catalog
-from querywatch.plans.model import Plan
-from querywatch.plans.policy import PlanPolicy
 from querywatch.plans.predicates import (
     parse_condition,
     redact_condition,
@@ -24,15 +21,13 @@ from querywatch.plans.rules._base import (
     pct,
     rel_name,
     rnd,
+    rows_tested,
     selectivity_of,
 )
 
 
 def check(ctx: PlanContext) -> list[Finding]:
-    return _check(ctx.plan, ctx.catalog, ctx.policy)
-
-
-def _check(plan: Plan, catalog: Catalog, policy: PlanPolicy) -> list[Finding]:
+    plan, catalog, policy = ctx.plan, ctx.catalog, ctx.policy
     out: list[Finding] = []
     for node in plan.nodes():
         if node.relation is None or not node.filter or not full_read(node):
@@ -40,6 +35,8 @@ def _check(plan: Plan, catalog: Catalog, policy: PlanPolicy) -> list[Finding]:
         info = catalog.for_node(node)
         if not policy.is_large(info):
             continue
+        if (ctx.work.rows_read(node) or 0) < policy.large_table_rows:
+            continue  # a LIMIT above stops the read early: it finds its rows first
         assert info is not None
         preds = indexable(own(parse_condition(node.filter, plan.dialect), node))
         if not preds:
@@ -62,7 +59,7 @@ def _check(plan: Plan, catalog: Catalog, policy: PlanPolicy) -> list[Finding]:
         if node.node_type != "Seq Scan":
             how += f" using {node.index_name} with no index condition"
         message = (
-            f"{how} on {rel_name(node)} reads all {fmt_rows(info.rows)} rows {returned} "
+            f"{how} on {rel_name(node)} reads {rows_tested(ctx, node, info)} {returned} "
             f"where {' and '.join(p.text for p in preds)}"
         )
         if existing is not None:

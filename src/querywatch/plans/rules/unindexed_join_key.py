@@ -22,13 +22,14 @@ from querywatch.plans.rules._base import (
     rel_name,
     rnd,
 )
+from querywatch.plans.rules._work import Work
 
 
 def check(ctx: PlanContext) -> list[Finding]:
-    return _check(ctx.plan, ctx.catalog, ctx.policy)
+    return _check(ctx.plan, ctx.catalog, ctx.policy, ctx.work)
 
 
-def _check(plan: Plan, catalog: Catalog, policy: PlanPolicy) -> list[Finding]:
+def _check(plan: Plan, catalog: Catalog, policy: PlanPolicy, work: Work) -> list[Finding]:
     out: list[Finding] = []
     aliases = plan.aliases()
     reported: set[tuple[str, str]] = set()
@@ -60,6 +61,8 @@ def _check(plan: Plan, catalog: Catalog, policy: PlanPolicy) -> list[Finding]:
                         continue
                     if scan.node_type != "Seq Scan":
                         continue  # reached another way (an index on other columns)
+                    if (work.rows_read(scan) or 0) < policy.large_table_rows:
+                        continue  # a LIMIT above stops the read early
                     join_rows = node.rows_all
                     if join_rows is None or info.rows is None:
                         continue
