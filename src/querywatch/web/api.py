@@ -162,7 +162,7 @@ class DeployApi:
         except QuerywatchError as exc:  # InvalidDeploy, a bad time (ConfigError)…
             return error(400, str(exc))
         except Exception:
-            log.exception("internal error on %s %s", method, path)
+            log.exception("internal error on %s %s", method, escape_controls(path))
             return error(500, "internal error: see the server log")
 
     def _check_browser_safety(self, headers: Mapping[str, str]) -> None:
@@ -323,6 +323,16 @@ def _require_json(headers: Mapping[str, str]) -> None:
         )
 
 
+# C0 and C1 control characters (and DEL) as \xNN: a request line can carry escape sequences that
+# would rewrite the operator's terminal or forge a log line.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with control characters written as ``\\xNN``, fit for one log line."""
+    return text.translate(_CONTROLS)
+
+
 def _loopback_host(host: str) -> bool:
     """Whether a ``Host`` header names this machine: localhost, *.localhost or a loopback IP."""
     try:
@@ -367,16 +377,29 @@ def _json_object(request: _Request, *, required: bool) -> dict[str, Any]:
             )
         return {}
     try:
-        data = json.loads(request.body)
+        data = json.loads(request.body, parse_constant=_no_constant)
     except UnicodeDecodeError:
         raise _Refused(error(400, "malformed JSON: the body is not UTF-8")) from None
     except json.JSONDecodeError as exc:
         raise _Refused(
             error(400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
         ) from None
+    except RecursionError:  # [[[[… deeper than Python's stack: the body is not a deploy
+        raise _Refused(error(400, "malformed JSON: nested too deeply")) from None
+    except ValueError as exc:  # an integer longer than Python converts, NaN or Infinity
+        raise _Refused(error(400, f"malformed JSON: {_first_clause(exc)}")) from None
     if not isinstance(data, dict):
         raise _Refused(error(400, f"the body must be a JSON object, not {_json_type(data)}"))
     return data
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _first_clause(exc: ValueError) -> str:
+    """The reason without Python's advice (``use sys.set_int_max_str_digits()…``)."""
+    return str(exc).split(";")[0].strip() or "a value Python cannot read"
 
 
 def _string(fields: Mapping[str, Any], name: str) -> str | None:

@@ -23,7 +23,7 @@ from querywatch.config import Config
 from querywatch.deploys import DEFAULT_ENVIRONMENT, check_environment
 from querywatch.dsn import redact
 from querywatch.errors import ConfigError
-from querywatch.web.api import MAX_BODY_BYTES, DeployApi, Response, error, log
+from querywatch.web.api import MAX_BODY_BYTES, DeployApi, Response, error, escape_controls, log
 from querywatch.web.envelope import encode
 
 if TYPE_CHECKING:
@@ -116,8 +116,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(error(code, message or self.responses.get(code, ("error",))[0]))
 
     def log_message(self, format: str, *args: Any) -> None:
-        # The request line and status only: headers (and so the token) are never logged.
-        log.info("%s %s", self.address_string(), redact(format % args))
+        # The request line and status only: headers (and so the token) are never logged. The
+        # request line is the client's: its control bytes are escaped, not written out.
+        log.info("%s %s", self.address_string(), redact(escape_controls(format % args)))
 
 
 def _is_loopback(host: str) -> bool:
