@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -21,6 +22,7 @@ from querywatch.detect.model import Culprit, Detection, Triage
 from querywatch.errors import ConfigError, StoreError
 from querywatch.incidents.model import Impact, Incident
 from querywatch.records import CallSite
+from querywatch.respond.actions import ActionContext, WebhookAction
 from querywatch.respond.alerts import (
     Alert,
     alert_for_incident,
@@ -30,6 +32,7 @@ from querywatch.respond.alerts import (
 )
 from querywatch.respond.notifier import Notifier
 from querywatch.respond.routing import CodeOwners, pattern_regex
+from querywatch.respond.setup import notifier_from_config
 from querywatch.respond.sinks import (
     AlertmanagerSink,
     HttpPoster,
@@ -60,10 +63,18 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)  # answered in order, then 200
     delay_s: float = 0.0
+    location: str | None = None  # sent with a 3xx answer
+    port: int = 0
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
+    with serve_receiver() as state:
+        yield state
+
+
+@contextlib.contextmanager
+def serve_receiver(host: str = "127.0.0.1") -> Iterator[Receiver]:
     state = Receiver(url="")
     lock = threading.Lock()
 
@@ -81,6 +92,8 @@ def receiver() -> Iterator[Receiver]:
             body = b"ok" if status < 400 else b"boom: internal error"
             try:
                 self.send_response(status)
+                if state.location and 300 <= status < 400:
+                    self.send_header("Location", state.location)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -90,10 +103,11 @@ def receiver() -> Iterator[Receiver]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer((host, 0), Handler)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    state.port = server.server_address[1]
+    state.url = f"http://127.0.0.1:{state.port}"
     try:
         yield state
     finally:
@@ -327,6 +341,131 @@ def test_bad_urls_are_config_errors() -> None:
     with pytest.raises(ConfigError) as info:
         JsonWebhookSink("ftp://user:pw@example.com/x")
     assert "pw" not in str(info.value)
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_redirects_are_never_followed(receiver: Receiver, status: int) -> None:
+    """A redirected POST would arrive elsewhere (urllib even turns 301-303 into a GET)."""
+    with serve_receiver() as elsewhere:
+        receiver.statuses = [status]
+        receiver.location = elsewhere.url + "/moved"
+        for sink in (
+            JsonWebhookSink(receiver.url + "/hook", http=FAST),
+            SlackWebhookSink(receiver.url + "/services/T0/B0/secret", http=FAST),
+            AlertmanagerSink(receiver.url, http=FAST),
+        ):
+            receiver.statuses = [status]
+            with pytest.raises(SinkError) as info:
+                sink.send(blind_alert("pg", "down", T0))
+            assert f"HTTP {status}" in str(info.value)
+            assert "redirects are not followed, configure the final URL" in str(info.value)
+        assert elsewhere.requests == []
+    assert len(receiver.requests) == 3  # one each: a redirect is not retried either
+
+
+REFUSED_HOSTS = [
+    ("169.254.169.254", "a link-local"),  # AWS, GCP, Azure, OCI metadata
+    ("[::ffff:169.254.169.254]", "a link-local"),
+    ("[::ffff:a9fe:a9fe]", "a link-local"),
+    ("[64:ff9b::a9fe:a9fe]", "a link-local"),  # NAT64
+    ("[fe80::1]", "a link-local"),
+    ("169.254.1", "a link-local"),  # the resolver's short form of 169.254.0.1
+    ("2852039166", "a link-local"),  # 169.254.169.254 as one number
+    ("0.0.0.0", "an unspecified"),
+    ("[::]", "an unspecified"),
+    ("[fd00:ec2::254]", "a cloud metadata"),  # AWS's IPv6 metadata endpoint
+    ("100.100.100.200", "a cloud metadata"),  # Alibaba Cloud
+]
+
+
+@pytest.mark.parametrize(("host", "kind"), REFUSED_HOSTS)
+def test_webhooks_to_link_local_and_metadata_addresses_are_refused_at_setup(
+    host: str, kind: str
+) -> None:
+    url = f"http://{host}:8080/latest/meta-data?token=s3cret"
+    for make, setting in (
+        (JsonWebhookSink, "alert_webhook_url"),
+        (SlackWebhookSink, "alert_slack_url"),
+        (AlertmanagerSink, "alert_alertmanager_url"),
+    ):
+        with pytest.raises(ConfigError) as info:
+            make(url)
+        message = str(info.value)
+        assert message.startswith(f"{setting}: ") and f"is {kind} address" in message
+        assert "refused unless webhook_allow_link_local = true" in message
+        assert "s3cret" not in message and "\n" not in message
+    with pytest.raises(ConfigError, match=r"rollback_webhook_url: .*webhook_allow_link_local"):
+        WebhookAction(url)
+    with pytest.raises(ConfigError, match="alert_webhook_url"):
+        notifier_from_config({"alert_webhook_url": url})
+    # The setting lets them through, for a deploy hook that really lives there.
+    notifier_from_config({"alert_webhook_url": url, "webhook_allow_link_local": True})
+    WebhookAction(url, allow_link_local=True)
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "[::1]", "localhost", "10.0.0.7", "192.168.1.20", "hooks.slack.com"]
+)
+def test_loopback_private_and_public_webhooks_stay_allowed(host: str) -> None:
+    notifier = notifier_from_config(
+        {
+            "alert_webhook_url": f"http://{host}/hook",
+            "alert_slack_url": f"https://{host}/services/T0/B0/x",
+            "alert_alertmanager_url": f"http://{host}:9093",
+        }
+    )
+    assert [s.name for s in notifier.sinks] == ["terminal", "webhook", "slack", "alertmanager"]
+    WebhookAction(f"http://{host}/rollback")
+
+
+@pytest.fixture
+def hosts(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Names the test makes resolve to an address, as /etc/hosts lines (or a DNS server that
+    rebinds a name after the URL was checked) would; every other name goes to the real resolver."""
+    table: dict[str, str] = {}
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        flags = args[3] if len(args) > 3 else kwargs.get("flags", 0)
+        numeric_only = flags & socket.AI_NUMERICHOST  # no lookup: /etc/hosts is not read
+        return real(host if numeric_only else table.get(host, host), port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return table
+
+
+def test_a_name_that_resolves_to_a_refused_address_is_refused_when_sending(
+    hosts: dict[str, str],
+) -> None:
+    alert = blind_alert("pg", "down", T0)
+    with serve_receiver("0.0.0.0") as anywhere:  # what a connection to 0.0.0.0 reaches
+        port = anywhere.port
+        hosts.update({"hooks.test": "0.0.0.0", "meta.test": "169.254.169.254"})
+        hosts["mapped.test"] = "::ffff:169.254.169.254"
+        for name, shown, kind in (
+            ("hooks.test", "0.0.0.0", "an unspecified address"),
+            ("meta.test", "169.254.169.254", "a link-local address"),
+            ("mapped.test", "::ffff:a9fe:a9fe", "a link-local address"),
+        ):
+            sink = JsonWebhookSink(f"http://{name}:{port}/hook?token=s3cret", http=FAST)
+            with pytest.raises(SinkError) as info:  # a name: accepted at setup, refused now
+                sink.send(alert)
+            message = str(info.value)
+            assert message.startswith(
+                f"webhook: POST http://{name}:{port}/… failed: {name} resolves to {shown}, "
+                f"which is {kind}"
+            )
+            assert message.endswith("refused unless webhook_allow_link_local = true")
+            assert "s3cret" not in message
+            rollback = WebhookAction(f"http://{name}:{port}/rollback").run(
+                ActionContext("QW-1", "v2", "v1"), 2.0
+            )
+            assert not rollback.ok and rollback.exit_code is None
+            assert f"{name} resolves to {shown}, which is {kind}" in (rollback.error or "")
+        assert anywhere.requests == []  # nothing left the agent
+        allowed = HttpPoster(timeout_s=2.0, allow_link_local=True)
+        JsonWebhookSink(f"http://hooks.test:{port}/hook", http=allowed).send(alert)
+        assert [r.path for r in anywhere.requests] == ["/hook"]
 
 
 def test_a_down_sink_does_not_stop_the_others(receiver: Receiver, closed_url: str) -> None:

@@ -809,6 +809,33 @@ def test_cli_refuses_versions_and_ids_that_read_as_options(
     )
 
 
+def test_cli_refuses_webhooks_to_metadata_addresses_unless_allowed(
+    tmp_path: Path, project: tuple[Path, dict[str, str], str]
+) -> None:
+    _, env, incident_id = project
+    bare = tmp_path / "hooked"
+    bare.mkdir()
+    hooked = {**env, "QUERYWATCH_ROLLBACK_WEBHOOK_URL": "http://169.254.169.254/latest/x"}
+    assert_one_line_error(
+        run_cli("rollback", incident_id, "--dry-run", cwd=bare, env=hooked),
+        "rollback_webhook_url: 169.254.169.254 is a link-local address",
+        "refused unless webhook_allow_link_local = true",
+    )
+    alerting = {
+        **env,
+        "QUERYWATCH_ROLLBACK_COMMAND": "true",
+        "QUERYWATCH_ALERT_WEBHOOK_URL": "http://[::ffff:169.254.169.254]/hook",
+    }
+    assert_one_line_error(
+        run_cli("rollback", incident_id, "--dry-run", cwd=bare, env=alerting),
+        "alert_webhook_url: ::ffff:169.254.169.254 is a link-local address",
+    )
+    allowed = {**hooked, "QUERYWATCH_WEBHOOK_ALLOW_LINK_LOCAL": "true"}
+    dry = run_cli("rollback", incident_id, "--dry-run", cwd=bare, env=allowed)
+    assert dry.returncode == 0, dry.stderr
+    assert "would run: POST http://169.254.169.254/…" in dry.stdout
+
+
 def test_cli_errors_are_one_line(tmp_path: Path, project: tuple[Path, dict[str, str], str]) -> None:
     cwd, env, incident_id = project
     assert_one_line_error(

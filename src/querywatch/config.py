@@ -156,6 +156,13 @@ SETTINGS: tuple[Setting, ...] = (
         secret=True,
     ),
     Setting(
+        "webhook_allow_link_local",
+        False,
+        "Let alert and rollback webhooks reach link-local (169.254.0.0/16, fe80::/10), "
+        "unspecified (0.0.0.0, ::) and cloud metadata addresses, refused otherwise.",
+        _flag,
+    ),
+    Setting(
         "rollback_auto",
         False,
         "Roll back by itself when an incident is proven to come from the latest deploy.",

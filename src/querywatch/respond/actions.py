@@ -33,6 +33,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from querywatch.dsn import redact
 from querywatch.errors import ConfigError, QuerywatchError
+from querywatch.respond import egress
 from querywatch.respond.sinks import check_url, display_url
 
 #: The values a command template or a webhook payload can use.
@@ -306,23 +307,25 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
 # -- webhooks -------------------------------------------------------------------------------------
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # a redirected POST turns into a GET: refuse instead
-
-
 class WebhookAction:
     """POST the action's values as JSON; any 2xx answer is success. Never retried: a rollback
-    request delivered twice could roll back twice."""
+    request delivered twice could roll back twice. Redirects are not followed, and link-local or
+    metadata addresses are refused unless ``allow_link_local`` (see
+    :mod:`querywatch.respond.egress`)."""
 
     def __init__(
-        self, url: str, *, name: str = "rollback", setting: str = "rollback_webhook_url"
+        self,
+        url: str,
+        *,
+        name: str = "rollback",
+        setting: str = "rollback_webhook_url",
+        allow_link_local: bool = False,
     ) -> None:
-        check_url(url, setting)
+        check_url(url, setting, allow_link_local=allow_link_local)
         self.url, self._headers = _credentials_to_header(url)
         self.name = name
         self.shown_url = display_url(url)
-        self._opener = urllib.request.build_opener(_NoRedirect)
+        self._opener = egress.opener(allow_link_local=allow_link_local)
 
     def describe(self, context: ActionContext | None = None) -> str:
         return f"POST {self.shown_url}"
@@ -359,18 +362,20 @@ class WebhookAction:
         except (TimeoutError, urllib.error.URLError, OSError) as err:
             cause = err.reason if isinstance(err, urllib.error.URLError) else err
             timed_out = isinstance(cause, TimeoutError)
-            why = (
-                f"no answer within {timeout_s:g} s"
-                if timed_out
-                else (getattr(cause, "strerror", None) or str(cause) or type(cause).__name__)
-            )
+            if isinstance(cause, egress.BlockedTarget):
+                why = str(cause)
+            elif timed_out:
+                why = f"no answer within {timeout_s:g} s"
+            else:
+                why = str(getattr(cause, "strerror", None) or cause or type(cause).__name__)
+                why = why.lower()
             return ActionOutcome(
                 False,
                 None,
                 "",
                 time.monotonic() - started,
                 timed_out=timed_out,
-                error=redact(f"POST {self.shown_url} failed: {str(why).lower()}"),
+                error=redact(f"POST {self.shown_url} failed: {why}"),
             )
         duration = time.monotonic() - started
         if not 200 <= status < 300:

@@ -35,6 +35,7 @@ from querywatch.respond.actions import (
     WebhookAction,
 )
 from querywatch.respond.alerts import Alert, Severity, alert_for_incident
+from querywatch.respond.egress import ALLOW_SETTING
 from querywatch.respond.guards import (
     ActionName,
     ActionRefused,
@@ -955,7 +956,7 @@ def rollback_action_from_config(cfg: Mapping[str, Any], cwd: Path | None = None)
             cwd=cwd,
         )
     if url:
-        return WebhookAction(str(url))
+        return WebhookAction(str(url), allow_link_local=bool(cfg.get(ALLOW_SETTING)))
     return None
 
 

@@ -8,10 +8,12 @@ from typing import Any
 
 from rich.console import Console
 
+from querywatch.respond.egress import ALLOW_SETTING
 from querywatch.respond.notifier import Notifier
 from querywatch.respond.routing import CodeOwners
 from querywatch.respond.sinks import (
     AlertmanagerSink,
+    HttpPoster,
     JsonWebhookSink,
     Sink,
     SlackWebhookSink,
@@ -22,12 +24,13 @@ from querywatch.respond.sinks import (
 def notifier_from_config(cfg: Mapping[str, Any], console: Console | None = None) -> Notifier:
     """The terminal always hears; each configured webhook too."""
     sinks: list[Sink] = [TerminalSink(console)]
+    http = HttpPoster(allow_link_local=bool(cfg.get(ALLOW_SETTING)))
     if cfg.get("alert_webhook_url"):
-        sinks.append(JsonWebhookSink(cfg["alert_webhook_url"]))
+        sinks.append(JsonWebhookSink(cfg["alert_webhook_url"], http=http))
     if cfg.get("alert_slack_url"):
-        sinks.append(SlackWebhookSink(cfg["alert_slack_url"]))
+        sinks.append(SlackWebhookSink(cfg["alert_slack_url"], http=http))
     if cfg.get("alert_alertmanager_url"):
-        sinks.append(AlertmanagerSink(cfg["alert_alertmanager_url"]))
+        sinks.append(AlertmanagerSink(cfg["alert_alertmanager_url"], http=http))
     return Notifier(sinks, renotify_s=float(cfg.get("alert_renotify_s") or 3600.0))
 
 

@@ -2,8 +2,9 @@
 
 Adding a destination is adding a class; the notifier does not know what is behind ``send``. HTTP
 sinks share one poster: a short timeout, one retry on a refused connection or a 5xx, no redirects
-(a redirected POST silently turns into a GET), and failures raised as a :class:`SinkError` of one
-line that never shows a secret (webhook URLs are credentials: only ``scheme://host/…`` is shown).
+(a redirected POST silently turns into a GET), no link-local or metadata addresses (see
+:mod:`querywatch.respond.egress`), and failures raised as a :class:`SinkError` of one line that
+never shows a secret (webhook URLs are credentials: only ``scheme://host/…`` is shown).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from rich.markup import escape
 
 from querywatch.dsn import redact
 from querywatch.errors import ConfigError, QuerywatchError
+from querywatch.respond import egress
 from querywatch.respond.alerts import Alert, clock_time, rfc3339
 
 USER_AGENT = "querywatch-alerts/1"
@@ -58,8 +60,9 @@ def display_url(url: str, *, keep_path: bool = False) -> str:
     return f"{parts.scheme}://{netloc}/…"
 
 
-def check_url(url: str, setting: str) -> None:
-    """An http(s) URL with a host and a valid port, or a ConfigError naming the setting."""
+def check_url(url: str, setting: str, *, allow_link_local: bool = False) -> None:
+    """An http(s) URL with a host and a valid port, whose host is not a link-local, unspecified
+    or metadata address (unless allowed), or a ConfigError naming the setting."""
     try:
         parts = urlsplit(url)
         ok = parts.scheme in ("http", "https") and bool(parts.hostname)
@@ -71,26 +74,26 @@ def check_url(url: str, setting: str) -> None:
             f"{setting}: expected an http:// or https:// URL, got {display_url(url)}",
             setting=setting,
         )
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+    egress.check_host(parts.hostname or "", setting, allow_link_local=allow_link_local)
 
 
 class HttpPoster:
-    """POST JSON with a timeout and one retry. Injectable so tests and callers can tune it."""
+    """POST JSON with a timeout and one retry. Injectable so tests and callers can tune it.
+
+    ``allow_link_local`` (the ``webhook_allow_link_local`` setting) lets requests reach
+    link-local and metadata addresses, which are refused after DNS resolution otherwise."""
 
     def __init__(
         self,
         *,
         timeout_s: float = 5.0,
         retry_delay_s: float = 0.5,
-        opener: urllib.request.OpenerDirector | None = None,
+        allow_link_local: bool = False,
     ):
         self.timeout_s = timeout_s
         self.retry_delay_s = retry_delay_s
-        self.opener = opener or urllib.request.build_opener(_NoRedirect)
+        self.allow_link_local = allow_link_local
+        self.opener = egress.opener(allow_link_local=allow_link_local)
 
     def post_json(
         self,
@@ -129,6 +132,8 @@ class HttpPoster:
             reason = f"HTTP {err.code} {err.reason}" + (f": {detail}" if detail else "")
             return err.code >= 500, reason
         except urllib.error.URLError as err:  # not connected: the request was not sent
+            if isinstance(err.reason, egress.BlockedTarget):
+                return False, str(err.reason)  # the same address next time: not worth a retry
             return True, _os_reason(err.reason, self.timeout_s)
         except TimeoutError:  # sent, no answer in time: a retry could deliver it twice
             return False, f"no response within {self.timeout_s:g} s"
@@ -200,10 +205,10 @@ class JsonWebhookSink:
         *,
         http: HttpPoster | None = None,
     ):
-        check_url(url, "alert_webhook_url")
+        self.http = http or HttpPoster()
+        check_url(url, "alert_webhook_url", allow_link_local=self.http.allow_link_local)
         self.url = url
         self.headers = dict(headers or {})
-        self.http = http or HttpPoster()
 
     def send(self, alert: Alert) -> None:
         self.http.post_json(
@@ -271,9 +276,9 @@ class SlackWebhookSink:
     name = "slack"
 
     def __init__(self, url: str, *, http: HttpPoster | None = None):
-        check_url(url, "alert_slack_url")
-        self.url = url
         self.http = http or HttpPoster()
+        check_url(url, "alert_slack_url", allow_link_local=self.http.allow_link_local)
+        self.url = url
 
     def send(self, alert: Alert) -> None:
         self.http.post_json(
@@ -321,11 +326,11 @@ class AlertmanagerSink:
     name = "alertmanager"
 
     def __init__(self, url: str, *, renotify_s: float = 60.0, http: HttpPoster | None = None):
-        check_url(url, "alert_alertmanager_url")
+        self.http = http or HttpPoster()
+        check_url(url, "alert_alertmanager_url", allow_link_local=self.http.allow_link_local)
         base = url.rstrip("/")
         self.url = base if base.endswith("/api/v2/alerts") else base + "/api/v2/alerts"
         self.renotify_s = renotify_s
-        self.http = http or HttpPoster()
 
     def send(self, alert: Alert) -> None:
         self.http.post_json(
