@@ -395,13 +395,14 @@ def test_a_command_that_cannot_start_is_a_failure_not_a_crash(
 def test_values_are_arguments_never_shell_code(tmp_path: Path) -> None:
     out = tmp_path / "args.jsonl"
     program = script(tmp_path / "w.py", WRITE_ARGS)
-    action = CommandAction(f"{program} {out} --to={{previous_version}} {{commit}}")
+    # The command runs in tmp_path, so a shell there would leave its files there.
+    action = CommandAction(f"{program} {out} --to={{previous_version}} {{commit}}", cwd=tmp_path)
     evil = "v1;touch${IFS}pwned;$(touch${IFS}pwned2)`touch${IFS}x`"
     context = ActionContext("QW-1", "v2", evil, "d2", "production", "abc123")
     result = action.run(context, 10)
     assert result.ok, result.error
     assert written(out) == [[f"--to={evil}", "abc123"]]
-    assert not list(tmp_path.glob("pwned*")) and not (tmp_path / "x").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["args.jsonl", "w.py"]
 
 
 def test_a_value_starting_with_a_dash_never_reaches_a_command_as_an_option(
@@ -622,8 +623,13 @@ class _Hook(BaseHTTPRequestHandler):
         self.server.bodies.append(json.loads(body))  # type: ignore[attr-defined]
         self.server.auth.append(self.headers.get("Authorization"))  # type: ignore[attr-defined]
         status = self.server.status  # type: ignore[attr-defined]
+        if status == 0:  # read the request, then hang up without an answer
+            self.close_connection = True
+            return
         reply = b'{"accepted": true}' if status < 300 else b"deploy system is down"
         self.send_response(status)
+        if 300 <= status < 400:
+            self.send_header("Location", self.server.location)  # type: ignore[attr-defined]
         self.send_header("Content-Length", str(len(reply)))
         self.end_headers()
         self.wfile.write(reply)
@@ -634,10 +640,20 @@ class _Hook(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def hook() -> Iterator[ThreadingHTTPServer]:
+    yield from _serve_hook()
+
+
+@pytest.fixture
+def other_hook() -> Iterator[ThreadingHTTPServer]:
+    yield from _serve_hook()
+
+
+def _serve_hook() -> Iterator[ThreadingHTTPServer]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
     server.bodies = []  # type: ignore[attr-defined]
     server.auth = []  # type: ignore[attr-defined]
     server.status = 200  # type: ignore[attr-defined]
+    server.location = ""  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield server
@@ -685,6 +701,41 @@ def test_a_webhook_that_answers_an_error_is_a_failed_rollback(
     assert result.result.exit_code == 503
     assert "deploy system is down" in result.result.output
     assert "HTTP 503" in (result.result.error or "")
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 0])  # 0: the connection drops unanswered
+def test_a_failing_webhook_rollback_is_never_retried(
+    store: SqlStore, hook: ThreadingHTTPServer, status: int
+) -> None:
+    """Alert sinks retry a 5xx or a dropped connection once; a rollback request must not be sent
+    twice, since the first may have rolled back already."""
+    hook.status = status  # type: ignore[attr-defined]
+    ship_bad_release(store)
+    incident = open_incident(store)
+    action = WebhookAction(f"http://127.0.0.1:{hook.server_port}/rollback")
+    result = Responder(store, action=action).rollback(incident.id, now=NOW)
+    assert result.outcome == "failed" and result.result is not None, result
+    assert len(hook.bodies) == 1  # type: ignore[attr-defined]
+    assert result.result.exit_code == (status or None)
+    with pytest.raises(RollbackRefused, match="already had a rollback that failed"):
+        Responder(store, action=action).rollback(incident.id, now=NOW + 30)
+    assert len(hook.bodies) == 1  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirecting_webhook_rollback_is_not_followed(
+    store: SqlStore, hook: ThreadingHTTPServer, other_hook: ThreadingHTTPServer, status: int
+) -> None:
+    hook.status = status  # type: ignore[attr-defined]
+    hook.location = f"http://127.0.0.1:{other_hook.server_port}/elsewhere"  # type: ignore[attr-defined]
+    ship_bad_release(store)
+    incident = open_incident(store)
+    action = WebhookAction(f"http://127.0.0.1:{hook.server_port}/rollback")
+    result = Responder(store, action=action).rollback(incident.id, now=NOW)
+    assert result.outcome == "failed" and result.result is not None
+    assert result.result.exit_code == status
+    assert "redirects are not followed: configure the final URL" in (result.result.error or "")
+    assert len(hook.bodies) == 1 and other_hook.bodies == []  # type: ignore[attr-defined]
 
 
 # -- settings -------------------------------------------------------------------------------------
