@@ -425,7 +425,7 @@ def test_no_auth_answers_only_requests_addressed_to_loopback(open_server: ApiSer
     port = open_server.server_address[1]
     assert client.call("POST", "/api/deploys", {"version": "1"}, token=None).status == 201
     # DNS rebinding: evil.example now resolves to 127.0.0.1, but the browser still says its name.
-    for host in (f"evil.example:{port}", "evil.example", f"127.0.0.1.evil.example:{port}"):
+    for host in (f"evil.example:{port}", "evil.example", f"127.0.0.1.evil.example:{port}", ""):
         rebound = client.call("GET", "/api/deploys", token=None, headers={"Host": host})
         assert rebound.status == 421, (host, rebound.envelope)
         assert rebound.envelope["error"]["code"] == "misdirected_request"
@@ -438,6 +438,13 @@ def test_no_auth_answers_only_requests_addressed_to_loopback(open_server: ApiSer
         assert client.call("GET", "/api/deploys", token=None, headers={"Host": host}).status == 200
     listed = client.call("GET", "/api/deploys", token=None).envelope["data"]
     assert [m["version"] for m in listed] == ["1"]  # nothing the rebound requests sent
+    # HTTP/1.0 without a Host header: not a browser (browsers always send one), so served.
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"GET /api/deploys HTTP/1.0\r\n\r\n")
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    assert raw.startswith(b"HTTP/1.0 200"), raw[:80]
 
 
 def test_no_auth_on_loopback_serves_without_a_token(tmp_path: Path) -> None:

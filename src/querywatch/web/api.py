@@ -173,8 +173,10 @@ class DeployApi:
         request whose ``Origin`` is another origin is refused, and without a token (``--no-auth``,
         where the browser needs no credentials) the ``Host`` must name a loopback address.
         """
-        host = headers.get("host", "")
-        if self._token is None and not _loopback_host(host):
+        host = headers.get("host")
+        # A browser always sends Host (the rebinding site's name); a client without one
+        # (HTTP/1.0, a direct call of handle) is not a browser.
+        if self._token is None and host is not None and not _loopback_host(host):
             shown = _printable(host) or "none"
             raise _Refused(
                 error(
@@ -184,7 +186,7 @@ class DeployApi:
                 )
             )
         origin = headers.get("origin")
-        if origin is not None and not _same_origin(origin, host):
+        if origin is not None and not _same_origin(origin, host or ""):
             raise _Refused(
                 error(
                     403,
