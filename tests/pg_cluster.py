@@ -68,8 +68,12 @@ def _as_server_user(cmd: list[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def running_cluster() -> Iterator[str]:
-    """Start a cluster, yield a DSN for its ``postgres`` database, and always stop it."""
+def running_cluster(settings: dict[str, str] | None = None) -> Iterator[str]:
+    """Start a cluster, yield a DSN for its ``postgres`` database, and always stop it.
+
+    ``settings`` adds to or overrides :data:`SERVER_SETTINGS` (values as postgresql.conf spells
+    them), e.g. ``{"pg_stat_statements.max": "20000"}`` for a bench that needs more entries.
+    """
     bindir = find_bindir()
     root = Path(tempfile.mkdtemp(prefix="querywatch-pg-"))
     data = root / "data"
@@ -99,7 +103,7 @@ def running_cluster() -> Iterator[str]:
         )
         with open(data / "postgresql.conf", "a") as conf:
             conf.write(f"port = {port}\nunix_socket_directories = '{root}'\n")
-            for name, value in SERVER_SETTINGS.items():
+            for name, value in {**SERVER_SETTINGS, **(settings or {})}.items():
                 conf.write(f"{name} = {value}\n")
         subprocess.run(
             _as_server_user(
