@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Collection
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -26,10 +26,36 @@ from querywatch.sql import Fingerprint, fingerprint
 log = logging.getLogger(__name__)
 
 SOURCE_NAME = "pg_stat_statements"
-STATE_VERSION = 1
+STATE_VERSION = 2  # 1 also kept dbid and blk_read_time per entry; still restored
 
-Key = tuple[int, int, int, bool | None]
-"""(userid, dbid, queryid, toplevel) — toplevel is None before PostgreSQL 14."""
+Key = int
+"""One entry of this database: (userid, queryid, toplevel) packed into one int by :func:`key_of`
+(a tuple of three would cost more than the entry's counters, for every entry, twice)."""
+
+_TOP = {None: 0, False: 1, True: 2}  # toplevel is None before PostgreSQL 14
+_TOP_OF = (None, False, True)
+_U64 = 1 << 64
+
+
+def key_of(userid: int, queryid: int, toplevel: bool | None) -> Key:
+    """queryid is a signed 64-bit int and userid an oid (32 bits)."""
+    return ((queryid % _U64) << 34) | (userid << 2) | _TOP[toplevel]
+
+
+def key_parts(key: Key) -> tuple[int, int, bool | None]:
+    """(userid, queryid, toplevel) of a :func:`key_of` key."""
+    queryid = key >> 34
+    return (
+        (key >> 2) & 0xFFFF_FFFF,
+        queryid - _U64 if queryid >= 1 << 63 else queryid,
+        _TOP_OF[key & 3],
+    )
+
+
+Raw = tuple[Any, ...]
+"""One entry's counters as read, in :class:`Counters` field order. Snapshots keep these tuples
+(the row's own values, no copies): an entry whose tuple equals the last one did nothing, and
+costs no more than that comparison."""
 
 PRELOAD_FIX = (
     "pg_stat_statements is not loaded: add it to shared_preload_libraries in postgresql.conf "
@@ -102,7 +128,8 @@ def counters_sql(schema: str, cmap: ColumnMap) -> str:
     """The poll query: counters of this database's entries, without query texts.
 
     ``pg_stat_statements(false)`` skips reading the query-text file, the expensive part on a busy
-    server; texts are fetched only for entries not seen before (:func:`texts_sql`).
+    server; texts are fetched only for entries not seen before (:func:`texts_sql`). Only the
+    counters deltas are made of are read (each column costs every entry, every poll).
     """
     cols = [
         "userid::bigint",
@@ -116,7 +143,6 @@ def counters_sql(schema: str, cmap: ColumnMap) -> str:
         "rows",
         "shared_blks_hit",
         "shared_blks_read",
-        cmap.blk_read_time or "0::float8",
         "stats_since::text" if cmap.stats_since else "NULL::text",
         "minmax_stats_since::text" if cmap.minmax_stats_since else "NULL::text",
     ]
@@ -147,7 +173,6 @@ class Counters:
     rows: int
     blks_hit: int
     blks_read: int
-    blk_read_ms: float
     stats_since: str | None = None
     minmax_since: str | None = None
 
@@ -251,11 +276,12 @@ class PgStatStatementsSource:
         self._database: tuple[str, int] | None = None
         self._user = ""
         # the last snapshot: None until a baseline exists
-        self._prev: dict[Key, Counters] | None = None
+        self._prev: dict[Key, Raw] | None = None
         self._prev_db: tuple[str, int] | None = None
         self._stats_reset: str | None = None
         self._dealloc: int | None = None
         self._fingerprints: dict[Key, Fingerprint | None] = {}
+        self._shared: dict[str, Fingerprint] = {}  # one Fingerprint per id, shared by its keys
         self._warned_hidden = False
 
     # -- connection -----------------------------------------------------------------------
@@ -406,35 +432,31 @@ class PgStatStatementsSource:
             int(row[1]) if row[1] is not None else None,
         )
 
-    def _read(self, conn: pg.Connection) -> tuple[dict[Key, Counters], int, str | None, int | None]:
-        """Counters of this database, read between two identical stats_reset readings."""
+    def _read(self, conn: pg.Connection) -> tuple[dict[Key, Raw], int, str | None, int | None]:
+        """Counters of this database, read between two identical stats_reset readings.
+
+        Rows are converted one at a time as the loop takes them (never a whole list of rows),
+        and each entry keeps only the row's counter values.
+        """
         assert self._cmap is not None
         sql = counters_sql(self._schema, self._cmap)
+        prev = self._prev or {}
         for _ in range(3):
             before = self._read_info(conn)
-            rows = conn.execute(sql).fetchall()
+            current: dict[Key, Raw] = {}
+            hidden = 0
+            for r in conn.execute(sql):
+                if r[2] is None:  # another user's entry, and we lack pg_read_all_stats
+                    hidden += 1
+                    continue
+                key = key_of(r[0], r[2], r[3])
+                raw = r[4:]
+                old = prev.get(key)
+                # An unchanged entry keeps the tuple it had: only changed ones cost memory.
+                current[key] = old if old == raw else raw
             after = self._read_info(conn)
             if before == after:
                 break
-        current: dict[Key, Counters] = {}
-        hidden = 0
-        for r in rows:
-            if r[2] is None:  # another user's entry, and we lack pg_read_all_stats
-                hidden += 1
-                continue
-            key: Key = (int(r[0]), int(r[1]), int(r[2]), r[3])
-            current[key] = Counters(
-                calls=int(r[4]),
-                total_ms=float(r[5]),
-                min_ms=float(r[6]),
-                max_ms=float(r[7]),
-                rows=int(r[8]),
-                blks_hit=int(r[9]),
-                blks_read=int(r[10]),
-                blk_read_ms=float(r[11] or 0.0),
-                stats_since=r[12],
-                minmax_since=r[13],
-            )
         return current, hidden, after[0], after[1]
 
     def _poll(self, now: float) -> list[StatementWindow]:
@@ -471,23 +493,27 @@ class PgStatStatementsSource:
                 f"pg_stat_statements evicted {dealloc - self._dealloc} entries since the last poll "
                 "(some statements may be undercounted): raise pg_stat_statements.max"
             )
-        deltas: dict[Key, _Delta] = {}
-        for key, cur in current.items():
-            d = entry_delta(cur, None if full_reset else prev.get(key))
-            if d is not None:
-                deltas[key] = d
-        self._resolve([k for k in deltas if k not in self._fingerprints], conn)
+        # Which entries moved: most entries, most polls, are the very tuple they were (after a
+        # full reset every entry starts again, whatever its counters).
+        changed = (
+            list(current)
+            if full_reset
+            else [k for k, raw in current.items() if raw is not prev.get(k)]
+        )
+        self._resolve([k for k in changed if k not in self._fingerprints], conn)
         per_fp: dict[str, StatementWindow] = {}
         start = window_start(now)
-        snapshot = dict(current)
-        for key, d in deltas.items():
+        for key in changed:
+            old = None if full_reset else prev.get(key)
+            d = entry_delta(Counters(*current[key]), None if old is None else Counters(*old))
+            if d is None:
+                continue
             if key not in self._fingerprints:
                 # text vanished (evicted meanwhile): keep the old baseline so nothing is lost
-                old = None if full_reset else prev.get(key)
-                if old is not None and not current[key].restarted_since(old):
-                    snapshot[key] = old
+                if old is not None and not Counters(*current[key]).restarted_since(Counters(*old)):
+                    current[key] = old
                 else:
-                    del snapshot[key]
+                    del current[key]
                 continue
             fp = self._fingerprints[key]
             if fp is None:  # one of our own queries
@@ -516,43 +542,58 @@ class PgStatStatementsSource:
                 w.rows += d.rows
                 w.shared_blks_hit += d.blks_hit
                 w.shared_blks_read += d.blks_read
-        self._commit(snapshot, stats_reset, dealloc)
+        self._commit(current, stats_reset, dealloc)
         self.notes = notes
         return sorted(per_fp.values(), key=lambda w: -w.total_ms)
 
     def _resolve(self, keys: list[Key], conn: pg.Connection) -> None:
-        """Fingerprint entries seen for the first time (None marks querywatch's own queries)."""
+        """Fingerprint entries seen for the first time (None marks querywatch's own queries).
+
+        Only these entries' texts are read, and only their fingerprints are kept (not the texts:
+        the fingerprint cache is bypassed, since each text is fingerprinted once).
+        """
         if not keys:
             return
         assert self._cmap is not None
         wanted = set(keys)
-        rows = conn.execute(
-            texts_sql(self._schema, self._cmap), [sorted({k[2] for k in keys})]
-        ).fetchall()
-        for r in rows:
-            key: Key = (int(r[0]), int(r[1]), int(r[2]), r[3])
+        queryids = sorted({key_parts(k)[1] for k in keys})
+        for r in conn.execute(texts_sql(self._schema, self._cmap), [queryids]):
+            key = key_of(r[0], r[2], r[3])
             text = r[4]
             if key not in wanted or text is None:
                 continue
-            self._fingerprints[key] = None if pg.TAG in text else fingerprint(text, "postgres")
+            if pg.TAG in text:
+                self._fingerprints[key] = None
+                continue
+            fp = fingerprint(text, "postgres", remember=False)
+            # Entries of one fingerprint (other users, literal and bound forms) share one copy.
+            self._fingerprints[key] = self._shared.setdefault(fp.id, fp)
 
     def _commit(
-        self, snapshot: dict[Key, Counters], stats_reset: str | None, dealloc: int | None
+        self, snapshot: dict[Key, Raw], stats_reset: str | None, dealloc: int | None
     ) -> None:
         self._prev = snapshot
         self._prev_db = self._database
         self._stats_reset = stats_reset
         self._dealloc = dealloc
-        for key in [k for k in self._fingerprints if k not in snapshot]:
+        gone = [k for k in self._fingerprints if k not in snapshot]
+        for key in gone:
             del self._fingerprints[key]
+        if gone:
+            live = {fp.id for fp in self._fingerprints.values() if fp is not None}
+            for fp_id in [i for i in self._shared if i not in live]:
+                del self._shared[fp_id]
 
     # -- state ----------------------------------------------------------------------------
 
     def snapshot_state(self) -> str:
-        """The last snapshot as JSON: restoring it makes the next poll yield exact deltas."""
+        """The last snapshot as JSON: restoring it makes the next poll yield exact deltas.
+
+        An entry is ``[userid, queryid, toplevel, *counters]``; its dbid is the database's.
+        """
         entries: list[list[Any]] | None = None
         if self._prev is not None:
-            entries = [[*key, *astuple(c)] for key, c in self._prev.items()]
+            entries = [[*key_parts(k), *raw] for k, raw in self._prev.items()]
         return json.dumps(
             {
                 "version": STATE_VERSION,
@@ -568,29 +609,32 @@ class PgStatStatementsSource:
         """Resume from :meth:`snapshot_state`; unreadable state is ignored (a new baseline)."""
         try:
             data = json.loads(state)
-            if data.get("version") != STATE_VERSION:
-                raise ValueError(f"state version {data.get('version')!r}")
+            version = data.get("version")
+            if version not in (1, STATE_VERSION):
+                raise ValueError(f"state version {version!r}")
             entries = data["entries"]
             db = data["database"]
-            prev: dict[Key, Counters] | None = None
+            prev_db = (str(db[0]), int(db[1])) if db else None
+            prev: dict[Key, Raw] | None = None
             if entries is not None:
                 prev = {}
                 for e in entries:
-                    top = None if e[3] is None else bool(e[3])
-                    key: Key = (int(e[0]), int(e[1]), int(e[2]), top)
-                    prev[key] = Counters(
-                        int(e[4]),
+                    if version == 1:  # [userid, dbid, queryid, toplevel, ..., blk_read_ms, ...]
+                        e = [e[0], e[2], e[3], *e[4:11], *e[12:14]]
+                    elif prev_db is None:
+                        raise ValueError("entries without a database")
+                    top = None if e[2] is None else bool(e[2])
+                    prev[key_of(int(e[0]), int(e[1]), top)] = (
+                        int(e[3]),
+                        float(e[4]),
                         float(e[5]),
                         float(e[6]),
-                        float(e[7]),
+                        int(e[7]),
                         int(e[8]),
                         int(e[9]),
-                        int(e[10]),
-                        float(e[11]),
-                        e[12],
-                        e[13],
+                        e[10],
+                        e[11],
                     )
-            prev_db = (str(db[0]), int(db[1])) if db else None
             stats_reset = data.get("stats_reset")
             dealloc = data.get("dealloc")
         except (ValueError, KeyError, TypeError, IndexError) as exc:

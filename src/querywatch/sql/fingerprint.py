@@ -290,8 +290,12 @@ def _normalize(sql: str, d: _Dialect) -> str:
     return t
 
 
-def fingerprint(sql: str, dialect: str = "postgres") -> Fingerprint:
-    """Fingerprint one statement; never raises on any text (an unknown dialect is a ValueError)."""
+def fingerprint(sql: str, dialect: str = "postgres", *, remember: bool = True) -> Fingerprint:
+    """Fingerprint one statement; never raises on any text (an unknown dialect is a ValueError).
+
+    ``remember=False`` keeps neither the text nor its result in the cache: for texts seen once
+    (the agent fingerprints each pg_stat_statements entry once and keeps the result itself).
+    """
     try:
         cache = _CACHE[dialect]
     except KeyError:
@@ -318,6 +322,8 @@ def fingerprint(sql: str, dialect: str = "postgres") -> Fingerprint:
             data = text.encode("utf-8", "surrogatepass")
         # tuple.__new__ skips NamedTuple's Python-level __new__ (a measurable share of the time)
         fp = tuple.__new__(Fingerprint, (hashlib.blake2b(data, digest_size=8).hexdigest(), text))
+        if not remember:
+            return fp
         if len(cache) >= CACHE_LIMIT:
             cache.clear()
         cache[sql] = fp

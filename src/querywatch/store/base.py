@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -184,9 +184,12 @@ class Tx(Protocol):
 
     def run(self, sql: str, params: Sequence[object] = ()) -> None: ...
 
-    def run_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None: ...
+    def run_many(self, sql: str, rows: Iterable[Sequence[object]]) -> None: ...
 
     def rows(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]: ...
+
+    def each(self, sql: str, params: Sequence[object] = ()) -> Iterator[tuple[Any, ...]]:
+        """The rows one at a time (for reads too large to hold twice), inside the transaction."""
 
 
 # Merging happens in the upsert itself, so a write never reads first and concurrent writers (many
@@ -493,6 +496,24 @@ def _sort_value(summary: FingerprintSummary, sort: SortKey) -> float:
     return summary.p95_ms if summary.p95_ms is not None else float("-inf")
 
 
+def _window_row(w: StatementWindow) -> tuple[object, ...]:
+    return (
+        w.fingerprint,
+        w.window_start,
+        WINDOW_SECONDS,
+        w.calls,
+        w.total_ms,
+        w.max_ms,
+        w.min_ms,
+        w.rows,
+        w.errors,
+        w.shared_blks_hit,
+        w.shared_blks_read,
+        w.sketch.to_json() if w.sketch is not None else None,
+        w.source,
+    )
+
+
 def _fingerprint_rows(
     windows: Sequence[StatementWindow] | Sequence[RepeatWindow],
 ) -> list[tuple[str, str, str, int, int]]:
@@ -557,29 +578,14 @@ class SqlStore(ABC):
             return
         fingerprints = _fingerprint_rows(windows)
         sites = {(w.fingerprint, s.path, s.line, s.function) for w in windows for s in w.call_sites}
-        rows = [
-            (
-                w.fingerprint,
-                w.window_start,
-                WINDOW_SECONDS,
-                w.calls,
-                w.total_ms,
-                w.max_ms,
-                w.min_ms,
-                w.rows,
-                w.errors,
-                w.shared_blks_hit,
-                w.shared_blks_read,
-                w.sketch.to_json() if w.sketch is not None else None,
-                w.source,
-            )
-            for w in sorted(windows, key=lambda w: (w.fingerprint, w.window_start))
-        ]
         site_rows = [(*s, s[0], MAX_CALL_SITES) for s in sorted(sites)]
+        ordered = sorted(windows, key=lambda w: (w.fingerprint, w.window_start))
 
         def write(tx: Tx) -> None:
             tx.run_many(_UPSERT_FINGERPRINT, fingerprints)
-            tx.run_many(_INSERT_WINDOW, rows)
+            # Rows are made as the driver sends them, never all held at once; made anew if the
+            # transaction runs again (PostgreSQL reconnects once).
+            tx.run_many(_INSERT_WINDOW, (_window_row(w) for w in ordered))
             if site_rows:
                 tx.run_many(_INSERT_CALL_SITE, site_rows)
 
@@ -794,46 +800,56 @@ class SqlStore(ABC):
         )
 
         def read(tx: Tx) -> list[StatementWindow]:
-            rows = tx.rows(sql, params)
-            if source is None:
-                chosen = _one_source_each((r[0], r[7], int(r[3])) for r in rows)
-                rows = [r for r in rows if chosen[r[0]] == r[7]]
-            sites = self._call_sites(tx, sorted({r[0] for r in rows}))
-            return [
-                StatementWindow(
-                    fp,
-                    norm,
-                    int(start),
-                    int(calls),
-                    float(total),
-                    float(mx),
-                    dialect,
-                    source,
-                    None if mn is None else float(mn),
-                    int(nrows),
-                    int(errors),
-                    int(hit),
-                    int(blks_read),
-                    _sketch(sk),
-                    sites.get(fp, ()),
+            # Rows are read one at a time, and what repeats from row to row (the fingerprint,
+            # its text, the bucket start, the source) is kept once: the detector reads half an
+            # hour of windows of every fingerprint after each poll.
+            known: dict[str, tuple[str, str, str]] = {}
+            shared: dict[object, Any] = {}
+            windows: list[StatementWindow] = []
+            for (
+                fp,
+                norm,
+                start,
+                calls,
+                total,
+                mx,
+                dialect,
+                src,
+                mn,
+                nrows,
+                errors,
+                hit,
+                blks_read,
+                sk,
+            ) in tx.each(sql, params):
+                names = known.get(fp)
+                if names is None:
+                    names = known[fp] = (fp, norm, dialect)
+                windows.append(
+                    StatementWindow(
+                        names[0],
+                        names[1],
+                        shared.setdefault(int(start), int(start)),
+                        int(calls),
+                        float(total),
+                        float(mx),
+                        names[2],
+                        shared.setdefault(src, src),
+                        None if mn is None else float(mn),
+                        int(nrows),
+                        int(errors),
+                        int(hit),
+                        int(blks_read),
+                        _sketch(sk),
+                    )
                 )
-                for (
-                    fp,
-                    norm,
-                    start,
-                    calls,
-                    total,
-                    mx,
-                    dialect,
-                    source,
-                    mn,
-                    nrows,
-                    errors,
-                    hit,
-                    blks_read,
-                    sk,
-                ) in rows
-            ]
+            if source is None and len({w.source for w in windows}) > 1:
+                chosen = _one_source_each((w.fingerprint, w.source, w.calls) for w in windows)
+                windows = [w for w in windows if chosen[w.fingerprint] == w.source]
+            sites = self._call_sites(tx, sorted(known))
+            for w in windows:
+                w.call_sites = sites.get(w.fingerprint, ())
+            return windows
 
         return self._run(read, write=False)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -35,12 +35,17 @@ class _PgTx:
     def run(self, sql: str, params: Sequence[object] = ()) -> None:
         self.cur.execute(sql.replace("?", "%s"), params or None)
 
-    def run_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+    def run_many(self, sql: str, rows: Iterable[Sequence[object]]) -> None:
         self.cur.executemany(sql.replace("?", "%s"), rows)
 
     def rows(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         self.cur.execute(sql.replace("?", "%s"), params or None)
         return self.cur.fetchall()
+
+    def each(self, sql: str, params: Sequence[object] = ()) -> Iterator[tuple[Any, ...]]:
+        # The result sits in libpq's buffer; psycopg makes Python rows as they are taken.
+        self.cur.execute(sql.replace("?", "%s"), params or None)
+        return iter(self.cur)
 
 
 class PostgresStore(SqlStore):

@@ -7,7 +7,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +67,14 @@ class _SqliteTx:
     def run(self, sql: str, params: Sequence[object] = ()) -> None:
         self.conn.execute(sql, params)
 
-    def run_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+    def run_many(self, sql: str, rows: Iterable[Sequence[object]]) -> None:
         self.conn.executemany(sql, rows)
 
     def rows(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         return self.conn.execute(sql, params).fetchall()
+
+    def each(self, sql: str, params: Sequence[object] = ()) -> Iterator[tuple[Any, ...]]:
+        return iter(self.conn.execute(sql, params))
 
 
 def _check_writable(path: Path) -> None:
