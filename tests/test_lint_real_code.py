@@ -215,3 +215,72 @@ def test_system_catalog_reads_get_no_index_advice() -> None:
     assert [f.rule for f in lint_sql("SELECT name FROM docs WHERE sql LIKE '%x'", "sqlite")] == [
         "leading-wildcard-like"
     ]
+
+
+CATALOG_CLIENT = '''\
+class Executor:
+    tables_query = """
+        SELECT c.relname FROM pg_catalog.pg_class c WHERE c.relkind = ANY(%s)
+    """
+    purge_query = "DELETE FROM sessions"
+    mutable_query = "DELETE FROM a"
+
+    def __init__(self):
+        self.mutable_query = "DELETE FROM b"
+
+    def tables(self, cur, kinds):
+        cur.execute(self.tables_query, [kinds])
+
+    def purge(self, cur):
+        cur.execute(self.purge_query)
+
+    def again(self, cur):
+        cur.execute(self.purge_query)  # the same text: one finding
+
+    def other(self, cur):
+        cur.execute(self.mutable_query)
+
+    @staticmethod
+    def static(cur, self):
+        cur.execute(self.purge_query)
+
+
+def columns(cur, version):
+    if version >= 110000:
+        query = "SELECT attname FROM columns WHERE kind = 'a' ORDER BY random()"
+    else:
+        query = "DELETE FROM columns"
+    cur.execute(query)
+
+
+def grown(cur, cond):
+    sql = "DELETE FROM logs"
+    if cond:
+        sql += " WHERE level = 1"
+    cur.execute(sql)
+'''
+
+
+def test_sql_in_class_attributes_and_in_each_branch_is_linted(tmp_path: Path) -> None:
+    """pgcli keeps its queries in class attributes (``cur.execute(self.tables_query)``) and picks
+    one per server version in if/else branches: each text is SQL the code sends. A name
+    extended with ``+=``, or an attribute some code assigns on the instance, stays unknown."""
+    src = tmp_path / "pgexecute.py"
+    src.write_text(CATALOG_CLIENT, encoding="utf-8")
+    result = scan([src], "postgres")
+    got = [(f.rule, f.location.line if f.location else 0) for f in result.findings]
+    assert got == [
+        ("update-or-delete-without-where", 5),  # purge_query, once for two calls
+        ("order-by-random", 30),
+        ("update-or-delete-without-where", 32),
+    ]
+    assert result.statements == 4  # tables, purge, both branches
+    purge = result.findings[0]
+    assert purge.location is not None and purge.location.function == "Executor"
+
+
+def test_array_cast_of_a_named_type_is_not_a_parse_error() -> None:
+    """``proargtypes::regtype[]`` (pgcli's catalog queries): sqlglot cannot read an array of
+    some types it knows by name; PostgreSQL can, so it is not a parse error."""
+    sql = "SELECT proname FROM functions WHERE proargtypes::regtype[] = $1"
+    assert [f.rule for f in lint_sql(sql)] == ["cast-on-column-in-where"]

@@ -273,6 +273,9 @@ def parse(text: str, dialect: str) -> Parsed:
                 return Parsed(_parse_one(again, dialect), again)
             except Unparsable:
                 pass
+        unarrayed = _array_casts_as_scalar(text, dialect)
+        if unarrayed is not None:
+            return unarrayed
         quoted = _quote_keywords(text, dialect, first)
         if quoted is not None:
             return quoted
@@ -288,6 +291,28 @@ def parse(text: str, dialect: str) -> Parsed:
                 except Unparsable:
                     continue
         raise first from None
+
+
+_ARRAY_CAST = re.compile(r"(?:::|\bAS)\s*[A-Za-z_]\w*(\s*\[\s*\])", re.IGNORECASE)
+
+
+def _array_casts_as_scalar(text: str, dialect: str) -> Parsed | None:
+    """Retry with ``::regtype[]`` read as ``::regtype``: sqlglot cannot parse an array of some
+    types it knows by name (``regtype``, ``oid``), which PostgreSQL's catalog queries use. No
+    rule judges whether a cast's target is an array."""
+    if dialect != "postgres":
+        return None
+    rewrite = Rewrite.build(text, dialect)
+    code = words_outside_strings(rewrite.text, dialect)
+    spans = [m.span(1) for m in _ARRAY_CAST.finditer(code)]
+    if not spans:
+        return None
+    for start, end in reversed(spans):
+        rewrite.replace(start, end, "")
+    try:
+        return Parsed(_parse_one(rewrite, dialect), rewrite)
+    except Unparsable:
+        return None
 
 
 _QUOTE = {"postgres": '"', "sqlite": '"', "mysql": "`"}

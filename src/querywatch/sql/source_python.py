@@ -94,7 +94,34 @@ def _assigned_names(body: Iterable[ast.stmt]) -> dict[str, list[ast.AST]]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _Class:
+    """A class body being visited: what it assigns, and where its methods' ``self`` resolves."""
+
+    path: str  # dotted name, for findings' function
+    names: dict[str, list[ast.AST]]  # class-body assignments
+    rebound: frozenset[str]  # attributes some code assigns on an instance (self.x = …)
+    depth: int  # how many scopes enclose the class body
+
+
+def _rebound(node: ast.ClassDef) -> frozenset[str]:
+    out: set[str] = set()
+    for n in ast.walk(node):
+        targets: list[ast.expr] = []
+        if isinstance(n, ast.Assign):
+            targets = n.targets
+        elif isinstance(n, ast.AugAssign | ast.AnnAssign):
+            targets = [n.target]
+        for t in targets:
+            for sub in ast.walk(t):
+                if isinstance(sub, ast.Attribute):
+                    out.add(sub.attr)
+    return frozenset(out)
+
+
 class PythonScanner(ast.NodeVisitor):
+    """Visits one module: every SQL call's text is resolved, linted, and counted."""
+
     def __init__(self, path: str, source: str, dialect: str, tree: ast.Module) -> None:
         self.path, self.dialect = path, dialect
         self.lines = source.splitlines()
@@ -108,6 +135,8 @@ class PythonScanner(ast.NodeVisitor):
         self.scopes: list[dict[str, list[ast.AST]]] = [_assigned_names(tree.body)]
         self.scope_names: list[str | None] = [None]  # the function each scope belongs to
         self.names: list[str] = []  # enclosing classes and functions, outermost first
+        self.classes: list[_Class] = []
+        self.receivers: list[str | None] = [None]  # the name ``self`` has in the function
 
     # scopes and function names -----------------------------------------------------------
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
@@ -118,16 +147,31 @@ class PythonScanner(ast.NodeVisitor):
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         self.names.append(node.name)
+        self.classes.append(
+            _Class(
+                ".".join(self.names), _assigned_names(node.body), _rebound(node), len(self.scopes)
+            )
+        )
         self.generic_visit(node)
+        self.classes.pop()
         self.names.pop()
 
     def _scope(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         self.names.append(node.name)
         self.scopes.append(_assigned_names(node.body))
         self.scope_names.append(".".join(self.names))
-        for param in (*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs):
+        params = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
+        for param in params:
             self.scopes[-1].setdefault(param.arg, []).append(param)
+        receiver = self.receivers[-1]  # a closure in a method sees the method's self
+        if isinstance(self.parents.get(id(node)), ast.ClassDef):
+            static = any(_decorator_name(d) == "staticmethod" for d in node.decorator_list)
+            receiver = params[0].arg if params and not static else None
+        elif receiver in {p.arg for p in params}:
+            receiver = None  # shadowed
+        self.receivers.append(receiver)
         self.generic_visit(node)
+        self.receivers.pop()
         self.scopes.pop()
         self.scope_names.pop()
         self.names.pop()
@@ -150,16 +194,34 @@ class PythonScanner(ast.NodeVisitor):
         if name in _COMPOSERS:
             # SQL("… {} …").format(…) and SQL("a") + SQL("b") are linted as one text.
             top = _composition_top(node, self.parents)
-        found = self._resolve(top if top is not arg else arg, depth=0)
-        if found is None or not found.text.strip() or found.hole:
-            return
-        if not strict and not _LOOKS_LIKE_SQL.match(found.text):
-            return
-        if id(found.node) in self.linted:
-            return  # a composed text and the execute() that runs it are one statement
-        self.linted.add(id(found.node))
-        lines = found.lines | {node.lineno, node.end_lineno or node.lineno}
-        self._lint(found, lines)
+        for found in self._candidates(top):
+            if not found.text.strip() or found.hole:
+                continue
+            if not strict and not _LOOKS_LIKE_SQL.match(found.text):
+                continue
+            if id(found.node) in self.linted:
+                continue  # a composed text and the execute() that runs it are one statement
+            self.linted.add(id(found.node))
+            lines = found.lines | {node.lineno, node.end_lineno or node.lineno}
+            self._lint(found, lines)
+
+    def _candidates(self, node: ast.expr) -> list[_Text]:
+        """The texts a call's SQL argument may hold. A name assigned in several places (``if
+        …: sql = "…" else: sql = "…"``) holds each of them, when every one is known (a
+        ``+=``, a loop or a parameter among them makes it unknown)."""
+        if isinstance(node, ast.Name):
+            for index in range(len(self.scopes) - 1, -1, -1):
+                assigned = self.scopes[index].get(node.id)
+                if assigned is None:
+                    continue
+                plain = [a for a in assigned if isinstance(a, ast.Assign | ast.AnnAssign)]
+                if len(assigned) < 2 or len(plain) < len(assigned):
+                    break
+                texts = [self._assigned_value(a, index, 0) for a in plain]
+                known = [t for t in texts if t is not None]
+                return known if len(known) == len(texts) else []
+        found = self._resolve(node, depth=0)
+        return [] if found is None else [found]
 
     def _resolve(self, node: ast.expr, depth: int, inner: bool = False) -> _Text | None:
         """The SQL text an expression evaluates to, as far as it can be known statically.
@@ -209,7 +271,31 @@ class PythonScanner(ast.NodeVisitor):
             return self._call(node, depth, span, here)
         if isinstance(node, ast.Name):
             return self._name(node, depth)
+        if isinstance(node, ast.Attribute):
+            return self._attribute(node, depth)
         return None
+
+    def _attribute(self, node: ast.Attribute, depth: int) -> _Text | None:
+        """``self.QUERY`` in a method: the class attribute, when the class body assigns it once
+        and no code assigns it on an instance."""
+        receiver = self.receivers[-1]
+        if not (self.classes and isinstance(node.value, ast.Name) and node.value.id == receiver):
+            return None
+        cls = self.classes[-1]
+        assigned = cls.names.get(node.attr, [])
+        if len(assigned) != 1 or node.attr in cls.rebound:
+            return None
+        stmt = assigned[0]
+        if not isinstance(stmt, ast.Assign | ast.AnnAssign):
+            return None
+        scopes, scope_names = self.scopes, self.scope_names
+        # The value is written in the class body: its names resolve there, then outside.
+        self.scopes = [*scopes[: cls.depth], cls.names]
+        self.scope_names = [*scope_names[: cls.depth], cls.path]
+        try:
+            return self._assigned_value(stmt, len(self.scopes) - 1, depth)
+        finally:
+            self.scopes, self.scope_names = scopes, scope_names
 
     def _call(
         self, node: ast.Call, depth: int, span: frozenset[int], here: str | None
@@ -253,22 +339,27 @@ class PythonScanner(ast.NodeVisitor):
             assigned = scope[node.id]
             if len(assigned) != 1 or not isinstance(assigned[0], ast.Assign | ast.AnnAssign):
                 return None  # reassigned, a parameter, a loop variable…: unknown
-            stmt = assigned[0]
-            if stmt.value is None:
-                return None
-            saved = self.names
-            # The value is written in that scope: names in it resolve from there.
-            scopes, self.scopes = self.scopes, self.scopes[: index + 1]
-            self.names = (self.scope_names[index] or "").split(".") if index else []
-            try:
-                found = self._resolve(stmt.value, depth + 1)
-            finally:
-                self.scopes, self.names = scopes, saved
-            if found is None:
-                return None
-            own = {stmt.lineno, stmt.end_lineno or stmt.lineno}
-            return _Text(found.text, found.exact, found.node, found.lines | own, found.function)
+            return self._assigned_value(assigned[0], index, depth)
         return None
+
+    def _assigned_value(
+        self, stmt: ast.Assign | ast.AnnAssign, index: int, depth: int
+    ) -> _Text | None:
+        """The text assigned by ``stmt``, written in scope ``index``: names in it resolve from
+        there."""
+        if stmt.value is None:
+            return None
+        saved, scopes = self.names, self.scopes
+        self.scopes = self.scopes[: index + 1]
+        self.names = (self.scope_names[index] or "").split(".") if index else []
+        try:
+            found = self._resolve(stmt.value, depth + 1)
+        finally:
+            self.scopes, self.names = scopes, saved
+        if found is None:
+            return None
+        own = {stmt.lineno, stmt.end_lineno or stmt.lineno}
+        return _Text(found.text, found.exact, found.node, found.lines | own, found.function)
 
     def _lint(self, found: _Text, lines: frozenset[int] | set[int]) -> None:
         ignored: set[str] = set()
@@ -313,6 +404,12 @@ class PythonScanner(ast.NodeVisitor):
         rest = self.lines[lineno - 1].encode()[col_offset:].decode(errors="replace")
         m = re.match(r"[rRuUbBfF]{0,2}(\"\"\"|'''|\"|')", rest)
         return len(m.group()) if m else 0
+
+
+def _decorator_name(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    return node.attr if isinstance(node, ast.Attribute) else None
 
 
 def _call_name(node: ast.Call) -> str | None:
