@@ -61,6 +61,24 @@ _NOT_TRANSFORMS = tuple(
 # PostgreSQL: casting varchar or text to these (no length) is a relabel, not a conversion.
 _RELABEL_TARGETS = frozenset({exp.DataType.Type.TEXT, exp.DataType.Type.VARCHAR})
 _SEEKABLE = (exp.EQ, exp.NullSafeEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.In, exp.Between)
+# Operators a GiST or GIN index on the bare column serves (ltree's <@, arrays' @> and &&, jsonb's
+# @> and ?): a column compared bare with one of them may be sought by that index.
+_INDEXED_OPERATORS = tuple(
+    t
+    for t in (
+        getattr(exp, name, None)
+        for name in (
+            "ArrayContainedBy",
+            "ArrayContainsAll",
+            "ArrayOverlaps",
+            "JSONBContains",
+            "JSONBContainsTopKey",
+            "JSONBContainsAnyTopKeys",
+            "JSONBContainsAllTopKeys",
+        )
+    )
+    if isinstance(t, type)
+)
 
 ColumnKey = tuple[str, str]  # (table or "", column), lower case
 
@@ -146,7 +164,8 @@ def _bare_seeks(cond: exp.Expr) -> list[ColumnKey]:
     """Columns compared bare, and seekably, with a value in the condition's top-level AND."""
     out: list[ColumnKey] = []
     for conj in _conjuncts(cond):
-        if not isinstance(conj, COMPARISONS) or not _seekable(conj):
+        indexed = isinstance(conj, _INDEXED_OPERATORS) and not _negated(conj)
+        if not indexed and not (isinstance(conj, COMPARISONS) and _seekable(conj)):
             continue
         for side, others in _sides(conj):
             side = unparen(side)
