@@ -14,7 +14,6 @@ from typing import Any, NoReturn
 import click
 from rich.console import Console
 from rich.live import Live
-from rich.markup import escape
 from rich.text import Text
 
 from querywatch import render
@@ -23,6 +22,7 @@ from querywatch.dsn import redact
 from querywatch.errors import ConfigError, QuerywatchError
 from querywatch.records import window_start
 from querywatch.store.base import Retention, Store
+from querywatch.terminal import one_line, safe_text
 from querywatch.timespec import parse_time
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -39,7 +39,8 @@ class Context:
 
 def fail(message: str, code: int = 1) -> NoReturn:
     err_console.print(
-        f"[bold red]querywatch: error:[/] {escape(redact(message))}", markup=True, soft_wrap=True
+        Text.assemble(("querywatch: error:", "bold red"), " ", safe_text(redact(message))),
+        soft_wrap=True,
     )
     sys.exit(code)
 
@@ -118,12 +119,14 @@ def watch(
         stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
         if agent.stats.polls == 1 and event.kind == "polled":
             err_console.print(
-                f"watching {target} every {cfg['interval']:g} s, storing in "
-                f"{redact(str(cfg['store']))} (Ctrl-C to stop)"
+                safe_text(
+                    f"watching {target} every {cfg['interval']:g} s, storing in "
+                    f"{redact(str(cfg['store']))} (Ctrl-C to stop)"
+                )
             )
         if event.kind != "polled":
             style = {"blind": "bold yellow", "incident": "bold red"}.get(event.kind, "green")
-            err_console.print(Text(f"{stamp} {event.message}", style=style))
+            err_console.print(safe_text(f"{stamp} {event.message}", style=style))
         if live is not None:
             # Whole windows: the one the agent started in counts too.
             rows = the_store.top(since=window_start(started), limit=15)
@@ -138,8 +141,10 @@ def watch(
         elif event.kind == "polled":
             for w in sorted(event.windows, key=lambda w: -w.total_ms)[:10]:
                 out.print(
-                    f"{stamp} {w.fingerprint[:12]} calls={w.calls} total_ms={w.total_ms:.1f} "
-                    f"mean_ms={w.mean_ms:.2f} {w.normalized[:100]}",
+                    safe_text(
+                        f"{stamp} {w.fingerprint[:12]} calls={w.calls} total_ms={w.total_ms:.1f} "
+                        f"mean_ms={w.mean_ms:.2f} {w.normalized[:100]}"
+                    ),
                     soft_wrap=True,
                 )
             if not event.windows:
@@ -153,7 +158,7 @@ def watch(
             the_store,
             notifier,
             repo_root=Path.cwd(),
-            on_event=lambda e: err_console.print(e.message, markup=False),
+            on_event=lambda e: err_console.print(safe_text(e.message)),
         )
     agent = Agent(
         source,
@@ -392,7 +397,7 @@ def fingerprint_cmd(sql: str, dialect: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"fingerprint": fp.id, "normalized": fp.normalized}))
     else:
-        click.echo(f"{fp.id}  {fp.normalized}")
+        click.echo(f"{fp.id}  {one_line(fp.normalized)}")
 
 
 @cli.command()
@@ -421,7 +426,7 @@ def settings(obj: Context, as_json: bool) -> None:
         click.echo(render.dumps(rows))
         return
     for row in rows:
-        click.echo(f"{row['name']:<24} {row['value']!s:<32} ({row['from']})")
+        click.echo(f"{row['name']:<24} {one_line(str(row['value'])):<32} ({row['from']})")
 
 
 def _register_commands() -> None:

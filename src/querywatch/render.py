@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from querywatch.records import WINDOW_SECONDS, FingerprintSummary
-from querywatch.terminal import fits, left_for_text, plain_table
+from querywatch.terminal import fits, left_for_text, one_line, plain_table, safe_text
 
 
 def summary_to_json(row: FingerprintSummary) -> dict[str, Any]:
@@ -116,10 +116,10 @@ def top_table(
             table.add_column("call site", overflow="ellipsis", no_wrap=True, width=site_width)
         for row, cells, site in zip(rows, figures, sites, strict=True):
             table.add_row(
-                Text(row.fingerprint[:FINGERPRINT_CHARS]),
+                safe_text(row.fingerprint[:FINGERPRINT_CHARS]),
                 *(Text(c) for c in cells),
-                Text(row.normalized),
-                *([Text(site)] if site_width else []),
+                safe_text(row.normalized),
+                *([safe_text(site)] if site_width else []),
             )
         return table
     for header, w in zip(headers, widths, strict=True):
@@ -129,8 +129,9 @@ def top_table(
         "query (fingerprint, call site)", overflow="ellipsis", no_wrap=True, width=room
     )
     for row, cells, site in zip(rows, figures, sites, strict=True):
-        query = Text(" ".join(row.normalized.split()))
+        query = safe_text(row.normalized)
         query.append("\n")
-        query.append(f"{row.fingerprint[:FINGERPRINT_CHARS]}  {site}".rstrip(), style="dim")
+        under = f"{one_line(row.fingerprint[:FINGERPRINT_CHARS])}  {one_line(site)}"
+        query.append(under.rstrip(), style="dim")
         table.add_row(*(Text(c) for c in cells), query)
     return table

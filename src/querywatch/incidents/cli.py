@@ -22,6 +22,7 @@ from querywatch.incidents.codec import incident_to_dict
 from querywatch.incidents.model import STATUSES, Status
 from querywatch.incidents.view import duration, incident_lines, incidents_table
 from querywatch.store.base import Store
+from querywatch.terminal import one_line
 from querywatch.timespec import parse_time
 
 ConfigOf = Callable[[Any, "str | None"], Mapping[str, Any]]
@@ -112,7 +113,7 @@ def make_commands(config_of: ConfigOf) -> tuple[click.Command, click.Group]:
         who = by or _login()
         with _opened(config_of, obj, store) as the_store:
             service.acknowledge(the_store, incident_id, by=who)
-        click.echo(f"{incident_id} acknowledged" + (f" by {who}" if who else ""))
+        click.echo(one_line(f"{incident_id} acknowledged" + (f" by {who}" if who else "")))
 
     @incident.command("note")
     @click.argument("incident_id", metavar="ID")
@@ -140,7 +141,7 @@ def make_commands(config_of: ConfigOf) -> tuple[click.Command, click.Group]:
             service.add_note(
                 the_store, incident_id, text, by=by or _login(), tags=tags, misleading=misleading
             )
-        click.echo(f"note added to {incident_id}" + (" (misleading)" if misleading else ""))
+        click.echo(one_line(f"note added to {incident_id}") + (" (misleading)" * misleading))
 
     @incident.command("mitigate")
     @click.argument("incident_id", metavar="ID")
@@ -155,7 +156,7 @@ def make_commands(config_of: ConfigOf) -> tuple[click.Command, click.Group]:
         who = by or _login()
         with _opened(config_of, obj, store) as the_store:
             service.mitigate(the_store, incident_id, by=who, note=note_text)
-        click.echo(f"{incident_id} mitigated" + (f" by {who}" if who else ""))
+        click.echo(one_line(f"{incident_id} mitigated" + (f" by {who}" if who else "")))
 
     @incident.command("resolve")
     @click.argument("incident_id", metavar="ID")
@@ -172,7 +173,8 @@ def make_commands(config_of: ConfigOf) -> tuple[click.Command, click.Group]:
             done = service.resolve(the_store, incident_id, by=who, note=note_text)
         took = duration((done.resolved_at or done.detected_at) - done.detected_at)
         click.echo(
-            f"{incident_id} resolved" + (f" by {who}" if who else "") + f", {took} after detection"
+            one_line(f"{incident_id} resolved" + (f" by {who}" if who else ""))
+            + f", {took} after detection"
         )
 
     return incidents, incident
@@ -227,15 +229,15 @@ def make_postmortem_command(config_of: ConfigOf) -> click.Command:
             else:
                 done = write_postmortem(the_store, incident_id, output, fmt)
         for warning in done.warnings:
-            click.echo(f"warning: {warning}", err=True)
+            click.echo(f"warning: {one_line(warning)}", err=True)
         for title in done.kept_sections:
-            click.echo(f"kept your edits to {title}", err=True)
+            click.echo(f"kept your edits to {one_line(title)}", err=True)
         for where in done.kept_additions:
-            click.echo(f"kept {where}", err=True)
+            click.echo(f"kept {one_line(where)}", err=True)
         if output is None:
             click.echo(done.text, nl=False)
         else:
-            click.echo(f"postmortem of {incident_id} written to {output}")
+            click.echo(one_line(f"postmortem of {incident_id} written to {output}"))
 
     return postmortem
 

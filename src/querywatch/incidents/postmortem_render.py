@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from querywatch.errors import QuerywatchError
+from querywatch.terminal import one_line, printable
 
 Format = Literal["md", "html"]
 FORMATS: tuple[Format, ...] = ("md", "html")
@@ -95,8 +96,9 @@ _MD_SPECIAL = re.compile(r"([\\`*\[\]])|(?<!\w)_|_(?!\w)|<|&(?=\w+;|#)")
 
 
 def _one_line(text: str) -> str:
-    """Newlines and runs of spaces become one space (a span's edge spaces stay)."""
-    return re.sub(r"\s+", " ", text)
+    """Newlines and runs of spaces become one space (a span's edge spaces stay); control
+    characters are shown escaped, so the document is safe to print on a terminal."""
+    return printable(re.sub(r"\s+", " ", text))
 
 
 def md_escape(text: str) -> str:
@@ -111,7 +113,7 @@ def md_escape(text: str) -> str:
 
 def md_code(text: str) -> str:
     """An inline code span that holds any text, backticks included."""
-    text = " ".join(text.split())
+    text = one_line(text)
     longest = max((len(r) for r in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") or not text else ""

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from querywatch.incidents.model import Incident
 from querywatch.plans.evidence import PlanEvidence
-from querywatch.terminal import fits, left_for_text, plain_table
+from querywatch.terminal import fits, left_for_text, one_line, plain_table, printable, safe_text
 
 
 def stamp(ts: float) -> str:
@@ -86,18 +86,23 @@ def incidents_table(incidents: Sequence[Incident], width: int | None = None) -> 
         table.add_column("title (deploy, culprit)", overflow="fold", width=room)
     for i, when, deploy, culprit in zip(incidents, opened, deploys, culprits, strict=True):
         style = "" if i.is_resolved else "bold red" if i.status == "open" else "yellow"
-        cells = [Text(i.id), Text(i.status, style=style), Text(when)]
+        cells = [safe_text(i.id), safe_text(i.status, style=style), Text(when)]
         if side_by_side:
-            table.add_row(*cells, Text(deploy), Text(culprit), Text(i.title))
+            table.add_row(*cells, safe_text(deploy), safe_text(culprit), safe_text(i.title))
             continue
-        title = Text(i.title)
-        title.append(f"\ndeploy {deploy}" + (f"  {culprit}" if culprit else ""), style="dim")
+        title = safe_text(i.title)
+        title.append("\n" + one_line(f"deploy {deploy}  {culprit}"), style="dim")
         table.add_row(*cells, title)
     return table
 
 
 def incident_lines(i: Incident) -> list[str]:
-    """Everything known about one incident, as plain lines (safe for any text it holds)."""
+    """Everything known about one incident, as plain lines safe for a terminal whatever text it
+    holds (control characters in SQL, titles or notes are shown escaped)."""
+    return [printable(line) for line in _incident_lines(i)]
+
+
+def _incident_lines(i: Incident) -> list[str]:
     lines = [f"{i.id}  {i.status.upper()}  {i.title}", ""]
     lines.append(f"detected   {stamp(i.detected_at)} (opened {clock(i.opened_at)})")
     lines.append(f"deploy     {i.deploy_id or 'none recorded'}")
