@@ -113,7 +113,8 @@ def test_analyze_over_the_timeout_is_cancelled(db: str) -> None:
         Explainer(db, statement_timeout_ms=200) as ex,
         pytest.raises(ExplainError, match="statement_timeout"),
     ):
-        ex.explain("SELECT pg_sleep(2)", analyze=True)
+        # generate_series and count are immutable, so ANALYZE may run it (pg_sleep may not)
+        ex.explain("SELECT count(*) FROM generate_series(1, 1000000000)", analyze=True)
 
 
 def test_syntax_error_names_the_position(pg: Explainer) -> None:
@@ -236,3 +237,91 @@ def test_lexer_ignores_quotes_and_comments() -> None:
     assert scan("SELECT 1; SELECT 2").extra_statements
     assert scan("select * from t where deleted_at is null").is_plain_read
     assert not scan("update t set a = 1").is_plain_read
+
+
+def _marker_count(dsn: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_statements WHERE query LIKE '%qw_reset_marker%'"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_analyze_refuses_a_function_whose_effect_outlives_the_rollback(pg_dsn: str) -> None:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("SELECT 1 AS qw_reset_marker")
+    assert _marker_count(pg_dsn) == 1
+    with Explainer(pg_dsn) as ex:
+        with pytest.raises(ExplainError) as info:
+            ex.explain("SELECT pg_stat_statements_reset()", analyze=True)
+        message = str(info.value)
+        assert "volatile function, pg_stat_statements_reset(" in message
+        assert "use plain explain" in message.lower() and "\n" not in message
+        # the plain EXPLAIN of the same statement still works: it does not run it
+        assert ex.explain("SELECT pg_stat_statements_reset()").root.node_type == "Result"
+    assert _marker_count(pg_dsn) == 1  # the statistics were not reset
+
+
+@pytest.fixture
+def volatile_db(pg_dsn: str) -> str:
+    """A database with volatile functions reached in ways the statement text does not show."""
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        for ddl in (
+            "CREATE TABLE items (id int PRIMARY KEY, label text)",
+            "INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 100) g",
+            "CREATE SCHEMA ops",
+            # volatile because it acts outside the transaction
+            "CREATE FUNCTION ops.side_effect() RETURNS int LANGUAGE plpgsql VOLATILE "
+            "AS 'BEGIN PERFORM pg_stat_statements_reset(); RETURN 10; END'",
+            "CREATE FUNCTION ops.side_effect_eq(int, int) RETURNS bool LANGUAGE plpgsql "
+            "VOLATILE AS 'BEGIN PERFORM pg_stat_statements_reset(); RETURN $1 = $2; END'",
+            "CREATE FUNCTION ops.side_effect_step(int, int) RETURNS int LANGUAGE plpgsql "
+            "VOLATILE AS 'BEGIN PERFORM pg_stat_statements_reset(); RETURN $1 + $2; END'",
+            "CREATE FUNCTION ops.plus_one(int) RETURNS int LANGUAGE sql IMMUTABLE "
+            "AS 'SELECT $1 + 1'",
+            # a view's LIMIT is not printed by EXPLAIN: only pg_depend knows about it
+            "CREATE VIEW ops.first_items AS SELECT * FROM items LIMIT ops.side_effect()",
+            "CREATE VIEW public.item_page AS SELECT id FROM ops.first_items",
+            "CREATE VIEW public.plain_items AS SELECT ops.plus_one(id) AS n, upper(label) "
+            "FROM items",
+            "CREATE OPERATOR ops.=== (LEFTARG = int, RIGHTARG = int, "
+            "FUNCTION = ops.side_effect_eq)",
+            "CREATE AGGREGATE ops.total(int) (SFUNC = ops.side_effect_step, STYPE = int, "
+            "INITCOND = '0')",
+        ):
+            conn.execute(ddl)
+    return pg_dsn
+
+
+@pytest.mark.parametrize(
+    ("sql", "named"),
+    [
+        ("SELECT * FROM item_page", "side_effect() (in view ops.first_items)"),
+        ("SELECT id FROM items WHERE id OPERATOR(ops.===) 3", "side_effect_eq(integer,integer)"),
+        ("SELECT ops.total(id) FROM items", "side_effect_step(integer,integer)"),
+        ("SELECT id FROM items LIMIT ops.side_effect()", "ops.side_effect()"),
+        ("SELECT * FROM items ORDER BY random() LIMIT 3", "random()"),
+        ("SELECT pg_advisory_lock(7)", "pg_advisory_lock("),
+    ],
+)
+def test_analyze_names_the_volatile_function_however_it_is_reached(
+    volatile_db: str, sql: str, named: str
+) -> None:
+    with Explainer(volatile_db) as ex, pytest.raises(ExplainError) as info:
+        ex.explain(sql, analyze=True)
+    assert named in str(info.value)
+    assert "volatile function" in str(info.value)
+
+
+def test_analyze_still_runs_immutable_and_stable_calls(volatile_db: str) -> None:
+    with Explainer(volatile_db) as ex:
+        for sql in (
+            "SELECT * FROM plain_items WHERE n > 3 ORDER BY n LIMIT 5",
+            "SELECT count(*), max(label), now() FROM items WHERE id = ANY(ARRAY[1, 2]) "
+            "AND label LIKE 'item%' AND id::text <> 'x'",
+            # a name inside a string, a dollar quote or a comment is not a call
+            "SELECT 'pg_stat_statements_reset()' AS a, $$random()$$ AS b /* pg_sleep(1) */",
+        ):
+            plan = ex.explain(sql, analyze=True)
+            assert plan.analyzed and plan.execution_ms is not None, sql

@@ -3,8 +3,10 @@
 Safety first, because the target is usually production (DESIGN.md, "never hurt the monitored
 database"): PostgreSQL sessions come from :func:`querywatch.pg.connect` (read-only, short
 ``statement_timeout`` and ``lock_timeout``); a plain EXPLAIN plans without running; ``analyze=True``
-is refused unless the statement is a plain read, and then runs inside a transaction that is always
-rolled back. SQLite files are opened read-only (``mode=ro`` and ``PRAGMA query_only``).
+is refused unless the statement is a plain read that calls no volatile function (whose effects
+a rollback may not undo: :mod:`querywatch.plans.volatility`), and then runs inside a transaction
+that is always rolled back. SQLite files are opened read-only (``mode=ro`` and
+``PRAGMA query_only``).
 
 Statements with bind placeholders, as pg_stat_statements normalizes them (``$1``) or as drivers
 send them (``%s``, ``%(name)s``), are planned as *generic* plans, the plan PostgreSQL uses when it
@@ -41,6 +43,7 @@ from querywatch.plans.sqltext import (
     scan,
     sqlite_placeholders,
 )
+from querywatch.plans.volatility import volatile_calls
 
 APPLICATION_NAME = "querywatch explain"
 
@@ -183,6 +186,8 @@ class Explainer:
                 "--analyze runs the statement, so it is allowed only for a SELECT that writes "
                 "and locks nothing; use plain EXPLAIN for this one"
             )
+        if analyze:
+            self._refuse_volatile(text)
         version = self.server_version_num
         options = ["FORMAT JSON", "VERBOSE"]
         if version >= 120000:
@@ -225,6 +230,28 @@ class Explainer:
             offset=offset,
             server_version=str(version),
         )
+
+    def _refuse_volatile(self, text: str) -> None:
+        """Refuse ANALYZE when the statement can run a volatile function (see volatility.py)."""
+        try:
+            plan = self._run_explain("EXPLAIN (FORMAT JSON, VERBOSE) ", text, False)
+        except psycopg.Error as exc:
+            raise _pg_error(
+                exc, self.target, "explaining the statement", text, self._offset
+            ) from exc
+        try:
+            blockers = volatile_calls(self.pg, text, plan)
+        except psycopg.Error as exc:
+            raise _pg_error(exc, self.target, "reading the functions the statement calls") from exc
+        if blockers:
+            others = sorted({b.name for b in blockers} - {blockers[0].name})
+            more = f"; also {', '.join(others[:3])}" if others else ""
+            more += " …" if len(others) > 3 else ""
+            raise ExplainError(
+                f"--analyze runs the statement, and it calls a volatile function, {blockers[0]}"
+                f"{more}: its effects (a reset, a lock, a write elsewhere) may outlive the "
+                "rollback. Use plain EXPLAIN, or mark the function STABLE if it only reads"
+            )
 
     def _run_explain(self, prefix: str, text: str, analyze: bool) -> Any:
         conn = self.pg
