@@ -132,6 +132,33 @@ def test_the_json_of_an_incident_carries_the_impact_percentages() -> None:
     assert data["timeline"][1]["tags"] == ["misleading"]
 
 
+def test_impact_without_request_data_is_unknown_and_says_why() -> None:
+    """The pgbench trial (no middleware) read "0.0% of users (0 of 0)"."""
+    from querywatch.incidents.view import incident_lines
+
+    incident = full_incident()
+    incident.impact = Impact(0, 0, 0, 0, 1000.0, since=T0, until=T0 + 60)
+    shown = "\n".join(incident_lines(incident))
+    assert "impact     unknown: no request data from the middleware for this period" in shown
+    assert "0 of 0" not in shown and "0.0%" not in shown
+    data = incident_to_dict(incident)["impact"]
+    assert data["users_pct"] is None and data["requests_pct"] is None
+    assert data["summary"].startswith("unknown: no request data from the middleware")
+    # Requests without user ids: requests are known, users are not.
+    incident.impact = Impact(400, 20, 0, 0, 1000.0)
+    shown = "\n".join(incident_lines(incident))
+    assert (
+        "impact     users affected unknown (the middleware's requests carried no user ids); "
+        "5.0% of requests (20 of 400) failed or were slower than 1000 ms"
+    ) in shown
+    data = incident_to_dict(incident)["impact"]
+    assert data["users_pct"] is None and data["requests_pct"] == 5.0
+    incident.impact = Impact(3000, 2610, 300, 261, 1000.0)
+    assert "impact     87.0% of users affected (261 of 300); 87.0% of requests" in "\n".join(
+        incident_lines(incident)
+    )
+
+
 # -- opening -------------------------------------------------------------------------------------
 
 

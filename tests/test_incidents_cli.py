@@ -109,7 +109,7 @@ def test_the_lifecycle_through_the_cli_shows_in_json(store_path: Path, incident_
     for needle in (
         f"{incident_id}  RESOLVED",
         "deploy     d2",
-        "87.0% of users (261 of 300)",
+        "87.0% of users affected (261 of 300)",
         "at shop/orders.py:88 in order_history  (commit deadbeef)",
         "The database is the bottleneck",
         "bob: the network?  [misleading]",

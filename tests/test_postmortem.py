@@ -256,6 +256,15 @@ def test_a_failed_rollback_and_a_failed_recovery_are_said(store: SqlStore) -> No
     assert "ongoing: not resolved; 10m 00s so far" in summary
 
 
+def test_an_impact_without_request_data_is_unknown_not_zero(store: SqlStore) -> None:
+    """No middleware (the pgbench trial): "0.0% of users affected (0 of 0)" read as no harm."""
+    iid = seed(store)
+    service.refresh_impact(store, iid, now=T0 + 9000)  # the store holds no request windows
+    summary = section(render_postmortem(store, iid, now=NOW).text, "summary")
+    assert "unknown: no request data from the middleware for this period" in summary
+    assert "0 of 0" not in summary and "0.0%" not in summary
+
+
 def test_a_query_new_with_the_deploy_is_called_new(store: SqlStore) -> None:
     start_deploy(store, "v2", deploy_id="d2", at=T0)
     store.write_windows([window(FP, T0 + 10 * k, 30, 40.0) for k in range(1, 7)])

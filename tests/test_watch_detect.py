@@ -120,6 +120,9 @@ def test_watch_opens_an_incident_naming_the_query_and_the_deploy(
     assert incident.culprits[0].fingerprint == bad.id
     assert incident.culprits[0].first_seen_deploy == "d2"
     assert incident.triage is not None and incident.triage.verdict
+    # No middleware here: the impact is unknown, and says why, rather than "0 of 0".
+    assert incident.impact is not None and not incident.impact.measured
+    assert incident.impact.describe().startswith("unknown: no request data from the middleware")
     assert [e.kind for e in incident.timeline][:2] == ["detected", "alerted"]
     posted = [body for body in receiver.received if body.get("kind") == "regression"]
     assert len(posted) == 1, "alerted once, not on every poll"

@@ -236,12 +236,15 @@ def body_from_json(
 
 
 def incident_to_dict(incident: Incident) -> Json:
-    """The whole incident; ``impact`` also carries its percentages for readers of the JSON."""
+    """The whole incident; ``impact`` also carries its percentages (``null`` when unknown: no
+    request data, or no user ids) and its sentence, for readers of the JSON."""
     impact: Json | None = None
     if incident.impact is not None:
-        impact = impact_to_dict(incident.impact)
-        impact["requests_pct"] = incident.impact.requests_pct
-        impact["users_pct"] = incident.impact.users_pct
+        m = incident.impact
+        impact = impact_to_dict(m)
+        impact["requests_pct"] = m.requests_pct if m.measured else None
+        impact["users_pct"] = m.users_pct if m.users_measured else None
+        impact["summary"] = m.describe()
     return {
         "id": incident.id,
         "status": incident.status,

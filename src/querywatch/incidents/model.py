@@ -49,6 +49,39 @@ class Impact:
     def users_pct(self) -> float:
         return 100.0 * self.affected_users / self.users if self.users else 0.0
 
+    @property
+    def measured(self) -> bool:
+        """Whether the middleware saw any request over the range. Without request data nothing
+        is known about users or requests: "0 of 0" is not "0% affected"."""
+        return self.requests > 0
+
+    @property
+    def users_measured(self) -> bool:
+        """Whether the requests carried user ids (the middleware counts users only then)."""
+        return self.users > 0
+
+    def describe(self) -> str:
+        """The impact in one sentence (no final stop), saying what is unknown and why."""
+        if not self.measured:
+            return UNKNOWN_IMPACT
+        requests = (
+            f"{self.requests_pct:.1f}% of requests ({self.failed_requests:,} of "
+            f"{self.requests:,}) failed or were slower than {self.slo_ms:g} ms"
+        )
+        if not self.users_measured:
+            return f"users affected unknown ({NO_USER_IDS}); {requests}"
+        users = (
+            f"{self.users_pct:.1f}% of users affected ({self.affected_users:,} of {self.users:,})"
+        )
+        return f"{users}; {requests}"
+
+
+UNKNOWN_IMPACT = (
+    "unknown: no request data from the middleware for this period, so affected users and "
+    "requests cannot be counted (the querywatch middleware measures them, docs/instrument.md)"
+)
+NO_USER_IDS = "the middleware's requests carried no user ids"
+
 
 @dataclass(frozen=True, slots=True)
 class TimelineEvent:

@@ -445,9 +445,7 @@ def _summary(f: Facts, t: _Clock) -> Section:
             f", {_span(t, m.since, m.until)}" if m.since is not None and m.until is not None else ""
         )
         impact = line(
-            f"{m.users_pct:.1f}% of users affected ({m.affected_users:,} of {m.users:,}); "
-            f"{m.requests_pct:.1f}% of requests ({m.failed_requests:,} of {m.requests:,}) failed "
-            f"or were slower than {m.slo_ms:g} ms.",
+            f"{m.describe()}.",
             source=f"incident impact, from the middleware's request windows{span}",
         )
     else:

@@ -117,11 +117,7 @@ def _incident_lines(i: Incident) -> list[str]:
         span = ""
         if m.since is not None and m.until is not None:
             span = f", {clock(m.since)}–{clock(m.until)}"
-        lines.append(
-            f"impact     {m.users_pct:.1f}% of users ({m.affected_users:,} of {m.users:,}), "
-            f"{m.requests_pct:.1f}% of requests ({m.failed_requests:,} of {m.requests:,}) "
-            f"failed or slower than {m.slo_ms:g} ms{span}"
-        )
+        lines.append(f"impact     {m.describe()}{span}")
     else:
         lines.append("impact     not measured")
     if i.triage is not None:
