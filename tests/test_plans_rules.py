@@ -532,3 +532,20 @@ def test_limit_over_a_walk_whose_matches_cluster(pg: Explainer) -> None:
     assert rule(ran, "limit-filter-clustered") == []
     [g] = rule(ran, "seq-scan-large-table")
     assert "with no index condition" in g.message
+
+
+def test_not_in_is_a_finding_only_where_it_matters(pg: Explainer) -> None:
+    # A nullable subquery column: wrong results the day a NULL appears, however small the list.
+    sql = "SELECT * FROM branches WHERE bid NOT IN (SELECT {} FROM big_small WHERE aid < 500)"
+    [f] = rule(findings(pg, sql.format("ref")), "not-in-subquery")
+    assert f.evidence["output_nullable"] is True and f.evidence["hashed"] is True
+    assert "returns nothing" in f.message and "NOT EXISTS" in f.fix
+    # The same list of a NOT NULL column, hashed: read once, nothing to fix.
+    assert rule(findings(pg, sql.format("bid")), "not-in-subquery") == []
+    # A NOT NULL column rescanned for every outer row over millions of rows: the work.
+    [g] = rule(
+        findings(pg, "SELECT * FROM branches WHERE bid NOT IN (SELECT bid FROM big)"),
+        "not-in-subquery",
+    )
+    assert g.evidence["hashed"] is False and g.evidence["output_nullable"] is False
+    assert g.evidence["rows_produced"] >= 20 * BIG_ROWS * 0.95 and "not hashed" in g.message
