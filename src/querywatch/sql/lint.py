@@ -40,11 +40,11 @@ from querywatch.sql.lint_parse import (
     dialect_name,
     glued_holes,
     has_holes,
-    incomplete_piece,
     lexer,
     parse,
     words_outside_strings,
 )
+from querywatch.sql.lint_pieces import incomplete_piece
 from querywatch.sql.rules import PARSE_ERROR as PARSE_ERROR_RULE
 from querywatch.sql.rules import RULES as RULE_LIST
 from querywatch.sql.rules import Ctx, Hit

@@ -29,6 +29,7 @@ from querywatch.errors import ConfigError
 
 __all__ = [
     "DIALECTS",
+    "UNCHECKED",
     "Parsed",
     "Rewrite",
     "Unparsable",
@@ -36,7 +37,6 @@ __all__ = [
     "first_word",
     "glued_holes",
     "has_holes",
-    "incomplete_piece",
     "parse",
     "words_outside_strings",
 ]
@@ -259,7 +259,7 @@ def parse(text: str, dialect: str) -> Parsed:
         return Parsed(_parse_one(rewrite, dialect), rewrite)
     except Unparsable as first:
         word = first_word(text, dialect)
-        if word is not None and word.upper() in _UNCHECKED:
+        if word is not None and word.upper() in UNCHECKED:
             return Parsed(None, rewrite)  # another dialect's session or maintenance command
         if word is not None and word.upper() not in _keywords(dialect):
             # "SELEC id FROM t": the typo, not sqlglot's complaint further on, is the news.
@@ -388,7 +388,7 @@ def _parse_one(rewrite: Rewrite, dialect: str) -> exp.Expr | None:
     if found and isinstance(found[0], _NOT_STATEMENTS):
         # sqlglot reads a bare expression ("SELEC x" is a column with an alias) without error.
         word = first_word(original, dialect)
-        if word is not None and word.upper() in _UNCHECKED:
+        if word is not None and word.upper() in UNCHECKED:
             return None
         what = f" (unknown keyword {word!r})" if word else ""
         raise Unparsable(f"not a SQL statement{what}", None, None)
@@ -398,7 +398,7 @@ def _parse_one(rewrite: Rewrite, dialect: str) -> exp.Expr | None:
 _NOT_STATEMENTS = (exp.Condition, exp.Alias, exp.Identifier, exp.Star, exp.DataType)
 ROUTINE = re.compile(r"\s*create\b[^;]*?\b(?:trigger|procedure|function)\b", re.I)
 
-_UNCHECKED_WORDS = """
+UNCHECKED_WORDS = """
     ABORT ANALYZE ATTACH BEGIN BINLOG CALL CHANGE CHECKPOINT CHECKSUM CLOSE CLUSTER COMMENT
     COMMIT COPY DEALLOCATE DECLARE DESC DESCRIBE DETACH DISCARD DO DROP END EXECUTE EXPLAIN FETCH
     FLUSH GET GRANT HANDLER HELP IMPORT INSTALL KILL LISTEN LOAD LOCK MOVE NOTIFY OPTIMIZE
@@ -406,7 +406,7 @@ _UNCHECKED_WORDS = """
     SAVEPOINT SECURITY SET SHOW SIGNAL START STOP TRUNCATE UNINSTALL UNLISTEN UNLOCK USE VACUUM
     XA
 """
-_UNCHECKED = frozenset(_UNCHECKED_WORDS.split())
+UNCHECKED = frozenset(UNCHECKED_WORDS.split())
 """Session, transaction and maintenance commands, and DROP. None of the rules reads them, so
 when one does not parse (another dialect's syntax, one sqlglot does not model) it is accepted,
 not reported."""
@@ -461,46 +461,3 @@ def _sqlite_accepts(text: str) -> bool:
     finally:
         db.close()
     return True
-
-
-# -- pieces of statements (source code builds SQL from them) -----------------------------------
-_NEVER_FIRST = frozenset(
-    """WHERE AND OR FROM JOIN INNER LEFT RIGHT FULL OUTER CROSS NATURAL ON USING ORDER GROUP
-    HAVING LIMIT OFFSET INTO UNION INTERSECT EXCEPT RETURNING WINDOW AS BY IN NOT LIKE ILIKE
-    THEN ELSE WHEN IS NULL ASC DESC SET FOR""".split()  # noqa: SIM905
-)
-_NEVER_LAST = frozenset(
-    """SELECT FROM WHERE AND OR JOIN ON SET VALUES INTO BY IN NOT LIKE ILIKE AS IS UPDATE TABLE
-    INSERT DELETE EXISTS LIMIT OFFSET DISTINCT UNION HAVING WHEN THEN ELSE CASE RETURNING
-    USING WITH BETWEEN ESCAPE INTERSECT EXCEPT""".split()  # noqa: SIM905
-)
-_COMPLETE_ENDINGS = {"VALUES": "DEFAULT", "UPDATE": "FOR KEY", "SET": "CHARACTER"}
-"""Words that end a statement when the word before is one of these (DEFAULT VALUES, FOR
-UPDATE, FOR NO KEY UPDATE…)."""
-
-
-def incomplete_piece(text: str, dialect: str) -> str | None:
-    """Why ``text`` is a piece of a statement rather than one (``None`` when it could be whole):
-    it starts with a clause that cannot begin a statement (``WHERE …``, ``AND …``), ends with a
-    word or sign that expects more (``SELECT * FROM``, ``… = ``, ``VALUES``), or leaves a
-    parenthesis open. Query builders compose SQL from such pieces."""
-    # comments go; strings, quoted names, parameters and holes are each one value "v"
-    code = _LEX[dialect].sub(lambda m: " " if m.group("c") is not None else " v ", text).strip()
-    if not code:
-        return None
-    words = re.findall(r"[A-Za-z_]\w*", code)
-    first = words[0].upper() if words and code[0].isalpha() else None
-    if first in _UNCHECKED:
-        return None
-    if code[0] in ",)=<>+*/|." or first in _NEVER_FIRST:
-        return f"starts with {code.split()[0]!r}"
-    if code.count("(") > code.count(")"):
-        return "leaves a parenthesis open"
-    if code[-1] in ",(=<>+-|.":
-        return f"ends with {code[-1]!r}"
-    last = words[-1].upper() if words and re.search(r"[A-Za-z_]\w*\Z", code) else None
-    if last in _NEVER_LAST:
-        before = words[-2].upper() if len(words) > 1 else ""
-        if before not in _COMPLETE_ENDINGS.get(last, "").split():
-            return f"ends with {words[-1]!r}"
-    return None
