@@ -13,7 +13,11 @@ One PostgreSQL database per test session (built once, ~2 s) and one SQLite file 
   in insertion order), a short ``filler``; only ``aid`` is indexed, plus a partial index on ``aid``
   of the 2% of rows whose ``ref`` is NULL. ``big_small`` is its first
   10,000 rows with the same indexes (the same query, fine at that size); ``branches`` holds the
-  20 ``bid`` values. The whole database builds in about 10 s.
+  20 ``bid`` values.
+- ``wide``: 200,000 rows ~530 B wide (a 512-character ``body``; 112 MB), ``kind`` with 50 values;
+  only ``id`` is indexed.
+
+The whole database builds in about 12 s.
 
 Autovacuum is off on these tables so the statistics ANALYZE gathered stay as they are.
 """
@@ -66,6 +70,10 @@ CREATE TABLE big_small (LIKE big INCLUDING ALL) WITH (autovacuum_enabled = false
 INSERT INTO big_small SELECT * FROM big WHERE aid <= 10000;
 CREATE TABLE branches (bid int PRIMARY KEY, name text NOT NULL);
 INSERT INTO branches SELECT g, 'branch ' || g FROM generate_series(1, 20) AS g;
+CREATE TABLE wide (
+    id int PRIMARY KEY, kind int NOT NULL, created int NOT NULL, body text NOT NULL
+) WITH (autovacuum_enabled = false);
+INSERT INTO wide SELECT g, g % 50, g, repeat(md5(g::text), 16) FROM generate_series(1, 200000) AS g;
 """
 
 

@@ -65,6 +65,7 @@ def test_every_rule_has_a_stable_id() -> None:
         "join-fanout-collapsed",
         "large-aggregate",
         "unbounded-read",
+        "wide-rows",
         "index-would-help",
         "heavy-read",
     ]
@@ -549,3 +550,25 @@ def test_not_in_is_a_finding_only_where_it_matters(pg: Explainer) -> None:
     )
     assert g.evidence["hashed"] is False and g.evidence["output_nullable"] is False
     assert g.evidence["rows_produced"] >= 20 * BIG_ROWS * 0.95 and "not hashed" in g.message
+
+
+def test_wide_rows_held_or_read_for_narrow_use(pg: Explainer) -> None:
+    # A materialized CTE keeps every column of every row (~100 MB) for a count of one column.
+    [f] = rule(
+        findings(pg, "WITH w AS MATERIALIZED (SELECT * FROM wide) SELECT count(*) FROM w"),
+        "wide-rows",
+    )
+    ev = f.evidence
+    assert ev["width"] >= 500 and ev["used_width"] < 10 and ev["held_rows"] == 200_000
+    assert ev["carried_bytes"] - ev["needed_bytes"] >= PlanPolicy().wide_rows_bytes
+    assert "MATERIALIZED" in f.fix
+    # A scan reading whole 560-byte rows for 4 bytes of each: judged by the bytes read (a
+    # 1 GiB table by default; here a policy that calls 50 MB large).
+    plan = pg.explain("SELECT id FROM wide WHERE kind = 7 AND created > 100")
+    catalog = pg.catalog(plan)
+    assert rule(check_plan(plan, catalog), "wide-rows") == []
+    [g] = rule(check_plan(plan, catalog, PlanPolicy(large_table_bytes=50 << 20)), "wide-rows")
+    assert g.evidence["row_bytes"] >= 500 and g.evidence["width"] == 4
+    assert (
+        "covering index on (kind, created)" in g.fix or "covering index on (created, kind)" in g.fix
+    )

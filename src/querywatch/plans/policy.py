@@ -39,6 +39,11 @@ class PlanPolicy:
     """A statement sending at least this many rows to the client is an unbounded read…"""
     large_result_bytes: float = 64 << 20
     """…or one sending at least this many bytes (64 MiB) of rows."""
+    wide_rows_factor: float = 4
+    """Rows held or read at least this many times wider than the columns used are wide…"""
+    wide_rows_bytes: float = 64 << 20
+    """…when the bytes carried beyond those columns reach this much (64 MiB) in a Sort, Hash,
+    Materialize or materialized CTE (a scan: ``large_table_bytes`` of heap read)."""
     heavy_read_rows: float = 1_000_000
     """Rows a plan reads in all (every scan, every loop) from which it is heavy…"""
     heavy_read_ratio: float = 10

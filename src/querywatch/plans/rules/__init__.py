@@ -39,6 +39,7 @@ from querywatch.plans.rules import (
     subplan_per_row,
     unbounded_read,
     unindexed_join_key,
+    wide_rows,
 )
 from querywatch.plans.rules._base import PlanCheck, PlanContext
 from querywatch.sql import fingerprint
@@ -64,6 +65,7 @@ RULES: tuple[Rule[PlanCheck], ...] = (
     join_fanout_collapsed.RULE,
     large_aggregate.RULE,
     unbounded_read.RULE,
+    wide_rows.RULE,
     index_would_help.RULE,  # these two speak only when no rule before them did
     heavy_read.RULE,
 )
