@@ -163,7 +163,7 @@ def filtered_scans_of_large(ctx: PlanContext) -> Iterator[tuple[PlanNode, Relati
 
 def rows_tested(ctx: PlanContext, node: PlanNode, info: RelationInfo) -> str:
     """How many rows a filtered scan tests, in words: all of the relation, or the part a LIMIT
-    above lets it read."""
+    (or an EXISTS) above lets it read."""
     read = ctx.work.rows_read(node)
     executions = ctx.work.executions(node)
     if read is None or info.rows is None:
@@ -172,7 +172,10 @@ def rows_tested(ctx: PlanContext, node: PlanNode, info: RelationInfo) -> str:
         return f"all {fmt_rows(info.rows)} rows"
     if executions > 1:
         return f"{fmt_rows(read)} rows over {fmt_rows(executions)} runs"
-    return f"~{fmt_rows(read)} of its {fmt_rows(info.rows)} rows before the LIMIT is satisfied"
+    return (
+        f"~{fmt_rows(read)} of its {fmt_rows(info.rows)} rows before it has the rows it needs "
+        "(a LIMIT or EXISTS above stops it)"
+    )
 
 
 # --- helpers of the work rules ------------------------------------------------------------------

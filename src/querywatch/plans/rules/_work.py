@@ -6,7 +6,8 @@ plus rows a filter threw away). Without, they are the planner's own estimates, w
 
 - a node runs once per execution of its parent, except the inner side of a Nested Loop (once per
   outer row) and a correlated SubPlan (once per row its parent evaluates it for); a hashed SubPlan,
-  an InitPlan and the child of a Materialize run once;
+  an InitPlan and the child of a Materialize run once (an InitPlan as far as its parent's cost
+  says: ``EXISTS (…)`` stops at the first row);
 - a node under a LIMIT with nothing blocking in between (no Sort, Hash, plain or hashed
   Aggregate) is stopped early: PostgreSQL's own model, the LIMIT pulls ``limit / rows`` of its
   input, and every streaming node below does that fraction of its work (a scan with a filter
@@ -181,7 +182,9 @@ class Work:
         for child in node.children:
             rel = child.parent_relationship
             if rel == "InitPlan":
-                self._visit(child, procs, min(execs, 1.0), 1.0)
+                # Run once; an EXISTS stops at its first row: the parent's cost carries the
+                # share of the InitPlan the planner expects to run.
+                self._visit(child, procs, min(execs, 1.0), _cost_share(node, child))
             elif rel == "SubPlan":
                 if self.is_hashed(child):
                     self._visit(child, procs, min(execs, 1.0), 1.0)
