@@ -29,6 +29,7 @@ from querywatch.capture.pg_stat_statements import (
     PgStatStatementsSource,
     counters_sql,
     entry_delta,
+    entry_json,
     key_of,
     key_parts,
     map_columns,
@@ -156,6 +157,20 @@ def test_an_entry_key_packs_and_unpacks_exactly(
     assert key_parts(key) == (userid, queryid, toplevel)
     others = {key_of(userid, queryid, t) for t in (None, False, True)}
     assert len(others) == 3  # toplevel and nested runs of one statement stay apart
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        (3, 1.5, 0.1, 2.0000000001, 4, 5, 6, None, None),
+        (1, 1e-07, 3.0, 12345678.123, 0, 0, 0, "2026-12-05 10:00:00.5+00", None),
+        (2**40, 0.0, 0.0, 0.0, 0, 2**33, 1, None, '2026-12-05 "odd"'),
+    ],
+)
+def test_a_state_entry_is_exactly_the_json_of_its_values(raw: tuple[object, ...]) -> None:
+    key = key_of(16_384, -123_456_789_012_345, True)
+    text = entry_json(key, raw)
+    assert text == json.dumps([16_384, -123_456_789_012_345, True, *raw], separators=(",", ":"))
 
 
 # -- the workload --------------------------------------------------------------------------------
