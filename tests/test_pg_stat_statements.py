@@ -23,10 +23,9 @@ import pg_cluster
 from pg_cluster import free_port, running_cluster
 from querywatch import pg
 from querywatch.capture.base import Source
-from querywatch.capture.pg_stat_statements import (
-    PRELOAD_FIX,
+from querywatch.capture.pg_stat_statements import PRELOAD_FIX, PgStatStatementsSource
+from querywatch.capture.pgss_counters import (
     Counters,
-    PgStatStatementsSource,
     counters_sql,
     entry_delta,
     entry_json,

@@ -12,13 +12,24 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Collection
-from dataclasses import dataclass
-from typing import Any
 
 import psycopg
 
 from querywatch import pg
+from querywatch.capture.pgss_counters import (
+    ColumnMap,
+    Counters,
+    Key,
+    Raw,
+    counters_sql,
+    entry_delta,
+    entry_json,
+    ident,
+    key_of,
+    key_parts,
+    map_columns,
+    texts_sql,
+)
 from querywatch.errors import DatabaseUnavailable, ExtensionMissing, SourceError
 from querywatch.records import StatementWindow, window_start
 from querywatch.sql import Fingerprint, fingerprint
@@ -28,243 +39,13 @@ log = logging.getLogger(__name__)
 SOURCE_NAME = "pg_stat_statements"
 STATE_VERSION = 2  # 1 also kept dbid and blk_read_time per entry; still restored
 
-Key = int
-"""One entry of this database: (userid, queryid, toplevel) packed into one int by :func:`key_of`
-(a tuple of three would cost more than the entry's counters, for every entry, twice)."""
-
 TEXT_BATCH = 1000
 """Query texts read per query (each read makes the server scan its query-text file once)."""
-
-_TOP = {None: 0, False: 1, True: 2}  # toplevel is None before PostgreSQL 14
-_TOP_OF = (None, False, True)
-_U64 = 1 << 64
-
-
-def key_of(userid: int, queryid: int, toplevel: bool | None) -> Key:
-    """queryid is a signed 64-bit int and userid an oid (32 bits)."""
-    return ((queryid % _U64) << 34) | (userid << 2) | _TOP[toplevel]
-
-
-def key_parts(key: Key) -> tuple[int, int, bool | None]:
-    """(userid, queryid, toplevel) of a :func:`key_of` key."""
-    queryid = key >> 34
-    return (
-        (key >> 2) & 0xFFFF_FFFF,
-        queryid - _U64 if queryid >= 1 << 63 else queryid,
-        _TOP_OF[key & 3],
-    )
-
-
-Raw = tuple[Any, ...]
-"""One entry's counters as read, in :class:`Counters` field order. Snapshots keep these tuples
-(the row's own values, no copies): an entry whose tuple equals the last one did nothing, and
-costs no more than that comparison."""
 
 PRELOAD_FIX = (
     "pg_stat_statements is not loaded: add it to shared_preload_libraries in postgresql.conf "
     "(shared_preload_libraries = 'pg_stat_statements') and restart PostgreSQL"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class ColumnMap:
-    """Which pg_stat_statements columns hold what, on the server's version of the extension.
-
-    13+: ``*_exec_time``; 12 and older: ``*_time``; 14 added ``toplevel``; 17 renamed
-    ``blk_read_time`` to ``shared_blk_read_time`` and added ``stats_since`` /
-    ``minmax_stats_since`` (per-entry reset markers).
-    """
-
-    total_time: str
-    min_time: str
-    max_time: str
-    blk_read_time: str | None
-    toplevel: bool
-    stats_since: bool
-    minmax_stats_since: bool
-
-
-_REQUIRED = ("userid", "dbid", "queryid", "calls", "rows", "shared_blks_hit", "shared_blks_read")
-
-
-def map_columns(columns: Collection[str]) -> ColumnMap:
-    """Build the :class:`ColumnMap` from the view's column names (detected once per connection)."""
-    cols = set(columns)
-    missing = [c for c in _REQUIRED if c not in cols]
-    if "total_exec_time" in cols:
-        times = ("total_exec_time", "min_exec_time", "max_exec_time")
-    elif "total_time" in cols:
-        times = ("total_time", "min_time", "max_time")
-    else:
-        missing.append("total_exec_time")
-        times = ("", "", "")
-    missing += [c for c in times if c and c not in cols]
-    if missing:
-        raise SourceError(
-            "unsupported pg_stat_statements version: missing column(s) " + ", ".join(missing)
-        )
-    if "shared_blk_read_time" in cols:
-        blk: str | None = "shared_blk_read_time"
-    elif "blk_read_time" in cols:
-        blk = "blk_read_time"
-    else:
-        blk = None
-    return ColumnMap(
-        total_time=times[0],
-        min_time=times[1],
-        max_time=times[2],
-        blk_read_time=blk,
-        toplevel="toplevel" in cols,
-        stats_since="stats_since" in cols,
-        minmax_stats_since="minmax_stats_since" in cols,
-    )
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-_CURRENT_DB = "(SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())"
-
-
-def counters_sql(schema: str, cmap: ColumnMap) -> str:
-    """The poll query: counters of this database's entries, without query texts.
-
-    ``pg_stat_statements(false)`` skips reading the query-text file, the expensive part on a busy
-    server; texts are fetched only for entries not seen before (:func:`texts_sql`). Only the
-    counters deltas are made of are read (each column costs every entry, every poll).
-    """
-    cols = [
-        "userid::bigint",
-        "dbid::bigint",
-        "queryid",
-        "toplevel" if cmap.toplevel else "NULL::boolean",
-        "calls",
-        cmap.total_time,
-        cmap.min_time,
-        cmap.max_time,
-        "rows",
-        "shared_blks_hit",
-        "shared_blks_read",
-        "stats_since::text" if cmap.stats_since else "NULL::text",
-        "minmax_stats_since::text" if cmap.minmax_stats_since else "NULL::text",
-    ]
-    return pg.tagged(
-        f"SELECT {', '.join(cols)} FROM {_ident(schema)}.pg_stat_statements(false) "
-        f"WHERE dbid = {_CURRENT_DB}"
-    )
-
-
-def texts_sql(schema: str, cmap: ColumnMap) -> str:
-    """Query texts for a list of queryids (parameter: bigint[])."""
-    toplevel = "toplevel" if cmap.toplevel else "NULL::boolean"
-    return pg.tagged(
-        f"SELECT userid::bigint, dbid::bigint, queryid, {toplevel}, query "
-        f"FROM {_ident(schema)}.pg_stat_statements(true) "
-        f"WHERE dbid = {_CURRENT_DB} AND queryid = ANY(%s::bigint[])"
-    )
-
-
-@dataclass(slots=True)
-class Counters:
-    """One entry's cumulative counters at one poll."""
-
-    calls: int
-    total_ms: float
-    min_ms: float
-    max_ms: float
-    rows: int
-    blks_hit: int
-    blks_read: int
-    stats_since: str | None = None
-    minmax_since: str | None = None
-
-    def restarted_since(self, prev: Counters) -> bool:
-        """True when this entry was reset or evicted and re-created after ``prev`` was taken."""
-        since = (self.stats_since, prev.stats_since)
-        if None not in since and since[0] != since[1]:
-            return True
-        return (
-            self.calls < prev.calls
-            or self.total_ms < prev.total_ms
-            or self.rows < prev.rows
-            or self.blks_hit < prev.blks_hit
-            or self.blks_read < prev.blks_read
-        )
-
-
-@dataclass(slots=True)
-class _Delta:
-    calls: int
-    total_ms: float
-    min_ms: float
-    max_ms: float
-    rows: int
-    blks_hit: int
-    blks_read: int
-
-
-def entry_delta(cur: Counters, prev: Counters | None) -> _Delta | None:
-    """What happened to one entry between two snapshots; ``None`` when nothing did.
-
-    ``prev`` is None for an entry that is new (or whose baseline was lost to a reset): then its
-    current counters are exactly what happened since it was created. pg_stat_statements' min/max
-    are cumulative, so they describe this interval only when they moved (or the entry is new);
-    otherwise the interval's mean stands in for both (a lower bound for max, upper bound for min).
-    """
-    if prev is not None and cur.restarted_since(prev):
-        prev = None
-    if prev is None:
-        if cur.calls <= 0:
-            return None
-        return _Delta(
-            cur.calls,
-            cur.total_ms,
-            cur.min_ms,
-            max(cur.max_ms, cur.min_ms),
-            cur.rows,
-            cur.blks_hit,
-            cur.blks_read,
-        )
-    calls = cur.calls - prev.calls
-    if calls <= 0:
-        return None
-    total = max(cur.total_ms - prev.total_ms, 0.0)
-    mean = total / calls
-    minmax_reset = cur.minmax_since != prev.minmax_since
-    if calls == 1:
-        lo = hi = mean
-    else:
-        hi = cur.max_ms if (cur.max_ms > prev.max_ms or minmax_reset) else mean
-        lo = cur.min_ms if (cur.min_ms < prev.min_ms or minmax_reset) else mean
-    return _Delta(
-        calls,
-        total,
-        min(lo, mean),
-        max(hi, mean),
-        cur.rows - prev.rows,
-        cur.blks_hit - prev.blks_hit,
-        cur.blks_read - prev.blks_read,
-    )
-
-
-_JSON_TOP = {None: "null", False: "false", True: "true"}
-
-
-def entry_json(key: Key, raw: Raw) -> str:
-    """``json.dumps([*key_parts(key), *raw])``, several times faster: numbers print as JSON does
-    (finite floats' repr), the two stamps (PostgreSQL 17) through json."""
-    userid, queryid, top = key_parts(key)
-    calls, total, lo, hi, rows, hit, read, since, minmax = raw
-    stamps = (
-        "null,null"
-        if since is None and minmax is None
-        else json.dumps([since, minmax], separators=(",", ":"))[1:-1]
-    )
-    return (
-        f"[{userid},{queryid},{_JSON_TOP[top]},{calls},{total!r},{lo!r},{hi!r},{rows},{hit},"
-        f"{read},{stamps}]"
-    )
 
 
 class PgStatStatementsSource:
@@ -353,7 +134,7 @@ class PgStatStatementsSource:
         if preloaded is False:
             raise ExtensionMissing(PRELOAD_FIX)
         self._schema = str(ext[0])
-        qualified = f"{_ident(self._schema)}.pg_stat_statements"
+        qualified = f"{ident(self._schema)}.pg_stat_statements"
         cols = conn.execute(
             pg.tagged(
                 "SELECT attname FROM pg_catalog.pg_attribute "
@@ -364,12 +145,12 @@ class PgStatStatementsSource:
         self._cmap = map_columns([str(c[0]) for c in cols])
         info = conn.execute(
             pg.tagged("SELECT to_regclass(%s) IS NOT NULL"),
-            [f"{_ident(self._schema)}.pg_stat_statements_info"],
+            [f"{ident(self._schema)}.pg_stat_statements_info"],
         ).fetchone()
         self._has_info = bool(info and info[0])
         try:  # calls the function for real: LIMIT 0 would not
             conn.execute(
-                pg.tagged(f"SELECT 1 FROM {_ident(self._schema)}.pg_stat_statements(false) LIMIT 1")
+                pg.tagged(f"SELECT 1 FROM {ident(self._schema)}.pg_stat_statements(false) LIMIT 1")
             ).fetchall()
         except psycopg.errors.ObjectNotInPrerequisiteState as exc:
             # the library is not loaded (we could not read shared_preload_libraries to tell)
@@ -443,7 +224,7 @@ class PgStatStatementsSource:
             return None, None
         row = conn.execute(
             pg.tagged(
-                f"SELECT stats_reset::text, dealloc FROM {_ident(self._schema)}"
+                f"SELECT stats_reset::text, dealloc FROM {ident(self._schema)}"
                 ".pg_stat_statements_info"
             )
         ).fetchone()
