@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
-import time
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import psycopg
 import pytest
@@ -36,9 +39,46 @@ def run_lookups(dsn: str, n: int) -> None:
             conn.execute(LOOKUP.format(i))  # type: ignore[arg-type]
 
 
+class _Lines:
+    """Lines a child process writes to one pipe, read on a thread (so the pipe never fills)."""
+
+    def __init__(self, pipe: IO[str]) -> None:
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self._thread.start()
+
+    def _read(self, pipe: IO[str]) -> None:
+        for line in pipe:
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+        pipe.close()
+
+    def wait_for(self, test: Callable[[list[str]], bool], timeout: float = 60) -> bool:
+        """Wait until ``test(lines)`` holds; False if it still does not after ``timeout`` s."""
+        with self._changed:
+            return self._changed.wait_for(lambda: test(self.lines), timeout)
+
+    def text(self) -> str:
+        self._thread.join(timeout=10)
+        return "".join(self.lines)
+
+
+def _calls_seen(lines: list[str], fingerprint_id: str) -> int:
+    """Calls of one fingerprint in `watch --no-live` poll lines (``<time> <fp12> calls=N …``)."""
+    total = 0
+    for line in lines:
+        parts = line.split()
+        if len(parts) > 2 and parts[1] == fingerprint_id[:12] and parts[2].startswith("calls="):
+            total += int(parts[2].removeprefix("calls="))
+    return total
+
+
 def test_watch_then_top_shows_the_workload_with_exact_counts(pg_dsn: str, tmp_path: Path) -> None:
     make_orders(pg_dsn)
     store = tmp_path / "store.sqlite3"
+    expected = fingerprint(LOOKUP.format(7))
     watch = subprocess.Popen(
         [
             sys.executable,
@@ -52,23 +92,35 @@ def test_watch_then_top_shows_the_workload_with_exact_counts(pg_dsn: str, tmp_pa
             "--interval",
             "0.5",
             "--duration",
-            "5",
+            "300",  # a safety net: the test stops it as soon as it has seen what it needs
             "--no-live",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(2.0)  # past the first poll, which only sets the baseline
-    run_lookups(pg_dsn, 25)
-    _, err = watch.communicate(timeout=60)
-    assert watch.returncode == 0, err
-    assert "watching" in err
+    assert watch.stdout is not None and watch.stderr is not None
+    out, err = _Lines(watch.stdout), _Lines(watch.stderr)
+    try:
+        # "watching …" is printed after the first poll, which only sets the baseline.
+        assert err.wait_for(lambda lines: any("watching" in ln for ln in lines)), err.lines
+        run_lookups(pg_dsn, 25)
+        assert out.wait_for(lambda lines: _calls_seen(lines, expected.id) >= 25), out.lines
+        # Two more polls after that (each prints at least one line): nothing counted twice.
+        seen = len(out.lines)
+        assert out.wait_for(lambda lines: len(lines) >= seen + 2), out.lines
+    finally:
+        watch.send_signal(signal.SIGINT)
+        watch.wait(timeout=60)
+    assert watch.returncode == 0, err.text()
+    assert _calls_seen(out.lines, expected.id) == 25
 
     result = run_cli("top", "--store", str(store), "--json")
     assert result.returncode == 0, result.stderr
-    rows = {row["fingerprint"]: row for row in json.loads(result.stdout)}
-    expected = fingerprint(LOOKUP.format(7))
+    data = json.loads(result.stdout)
+    if isinstance(data, dict):  # the {"ok": …, "data": …} envelope of every --json output
+        data = data["data"]
+    rows = {row["fingerprint"]: row for row in data}
     assert expected.id in rows, rows
     row = rows[expected.id]
     assert row["calls"] == 25
