@@ -26,6 +26,9 @@ from querywatch.capture.recorder import Recorder
 from querywatch.records import RequestWindow
 from querywatch.store import open_store
 
+SLO_MS = 40
+SLOW_S = 0.06  # /slow/… sleeps this long: always over the SLO
+
 
 def get(url: str, user: str | None = None) -> int:
     req = urllib.request.Request(url, headers={"X-User-Id": user} if user else {})
@@ -132,7 +135,7 @@ def test_wsgi_middleware_over_http(
             start_response("200 OK", [("Content-Type", "text/plain")])
             return [row[0].encode()]
         if path.startswith("/slow/"):
-            time.sleep(0.06)
+            time.sleep(SLOW_S)
             app.point_select(conn, "?", 1)
             start_response("200 OK", [])
             return [b"slow"]
@@ -152,7 +155,7 @@ def test_wsgi_middleware_over_http(
         start_response("404 Not Found", [])
         return [b""]
 
-    base = wsgi_server(WSGIMiddleware(shop, inst, slo_ms=40))
+    base = wsgi_server(WSGIMiddleware(shop, inst, slo_ms=SLO_MS))
     for i in range(10):
         assert get(f"{base}/orders/{i}", user=f"u{i % 5}") == 200
     for i in range(3):
@@ -167,11 +170,15 @@ def test_wsgi_middleware_over_http(
     orders = routes["/orders/{id}"]
     assert (orders.requests, orders.errors, orders.db_calls) == (10, 0, 20)
     assert 0 < orders.db_ms <= orders.total_ms
-    assert orders.users == {"u0", "u1", "u2", "u3", "u4"} and not orders.failed_users
+    assert orders.users == {"u0", "u1", "u2", "u3", "u4"}
+    # A request under the SLO never fails its user. (How long a request takes is the machine's
+    # business: on a busy one an /orders request may cross the SLO, and then counts as failed.)
+    assert orders.max_ms > SLO_MS or not orders.failed_users
     slow = routes["/slow/{id}"]
-    assert slow.requests == 3 and slow.errors == 0 and slow.max_ms >= 60
-    assert slow.failed_users == {"u9"}  # over the 40 ms SLO
-    assert slow.db_ms < slow.total_ms / 2  # the time went elsewhere, not to the database
+    assert slow.requests == 3 and slow.errors == 0 and slow.max_ms >= SLOW_S * 1000
+    assert slow.failed_users == {"u9"}  # each slept past the SLO
+    # The sleeps are request time, not database time.
+    assert slow.total_ms - slow.db_ms >= 3 * SLOW_S * 1000
     stream = routes["/stream"]
     assert stream.db_calls == 3 and 0 < stream.db_ms <= stream.total_ms  # counted while streaming
     assert routes["/unavailable"].errors == 1 and routes["/unavailable"].failed_users == {"u6"}
@@ -305,7 +312,8 @@ def test_asgi_middleware_over_http(shop_db: Path) -> None:
     items = routes["/items"]
     assert (items.requests, items.errors, items.db_calls) == (12, 0, 36)
     assert 0 < items.db_ms <= items.total_ms
-    assert items.users == {"user-0", "user-1", "user-2", "user-3"} and not items.failed_users
+    assert items.users == {"user-0", "user-1", "user-2", "user-3"}
+    assert items.max_ms > 1000 or not items.failed_users  # none over the 1 s SLO failed
     broken = routes["/broken"]
     assert (broken.requests, broken.errors, broken.db_calls) == (1, 1, 1)
     assert broken.failed_users == {"user-2"}
