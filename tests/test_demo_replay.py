@@ -18,6 +18,7 @@ from cli_helpers import assert_one_line_error, run_cli
 from pg_cluster import free_port
 from querywatch.demo.run import DemoOptions, DemoReport, run_demo
 from querywatch.plans.rules import PlanPolicy
+from querywatch.records import WINDOW_SECONDS
 from querywatch.store import open_store
 
 HOT_PAGE = "customer_orders"
@@ -37,17 +38,22 @@ def check_replay(report: DemoReport) -> None:
     before = report.page_latency(HOT_PAGE, "before")
     during = report.page_latency(HOT_PAGE, "during")
     after = report.page_latency(HOT_PAGE, "after")
-    assert before and during and after
-    assert during / before >= 5, (before, during)  # the bad release degrades the hot page
-    assert after / before <= 2, (before, after)  # and the rollback restores it
+    assert before and during and after  # the hot page was served in every phase
+    # How much slower v2's hot page is, is the machine's business: tests/test_demo_shop.py
+    # counts the work its query does (rows read), bench/detection.py times the replay.
 
-    # Capture saw v2's changed queries, with call sites at their lines in v2's code.
+    # Capture saw v2's changed queries, with call sites at their lines in v2's code, and only
+    # while v2 ran: from its deploy until the rollback stopped it.
     store = open_store(report.options.store_path)
     try:
         captured = {
             row.fingerprint: row for row in store.top(since=report.run_started_at, limit=200)
         }
         deploys = store.deploys(since=report.run_started_at)
+        v2_windows = {
+            q.fingerprint: store.statement_windows(q.fingerprint, since=report.run_started_at)
+            for q in report.ground_truth
+        }
     finally:
         store.close()
     assert len(report.ground_truth) >= 2
@@ -56,6 +62,10 @@ def check_replay(report: DemoReport) -> None:
         row = captured[query.fingerprint]
         sites = {(Path(s.path).name, s.line) for s in row.call_sites}
         assert ("v2.py", query.line) in sites, (query, row.call_sites)
+        assert v2_windows[query.fingerprint], query
+        for w in v2_windows[query.fingerprint]:
+            assert w.window_start + WINDOW_SECONDS > report.bad.started_at, (query, w)
+            assert w.window_start <= report.rollback.finished_at, (query, w)
     assert [(d.version, d.rollback) for d in deploys] == [
         ("v1", False),
         ("v2", False),
