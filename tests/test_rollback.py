@@ -34,11 +34,8 @@ from querywatch.records import DeployMarker
 from querywatch.respond.actions import ActionContext, CommandAction, WebhookAction
 from querywatch.respond.guards import RollbackRefused
 from querywatch.respond.notifier import Notifier
-from querywatch.respond.rollback import (
-    Responder,
-    RollbackSettings,
-    responder_from_config,
-)
+from querywatch.respond.responder import Responder, responder_from_config
+from querywatch.respond.settings import RollbackSettings
 from querywatch.store import SqlStore, open_store
 from querywatch.web.server import ApiServer, make_server
 from respond_helpers import (

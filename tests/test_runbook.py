@@ -21,8 +21,9 @@ from querywatch.errors import ConfigError, NotFound
 from querywatch.incidents import service
 from querywatch.respond.actions import ActionContext, CallableAction, CommandAction
 from querywatch.respond.guards import ActionRefused
-from querywatch.respond.rollback import Responder, RollbackSettings, responder_from_config
+from querywatch.respond.responder import Responder, responder_from_config
 from querywatch.respond.runbook import RunbookStep, parse_runbook, runbook_from_config
+from querywatch.respond.settings import RollbackSettings
 from querywatch.store import SqlStore, open_store
 from respond_helpers import (
     NOW,

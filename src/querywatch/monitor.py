@@ -26,7 +26,9 @@ from querywatch.incidents.service import open_incident, record_alert
 from querywatch.records import DeployMarker
 from querywatch.respond.alerts import alert_for_incident
 from querywatch.respond.notifier import Notifier
-from querywatch.respond.rollback import RecoveryResult, Responder, RollbackResult
+from querywatch.respond.recovery import RecoveryResult
+from querywatch.respond.responder import Responder
+from querywatch.respond.rollback import RollbackResult
 from querywatch.respond.routing import CodeOwners
 from querywatch.store.base import Store
 
@@ -237,7 +239,7 @@ def monitor_from_config(
     """The Monitor `querywatch watch` runs: alerts through ``notifier``, the responder and plan
     evidence as the settings say, health and EXPLAIN on the monitored database."""
     from querywatch.detect.health import health_snapshot
-    from querywatch.respond.rollback import responder_from_config
+    from querywatch.respond.responder import responder_from_config
     from querywatch.respond.setup import codeowners_from_config
 
     dsn = cfg["dsn"]

@@ -40,8 +40,9 @@ from querywatch.records import DeployMarker
 from querywatch.respond.actions import ActionContext, CallableAction, CommandAction
 from querywatch.respond.alerts import Alert
 from querywatch.respond.notifier import Notifier
-from querywatch.respond.rollback import Responder, RollbackSettings
+from querywatch.respond.responder import Responder
 from querywatch.respond.runbook import RunbookStep
+from querywatch.respond.settings import RollbackSettings
 from querywatch.store import open_store
 
 #: How often the demo's monitor looks at the store (the shop flushes capture every second).

@@ -1,8 +1,9 @@
 """Running one response action: a command, a webhook, or a Python callable.
 
 A rollback and a runbook step are both "run this, with these values, for at most this long, and
-tell me what happened". The guards (dry run, once per deploy, cooldown…) live in
-:mod:`querywatch.respond.rollback`; this module only runs the thing and reports an
+tell me what happened". The guards (dry run, once per deploy, cooldown…) are
+:mod:`querywatch.respond.guards`, applied by :mod:`querywatch.respond.rollback` and
+:class:`querywatch.respond.runbook.Runbook`; this module only runs the thing and reports an
 :class:`ActionOutcome`, never raising for a command that fails.
 
 Commands are split with :func:`shlex.split` first and each argument is rendered on its own, then

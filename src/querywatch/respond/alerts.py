@@ -187,6 +187,35 @@ def recovered_alert(
     )
 
 
+def response_alert(
+    incident: Incident,
+    deploy_id: str,
+    alertname: str,
+    title: str,
+    text: str,
+    at: float,
+    severity: Severity = "critical",
+) -> Alert:
+    """An alert about what querywatch did for an incident: a rollback frozen, failed or that did
+    not help. Its own key (``incident/<id>/<alertname>``), so it is not folded into the
+    regression alert."""
+    culprit = incident.culprits[0] if incident.culprits else None
+    return Alert(
+        key=f"{incident_key(incident.id)}/{alertname}",
+        kind="response",  # about what querywatch did, not a new regression
+        severity=severity,
+        title=_one_line(title),
+        text=_one_line(text),
+        alertname=alertname,
+        started_at=at,
+        incident_id=incident.id,
+        fingerprint=culprit.fingerprint if culprit else None,
+        normalized=culprit.normalized if culprit else None,
+        call_sites=culprit.call_sites if culprit else (),
+        deploy_id=deploy_id,
+    )
+
+
 def _regression_text(incident: Incident, deploy: str | None) -> str:
     parts: list[str] = []
     if incident.detections:

@@ -19,7 +19,7 @@ from querywatch.errors import QuerywatchError
 from querywatch.incidents import service
 from querywatch.incidents.model import TimelineEvent
 from querywatch.respond.notifier import Notifier
-from querywatch.respond.rollback import Responder, responder_from_config
+from querywatch.respond.responder import Responder, responder_from_config
 from querywatch.respond.runbook import runbook_from_config
 from querywatch.respond.sinks import TerminalSink
 from querywatch.store.base import Store

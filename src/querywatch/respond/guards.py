@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from querywatch.deploys import stamp
 from querywatch.errors import InvalidTransition, StoreError
+from querywatch.incidents.model import Incident
 from querywatch.records import DeployMarker
 from querywatch.store.base import Store
 
@@ -177,6 +178,32 @@ class ResponseState:
 # -- guards ---------------------------------------------------------------------------------------
 
 
+def check_rollback_target(incident: Incident, deploy: DeployMarker, environment: str) -> None:
+    """Something to roll back for, and to: the incident is not resolved, the deploy is this
+    environment's, is not itself a rollback, and has a previous version to go back to."""
+    if incident.status == "resolved":
+        raise RollbackRefused(
+            "resolved", f"incident {incident.id} is resolved: nothing to roll back for"
+        )
+    if deploy.environment != environment:
+        raise RollbackRefused(
+            "environment",
+            f"deploy {deploy.id} is in {deploy.environment}, but these rollback settings are "
+            f"for {environment}: use --env {deploy.environment}",
+        )
+    if deploy.rollback:
+        raise RollbackRefused(
+            "is_rollback",
+            f"deploy {deploy.id} is itself a rollback: roll forward or back by hand",
+        )
+    if not deploy.previous_version:
+        raise RollbackRefused(
+            "no_previous_version",
+            f"deploy {deploy.id} has no previous version to roll back to (it is the first "
+            f"deploy recorded in {deploy.environment})",
+        )
+
+
 def check_once_per_deploy(state: ResponseState, deploy: DeployMarker) -> None:
     """At most one rollback per deploy: a failed, timed-out or unhelpful one counts too."""
     done = state.rollbacks.get(deploy.id)
@@ -243,3 +270,16 @@ def check_window(deploy: DeployMarker, window_s: float, now: float) -> None:
         f"deploy {deploy.id} finished {now - finished:.0f} s ago (at {stamp(finished)}), "
         f"past rollback_window_s = {window_s:g}: roll back by hand if it is still right",
     )
+
+
+def check_migration(incident: Incident, deploy: DeployMarker, *, force: bool) -> None:
+    """Freeze when the deploy's migration makes going back unsafe: the previous version may not
+    run against the new schema, so a person decides (and may force it)."""
+    reason = deploy.rollback_unsafe_reason
+    if reason and not force:
+        raise RollbackRefused(
+            "migration",
+            f"freeze: rollback unsafe: {reason}; version {deploy.previous_version} may not run "
+            "against the new schema, so a person decides (querywatch rollback "
+            f"{incident.id} --force-unsafe-migration)",
+        )

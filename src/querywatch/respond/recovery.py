@@ -3,7 +3,9 @@
 A rollback that "succeeded" (exit code 0) only says the old version is running. What users care
 about is whether the slow query and the slow pages are back to what they were before the bad
 deploy; when they are not, the cause is elsewhere (data growth, the host, a cache) and a second
-rollback would not help either. This module only measures; the responder records and alerts.
+rollback would not help either. :func:`measure_recovery` compares; :class:`RecoveryCheck` runs it
+``recovery_check_s`` after each rollback and acts on the verdict: recovered resolves the incident,
+not recovered raises "rollback did not help". Each rollback is verified once.
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from querywatch.incidents.model import Incident
+from querywatch.deploys import find_deploy
+from querywatch.detect.policy import Policy
+from querywatch.incidents import service
+from querywatch.incidents.model import Incident, TimelineEvent
 from querywatch.records import WINDOW_SECONDS, DeployMarker, RequestWindow, StatementWindow
+from querywatch.respond.alerts import alert_for_incident
+from querywatch.respond.guards import ResponseState, RollbackRecord, event_data
+from querywatch.respond.settings import RECOVERY_TOLERANCE, RollbackSettings
+from querywatch.respond.timeline import AGENT, ResponseTimeline
 from querywatch.store.base import Store
-
-#: "Back near baseline": a culprit query's (or an affected route's) mean latency after the
-#: rollback is at most this many times its mean in the baseline before the deploy. Means move
-#: by ±30% between quiet windows; a regression worth rolling back is several times slower.
-RECOVERY_TOLERANCE = 1.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +116,129 @@ def measure_recovery(
         since,
         (before_start, before_end),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryResult:
+    """The verdict of one recovery check after a rollback."""
+
+    incident: str
+    deploy_id: str
+    recovered: bool
+    figures: dict[str, Figure]
+    event: TimelineEvent
+
+
+class RecoveryCheck:
+    """Verifies the rollbacks of one environment once each, and records and acts on the verdict."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: RollbackSettings,
+        policy: Policy,
+        timeline: ResponseTimeline,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.policy = policy
+        self.timeline = timeline
+
+    def verify(self, now: float) -> list[RecoveryResult]:
+        """Check recovery of every rollback that finished ``recovery_check_s`` ago or more.
+
+        A rollback is verified once: recovered resolves its incident; not recovered alerts
+        "rollback did not help" (and the deploy is never rolled back again). Until some
+        statement or request windows exist after the rollback, the check waits.
+        """
+        due = [
+            r
+            for r in ResponseState.load(self.store).rollbacks.values()
+            if r.outcome == "ok"
+            and r.verified is None
+            and r.completed_at is not None
+            and r.completed_at + self.settings.recovery_check_s <= now
+            and r.environment == self.settings.environment
+        ]
+        results = []
+        for record in due:
+            checked = self._check(record, now)
+            if checked is None:
+                continue
+
+            verdict = "recovered" if checked.recovered else "not_recovered"
+
+            def verified(
+                state: ResponseState, deploy_id: str = record.deploy_id, verdict: str = verdict
+            ) -> None:
+                saved = state.rollbacks.get(deploy_id)
+                if saved is not None:
+                    saved.verified, saved.verified_at = verdict, now
+
+            ResponseState.update(self.store, verified, now)
+            results.append(checked)
+        return results
+
+    def _check(self, record: RollbackRecord, now: float) -> RecoveryResult | None:
+        incident = self.store.get_incident(record.incident)
+        deploy = find_deploy(self.store, record.deploy_id)
+        if incident is None or deploy is None or record.completed_at is None:
+            return None
+        measured = measure_recovery(
+            self.store,
+            incident,
+            deploy,
+            record.completed_at,
+            now,
+            baseline_s=self.policy.baseline_seconds,
+            tolerance=self.settings.recovery_tolerance,
+        )
+        if measured is None:
+            return None  # nothing measured since the rollback yet
+        figures, recovered = measured.figures, measured.recovered
+        tolerance, summary = measured.tolerance, measured.summary
+        slow = [k for k, f in figures.items() if not f.recovered]
+        data = event_data(
+            "recovery_check",
+            "recovered" if recovered else "not_recovered",
+            trigger="manual" if record.trigger == "manual" else "auto",
+            deploy_id=deploy.id,
+            version=deploy.version,
+            target_version=record.target_version,
+            reason=None if recovered else f"still slow: {', '.join(slow)}",
+            figures={k: f.to_dict() for k, f in figures.items()},
+            tolerance=tolerance,
+            since=measured.since,
+            baseline={"since": measured.baseline[0], "until": measured.baseline[1]},
+        )
+        verdict = "recovered" if recovered else "not recovered"
+        message = (
+            f"recovery check {now - record.completed_at:.0f} s after the rollback: {verdict} "
+            f"(near baseline: within {tolerance:g}x of the mean before deploy {deploy.id}): "
+            f"{summary}"
+        )
+        event = self.timeline.action(incident.id, message, AGENT, now, data)
+        if recovered:
+            if incident.status != "resolved":
+                done = service.resolve(
+                    self.store, incident.id, by=AGENT, note=f"recovered: {summary}", at=now
+                )
+                self.timeline.emit(done)
+                self.timeline.send(incident.id, alert_for_incident(done), now)
+        else:
+            self.timeline.alert(
+                incident.id,
+                deploy,
+                "RollbackDidNotHelp",
+                "rollback did not help",
+                f"Deploy {deploy.id} ({deploy.version}) was rolled back to "
+                f"{record.target_version}, but {now - record.completed_at:.0f} s later these are "
+                f"still slower than {tolerance:g}x their baseline: {measured.slow}. querywatch "
+                "will not roll back again; look beyond the deploy (data growth, the database "
+                "host, a cache).",
+                now,
+            )
+        return RecoveryResult(incident.id, deploy.id, recovered, figures, event)
 
 
 def affected_routes(incident: Incident) -> list[str]:

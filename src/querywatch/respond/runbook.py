@@ -2,7 +2,7 @@
 
 A step is configured once, in the config file, and run the same way every time: after a
 rollback (``after_rollback = true``) or on demand (``querywatch runbook run NAME --incident ID``),
-under the responder's guards, with its outcome on the incident timeline::
+under the guards of :class:`Runbook`, with its outcome on the incident timeline::
 
     [runbook.cache-flush]
     command = "redis-cli -h cache FLUSHDB"
@@ -20,11 +20,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from querywatch.errors import ConfigError
+from querywatch.deploys import find_deploy
+from querywatch.errors import ConfigError, NotFound
 from querywatch.incidents import service
 from querywatch.incidents.model import TimelineEvent
-from querywatch.respond.actions import Action, ActionContext, ActionOutcome, CommandAction
-from querywatch.respond.guards import Trigger, event_data
+from querywatch.respond.actions import (
+    Action,
+    ActionContext,
+    ActionOutcome,
+    CommandAction,
+    MissingValue,
+)
+from querywatch.respond.guards import ActionRefused, Trigger, event_data
+from querywatch.respond.settings import RollbackSettings
+from querywatch.respond.timeline import ResponseTimeline
 from querywatch.store.base import Store
 
 KEYS = ("command", "after_rollback", "timeout_s", "description")
@@ -168,8 +177,8 @@ def run_step(
 ) -> StepResult:
     """Run one step (or, in a dry run, say what would run) and put it on the timeline.
 
-    The guards that decide whether it may run at all are the caller's
-    (:meth:`querywatch.respond.rollback.Responder.run_step`); this runs and records.
+    The guards that decide whether it may run at all are the caller's (:class:`Runbook`); this
+    runs and records.
     """
     timeout = step.timeout_s if step.timeout_s is not None else timeout_s
     command = step.action.describe(context)
@@ -206,3 +215,114 @@ def run_step(
     event = TimelineEvent(done_at, "action", message, by, (), data)
     service.record_action(store, context.incident, message, by=by, at=done_at, data=data)
     return StepResult(step.name, outcome.status, command, outcome, event)
+
+
+class Runbook:
+    """The configured steps of one environment, run under guards: on demand, or after a rollback.
+
+    A step's event goes on the timeline as it runs and ``on_event`` (the timeline's) hears it;
+    its timeout is its own ``timeout_s`` or ``rollback_timeout_s``.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        steps: Mapping[str, RunbookStep],
+        settings: RollbackSettings,
+        timeline: ResponseTimeline,
+    ) -> None:
+        self.store = store
+        self.steps: dict[str, RunbookStep] = dict(steps)
+        self.settings = settings
+        self.timeline = timeline
+
+    def run(self, name: str, incident_id: str, *, by: str, dry_run: bool, now: float) -> StepResult:
+        """Run one step for an incident because a person asked.
+
+        Guards: the step must exist, the incident must exist, no deploy may be rolling out in
+        the environment, and the values its command names must be known; dry run and the
+        timeout apply. Raises NotFound or ActionRefused (also written on the timeline).
+        """
+        incident = service.get_incident(self.store, incident_id)
+        step = self.steps.get(name)
+        if step is None:
+            known = ", ".join(self.steps) or "none: add a [runbook.<name>] table to querywatch.toml"
+            raise NotFound(f"no runbook step {name!r} (configured: {known})")
+        deploy = find_deploy(self.store, incident.deploy_id) if incident.deploy_id else None
+        environment = deploy.environment if deploy else self.settings.environment
+        context = ActionContext(
+            incident=incident.id,
+            version=deploy.version if deploy else None,
+            previous_version=deploy.previous_version if deploy else None,
+            deploy_id=deploy.id if deploy else None,
+            environment=environment,
+            commit=deploy.commit if deploy else None,
+        )
+        try:
+            latest = self.store.latest_deploy(environment)
+            if latest is not None and latest.finished_at is None:
+                raise ActionRefused(
+                    "deploy_in_progress",
+                    f"deploy {latest.id} (version {latest.version}) is in progress in "
+                    f"{environment}: wait for it to finish",
+                )
+            try:
+                step.action.describe(context)
+            except MissingValue as exc:
+                raise ActionRefused(exc.guard, str(exc)) from None
+        except ActionRefused as refused:
+            self.timeline.refusal(incident.id, deploy, refused, "manual", by, now, step=name)
+            raise
+        done = run_step(
+            self.store,
+            step,
+            context,
+            trigger="manual",
+            dry_run=dry_run,
+            timeout_s=self.settings.timeout_s,
+            by=by,
+            at=now,
+        )
+        self.timeline.heard(done.event)
+        return done
+
+    def after_rollback(
+        self,
+        context: ActionContext,
+        trigger: Trigger,
+        by: str,
+        dry_run: bool,
+        at: float,
+        events: list[TimelineEvent],
+    ) -> list[StepResult]:
+        """Run the ``after_rollback`` steps in order, one after the other finished; a step whose
+        command names an unknown value is refused on the timeline and the next one runs."""
+        results = []
+        for step in self.steps.values():
+            if not step.after_rollback:
+                continue
+            try:
+                done = run_step(
+                    self.store,
+                    step,
+                    context,
+                    trigger=trigger,
+                    dry_run=dry_run,
+                    timeout_s=self.settings.timeout_s,
+                    by=by,
+                    at=at,
+                )
+            except MissingValue as exc:
+                refused = ActionRefused(exc.guard, str(exc))
+                events.append(
+                    self.timeline.refusal(
+                        context.incident, None, refused, trigger, by, at, step=step.name
+                    )
+                )
+                continue
+            self.timeline.heard(done.event)
+            events.append(done.event)
+            results.append(done)
+            if done.result is not None:
+                at += done.result.duration_s
+        return results

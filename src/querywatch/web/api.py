@@ -45,7 +45,7 @@ from querywatch.timespec import parse_time
 from querywatch.web.envelope import Envelope, failure, success
 
 if TYPE_CHECKING:
-    from querywatch.respond.rollback import Responder
+    from querywatch.respond.responder import Responder
 
 MAX_BODY_BYTES = (
     64 * 1024

@@ -27,7 +27,7 @@ from querywatch.web.api import MAX_BODY_BYTES, DeployApi, Response, error, escap
 from querywatch.web.envelope import encode
 
 if TYPE_CHECKING:
-    from querywatch.respond.rollback import Responder
+    from querywatch.respond.responder import Responder
 
 MIN_TOKEN_LENGTH = 16
 _DRAIN_LIMIT = 1024 * 1024  # read (and drop) an oversized body up to this, so the 413 arrives
@@ -181,7 +181,7 @@ def make_server(
     store = open_store(store_location)
     responder_for = None
     if config_for is not None:
-        from querywatch.respond.rollback import responder_from_config
+        from querywatch.respond.responder import responder_from_config
         from querywatch.respond.setup import notifier_from_config
 
         def responder_for(env: str) -> Responder:
