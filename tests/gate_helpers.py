@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +27,38 @@ def record_test(db: Path, body: Callable[[sqlite3.Connection], object], test_id:
     finally:
         undo()
     return collector.close()
+
+
+# -- a project in a temp dir, under a real pytest subprocess ------------------------------------
+
+
+def write_project(root: Path, app: str, tests: str) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "app.py").write_text(textwrap.dedent(app).lstrip())
+    (root / "test_app.py").write_text(textwrap.dedent(tests).lstrip())
+    return root
+
+
+def pytest_in(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    # -p no:querywatch: the installed entry point must not load the same module a second time.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("QUERYWATCH_", "PYTEST_")) and k != "COLUMNS"
+    }
+    env["COLUMNS"] = "160"
+    return subprocess.run(
+        [
+            sys.executable, "-m", "pytest", "-p", "no:querywatch",
+            "-p", "querywatch.gate.pytest_plugin", "-p", "no:cacheprovider",
+            f"--basetemp={root / '.tmp'}", *args,
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )  # fmt: skip
 
 
 # -- application code ---------------------------------------------------------------------------

@@ -81,7 +81,8 @@ def test_round_trip_accepts_everything_and_is_stable(db: Path, tmp_path: Path) -
     assert path.read_text() == text  # an unchanged run rewrites an identical file
 
 
-def test_a_dropped_index_is_a_plan_and_cost_regression(db: Path, tmp_path: Path) -> None:
+def test_a_dropped_index_is_a_plan_and_cost_regression(tmp_path: Path) -> None:
+    db = make_db(tmp_path / "big.db", rows=20_000)  # a full scan now costs ~20,000
     path = tmp_path / "b.json"
     run_check(record(db, lookups(1)), baseline_path=path, update_baseline=True)
     with sqlite3.connect(db) as conn:
@@ -93,6 +94,19 @@ def test_a_dropped_index_is_a_plan_and_cost_regression(db: Path, tmp_path: Path)
     assert "orders: index -> seq" in plan.message
     assert plan.location is not None and plan.location.path == "tests/gate_helpers.py"
     assert report.exit_code == 1
+
+
+def test_a_plan_change_too_cheap_to_matter_is_not_a_regression(db: Path, tmp_path: Path) -> None:
+    """2,000 rows: a full scan instead of the index costs under REGRESSION_MIN_COST, as tiny
+    test tables flip between an index and a full scan with their statistics."""
+    path = tmp_path / "b.json"
+    run_check(record(db, lookups(1)), baseline_path=path, update_baseline=True)
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP INDEX orders_customer")
+    report = run_check(record(db, lookups(1)), baseline_path=path)
+    [q] = report.queries
+    assert q.signature is not None and q.signature.access == {"orders": "seq"}
+    assert report.regressions == [] and report.exit_code == 0
 
 
 def test_more_calls_than_the_baseline_accepted_is_a_regression(db: Path, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from gate_helpers import batched_import, home_page, issue, query_per_row, record_test, save
 from querywatch.gate import Collector, GateRun, render, run_check
 from querywatch.gate import collect as collect_module
+from querywatch.sql import rules as sql_rules
 
 READ = "SELECT id FROM orders WHERE customer_id = ?"
 
@@ -167,11 +169,15 @@ def test_tables_and_functions_the_tests_made_are_not_could_not_check(tmp_path: P
         'insert into "orders_new_?"(id, customer_id) select id, customer_id from orders',
         "select a from scratch where a = ?",
         'select count(*) from "orders_new_?" where customer_id = ?',
-        "select lambda_?(customer_id) from orders where id = ?",
     ]
     assert any(
-        n.startswith("4 statement(s) used a table or function the tests") for n in report.notes
+        n.startswith("3 statement(s) used a table or function the tests") for n in report.notes
     )
+    # the registered function gets a stand-in of its name and arity on the EXPLAIN session
+    [(kind, _name, narg)] = run.functions
+    assert (kind, narg) == ("function", 1)
+    [called] = [q for q in report.queries if q.normalized.startswith("select lambda_?")]
+    assert called.explained and called.not_checkable is None
     assert "Could not check" not in render(report, "terminal")
 
 
@@ -295,3 +301,44 @@ def test_fail_on_error_lets_warnings_pass(tmp_path: Path) -> None:
     assert level == "warning"
     _run, lenient = check(tmp_path, body, fail_on="error")
     assert lenient.exit_code == 0 and [f.rule for f in lenient.below] == ["n-plus-one"]
+
+
+# -- lint rules that need a plan -----------------------------------------------------------------
+
+LIKE = "SELECT id FROM people WHERE name LIKE '%son'"
+
+
+def people(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS people (id INTEGER PRIMARY KEY, name TEXT)")
+    conn.execute("CREATE INDEX IF NOT EXISTS people_name ON people (name)")
+    conn.execute(LIKE).fetchall()
+
+
+def test_a_lint_guess_yields_to_the_plan_and_is_a_note_without_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rule whose verdict depends on sizes and indexes (``needs_plan``) is dropped where the
+    plan rules judged the statement, and kept as ``info`` (never failing) where no plan could
+    be had."""
+    monkeypatch.setattr(
+        sql_rules,
+        "RULES",
+        tuple(
+            replace(r, needs_plan=r.id == "leading-wildcard-like" or r.needs_plan)
+            for r in sql_rules.RULES
+        ),
+    )
+    _run, planned = check(tmp_path, people)  # 0 rows: the plan rules see nothing to flag
+    [q] = [q for q in planned.queries if q.normalized.startswith("select")]
+    assert q.explained and q.findings == [] and planned.exit_code == 0
+
+    collector = Collector()  # the same statement where no plan can be had (in memory)
+    memory = collector.wrap(sqlite3.connect(":memory:"))
+    with collector.test("tests/test_app.py::test_it"):
+        people(memory)
+    unplanned = run_check(collector.close(), baseline_path=tmp_path / "m.json")
+    [q] = [q for q in unplanned.queries if q.normalized.startswith("select")]
+    [finding] = q.findings
+    assert (finding.rule, finding.severity) == ("leading-wildcard-like", "info")
+    assert "the plan could not be checked" in finding.message
+    assert unplanned.failing == [] and unplanned.exit_code == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import shutil
 import sqlite3
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -22,15 +23,31 @@ from querywatch.gate import CheckReport, render, run_check
 SCHEMAS = Path(__file__).parent / "fixtures" / "schemas"
 CAST_QUERY = "SELECT id FROM orders WHERE CAST(customer_id AS TEXT) = ? || ''"
 CAST_NORMALIZED = "select id from orders where cast(customer_id as text) = ? || ?"
+CAST_RULE = "function-on-indexed-column"  # the plan's verdict (an error), at the call site
 
 
-def make_db(path: Path) -> Path:
+@functools.cache
+def _template(directory: str) -> Path:
+    """200,000 orders: large enough that a full scan in place of an index lookup is an error."""
+    path = Path(directory) / "template.db"
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL)")
-    conn.executemany("INSERT INTO orders (customer_id) VALUES (?)", [(i % 50,) for i in range(500)])
+    conn.executemany(
+        "INSERT INTO orders (customer_id) VALUES (?)", [(i % 5000,) for i in range(200_000)]
+    )
     conn.execute("CREATE INDEX orders_customer ON orders (customer_id)")
     conn.commit()
     conn.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _template(str(tmp_path_factory.mktemp("shop")))
+
+
+def make_db(path: Path, template: Path) -> Path:
+    shutil.copyfile(template, path)
     return path
 
 
@@ -57,13 +74,13 @@ record = functools.partial(record_test, test_id="tests/test_shop.py::test_home")
 
 
 @pytest.fixture
-def report(tmp_path: Path) -> CheckReport:
-    """One new lint finding, one statement EXPLAIN rejects, one N+1 the baseline accepts."""
-    db = make_db(tmp_path / "shop.db")
+def report(tmp_path: Path, template: Path) -> CheckReport:
+    """One new plan finding, one statement EXPLAIN rejects, one N+1 the baseline accepts."""
+    db = make_db(tmp_path / "shop.db", template)
     baseline = tmp_path / "querywatch.baseline.json"
     run_check(record(db, n_plus_one), baseline_path=baseline, update_baseline=True)
     result = run_check(record(db, everything), baseline_path=baseline)
-    assert [f.rule for f in result.new] == ["cast-on-column-in-where"]
+    assert [f.rule for f in result.new] == [CAST_RULE]
     assert [f.rule for f in result.unchecked] == ["explain-failed"]
     assert [f.rule for f in result.accepted] == ["n-plus-one"]
     return result
@@ -77,16 +94,16 @@ def test_junit_is_valid_and_fails_the_new_and_unchecked(report: CheckReport) -> 
     assert suite is not None
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "2", "0")
     failures = {f.get("type"): f for f in root.iter("failure")}
-    assert set(failures) == {"new:cast-on-column-in-where", "unchecked:explain-failed"}
-    cast = failures["new:cast-on-column-in-where"].text or ""
+    assert set(failures) == {f"new:{CAST_RULE}", "unchecked:explain-failed"}
+    cast = failures[f"new:{CAST_RULE}"].text or ""
     assert f"call site: tests/test_gate_reports.py:{CAST_LINE} in everything" in cast
     assert "fix: " in cast and CAST_NORMALIZED in cast
     accepted = [c for c in root.iter("testcase") if c.find("system-out") is not None]
     assert len(accepted) == 1 and "n-plus-one" in (accepted[0].findtext("system-out") or "")
 
 
-def test_junit_of_a_clean_report_is_valid(tmp_path: Path) -> None:
-    db = make_db(tmp_path / "shop.db")
+def test_junit_of_a_clean_report_is_valid(tmp_path: Path, template: Path) -> None:
+    db = make_db(tmp_path / "shop.db", template)
     clean = run_check(
         record(db, lambda c: c.execute("SELECT id FROM orders WHERE customer_id = 1").fetchall()),
         baseline_path=tmp_path / "b.json",
@@ -109,14 +126,14 @@ def test_sarif_is_valid_2_1_0_with_annotations_at_the_call_site(report: CheckRep
     assert log["version"] == "2.1.0"
     [run] = log["runs"]
     rules = run["tool"]["driver"]["rules"]
-    assert [r["id"] for r in rules] == ["cast-on-column-in-where", "explain-failed", "n-plus-one"]
+    assert [r["id"] for r in rules] == [CAST_RULE, "explain-failed", "n-plus-one"]
     assert all(r["help"]["text"] and r["shortDescription"]["text"] for r in rules)
     by_rule = {r["ruleId"]: r for r in run["results"]}
     for result in run["results"]:
         assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
-    cast = by_rule["cast-on-column-in-where"]
-    # The level is the severity (cast-on-column-in-where is a warning), as the gate judges.
-    assert cast["level"] == "warning" and cast["baselineState"] == "new"
+    cast = by_rule[CAST_RULE]
+    # The level is the severity (function-on-indexed-column is an error), as the gate judges.
+    assert cast["level"] == "error" and cast["baselineState"] == "new"
     assert by_rule["explain-failed"]["level"] == "warning"
     [loc] = cast["locations"]
     assert loc["physicalLocation"]["artifactLocation"] == {
@@ -148,7 +165,7 @@ def test_markdown_table_names_query_site_rule_and_fix(report: CheckReport) -> No
     assert len(rows) == 2
     for row in rows:  # the query's own "||" must not break the table
         assert len(re.findall(r"(?<!\\)\|", row)) == 6, row
-    cast = next(r for r in rows if "cast-on-column-in-where" in r)
+    cast = next(r for r in rows if CAST_RULE in r)
     assert CAST_NORMALIZED.replace("|", "\\|") in cast
     assert f"`tests/test_gate_reports.py:{CAST_LINE} in everything`" in cast
 
@@ -156,7 +173,7 @@ def test_markdown_table_names_query_site_rule_and_fix(report: CheckReport) -> No
 def test_terminal_report(report: CheckReport) -> None:
     text = render(report, "terminal", width=100)
     assert "querywatch check failed: 1 new finding, 1 statement could not be checked" in text
-    assert f"cast-on-column-in-where (warning) at tests/test_gate_reports.py:{CAST_LINE}" in text
+    assert f"{CAST_RULE} (error) at tests/test_gate_reports.py:{CAST_LINE}" in text
     assert "fix: " in text and "no such table: archive.orders" in text
 
 

@@ -12,9 +12,10 @@ In-process use (what the CLI and the pytest plugin do)::
 """
 
 from querywatch.gate.baseline import Baseline
-from querywatch.gate.check import CheckReport, QueryResult, run_check
+from querywatch.gate.check import CheckReport, run_check
 from querywatch.gate.collect import Collector, GateInputError, GateRun
 from querywatch.gate.reports import render
+from querywatch.gate.statement import QueryResult
 
 __all__ = [
     "Baseline",

@@ -22,25 +22,30 @@ and dropped, a text too long to keep) are *not checkable*: counted in a note, ne
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from querywatch.dsn import is_postgres_url, redact
-from querywatch.findings import Finding, Location
+from querywatch.findings import Finding
 from querywatch.gate.baseline import (
     DEFAULT_BASELINE_PATH,
     Baseline,
     BaselineEntry,
-    PlanSignature,
     cost_class,
-    plan_signature,
     worse_access,
 )
-from querywatch.gate.collect import MAX_SAMPLE, GateInputError, GateRun, Statement
-from querywatch.gate.explainer import ExplainSessions, ExplainTarget, StatementNotExplained
-from querywatch.gate.nplusone import N_PLUS_ONE, n_plus_one
-from querywatch.gate.objects import missing_objects
+from querywatch.gate.collect import GateInputError, GateRun, is_plannable
+from querywatch.gate.explainer import ExplainSessions, ExplainTarget
+from querywatch.gate.nplusone import N_PLUS_ONE
+from querywatch.gate.statement import (
+    EXPLAIN_FAILED,
+    NOT_CHECKABLE,
+    PARSE_ERROR,
+    QueryResult,
+    check_statement,
+)
+from querywatch.plans.policy import PlanPolicy
 from querywatch.records import CallSite
 from querywatch.sql.fingerprint import fingerprint
 
@@ -53,9 +58,10 @@ DEFAULT_FAIL_ON = "warning"
 COST_REGRESSION = "cost-regression"
 PLAN_REGRESSION = "plan-regression"
 CALLS_REGRESSION = "calls-regression"
-EXPLAIN_FAILED = "explain-failed"
-PARSE_ERROR = "parse-error"
 UNCHECKED_RULES = frozenset({EXPLAIN_FAILED, PARSE_ERROR})
+REGRESSION_MIN_COST = PlanPolicy().index_verdict_min_cost
+"""A cost or plan regression counts when the new plan costs at least this much (10,000: about
+50 ms, the cost from which the plan rules give index advice); cheaper plans are noise."""
 """Rule ids of "could not check this statement" entries."""
 
 GATE_RULES = {
@@ -68,37 +74,6 @@ GATE_RULES = {
     CALLS_REGRESSION: "A test runs the statement more often than the baseline accepted, beyond K.",
     EXPLAIN_FAILED: "The statement could not be EXPLAINed, so its plan was not checked.",
 }
-
-_PLANNABLE = ("select", "with", "insert", "update", "delete", "replace", "values", "table", "(")
-
-
-def is_plannable(normalized: str) -> bool:
-    """Statements that read or write rows: the ones worth a lint and an EXPLAIN (not BEGIN, SET,
-    PRAGMA, DDL…)."""
-    return normalized.lstrip().lower().startswith(_PLANNABLE)
-
-
-@dataclass(slots=True)
-class QueryResult:
-    """One fingerprint as checked: where it runs, what was found, its plan signature."""
-
-    fingerprint: str
-    normalized: str
-    dialect: str
-    sites: list[tuple[CallSite, int]] = field(default_factory=list)
-    tests: list[str] = field(default_factory=list)
-    max_calls: int = 0
-    max_calls_test: str | None = None
-    findings: list[Finding] = field(default_factory=list)
-    signature: PlanSignature | None = None
-    explained: bool = False
-    note: str | None = None  # why it was not EXPLAINed
-    not_checkable: str | None = None  # a key of NOT_CHECKABLE: why it could not be EXPLAINed
-    origin: str = "run"  # "run" (captured in tests) or "source" (found in the source tree)
-
-    @property
-    def location(self) -> Location | None:
-        return _location(self.sites[0][0]) if self.sites else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,10 +131,6 @@ class CheckReport:
         return None
 
 
-def _location(site: CallSite) -> Location:
-    return Location(site.path, site.line, 1, site.function)
-
-
 def run_check(
     run: GateRun,
     *,
@@ -188,13 +159,15 @@ def run_check(
         fail_on=fail_on,
         explain_target=redact(explicit.target) if explicit else None,
     )
-    with ExplainSessions(statement_timeout_ms=statement_timeout_ms) as explainer:
+    with ExplainSessions(
+        statement_timeout_ms=statement_timeout_ms, functions=run.functions
+    ) as explainer:
         if explicit is not None:
             explainer.probe(explicit)  # unreachable --explain-dsn: GateInputError, exit 2
         # BEGIN, SET, PRAGMA, DDL: nothing to lint, plan or count
         todo = [s for s in run.statements.values() if is_plannable(s.normalized)]
         for done, stmt in enumerate(sorted(todo, key=lambda s: s.fingerprint), start=1):
-            report.queries.append(_check_statement(run, stmt, explicit, explainer, max_repeats))
+            report.queries.append(check_statement(run, stmt, explicit, explainer, max_repeats))
             if on_progress is not None:
                 on_progress(done, len(todo))
     report.queries.extend(_check_sources(source_paths, _source_dialect(run)))
@@ -209,20 +182,6 @@ def run_check(
     return report
 
 
-NOT_CHECKABLE = {
-    "in-memory": "ran on an in-memory database and were not EXPLAINed; pass --explain-dsn (a"
-    " database with the schema and realistic data) to check plans",
-    "removed": "ran on a test database file removed before the check and were not EXPLAINed;"
-    " pass --explain-dsn to check plans",
-    "temporary": "used a table or function the tests created, dropped or registered themselves"
-    " (gone when the check ran) and were not EXPLAINed; not a failure",
-    "errored": "failed when the tests ran them (tests of error handling) and EXPLAIN rejects"
-    " them too; not a failure",
-    "too-long": f"were longer than {MAX_SAMPLE:,} characters: too long to check",
-}
-"""Why a statement could not be EXPLAINed for a reason of the test run itself: one note each."""
-
-
 def _explicit_target(dsn: str) -> ExplainTarget:
     if is_postgres_url(dsn):
         return ExplainTarget("postgres", dsn, explicit=True)
@@ -232,118 +191,6 @@ def _explicit_target(dsn: str) -> ExplainTarget:
             f"--explain-dsn {dsn}: neither a PostgreSQL DSN nor an existing SQLite file"
         )
     return ExplainTarget("sqlite", str(path.resolve()), explicit=True)
-
-
-def _targets(run: GateRun, stmt: Statement, explicit: ExplainTarget | None) -> list[ExplainTarget]:
-    if explicit is not None and explicit.dialect == stmt.dialect:
-        return [explicit]
-    out = []
-    for db_id in stmt.databases:
-        db = run.databases.get(db_id)
-        if db is not None and db.dialect == stmt.dialect:
-            out.append(ExplainTarget(db.dialect, db.connect_target, shown=db.target))
-    return out
-
-
-def _check_statement(
-    run: GateRun,
-    stmt: Statement,
-    explicit: ExplainTarget | None,
-    explainer: ExplainSessions,
-    max_repeats: int,
-) -> QueryResult:
-    max_calls, max_test = run.max_calls(stmt.fingerprint)
-    q = QueryResult(
-        stmt.fingerprint,
-        stmt.normalized,
-        stmt.dialect,
-        sites=run.sites_of(stmt.fingerprint),
-        tests=run.tests_of(stmt.fingerprint),
-        max_calls=max_calls,
-        max_calls_test=max_test,
-    )
-    where = q.location
-    text = stmt.sample or stmt.normalized
-    findings = [] if stmt.too_long else _lint(text, stmt.dialect)
-    targets = _targets(run, stmt, explicit)
-    if stmt.too_long:
-        q.not_checkable, q.note = "too-long", f"{stmt.too_long:,} characters: too long to check"
-    elif not targets:
-        q.not_checkable, q.note = "in-memory", "in-memory database: not EXPLAINed"
-    elif all(
-        not t.explicit and t.dialect == "sqlite" and not Path(t.target).exists() for t in targets
-    ):
-        q.not_checkable, q.note = "removed", "the test database file is gone: not EXPLAINed"
-    else:
-        try:
-            plan, rule_findings = explainer.explain(targets, text)
-        except StatementNotExplained as exc:
-            if missing_objects(str(exc)) & run.objects:
-                q.not_checkable = "temporary"
-                q.note = f"not checkable: {exc} (the tests made and removed it)"
-            elif stmt.errors:
-                q.not_checkable = "errored"
-                q.note = f"not checkable: {exc} (it failed when the tests ran it too)"
-            else:
-                q.note = f"EXPLAIN failed: {exc}"
-                findings.append(_explain_failed(exc, stmt.dialect))
-        else:
-            q.explained = True
-            q.signature = plan_signature(plan)
-            findings.extend(rule_findings)
-    repeated = n_plus_one(run, stmt, max_repeats)
-    if repeated is not None:
-        findings.append(repeated)
-    q.findings = _dedupe(
-        replace(
-            f,
-            fingerprint=stmt.fingerprint,
-            sql=stmt.normalized,
-            location=f.location if f.rule == N_PLUS_ONE and f.location else where,
-        )
-        for f in findings
-    )
-    return q
-
-
-def _explain_failed(exc: StatementNotExplained, dialect: str) -> Finding:
-    needs = (
-        "the same tables, attached databases and loadable extensions as in production"
-        if dialect == "sqlite"
-        else "the schema and extensions of production"
-    )
-    return Finding(
-        EXPLAIN_FAILED,
-        "warning",
-        f"could not check this statement: {exc}",
-        f"EXPLAIN it on a database with {needs} (--explain-dsn), or accept it with"
-        " --update-baseline",
-        {"database": exc.target},
-    )
-
-
-def _lint(text: str, dialect: str) -> list[Finding]:
-    from querywatch.sql.lint import lint_sql
-
-    try:
-        return lint_sql(text, dialect, map_positions=False)
-    except Exception as exc:  # a lint bug must not hide the rest of the check
-        return [
-            Finding(
-                PARSE_ERROR,
-                "warning",
-                f"could not lint this statement: {exc}",
-                "report this statement to querywatch; nothing else was linted in it",
-            )
-        ]
-
-
-def _dedupe(findings: Iterable[Finding]) -> list[Finding]:
-    """One finding per rule (lint and plan rules may both see a shape), in a stable order."""
-    seen: dict[str, Finding] = {}
-    for f in findings:
-        seen.setdefault(f.rule, f)
-    return sorted(seen.values(), key=lambda f: f.rule)
 
 
 def _check_sources(paths: Sequence[str | os.PathLike[str]], dialect: str) -> list[QueryResult]:
@@ -409,8 +256,11 @@ def _regressions(q: QueryResult, entry: BaselineEntry, max_repeats: int) -> list
     out = []
     where = q.location
     sig = q.signature
+    # A plan cheaper than this costs too little to matter on any database; on tiny test tables
+    # PostgreSQL flips between an index and a full scan as their statistics come and go.
+    material = sig is not None and (sig.cost is None or sig.cost >= REGRESSION_MIN_COST)
     before, after = entry.cost_class, None if sig is None else sig.cost_class
-    if before is not None and after is not None and after > before:
+    if material and before is not None and after is not None and after > before:
         cost = sig.cost if sig is not None and sig.cost is not None else 0.0
         out.append(
             Finding(
@@ -426,7 +276,12 @@ def _regressions(q: QueryResult, entry: BaselineEntry, max_repeats: int) -> list
                 where,
             )
         )
-    if sig is not None and entry.plan_shape is not None and sig.shape != entry.plan_shape:
+    if (
+        material
+        and sig is not None
+        and entry.plan_shape is not None
+        and sig.shape != entry.plan_shape
+    ):
         worse = worse_access(entry.access, sig.access)
         if worse:
             what = "; ".join(f"{rel}: {was} -> {now}" for rel, was, now in worse)

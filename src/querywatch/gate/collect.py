@@ -1,13 +1,13 @@
-"""The run file: which statements each test issued, how often and from where.
+"""Recording while the tests run: which statements each test issued, how often and from where.
 
 ``pytest --querywatch`` fills a :class:`Collector` while the tests run and writes its
-:class:`GateRun` to ``.querywatch/gate-run.json``; ``querywatch check`` reads it back. Per test id
-and fingerprint the run keeps the number of calls (in the test body, and separately in its
-fixtures), the most one call into the application made (what N+1 is judged on) and the call sites;
-per fingerprint the normalized text, the dialect, the databases it ran on and one sample statement
-as issued, which EXPLAIN needs; and the objects the run created, dropped or registered itself
-(:mod:`querywatch.gate.objects`). The sample holds *test* data only (the run comes from a test
-suite), which is why it may carry literal values; nothing from production goes in a run file.
+:class:`~querywatch.gate.runfile.GateRun` to ``.querywatch/gate-run.json``; ``querywatch check``
+reads it back (:mod:`querywatch.gate.runfile` says what it holds). Two hooks let the plugin plan
+statements while their database exists (:mod:`querywatch.gate.early`): ``on_new`` hears of each
+new fingerprint that reads or writes rows, at first sight, before the statement runs, and
+``on_database_ddl`` of each ``CREATE/ALTER/DROP DATABASE`` before it runs (the gate's own
+sessions must not hold the database open). Statements the gate issues itself, on a thread
+inside :meth:`Collector.muted`, are never recorded.
 
 Who issued a statement is read from the stack. Test code is a ``test_*.py``, ``*_test.py`` or
 ``conftest.py`` file (or a file pytest collected tests from); everything else outside the standard
@@ -20,247 +20,52 @@ or a Hypothesis test whose body runs once per example, makes N calls of one stat
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from querywatch.capture.callsite import display_path, is_library
-from querywatch.errors import QuerywatchError
 from querywatch.gate.objects import ddl_objects, object_key
+from querywatch.gate.planned import PlanRecord
+from querywatch.gate.runfile import (
+    DEFAULT_RUN_PATH,
+    MAX_SAMPLE,
+    MAX_SITES,
+    RUN_VERSION,
+    SESSION,
+    Database,
+    GateInputError,
+    GateRun,
+    Statement,
+    Usage,
+    copy_run,
+    is_plannable,
+)
 from querywatch.records import CallSite
 from querywatch.sql import fingerprint
 
-RUN_VERSION = 1
-DEFAULT_RUN_PATH = Path(".querywatch/gate-run.json")
-SESSION = "<session>"
-"""The test id of statements issued outside any test (collection, plugins, session start)."""
-MAX_SITES = 8  # call sites kept per fingerprint and test
-MAX_SAMPLE = 100_000
-"""Characters of a sample statement. A longer text is never cut (a cut statement does not parse):
-the first text of the fingerprint that fits is kept, and if none does it is "too long to check".
-Lint parses about 75,000 characters a second, so a longer sample would cost seconds apiece."""
+__all__ = [
+    "DEFAULT_RUN_PATH",
+    "MAX_SAMPLE",
+    "RUN_VERSION",
+    "SESSION",
+    "Collector",
+    "Database",
+    "GateInputError",
+    "GateRun",
+    "Statement",
+    "Usage",
+    "is_plannable",
+]
 
-
-class GateInputError(QuerywatchError):
-    """The gate could not read what it checks (run file, baseline, EXPLAIN database): exit 2."""
-
-
-@dataclass(frozen=True, slots=True)
-class Database:
-    """A database the tests talked to: a SQLite file path or a PostgreSQL conninfo.
-
-    ``target`` never holds a password (it is written to the run file); ``secret_target`` is the
-    same with the password, kept in memory for the check that ``pytest --querywatch`` runs itself.
-    """
-
-    id: str
-    dialect: str
-    target: str
-    secret_target: str | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def connect_target(self) -> str:
-        return self.secret_target or self.target
-
-
-@dataclass(slots=True)
-class Statement:
-    """One fingerprint over the whole run."""
-
-    fingerprint: str
-    normalized: str
-    dialect: str
-    sample: str | None = None  # the first statement as issued (test data, for EXPLAIN)
-    databases: list[str] = field(default_factory=list)  # Database ids, first seen first
-    too_long: int = 0  # the length of its texts when none fit in MAX_SAMPLE (then no sample)
-    errors: int = 0  # times it raised a database error when the tests ran it
-
-
-@dataclass(slots=True)
-class Usage:
-    """One fingerprint in one test: ``count`` in the test body, ``fixture_count`` in its setup
-    and teardown; ``max_per_call`` the most times one call of the test body into the application
-    issued it, and ``call`` that call (N+1 is judged on these: a fixture or a test loop that
-    inserts rows one by one builds test data, it does not serve a page)."""
-
-    count: int = 0
-    fixture_count: int = 0
-    sites: dict[CallSite, int] = field(default_factory=dict)
-    max_per_call: int = 0
-    call: str | None = None
-    last_call: int = field(default=0, repr=False, compare=False)  # while recording
-    in_call: int = field(default=0, repr=False, compare=False)
-
-
-@dataclass(slots=True)
-class GateRun:
-    statements: dict[str, Statement] = field(default_factory=dict)
-    tests: dict[str, dict[str, Usage]] = field(default_factory=dict)
-    databases: dict[str, Database] = field(default_factory=dict)
-    created_at: float = 0.0
-    objects: set[str] = field(default_factory=set)  # created, dropped, altered, registered
-
-    def sites_of(self, fp: str) -> list[tuple[CallSite, int]]:
-        """Every call site of ``fp`` over all tests, the busiest first."""
-        totals: dict[CallSite, int] = {}
-        for usages in self.tests.values():
-            usage = usages.get(fp)
-            if usage is not None:
-                for site, n in usage.sites.items():
-                    totals[site] = totals.get(site, 0) + n
-        return sorted(totals.items(), key=lambda kv: (-kv[1], kv[0].path, kv[0].line))
-
-    def max_calls(self, fp: str) -> tuple[int, str | None]:
-        """The most times one call into the application issued ``fp`` in a test body, and that
-        test (ties: first by id)."""
-        best, where = 0, None
-        for test_id in sorted(self.tests):
-            usage = self.tests[test_id].get(fp)
-            if usage is not None and usage.max_per_call > best and test_id != SESSION:
-                best, where = usage.max_per_call, test_id
-        return best, where
-
-    def tests_of(self, fp: str) -> list[str]:
-        return sorted(t for t, usages in self.tests.items() if fp in usages)
-
-    # -- the file ---------------------------------------------------------------------------------
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "version": RUN_VERSION,
-            "created_at": self.created_at,
-            "objects": sorted(self.objects),
-            "databases": {
-                d.id: {"dialect": d.dialect, "target": d.target}
-                for d in sorted(self.databases.values(), key=lambda d: d.id)
-            },
-            "statements": {
-                fp: {
-                    "normalized": s.normalized,
-                    "dialect": s.dialect,
-                    "databases": list(s.databases),
-                    "sample": s.sample,
-                    **({"too_long": s.too_long} if s.too_long else {}),
-                    **({"errors": s.errors} if s.errors else {}),
-                }
-                for fp, s in sorted(self.statements.items())
-            },
-            "tests": {
-                test_id: {
-                    fp: {
-                        "count": u.count,
-                        "fixture_count": u.fixture_count,
-                        "max_per_call": u.max_per_call,
-                        "call": u.call,
-                        "sites": [
-                            {"path": s.path, "line": s.line, "function": s.function, "count": n}
-                            for s, n in sorted(
-                                u.sites.items(), key=lambda kv: (-kv[1], kv[0].path, kv[0].line)
-                            )
-                        ],
-                    }
-                    for fp, u in sorted(usages.items())
-                }
-                for test_id, usages in sorted(self.tests.items())
-            },
-        }
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        target = Path(path)
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(target.name + ".tmp")
-            tmp.write_text(json.dumps(self.to_json(), indent=1, sort_keys=True) + "\n")
-            tmp.replace(target)
-        except OSError as exc:
-            raise GateInputError(
-                f"cannot write the run file {target}: {exc.strerror or exc}"
-            ) from None
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> GateRun:
-        source = Path(path)
-        try:
-            text = source.read_text()
-        except FileNotFoundError:
-            raise GateInputError(
-                f"{source}: no run file; run the tests with `pytest --querywatch` first"
-            ) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise GateInputError(f"{source}: cannot read the run file: {exc}") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise GateInputError(
-                f"{source}: the run file is not valid JSON (line {exc.lineno}: {exc.msg})"
-            ) from None
-        return cls.from_json(data, source=str(source))
-
-    @classmethod
-    def from_json(cls, data: Any, *, source: str = "run file") -> GateRun:
-        if not isinstance(data, dict) or "version" not in data:
-            raise GateInputError(f"{source}: not a querywatch run file (no version)")
-        if data["version"] != RUN_VERSION:
-            raise GateInputError(
-                f"{source}: run file version {data['version']!r} is not supported (this querywatch"
-                f" reads version {RUN_VERSION}); rerun `pytest --querywatch`"
-            )
-        try:
-            run = cls(
-                created_at=float(data.get("created_at", 0.0)),
-                objects={str(x) for x in data.get("objects", [])},
-            )
-            for db_id, d in data["databases"].items():
-                run.databases[db_id] = Database(db_id, str(d["dialect"]), str(d["target"]))
-            for fp, s in data["statements"].items():
-                run.statements[fp] = Statement(
-                    fp,
-                    str(s["normalized"]),
-                    str(s["dialect"]),
-                    None if s.get("sample") is None else str(s["sample"]),
-                    [str(x) for x in s.get("databases", [])],
-                    int(s.get("too_long", 0)),
-                    int(s.get("errors", 0)),
-                )
-            for test_id, usages in data["tests"].items():
-                run.tests[test_id] = {
-                    fp: Usage(
-                        int(u["count"]),
-                        int(u.get("fixture_count", 0)),
-                        {
-                            CallSite(str(x["path"]), int(x["line"]), str(x["function"])): int(
-                                x["count"]
-                            )
-                            for x in u.get("sites", [])
-                        },
-                        int(u.get("max_per_call", u["count"])),
-                        None if u.get("call") is None else str(u["call"]),
-                    )
-                    for fp, u in usages.items()
-                }
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise GateInputError(f"{source}: the run file is damaged ({_why(exc)})") from None
-        unknown = {fp for usages in run.tests.values() for fp in usages} - set(run.statements)
-        if unknown:
-            raise GateInputError(
-                f"{source}: the run file is damaged (tests name unknown fingerprint"
-                f" {sorted(unknown)[0]})"
-            )
-        return run
-
-
-def _why(exc: Exception) -> str:
-    if isinstance(exc, KeyError):
-        return f"missing field {exc.args[0]!r}"
-    return str(exc) or type(exc).__name__
+NewStatement = Callable[[str, str, str, str], None]
+"""``on_new(fingerprint, sample, dialect, database id)``."""
+_DATABASE_DDL = ("create database", "alter database", "drop database")
 
 
 class Collector:
@@ -281,6 +86,23 @@ class Collector:
         self._calls = 0
         self.closed = False
         self.errors = 0  # statements that could not be recorded (a bug in querywatch if not 0)
+        self._local = threading.local()  # .muted: the gate's own statements on this thread
+        self.on_new: NewStatement | None = None
+        self.on_database_ddl: Callable[[], None] | None = None
+
+    @contextmanager
+    def muted(self) -> Iterator[None]:
+        """Record nothing this thread issues in the block (the gate's own EXPLAIN sessions);
+        connections opened in it are not instrumented at all."""
+        before = getattr(self._local, "muted", False)
+        self._local.muted = True
+        try:
+            yield
+        finally:
+            self._local.muted = before
+
+    def is_muted(self) -> bool:
+        return bool(getattr(self._local, "muted", False))
 
     # -- attribution --------------------------------------------------------------------------
 
@@ -335,21 +157,43 @@ class Collector:
             self._run.databases[db_id] = Database(db_id, dialect, target, secret_target)
             return db_id
 
-    def registered(self, name: object) -> None:
-        """A function, aggregate or collation registered on a connection under ``name``: it
-        exists only there, so EXPLAIN after the run cannot see it."""
-        if isinstance(name, str):
+    def database_of(self, db_id: str) -> Database | None:
+        with self._lock:
+            return self._run.databases.get(db_id)
+
+    def registered(self, name: object, kind: str = "function", narg: object = -1) -> None:
+        """A function, aggregate, window function or collation registered on a connection under
+        ``name``: it exists only there, so the check registers a stand-in of the same name and
+        arity on its EXPLAIN session (EXPLAIN QUERY PLAN never calls it)."""
+        if isinstance(name, str) and not self.is_muted():
+            arity = narg if isinstance(narg, int) and kind != "collation" else -1
             with self._lock:
                 self._run.objects.add(object_key(name))
+                self._run.functions.add((kind, name, arity))
+
+    def planned(self, fp: str, record: PlanRecord) -> None:
+        """Keep ``fp``'s plan as judged while its database existed (the check uses it)."""
+        with self._lock:
+            self._run.plans[fp] = record
+
+    def plan_of(self, fp: str) -> PlanRecord | None:
+        with self._lock:
+            return self._run.plans.get(fp)
+
+    def functions(self) -> frozenset[tuple[str, str, int]]:
+        """The SQLite functions registered so far (see :meth:`registered`)."""
+        with self._lock:
+            return frozenset(self._run.functions)
 
     def record(self, sql: object, dialect: str, database: str | None = None) -> None:
         """Count one statement for the current test, with its call site."""
-        if self.closed:
+        if self.closed or self.is_muted():
             return
         try:
             text = sql if isinstance(sql, str) else _text_of(sql)
             fp = fingerprint(text, dialect)
             site, call, by_test = _origin(sys._getframe(1), self.is_test_code)
+            first_sample = False
             with self._lock:
                 stmt = self._run.statements.get(fp.id)
                 fits = len(text) <= MAX_SAMPLE
@@ -364,10 +208,15 @@ class Collector:
                     self._run.statements[fp.id] = stmt
                     if fp.normalized.startswith(("create", "drop", "alter")):
                         self._run.objects.update(ddl_objects(fp.normalized))
+                    first_sample = fits
                 elif stmt.sample is None and fits:
                     stmt.sample, stmt.too_long = text, 0
+                    first_sample = True
                 if database is not None and database not in stmt.databases:
                     stmt.databases.append(database)
+                    first_sample = first_sample or (
+                        stmt.sample is not None and fp.id not in self._run.plans
+                    )
                 usages = self._run.tests.setdefault(self._test, {})
                 usage = usages.get(fp.id)
                 if usage is None:
@@ -381,6 +230,24 @@ class Collector:
                 if site is not None and (site in usage.sites or len(usage.sites) < MAX_SITES):
                     usage.sites[site] = usage.sites.get(site, 0) + 1
         except Exception:
+            self.errors += 1
+            return
+        # The hooks run outside the lock: they EXPLAIN on sessions of their own (muted).
+        if self.on_database_ddl is not None and fp.normalized.startswith(_DATABASE_DDL):
+            self._hook(self.on_database_ddl)
+        if (
+            first_sample
+            and self.on_new is not None
+            and database is not None
+            and is_plannable(fp.normalized)
+        ):
+            self._hook(self.on_new, fp.id, text, dialect, database)
+
+    def _hook(self, hook: Callable[..., None], *args: Any) -> None:
+        try:
+            with self.muted():
+                hook(*args)
+        except Exception:  # a bug of ours must never reach the application
             self.errors += 1
 
     def failed(self, sql: object, dialect: str) -> None:
@@ -418,7 +285,7 @@ class Collector:
     def run(self) -> GateRun:
         """A copy of what was recorded so far."""
         with self._lock:
-            return _copy(self._run)
+            return copy_run(self._run)
 
     def close(self) -> GateRun:
         """Stop recording (connections still open record nothing more); returns the run."""
@@ -458,33 +325,6 @@ def _origin(
             call = frame
         frame = frame.f_back
     return site, None, False
-
-
-def _copy(run: GateRun) -> GateRun:
-    return GateRun(
-        statements={
-            fp: Statement(
-                s.fingerprint,
-                s.normalized,
-                s.dialect,
-                s.sample,
-                list(s.databases),
-                s.too_long,
-                s.errors,
-            )
-            for fp, s in run.statements.items()
-        },
-        tests={
-            t: {
-                fp: Usage(u.count, u.fixture_count, dict(u.sites), u.max_per_call, u.call)
-                for fp, u in usages.items()
-            }
-            for t, usages in run.tests.items()
-        },
-        databases=dict(run.databases),
-        created_at=run.created_at,
-        objects=set(run.objects),
-    )
 
 
 def _text_of(sql: object) -> str:

@@ -109,26 +109,31 @@ class _ConnectionMixin:
     # Functions and collations registered here exist on this connection only: the check EXPLAINs
     # on a session of its own, so statements that use them are "not checkable" (gate.objects).
     def create_function(self, *args: Any, **kwargs: Any) -> Any:
-        _registered(self, args, kwargs)
+        _registered(self, "function", args, kwargs, "narg")
         return super().create_function(*args, **kwargs)  # type: ignore[misc]
 
     def create_aggregate(self, *args: Any, **kwargs: Any) -> Any:
-        _registered(self, args, kwargs)
+        _registered(self, "aggregate", args, kwargs, "n_arg")
         return super().create_aggregate(*args, **kwargs)  # type: ignore[misc]
 
     def create_window_function(self, *args: Any, **kwargs: Any) -> Any:
-        _registered(self, args, kwargs)
+        _registered(self, "window", args, kwargs, "num_params")
         return super().create_window_function(*args, **kwargs)  # type: ignore[misc]
 
     def create_collation(self, *args: Any, **kwargs: Any) -> Any:
-        _registered(self, args, kwargs)
+        _registered(self, "collation", args, kwargs, "")
         return super().create_collation(*args, **kwargs)  # type: ignore[misc]
 
 
-def _registered(conn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+def _registered(
+    conn: Any, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any], narg: str
+) -> None:
+    """Tell the collector the name and arity (sqlite3's own keyword for it is ``narg``)."""
     collector = getattr(conn, "_qw_collector", None)
     if collector is not None:
-        collector.registered(args[0] if args else kwargs.get("name"))
+        name = args[0] if args else kwargs.get("name")
+        count = args[1] if len(args) > 1 else kwargs.get(narg, -1)
+        collector.registered(name, kind, count)
 
 
 _classes: dict[tuple[type[Any], type[Any]], type[Any]] = {}
@@ -150,7 +155,9 @@ def sqlite_connect(collector: Collector, original: Callable[..., Any]) -> Callab
 
     def connect(*args: Any, **kwargs: Any) -> Any:
         factory = args[5] if len(args) > 5 else kwargs.get("factory", sqlite3.Connection)
-        if not (isinstance(factory, type) and issubclass(factory, sqlite3.Connection)):
+        if collector.is_muted() or not (
+            isinstance(factory, type) and issubclass(factory, sqlite3.Connection)
+        ):  # the gate's own EXPLAIN sessions are not recorded
             return original(*args, **kwargs)
         gate_factory = _subclass(_ConnectionMixin, factory)
         if len(args) > 5:
@@ -192,12 +199,14 @@ def _patch_psycopg(collector: Collector) -> Callable[[], None]:
 
     def connect(cls: Any, *args: Any, **kwargs: Any) -> Any:
         conn = sync_connect.__func__(cls, *args, **kwargs)
-        adopt_psycopg(collector, conn)
+        if not collector.is_muted():  # the gate's own EXPLAIN sessions are not recorded
+            adopt_psycopg(collector, conn)
         return conn
 
     async def aconnect(cls: Any, *args: Any, **kwargs: Any) -> Any:
         conn = await async_connect.__func__(cls, *args, **kwargs)
-        adopt_psycopg(collector, conn)
+        if not collector.is_muted():
+            adopt_psycopg(collector, conn)
         return conn
 
     connect.__doc__ = sync_connect.__doc__
@@ -270,7 +279,7 @@ class _RecordingConnection:
     __slots__ = ("_qw_conn", "_qw_record", "_qw_registered")
 
     def __init__(
-        self, conn: Any, record: Callable[[object], None], registered: Callable[[object], None]
+        self, conn: Any, record: Callable[[object], None], registered: Callable[..., None]
     ) -> None:
         object.__setattr__(self, "_qw_conn", conn)
         object.__setattr__(self, "_qw_record", record)
@@ -283,7 +292,8 @@ class _RecordingConnection:
         return self.cursor().execute(operation, *args, **kwargs)
 
     def create_function(self, *args: Any, **kwargs: Any) -> Any:
-        self._qw_registered(args[0] if args else kwargs.get("name"))
+        name = args[0] if args else kwargs.get("name")
+        self._qw_registered(name, "function", args[1] if len(args) > 1 else kwargs.get("narg", -1))
         return self._qw_conn.create_function(*args, **kwargs)
 
     def __enter__(self) -> _RecordingConnection:

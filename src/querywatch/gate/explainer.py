@@ -8,19 +8,26 @@ database recorded in the run that is gone makes its statements "could not check"
 SQLite's EXPLAIN QUERY PLAN gives no costs, so the gate estimates one from table sizes: a full
 scan costs the table's rows, an index lookup the logarithm of them. Only its order of magnitude
 (the cost class) is compared with the baseline.
+
+SQL functions, aggregates and collations the application registers on its SQLite connections
+(Django registers ``django_date_extract`` & co. on every one) do not exist on the gate's own
+read-only session; the run records their names and arities and each SQLite session gets a
+stand-in of the same name and arity. EXPLAIN QUERY PLAN plans without calling them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from querywatch.errors import DatabaseUnavailable, QuerywatchError
 from querywatch.findings import Finding
-from querywatch.gate.collect import GateInputError
+from querywatch.gate.runfile import GateInputError, Registered
 
 if TYPE_CHECKING:  # psycopg and sqlglot load when the first statement is explained
     from querywatch.plans.catalog import Catalog
@@ -55,10 +62,40 @@ class StatementNotExplained(Exception):
 
 
 class ExplainSessions:
-    def __init__(self, *, statement_timeout_ms: int = 5000) -> None:
+    """``lock_wait_ms``: how long EXPLAIN waits for a lock the application holds (SQLite's busy
+    timeout, PostgreSQL's ``lock_timeout``; default: the statement timeout). ``functions``: the
+    registered SQLite functions to give stand-ins (more with :meth:`add_functions`).
+
+    ``keep_sqlite`` False opens a SQLite session per statement: while the tests run, the schema
+    and the data change under it, and a SQLite connection plans EXPLAIN QUERY PLAN with the
+    schema it read last (an index created since by another connection is not seen), while the
+    session's catalog keeps the sizes it read first. Opening a file costs well under a
+    millisecond."""
+
+    def __init__(
+        self,
+        *,
+        statement_timeout_ms: int = 5000,
+        lock_wait_ms: int | None = None,
+        functions: Iterable[Registered] = (),
+        keep_sqlite: bool = True,
+    ) -> None:
         self.statement_timeout_ms = statement_timeout_ms
+        self.lock_wait_ms = lock_wait_ms
         self._sessions: dict[str, Session] = {}
+        self.keep_sqlite = keep_sqlite
         self._broken: dict[str, str] = {}  # target -> why it cannot be opened
+        self._functions: set[Registered] = set(functions)
+
+    def add_functions(self, functions: Iterable[Registered]) -> None:
+        """Stand-ins for these too, on the open SQLite sessions and every one opened later."""
+        new = set(functions) - self._functions
+        if new:
+            self._functions |= new
+            for session in self._sessions.values():
+                conn = _sqlite_connection(session)
+                if conn is not None:
+                    register_stand_ins(conn, new)
 
     def __enter__(self) -> ExplainSessions:
         return self
@@ -92,13 +129,35 @@ class ExplainSessions:
             raise DatabaseUnavailable(self._broken[target.target])
         from querywatch.plans.explain import Explainer as Session
 
+        timeout_ms = self.statement_timeout_ms
+        if target.dialect == "sqlite" and self.lock_wait_ms is not None:
+            # a SQLite session's timeout is its busy timeout (and a quarter of it the budget to
+            # count a table's rows, then max(rowid)): opening it must not wait longer
+            timeout_ms = min(timeout_ms, self.lock_wait_ms)
         try:
-            session = Session(target.target, statement_timeout_ms=self.statement_timeout_ms)
+            session = Session(target.target, statement_timeout_ms=timeout_ms)
         except QuerywatchError as exc:
             self._broken[target.target] = str(exc)
             raise DatabaseUnavailable(str(exc)) from None
+        self._configure(session)
         self._sessions[target.target] = session
         return session
+
+    def _drop(self, target: ExplainTarget) -> None:
+        session = self._sessions.pop(target.target, None)
+        if session is not None:
+            with contextlib.suppress(Exception):
+                session.close()
+
+    def _configure(self, session: Session) -> None:
+        conn = _sqlite_connection(session)
+        if conn is not None:
+            register_stand_ins(conn, self._functions)
+        elif self.lock_wait_ms is not None and session.dialect == "postgres":
+            with contextlib.suppress(Exception):  # the default lock_timeout stays
+                session.pg.execute(
+                    "SELECT set_config('lock_timeout', %s, false)", [str(int(self.lock_wait_ms))]
+                )
 
     def explain(self, targets: list[ExplainTarget], sql: str) -> tuple[Plan, list[Finding]]:
         """The plan of ``sql`` on the first target that can be opened, and the plan rules'
@@ -127,11 +186,65 @@ class ExplainSessions:
                 problems.append(str(exc))
                 continue
             except ExplainError as exc:
+                if session.dialect == "sqlite" and not self.keep_sqlite:
+                    self._drop(target)
                 raise StatementNotExplained(_reason(exc), target.display) from None
             if plan.dialect == "sqlite" and plan.root.total_cost is None:
                 plan.root.total_cost = sqlite_cost(plan, catalog)
-            return plan, plan_findings(plan, catalog, session, sql)
+            try:
+                return plan, plan_findings(plan, catalog, session, sql)
+            finally:
+                if session.dialect == "sqlite" and not self.keep_sqlite:
+                    self._drop(target)
         raise StatementNotExplained("; ".join(problems) or "no database to EXPLAIN on", "")
+
+
+def _sqlite_connection(session: Session) -> sqlite3.Connection | None:
+    """The SQLite connection of an EXPLAIN session (None on PostgreSQL). The planner keeps it
+    private; the gate only registers stand-in functions on it and sets its busy timeout."""
+    conn = getattr(session, "_sqlite", None)
+    return conn if isinstance(conn, sqlite3.Connection) else None
+
+
+def _nothing(*_args: Any) -> None:
+    return None
+
+
+def _compare(a: str, b: str) -> int:
+    return (a > b) - (a < b)
+
+
+class _Aggregate:
+    """A stand-in aggregate (and window function): EXPLAIN QUERY PLAN never runs it."""
+
+    def step(self, *_args: Any) -> None:
+        return None
+
+    def inverse(self, *_args: Any) -> None:
+        return None
+
+    def value(self) -> None:
+        return None
+
+    def finalize(self) -> None:
+        return None
+
+
+def register_stand_ins(conn: sqlite3.Connection, functions: Iterable[Registered]) -> None:
+    """Register a do-nothing function, aggregate, window function or collation of each name
+    and arity, so statements that call the application's functions can be planned."""
+    for kind, name, narg in sorted(functions):
+        try:
+            if kind == "function":
+                conn.create_function(name, narg, _nothing, deterministic=True)
+            elif kind == "aggregate":
+                conn.create_aggregate(name, narg, _Aggregate)  # type: ignore[arg-type]
+            elif kind == "window":
+                conn.create_window_function(name, narg, _Aggregate)  # type: ignore[arg-type]
+            elif kind == "collation":
+                conn.create_collation(name, _compare)
+        except (sqlite3.Error, ValueError, TypeError, OverflowError):
+            continue  # a name or arity sqlite3 refuses: statements using it stay unplanned
 
 
 def _reason(exc: Exception) -> str:

@@ -4,7 +4,11 @@ Registered as the ``querywatch`` pytest11 entry point, so installing querywatch 
 nothing else happens unless ``--querywatch`` is given. Then, for the whole session,
 ``sqlite3.connect`` and psycopg's ``connect`` are patched so every connection opened during the
 tests is recorded (restored at the end); statements are attributed to the running test (its body,
-or its fixtures' setup and teardown). At the end the run file is written
+or its fixtures' setup and teardown). Each new statement is EXPLAINed at first sight, while its
+database exists, on the gate's own read-only session (:mod:`querywatch.gate.early`); what could
+not be planned then is tried again at the end of its test, before the test's fixtures are torn
+down (pytest tears session fixtures, and pytest-django's test database, down inside the last
+test's teardown, long before ``pytest_sessionfinish``). At the end the run file is written
 (``--querywatch-run``, default ``.querywatch/gate-run.json``), the same check as
 ``querywatch check`` runs, its terminal report is printed, and the session fails: exit status 1
 for new findings or regressions at ``--querywatch-fail-on`` or above (default warning; ``info``
@@ -33,6 +37,7 @@ from querywatch.gate.check import (
     run_check,
 )
 from querywatch.gate.collect import DEFAULT_RUN_PATH, Collector
+from querywatch.gate.early import EarlyPlanner
 
 PLUGIN_NAME = "querywatch-gate"
 _NOT_CHECKED = (
@@ -122,6 +127,11 @@ class GatePlugin:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.collector = Collector()
+        self.planner = EarlyPlanner(
+            self.collector,
+            explain_dsn=config.getoption("querywatch_explain_dsn"),
+            statement_timeout_ms=_statement_timeout_ms(),
+        )
         self._undo: Callable[[], None] | None = None
         self.report: CheckReport | None = None
         self.error: str | None = None
@@ -135,9 +145,11 @@ class GatePlugin:
         from querywatch.gate.connections import patch
 
         self._undo = patch(self.collector)
+        self.planner.attach()
 
     def _restore(self) -> None:
         if self._undo is not None:
+            self.planner.detach()
             self._undo()
             self._undo = None
 
@@ -151,6 +163,7 @@ class GatePlugin:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        self.planner.close()  # the body's statements are planned with what its fixtures built
         self.collector.enter(item.nodeid, "call", str(item.path))
         try:
             return (yield)
@@ -159,6 +172,9 @@ class GatePlugin:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        # Before the fixtures are finalized: the test's tables, and for the last test the
+        # session's databases, still exist. Then the gate holds no database open.
+        self.planner.end_of_test()
         self.collector.enter(item.nodeid, "teardown", str(item.path))
         try:
             return (yield)
@@ -167,6 +183,7 @@ class GatePlugin:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self.planner.end_of_test()  # statements of the last fixtures' teardown
         self._restore()  # before the check, whose own EXPLAIN sessions must not be recorded
         run = self.collector.close()
         opt = self.config.getoption
@@ -182,7 +199,7 @@ class GatePlugin:
                 baseline_path=self._path(opt("querywatch_baseline")),
                 max_repeats=opt("querywatch_max_repeats"),
                 update_baseline=opt("querywatch_update_baseline"),
-                statement_timeout_ms=_statement_timeout_ms(),
+                statement_timeout_ms=self.planner.statement_timeout_ms,
                 fail_on=opt("querywatch_fail_on"),
             )
             code = self.report.exit_code

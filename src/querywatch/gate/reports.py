@@ -24,11 +24,8 @@ from rich.console import Console, Group
 from rich.text import Text
 
 from querywatch.findings import Finding, Location
-from querywatch.gate.check import (
-    GATE_RULES,
-    CheckReport,
-    QueryResult,
-)
+from querywatch.gate.check import GATE_RULES, CheckReport
+from querywatch.gate.statement import QueryResult
 
 FORMATS = ("terminal", "markdown", "junit", "sarif")
 SARIF_SCHEMA = (
