@@ -109,7 +109,7 @@ class Monitor:
         marker = deploy if deploy is not None and deploy.id == deploy_id else None
         before, after = self._ranges(marker, now)
         health = self._health()
-        verdict = triage(self.store, before=before, after=after, health=health)
+        verdict = triage(self.store, before=before, after=after, health=health, detections=firing)
         culprits = attribute(
             self.store, firing, repo_root=self.repo_root, environment=self.environment
         )

@@ -30,7 +30,8 @@ def attribute(
 ) -> list[Culprit]:
     """Culprit fingerprints from ``detections``, most added database time per second first.
 
-    Detections without a fingerprint (e.g. ``load``) name no query and are skipped. A fingerprint's
+    Detections without a fingerprint (e.g. ``load``) name no query and are skipped, and so are
+    victims (:mod:`querywatch.detect.victims`): slowed by the load, not causes. A fingerprint's
     added time is the sum over all its detections, N+1 findings included. ``environment`` limits
     the deploys considered for "first seen under". Call sites are blamed in the git checkout that
     holds ``repo_root`` (default: the current directory); outside one, ``commits`` stays empty.
@@ -39,8 +40,8 @@ def attribute(
     kinds: dict[str, list[str]] = {}
     normalized: dict[str, str] = {}
     for d in detections:
-        if d.fingerprint is None:
-            continue
+        if d.fingerprint is None or d.kind == "victim":
+            continue  # names no query, or only slowed by the load: never a cause
         added[d.fingerprint] = added.get(d.fingerprint, 0.0) + d.added_db_ms_per_s
         seen = kinds.setdefault(d.fingerprint, [])
         if d.kind not in seen:

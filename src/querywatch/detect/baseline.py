@@ -38,6 +38,8 @@ class Point:
     total_ms: float
     sketch: LatencySketch | None
     label: str = ""  # normalized text (statements) or route
+    rows: int = 0  # rows returned or affected (statements); 0 for routes
+    blocks: int = 0  # shared buffers hit + read (pg_stat_statements); 0 when unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +57,21 @@ class Baseline:
     chunk_means: tuple[float, ...]  # mean latency of each evidence chunk, in time order
     chunk_calls: tuple[int, ...]
     sketch: LatencySketch | None  # merged per-call latencies, when every window had them
+    rows: int = 0
+    blocks: int = 0  # shared buffers hit + read; 0 when the source does not count them
 
     @property
     def mean_ms(self) -> float:
         return self.total_ms / self.calls if self.calls else 0.0
+
+    @property
+    def rows_per_call(self) -> float:
+        return self.rows / self.calls if self.calls else 0.0
+
+    @property
+    def blocks_per_call(self) -> float:
+        """Buffers a call touched: how much work its plan does (0 when unknown)."""
+        return self.blocks / self.calls if self.calls else 0.0
 
     @property
     def calls_per_s(self) -> float:
@@ -149,7 +162,16 @@ def coverage(
 
 def statement_points(windows: Iterable[StatementWindow]) -> list[Point]:
     return [
-        Point(w.fingerprint, w.window_start, w.calls, w.total_ms, w.sketch, w.normalized)
+        Point(
+            w.fingerprint,
+            w.window_start,
+            w.calls,
+            w.total_ms,
+            w.sketch,
+            w.normalized,
+            w.rows,
+            w.shared_blks_hit + w.shared_blks_read,
+        )
         for w in windows
         if w.calls > 0
     ]
@@ -223,6 +245,9 @@ def _baseline(
         chunk_means=tuple(means),
         chunk_calls=tuple(chunk_calls),
         sketch=sketch,
+        rows=sum(p.rows for p in points),
+        # Known only when every window counted buffers: a partial count is no per-call figure.
+        blocks=sum(p.blocks for p in points) if all(p.blocks for p in points) else 0,
     )
 
 

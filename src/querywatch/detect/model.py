@@ -13,6 +13,7 @@ DetectionKind = Literal[
     "unannounced_regression",  # a sudden rise with no deploy marker
     "n_plus_one",  # one request issuing the same fingerprint many times
     "load",  # everything slowed together: load or the host, not a query
+    "victim",  # slower only because the database got busier: never a cause
 ]
 
 

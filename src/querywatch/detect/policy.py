@@ -86,6 +86,20 @@ class Policy:
     load_similarity: float = 2.0
     """Slowed "by a similar factor": within this factor of the common (median) slowdown."""
 
+    victim_max_change: float = 1.5
+    """A slower query whose rows or buffers per call moved by this factor either way, or whose
+    call rate rose by it, changed its own behaviour: it may be a cause, never a victim."""
+
+    victim_load_share: float = 0.5
+    """A slower query with its own behaviour unchanged is a victim when other queries' new load
+    (new queries, or queries whose own behaviour changed) added at least this share of the
+    database time its slowdown added (and at least ``min_added_db_ms_per_s``)…"""
+
+    victim_min_busy_ms_per_s: float = 1000.0
+    """…and the database worked at least this much per second after (1000: one backend busy on
+    average), so statements overlapped: below it work is mostly serial, and one query's load
+    cannot slow another much."""
+
     open_incident_confidence: float = 0.8
     """Confidence at which a detection opens an incident (lower ones are only reported)."""
 
@@ -115,7 +129,7 @@ class Policy:
                 "detection policy: open_incident_confidence must be within 0..1, "
                 f"got {self.open_incident_confidence}"
             )
-        for name in ("min_latency_ratio", "load_min_ratio", "load_similarity"):
+        for name in ("min_latency_ratio", "load_min_ratio", "load_similarity", "victim_max_change"):
             value = getattr(self, name)
             if value <= 1.0:
                 raise ValueError(f"detection policy: {name} must be above 1, got {value}")

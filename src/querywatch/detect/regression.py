@@ -41,11 +41,15 @@ from querywatch.detect.stats import (
     median,
     weighted_median,
 )
+from querywatch.detect.victims import mark_victims
+from querywatch.detect.wording import ms as _ms
+from querywatch.detect.wording import rate as _rate
+from querywatch.detect.wording import short_sql as _short
+from querywatch.detect.wording import times as _x
 from querywatch.records import WINDOW_SECONDS, DeployMarker
 from querywatch.store.base import Store
 
 W = WINDOW_SECONDS
-SUMMARY_SQL_CHARS = 90
 
 
 def _floor_w(t: float) -> int:
@@ -119,32 +123,6 @@ class _Context:
     points: list[Point]
     requests: list[Point]
     deploys: list[DeployMarker] = field(default_factory=list)
-
-
-def _short(sql: str, limit: int = SUMMARY_SQL_CHARS) -> str:
-    text = " ".join(sql.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def _ms(v: float) -> str:
-    """A latency for a sentence: two significant figures below 10 ms, whole numbers above."""
-    if v >= 10:
-        return f"{v:,.0f}"
-    if v >= 1:
-        return f"{v:.1f}"
-    if v >= 0.01:
-        return f"{v:.2f}"
-    return f"{v:.3f}"
-
-
-def _x(ratio: float) -> str:
-    if math.isinf(ratio):
-        return "∞x"
-    return f"{ratio:.0f}x" if ratio >= 10 else f"{ratio:.1f}x"
-
-
-def _rate(v: float) -> str:
-    return f"{v:,.0f}" if v >= 10 else f"{v:.1f}"
 
 
 def _g_high(value: float, threshold: float, power: float = 1.0) -> float:
@@ -511,7 +489,7 @@ class Detector:
                 )
             )
         found += self._new_fingerprints(ctx, deploy, ph, before, after)
-        return found
+        return mark_victims(found, before, after, p, when=f"after deploy {deploy.version}")
 
     def _new_fingerprints(
         self,
@@ -728,7 +706,7 @@ class Detector:
                     evidence={**self._evidence(c, ph), "mad_k": p.mad_k},
                 )
             )
-        return found
+        return mark_victims(found, before, after, p, when="without a deploy")
 
     def _outlier(self, c: Comparison) -> bool:
         """The recent chunks sit above the baseline's median + k robust deviations, persistently."""

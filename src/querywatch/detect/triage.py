@@ -9,11 +9,13 @@ database time per second instead and says what is missing. docs/triage.md explai
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from querywatch.detect.baseline import coverage
-from querywatch.detect.model import Triage
+from querywatch.detect.model import Detection, Triage
+from querywatch.detect.wording import short_sql
 from querywatch.store.base import Store
 
 # Thresholds (documented in docs/triage.md).
@@ -39,13 +41,48 @@ def triage(
     after: tuple[float, float],
     health: Mapping[str, Any] | None,
     event: str = "the deploy",
+    detections: Sequence[Detection] = (),
 ) -> Triage:
     """Whether the database is the bottleneck in ``after`` compared with ``before``.
 
     ``before`` and ``after`` are [start, end) epoch-second ranges over window starts; ``health``
     is a :func:`querywatch.detect.health.health_snapshot` (or ``None`` / the SQLite stand-in).
     ``event`` names what separates the two periods in the sentence ("after the deploy").
+    Victims among ``detections`` (queries only slowed by the load) are named as such, so nobody
+    chases them as causes.
     """
+    found = _triage(store, before=before, after=after, health=health, event=event)
+    victims = _victims(detections)
+    if victims:
+        found = replace(found, verdict=found.verdict[:-1] + f"; {victims}.")
+    return found
+
+
+def _victims(detections: Sequence[Detection]) -> str:
+    """ "N queries only slowed because the database got busier (victims, not causes): …"."""
+    sqls = list(
+        dict.fromkeys(
+            short_sql(d.normalized or d.fingerprint or "") for d in detections if d.kind == "victim"
+        )
+    )
+    if not sqls:
+        return ""
+    which = "query" if len(sqls) == 1 else "queries"
+    shown = ", ".join(sqls[:3]) + (f" and {len(sqls) - 3} more" if len(sqls) > 3 else "")
+    return (
+        f"{len(sqls)} {which} only slowed because the database got busier (victims, not "
+        f"causes): {shown}"
+    )
+
+
+def _triage(
+    store: Store,
+    *,
+    before: tuple[float, float],
+    after: tuple[float, float],
+    health: Mapping[str, Any] | None,
+    event: str,
+) -> Triage:
     share_before = _db_share(store, before)
     share_after = _db_share(store, after)
     snapshot = dict(health) if health else {}

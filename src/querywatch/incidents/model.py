@@ -118,6 +118,16 @@ class Incident:
         return frozenset(found | {c.fingerprint for c in self.culprits})
 
     @property
+    def victims(self) -> list[Detection]:
+        """Its victims, one per query: slowed only because the database got busier, never
+        causes (:mod:`querywatch.detect.victims`)."""
+        seen: dict[str, Detection] = {}
+        for d in self.detections:
+            if d.kind == "victim" and d.fingerprint and d.fingerprint not in seen:
+                seen[d.fingerprint] = d
+        return list(seen.values())
+
+    @property
     def is_resolved(self) -> bool:
         return self.status == "resolved"
 

@@ -461,6 +461,16 @@ def _summary(f: Facts, t: _Clock) -> Section:
     if len(f.suspects) > 1:
         more = len(f.suspects) - 1
         causes.append(line(f"{more} more culprit quer{'y' if more == 1 else 'ies'}, below."))
+    victims = i.victims
+    if victims:
+        n = len(victims)
+        causes.append(
+            line(
+                f"{n} other quer{'y' if n == 1 else 'ies'} only slowed because the database got "
+                "busier: victims of the load, not causes (below).",
+                source="incident detections",
+            )
+        )
     if i.triage is not None:
         causes.append(line(i.triage.verdict, source="incident triage"))
     return Section(
@@ -796,8 +806,28 @@ def _root_cause(f: Facts, t: _Clock, plans: PlanSection | None) -> Section:
     if f.suspects:
         blocks.append(Block("Root cause", tuple(_suspect_line(f, s, t) for s in f.suspects)))
     else:
-        lines = tuple(line(d.summary, source="incident detections") for d in i.detections)
+        lines = tuple(
+            line(d.summary, source="incident detections")
+            for d in i.detections
+            if d.kind != "victim"
+        )
         blocks.append(Block("Root cause", lines or (line("no query is named."),)))
+    victims = i.victims
+    if victims:
+        blocks.append(
+            Block(
+                "Victims, not causes",
+                tuple(
+                    line(
+                        code(" ".join((d.normalized or "").split())),
+                        ": ",
+                        d.summary + ".",
+                        source="incident detections",
+                    )
+                    for d in victims
+                ),
+            )
+        )
     if f.deploy is not None:
         d = f.deploy
         bits = [f"version {d.version}"]

@@ -179,12 +179,13 @@ def first_mitigation(events: Sequence[Event]) -> Event | None:
 
 
 def suspects_of(incident: Incident) -> list[Culprit]:
-    """The culprits; with none, the detections that name a query stand in (without call sites)."""
+    """The culprits; with none, the detections that name a query stand in (without call sites),
+    victims aside: a query only slowed by the load is never a suspect."""
     if incident.culprits:
         return list(incident.culprits)
     seen: dict[str, Culprit] = {}
     for d in incident.detections:
-        if d.fingerprint and d.fingerprint not in seen:
+        if d.fingerprint and d.fingerprint not in seen and d.kind != "victim":
             seen[d.fingerprint] = Culprit(
                 d.fingerprint,
                 d.normalized or "",

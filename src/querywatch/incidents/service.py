@@ -53,6 +53,7 @@ _WHAT: dict[DetectionKind, str] = {
     "unannounced_regression": "query regression",
     "n_plus_one": "N+1 queries",
     "load": "database-wide slowdown",
+    "victim": "query slowed by load",
 }
 
 
@@ -67,16 +68,23 @@ def id_prefix_for(opened_at: float) -> str:
 def make_title(
     detections: Sequence[Detection], culprits: Sequence[Culprit], deploy_id: str | None
 ) -> str:
-    """One line: what happened, where (query and call site), since which deploy."""
-    kind = detections[0].kind if detections else None
+    """One line: what happened, where (query and call site), since which deploy.
+
+    What happened is said by the first detection that is not a victim (a victim only slowed
+    because the database got busier); a victim names the incident only when nothing else does.
+    """
+    lead = next((d for d in detections if d.kind != "victim"), None)
+    lead = lead or (detections[0] if detections else None)
+    kind = lead.kind if lead is not None else None
     what = _WHAT.get(kind, "query regression") if kind else "query regression"
     top = max(culprits, key=lambda c: c.added_db_ms_per_s, default=None)
-    sql = top.normalized if top else next((d.normalized for d in detections if d.normalized), "")
+    named = sorted(detections, key=lambda d: d.kind == "victim")  # victims name it last
+    sql = top.normalized if top else next((d.normalized for d in named if d.normalized), "")
     where_parts = []
     if top is not None and top.call_sites:
         where_parts.append(f"at {top.call_sites[0].path}:{top.call_sites[0].line}")
-    elif detections and detections[0].route:
-        where_parts.append(f"on {detections[0].route}")
+    elif lead is not None and lead.route:
+        where_parts.append(f"on {lead.route}")
     if deploy_id:
         where_parts.append(f"since deploy {deploy_id}")
     tail = " ".join(where_parts)

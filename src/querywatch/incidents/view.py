@@ -136,6 +136,12 @@ def _incident_lines(i: Incident) -> list[str]:
                 lines.append(f"     first seen with deploy {c.first_seen_deploy}")
             if c.fingerprint in i.plans:
                 lines += plan_lines(PlanEvidence.from_dict(i.plans[c.fingerprint]), "     ")
+    victims = i.victims
+    if victims:
+        lines += ["", "victims (only slowed because the database got busier: not causes)"]
+        for d in victims:
+            lines.append(f"  - {d.fingerprint}  {' '.join((d.normalized or '').split())}")
+            lines.append(f"    {d.summary}")
     if i.detections:
         lines += ["", "detections"]
         for d in i.detections:
