@@ -17,6 +17,7 @@ import pytest
 from cli_helpers import assert_one_line_error, run_cli
 from pg_cluster import free_port
 from querywatch.demo.run import DemoOptions, DemoReport, run_demo
+from querywatch.errors import QuerywatchError
 from querywatch.plans.rules import PlanPolicy
 from querywatch.records import WINDOW_SECONDS
 from querywatch.store import open_store
@@ -240,6 +241,21 @@ def _shop_servers(workdir: Path) -> list[int]:
     return pids
 
 
+def _requests_recorded(store_path: Path) -> bool:
+    if not store_path.exists():
+        return False
+    try:
+        store = open_store(store_path, read_only=True)
+    except QuerywatchError:  # not created yet
+        return False
+    try:
+        return bool(store.request_windows())
+    except QuerywatchError:  # no schema yet: "no data yet"
+        return False
+    finally:
+        store.close()
+
+
 def test_ctrl_c_stops_cleanly_with_a_partial_summary(tmp_path: Path) -> None:
     workdir = tmp_path / "w"
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUERYWATCH_")}
@@ -269,7 +285,10 @@ def test_ctrl_c_stops_cleanly_with_a_partial_summary(tmp_path: Path) -> None:
     while not _shop_servers(workdir) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _shop_servers(workdir), "the shop never started"
-    time.sleep(3)
+    # Interrupt once the shop has served and recorded requests, however long that takes here.
+    while not _requests_recorded(workdir / "querywatch.sqlite3") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _requests_recorded(workdir / "querywatch.sqlite3"), "no request was recorded"
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
