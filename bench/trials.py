@@ -90,6 +90,20 @@ PROJECTS: tuple[Project, ...] = (
         django_settings="tests.settings",
     ),
     Project(
+        "django-model-utils",
+        "django-model-utils",
+        "5.0.0",
+        "postgres",
+        ("Django>=5.2,<5.3", "pytest-django>=4.9,<5", "psycopg[binary]>=3.1", "time-machine"),
+        ("tests", "-p", "no:cacheprovider"),
+        env={
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "POSTGRES_HOST": "{pg_host}",
+            "POSTGRES_PORT": "{pg_port}",
+            "POSTGRES_USER": "{pg_user}",
+        },
+    ),
+    Project(
         "dataset-sqlite",
         "dataset",
         "2.0.0",
