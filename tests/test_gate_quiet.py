@@ -341,4 +341,5 @@ def test_a_lint_guess_yields_to_the_plan_and_is_a_note_without_one(
     [finding] = q.findings
     assert (finding.rule, finding.severity) == ("leading-wildcard-like", "info")
     assert "the plan could not be checked" in finding.message
+    assert finding.evidence["needs_plan"] is True  # as `querywatch lint` marks it
     assert unplanned.failing == [] and unplanned.exit_code == 0

@@ -175,8 +175,15 @@ def _weigh_lint(findings: list[Finding], *, planned: bool) -> list[Finding]:
     for f in findings:
         if f.rule not in needs_plan:
             out.append(f)
-        elif not planned:
-            out.append(replace(f, severity="info", message=f.message + UNPLANNED))
+        elif not planned:  # as `querywatch lint` reports it (lint.without_plan), and why
+            out.append(
+                replace(
+                    f,
+                    severity="info",
+                    message=f.message + UNPLANNED,
+                    evidence={**f.evidence, "needs_plan": True},
+                )
+            )
     return out
 
 
