@@ -134,6 +134,9 @@ _IN = re.compile(r"in \(\?(?:, \?)+\)")
 _ROW = r"\?(?:::[\w\[\]]+)?|\((?:[^()]++|\([^()]*+\))*+\)"
 _ROWS = re.compile(rf"(values? |in \()({_ROW})(?:, \2)+")  # identical rows or items: keep one
 _ARRAY = re.compile(r"array\[\?(?:, \?)+\]")
+# Tight ":" must not make a name look like a ":name" parameter that the text never had
+# (": a" would become ":a", a parameter when fingerprinted again): such a colon keeps its space.
+_BARE_COLON = re.compile(r":(?<![\w:]:)(?=[a-z_])")
 
 # -- generated identifiers -----------------------------------------------------------------------
 # Code that names temporary tables, columns and functions with a random or address-derived token
@@ -269,6 +272,8 @@ def _normalize(sql: str, d: _Dialect) -> str:
         t = t.replace(" [", "[").replace("[ ", "[").replace(" ]", "]")
     if ":" in t:
         t = t.replace(" :", ":").replace(": ", ":")
+        if _BARE_COLON.search(t):
+            t = _BARE_COLON.sub(": ", t)
     if ";" in t:
         t = " ".join(t.replace(";", "; ").split()).replace(" ;", ";").rstrip("; ")
     if "!=" in t:
