@@ -27,7 +27,6 @@ from querywatch.respond.alerts import (
     Alert,
     alert_for_incident,
     blind_alert,
-    clock_time,
     recovered_alert,
 )
 from querywatch.respond.notifier import Notifier
@@ -42,6 +41,7 @@ from querywatch.respond.sinks import (
     TerminalSink,
     alertmanager_payload,
 )
+from querywatch.timefmt import clock
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 FAST = HttpPoster(timeout_s=2.0, retry_delay_s=0.01)
@@ -202,7 +202,7 @@ def test_resolved_incident_alert_keeps_key_and_severity() -> None:
     alert = alert_for_incident(incident)
     assert alert.kind == "resolved" and alert.key == "incident/inc-7"
     assert alert.severity == "critical" and alert.ended_at == T0 + 9000
-    assert alert.title.startswith("Resolved: ") and "2h30m" in alert.text
+    assert alert.title.startswith("Resolved: ") and "2h 30m" in alert.text
 
 
 def test_blind_alert_text_and_redaction() -> None:
@@ -212,14 +212,14 @@ def test_blind_alert_text_and_redaction() -> None:
         since=T0,
     )
     assert alert.text == (
-        f"monitoring is blind: cannot read pg_stat_statements since {clock_time(T0)}: "
+        f"monitoring is blind: cannot read pg_stat_statements since {clock(T0)}: "
         "connection to postgresql://app:***@db:5432/shop refused"
     )
-    assert re.fullmatch(r"\d\d:\d\d:\d\d", clock_time(T0))
+    assert re.fullmatch(r"\d\d:\d\d:\d\d", clock(T0))
     assert alert.kind == "blind" and alert.severity == "critical"
     back = recovered_alert("pg_stat_statements", since=T0, recovered_at=T0 + 95)
     assert back.kind == "resolved" and back.key == alert.key and back.alertname == alert.alertname
-    assert "readable again" in back.text and "1m35s" in back.text
+    assert "readable again" in back.text and "1m 35s" in back.text
 
 
 # --- sinks over real HTTP

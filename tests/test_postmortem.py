@@ -26,10 +26,10 @@ from querywatch.incidents.postmortem import (
     write_postmortem,
 )
 from querywatch.incidents.postmortem_render import digest, parse
-from querywatch.incidents.view import duration
 from querywatch.records import CallSite, StatementWindow
 from querywatch.sketch import LatencySketch
 from querywatch.store import SqlStore, open_store
+from querywatch.timefmt import duration
 
 T0 = 1_764_000_000.0  # 2025-11-24 16:00:00 UTC: deploy d2 starts
 NOW = T0 + 10_000

@@ -23,6 +23,7 @@ from querywatch.errors import ConfigError, QuerywatchError
 from querywatch.records import window_start
 from querywatch.store.base import Retention, Store
 from querywatch.terminal import one_line, safe_text
+from querywatch.timefmt import clock
 from querywatch.timespec import parse_time
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -116,7 +117,7 @@ def watch(
     live: Live | None = None
 
     def on_event(event: AgentEvent) -> None:
-        stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
+        stamp = clock(event.at)
         if agent.stats.polls == 1 and event.kind == "polled":
             err_console.print(
                 safe_text(
@@ -134,7 +135,7 @@ def watch(
                 render.top_table(
                     rows,
                     seconds=max(time.time() - started, 1e-9),
-                    title=f"querywatch watch {target} — since {stamp_of(started)}",
+                    title=f"querywatch watch {target} — since {clock(started)}",
                     width=out.width,
                 )
             )
@@ -325,10 +326,6 @@ def check_writable(path: Path) -> None:
             pass
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
-def stamp_of(ts: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(ts))
 
 
 @cli.command()

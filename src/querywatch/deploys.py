@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import click
@@ -28,6 +27,7 @@ from querywatch.errors import InvalidTransition, NotFound, QuerywatchError
 from querywatch.records import DeployMarker
 from querywatch.schema import SchemaDiff, SchemaSnapshot, SnapshotError, diff, snapshot
 from querywatch.store.base import DEPLOY_STATE_PREFIXES, Store
+from querywatch.timefmt import duration, utc_stamp
 from querywatch.timespec import parse_time
 from querywatch.web.envelope import dumps, success
 
@@ -43,11 +43,6 @@ _MAX_MIGRATION = 500
 
 class InvalidDeploy(QuerywatchError):
     """A deploy field is malformed (empty version, a commit that is not hex…); says which."""
-
-
-def stamp(ts: float) -> str:
-    """An unambiguous time for messages read in CI logs far from the server's timezone."""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
 
 
 def _word(value: str, what: str) -> str:
@@ -205,12 +200,12 @@ def finish_deploy(
     if marker.finished_at is not None:
         raise InvalidTransition(
             f"deploy {marker.id} (version {marker.version} in {marker.environment}) "
-            f"already finished at {stamp(marker.finished_at)}"
+            f"already finished at {utc_stamp(marker.finished_at)}"
         )
     if at < marker.started_at:
         raise InvalidDeploy(
-            f"deploy {marker.id} cannot finish at {stamp(at)}, before it started "
-            f"({stamp(marker.started_at)})"
+            f"deploy {marker.id} cannot finish at {utc_stamp(at)}, before it started "
+            f"({utc_stamp(marker.started_at)})"
         )
     finished = replace(marker, finished_at=at)
     store.record_deploy(finished)
@@ -244,19 +239,14 @@ def describe(marker: DeployMarker) -> str:
     if marker.finished_at is None:
         line = f"deploy {marker.id} started: {what}"
     else:
-        line = f"deploy {marker.id} finished: {what} after {_duration(marker)}"
+        took = duration(marker.finished_at - marker.started_at)
+        line = f"deploy {marker.id} finished: {what} after {took}"
     notes = []
     if marker.migration:
         notes.append(f"declared migration: {marker.migration}")
     if marker.schema_change:
         notes.append(f"schema change: {marker.schema_change}")
     return f"{line}; rollback unsafe: {'; '.join(notes)}" if notes else line
-
-
-def _duration(marker: DeployMarker) -> str:
-    seconds = round((marker.finished_at or marker.started_at) - marker.started_at)
-    minutes, seconds = divmod(seconds, 60)
-    return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
 
 
 # -- schema snapshots -----------------------------------------------------------------------------
@@ -489,9 +479,9 @@ def deploys_cmd(
     if not markers:
         click.echo("no deploys recorded in that range")
     for m in markers:
-        finished = stamp(m.finished_at) if m.finished_at is not None else "unfinished"
+        finished = utc_stamp(m.finished_at) if m.finished_at is not None else "unfinished"
         commit = (m.commit or "-")[:12]
         click.echo(
-            f"{stamp(m.started_at)}  {finished:<25}  {m.environment:<12} {m.version:<16} "
+            f"{utc_stamp(m.started_at)}  {finished:<25}  {m.environment:<12} {m.version:<16} "
             f"{commit:<12}  {m.id}"
         )

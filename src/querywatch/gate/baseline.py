@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from querywatch.atomic import write_atomic
 from querywatch.gate.collect import GateInputError
 from querywatch.plans.model import Plan, PlanNode
 
@@ -143,11 +144,7 @@ class Baseline:
     def save(self, path: str | os.PathLike[str]) -> None:
         target = Path(path)
         try:
-            if target.parent != Path(""):
-                target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(target.name + ".tmp")
-            tmp.write_text(self.dumps())
-            tmp.replace(target)
+            write_atomic(target, self.dumps(), make_parents=True)
         except OSError as exc:
             raise GateInputError(
                 f"cannot write the baseline {target}: {exc.strerror or exc}"

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from querywatch.atomic import write_atomic
 from querywatch.errors import QuerywatchError
 from querywatch.gate.planned import PlanRecord
 from querywatch.records import CallSite
@@ -175,10 +176,8 @@ class GateRun:
     def save(self, path: str | os.PathLike[str]) -> None:
         target = Path(path)
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(target.name + ".tmp")
-            tmp.write_text(json.dumps(self.to_json(), indent=1, sort_keys=True) + "\n")
-            tmp.replace(target)
+            text = json.dumps(self.to_json(), indent=1, sort_keys=True) + "\n"
+            write_atomic(target, text, make_parents=True)
         except OSError as exc:
             raise GateInputError(
                 f"cannot write the run file {target}: {exc.strerror or exc}"

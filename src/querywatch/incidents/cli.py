@@ -20,9 +20,10 @@ from querywatch import render
 from querywatch.incidents import service
 from querywatch.incidents.codec import incident_to_dict
 from querywatch.incidents.model import STATUSES, Status
-from querywatch.incidents.view import duration, incident_lines, incidents_table
+from querywatch.incidents.view import incident_lines, incidents_table
 from querywatch.store.base import Store
 from querywatch.terminal import one_line
+from querywatch.timefmt import duration
 from querywatch.timespec import parse_time
 
 ConfigOf = Callable[[Any, "str | None"], Mapping[str, Any]]

@@ -9,12 +9,11 @@ contradicts; a person's edits to a section survive rendering again (``postmortem
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from querywatch.atomic import write_atomic
 from querywatch.detect.policy import Policy
 from querywatch.incidents.model import Incident
 from querywatch.incidents.postmortem_facts import (
@@ -38,10 +37,10 @@ from querywatch.incidents.postmortem_render import (
     render,
 )
 from querywatch.incidents.service import get_incident
-from querywatch.incidents.view import duration
 from querywatch.plans.evidence import PlanEvidence
 from querywatch.records import WINDOW_SECONDS
 from querywatch.store.base import Store
+from querywatch.timefmt import duration
 
 __all__ = [
     "FORMATS",
@@ -283,20 +282,8 @@ def _write_atomically(target: Path, text: str) -> None:
         what = "is not a directory" if folder.exists() else "does not exist"
         raise PostmortemError(f"cannot write {target}: directory {folder} {what}")
     try:
-        mode = target.stat().st_mode & 0o777
-    except OSError:
-        mode = 0o644
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+        write_atomic(target, text)
     except OSError as exc:
-        raise PostmortemError(f"cannot write {target}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
-            out.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise PostmortemError(f"cannot write {target}: {exc.strerror or exc}") from None
 
 

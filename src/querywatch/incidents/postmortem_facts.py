@@ -19,6 +19,7 @@ from querywatch.detect.policy import Policy
 from querywatch.incidents.model import MISLEADING, Incident, TimelineEvent
 from querywatch.records import WINDOW_SECONDS, DeployMarker
 from querywatch.store.base import Store
+from querywatch.timefmt import utc_stamp
 
 W = WINDOW_SECONDS
 FUTURE_SKEW_S = 60.0  # clocks disagree a little; an event this far ahead of now is wrong
@@ -269,11 +270,6 @@ def _first_slow(
 # -- consistency ----------------------------------------------------------------------------------
 
 
-def stamp(ts: float) -> str:
-    """A full UTC time: warnings must be unambiguous whatever the reader's zone."""
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
-
-
 def check_consistency(facts: Facts) -> list[str]:
     """Everything in the stored timeline that cannot have happened as recorded, one line each.
 
@@ -284,8 +280,8 @@ def check_consistency(facts: Facts) -> list[str]:
     found: list[str] = []
     if deploy is not None and i.detected_at < deploy.started_at:
         found.append(
-            f"detection ({stamp(i.detected_at)}) is before the harm began: deploy {deploy.id} "
-            f"started at {stamp(deploy.started_at)}"
+            f"detection ({utc_stamp(i.detected_at)}) is before the harm began: deploy {deploy.id} "
+            f"started at {utc_stamp(deploy.started_at)}"
         )
     if (
         deploy is not None
@@ -293,12 +289,13 @@ def check_consistency(facts: Facts) -> list[str]:
         and deploy.finished_at < deploy.started_at
     ):
         found.append(
-            f"deploy {deploy.id} finished ({stamp(deploy.finished_at)}) before it started "
-            f"({stamp(deploy.started_at)})"
+            f"deploy {deploy.id} finished ({utc_stamp(deploy.finished_at)}) before it started "
+            f"({utc_stamp(deploy.started_at)})"
         )
     if i.resolved_at is not None and i.resolved_at < i.detected_at:
         found.append(
-            f"resolution ({stamp(i.resolved_at)}) is before detection ({stamp(i.detected_at)})"
+            f"resolution ({utc_stamp(i.resolved_at)}) is before detection "
+            f"({utc_stamp(i.detected_at)})"
         )
     if i.status == "resolved" and i.resolved_at is None:
         found.append("the incident is resolved but has no resolution time")
@@ -315,25 +312,25 @@ def _event_warnings(facts: Facts) -> list[str]:
     detected = facts.detected
     first_detection = detected.at if detected is not None else i.detected_at
     began = (
-        f"deploy {facts.deploy.id} started at {stamp(facts.deploy.started_at)}"
+        f"deploy {facts.deploy.id} started at {utc_stamp(facts.deploy.started_at)}"
         if facts.deploy is not None
-        else f"it was detected at {stamp(i.detected_at)}"
+        else f"it was detected at {utc_stamp(i.detected_at)}"
     )
     for e in facts.events:
-        what = f"timeline #{e.seq} ({e.event.kind}, {stamp(e.at)})"
+        what = f"timeline #{e.seq} ({e.event.kind}, {utc_stamp(e.at)})"
         if e.at > facts.now + FUTURE_SKEW_S:
-            found.append(f"{what} is in the future (now is {stamp(facts.now)})")
+            found.append(f"{what} is in the future (now is {utc_stamp(facts.now)})")
         kind = e.event.kind
         if kind == "detected" and e.at == i.detected_at:
             pass  # said above, against the deploy
         elif e.at < facts.harm_start:
             found.append(f"{what} is before the incident began: {began}")
         if kind in ("alerted", "acknowledged", "mitigated", "resolved") and e.at < first_detection:
-            found.append(f"{what} is before the detection ({stamp(first_detection)})")
+            found.append(f"{what} is before the detection ({utc_stamp(first_detection)})")
         if kind == "resolved" and e.at < i.opened_at - FUTURE_SKEW_S:
-            found.append(f"{what} is before the incident was opened ({stamp(i.opened_at)})")
+            found.append(f"{what} is before the incident was opened ({utc_stamp(i.opened_at)})")
         if kind == "mitigated" and i.resolved_at is not None and e.at > i.resolved_at:
-            found.append(f"{what} is after the resolution ({stamp(i.resolved_at)})")
+            found.append(f"{what} is after the resolution ({utc_stamp(i.resolved_at)})")
     return found
 
 
@@ -352,7 +349,7 @@ def _impact_warnings(facts: Facts) -> list[str]:
         )
     if m.since is not None and m.until is not None and m.until < m.since:
         found.append(
-            f"impact was measured over a range that ends ({stamp(m.until)}) before it starts "
-            f"({stamp(m.since)})"
+            f"impact was measured over a range that ends ({utc_stamp(m.until)}) before it starts "
+            f"({utc_stamp(m.since)})"
         )
     return found

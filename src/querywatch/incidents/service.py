@@ -30,6 +30,7 @@ from querywatch.incidents.model import (
     TimelineEvent,
 )
 from querywatch.store.base import Store, no_incident
+from querywatch.timefmt import utc_stamp
 
 ID_PREFIX = "QW"
 TITLE_MAX = 120
@@ -231,7 +232,7 @@ def _check(incident: Incident, target: Status) -> None:
     if incident.status == target:
         last = incident.last_event(target)  # type: ignore[arg-type]
         who = f" by {last.author}" if last is not None and last.author else ""
-        when = f" at {_stamp(last.at)}" if last is not None else ""
+        when = f" at {utc_stamp(last.at)}" if last is not None else ""
         raise InvalidTransition(f"incident {incident.id} is already {target}{who}{when}")
     allowed = TRANSITIONS[incident.status]
     hint = (
@@ -243,10 +244,6 @@ def _check(incident: Incident, target: Status) -> None:
     raise InvalidTransition(
         f"cannot {verb} incident {incident.id}: it is {incident.status}; {hint}"
     )
-
-
-def _stamp(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
 
 
 def transition(

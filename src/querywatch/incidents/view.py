@@ -11,26 +11,7 @@ from rich.text import Text
 from querywatch.incidents.model import Incident
 from querywatch.plans.evidence import PlanEvidence
 from querywatch.terminal import fits, left_for_text, one_line, plain_table, printable, safe_text
-
-
-def stamp(ts: float) -> str:
-    """Local time with its zone: an on-call engineer reads it against their own clock."""
-    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(ts))
-
-
-def clock(ts: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(ts))
-
-
-def duration(seconds: float) -> str:
-    whole = max(0, round(seconds))
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
+from querywatch.timefmt import clock, duration, local_stamp
 
 
 def top_culprit(incident: Incident) -> str:
@@ -104,12 +85,11 @@ def incident_lines(i: Incident) -> list[str]:
 
 def _incident_lines(i: Incident) -> list[str]:
     lines = [f"{i.id}  {i.status.upper()}  {i.title}", ""]
-    lines.append(f"detected   {stamp(i.detected_at)} (opened {clock(i.opened_at)})")
+    lines.append(f"detected   {local_stamp(i.detected_at)} (opened {clock(i.opened_at)})")
     lines.append(f"deploy     {i.deploy_id or 'none recorded'}")
     if i.resolved_at is not None:
-        lines.append(
-            f"resolved   {stamp(i.resolved_at)} (after {duration(i.resolved_at - i.detected_at)})"
-        )
+        took = duration(i.resolved_at - i.detected_at)
+        lines.append(f"resolved   {local_stamp(i.resolved_at)} (after {took})")
     else:
         lines.append(f"open for   {duration(time.time() - i.detected_at)}")
     if i.impact is not None:
@@ -151,7 +131,7 @@ def _incident_lines(i: Incident) -> list[str]:
         who = f"{e.author}: " if e.author and e.kind == "note" else ""
         by = f" (by {e.author})" if e.author and e.kind != "note" else ""
         tags = f"  [{', '.join(e.tags)}]" if e.tags else ""
-        lines.append(f"  {stamp(e.at)}  {e.kind:<12} {who}{e.message}{by}{tags}")
+        lines.append(f"  {local_stamp(e.at)}  {e.kind:<12} {who}{e.message}{by}{tags}")
     return lines
 
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from querywatch.dsn import redact
 from querywatch.incidents.model import Incident
 from querywatch.records import CallSite
+from querywatch.timefmt import clock, duration, rfc3339
 
 Severity = Literal["critical", "warning", "info"]
 AlertKind = Literal["regression", "blind", "response", "resolved"]
@@ -78,17 +78,6 @@ class Alert:
         }
 
 
-def rfc3339(ts: float) -> str:
-    """UTC with milliseconds and a ``Z``: what Alertmanager and most webhook consumers parse."""
-    stamp = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
-    return stamp.replace("+00:00", "Z")
-
-
-def clock_time(ts: float) -> str:
-    """HH:MM:SS in the agent's local time, as the terminal shows it elsewhere."""
-    return time.strftime("%H:%M:%S", time.localtime(ts))
-
-
 def incident_key(incident_id: str) -> str:
     return f"incident/{incident_id}"
 
@@ -121,7 +110,7 @@ def alert_for_incident(
     if resolved:
         ended = incident.resolved_at if incident.resolved_at is not None else time.time()
         title = f"Resolved: {incident.title}"
-        text = f"Resolved after {_duration(ended - incident.detected_at)}: {incident.title}."
+        text = f"Resolved after {duration(ended - incident.detected_at)}: {incident.title}."
         if culprit is not None:
             text += " " + _culprit_sentence(incident, deploy)
     else:
@@ -150,7 +139,7 @@ def alert_for_incident(
 def blind_alert(source_name: str, reason: str, since: float, *, url: str | None = None) -> Alert:
     """A source we cannot read is an alert, never silence (the design's "nothing is lost")."""
     reason = _one_line(redact(reason)) or "no reason given"
-    text = f"monitoring is blind: cannot read {source_name} since {clock_time(since)}: {reason}"
+    text = f"monitoring is blind: cannot read {source_name} since {clock(since)}: {reason}"
     return Alert(
         key=blind_key(source_name),
         kind="blind",
@@ -168,10 +157,10 @@ def recovered_alert(
     source_name: str, since: float, recovered_at: float, *, url: str | None = None
 ) -> Alert:
     """Resolves :func:`blind_alert` for the same source once it is readable again."""
-    gap = _duration(recovered_at - since)
+    gap = duration(recovered_at - since)
     text = (
-        f"monitoring restored: {source_name} is readable again at {clock_time(recovered_at)} "
-        f"after {gap} blind (since {clock_time(since)})"
+        f"monitoring restored: {source_name} is readable again at {clock(recovered_at)} "
+        f"after {gap} blind (since {clock(since)})"
     )
     return Alert(
         key=blind_key(source_name),
@@ -258,14 +247,3 @@ def _sentence(text: str) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"

@@ -8,7 +8,6 @@ goes on the timeline; a refusal is one line on stderr and exit code 1.
 from __future__ import annotations
 
 import getpass
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -23,6 +22,7 @@ from querywatch.respond.responder import Responder, responder_from_config
 from querywatch.respond.runbook import runbook_from_config
 from querywatch.respond.sinks import TerminalSink
 from querywatch.store.base import Store
+from querywatch.timefmt import clock
 from querywatch.web.envelope import dumps, success
 
 ConfigOf = Callable[..., Mapping[str, Any]]
@@ -52,8 +52,7 @@ def _login() -> str | None:
 def _print_event(event: TimelineEvent) -> None:
     if event.data.get("action") in ("refused", "freeze"):
         return  # said once, as the error line
-    stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
-    click.echo(f"{stamp} {event.message}")
+    click.echo(f"{clock(event.at)} {event.message}")
     output = event.data.get("output")
     if output and event.data.get("action") in ("rollback", "runbook"):
         for line in str(output).splitlines()[-10:]:

@@ -16,11 +16,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from querywatch.deploys import stamp
 from querywatch.errors import InvalidTransition, StoreError
 from querywatch.incidents.model import Incident
 from querywatch.records import DeployMarker
 from querywatch.store.base import Store
+from querywatch.timefmt import utc_stamp
 
 STATE_KEY = "respond"
 STATE_VERSION = 1
@@ -221,7 +221,7 @@ def check_once_per_deploy(state: ResponseState, deploy: DeployMarker) -> None:
         after = "; it did not help, so querywatch will not try again"
     raise RollbackRefused(
         "once_per_deploy",
-        f"deploy {deploy.id} {how} at {stamp(done.started_at)}{who} (incident {done.incident})"
+        f"deploy {deploy.id} {how} at {utc_stamp(done.started_at)}{who} (incident {done.incident})"
         f"{after}: at most one rollback per deploy; run your deploy tool by hand if needed",
     )
 
@@ -233,8 +233,9 @@ def check_cooldown(state: ResponseState, environment: str, cooldown_s: float, no
         return
     raise RollbackRefused(
         "cooldown",
-        f"a rollback ran in {environment} {now - last:.0f} s ago (at {stamp(last)}); "
-        f"rollback_cooldown_s = {cooldown_s:g} allows the next one at {stamp(last + cooldown_s)}",
+        f"a rollback ran in {environment} {now - last:.0f} s ago (at {utc_stamp(last)}); "
+        f"rollback_cooldown_s = {cooldown_s:g} allows the next one at "
+        f"{utc_stamp(last + cooldown_s)}",
     )
 
 
@@ -248,7 +249,7 @@ def check_no_deploy_in_progress(
         raise guard(
             "deploy_in_progress",
             f"a newer deploy {latest.id} (version {latest.version}) started in "
-            f"{deploy.environment} at {stamp(latest.started_at)} and is {state}: deploy "
+            f"{deploy.environment} at {utc_stamp(latest.started_at)} and is {state}: deploy "
             f"{deploy.id} is no longer the one running",
         )
     if deploy.finished_at is None:
@@ -267,7 +268,7 @@ def check_window(deploy: DeployMarker, window_s: float, now: float) -> None:
         return
     raise RollbackRefused(
         "window",
-        f"deploy {deploy.id} finished {now - finished:.0f} s ago (at {stamp(finished)}), "
+        f"deploy {deploy.id} finished {now - finished:.0f} s ago (at {utc_stamp(finished)}), "
         f"past rollback_window_s = {window_s:g}: roll back by hand if it is still right",
     )
 

@@ -23,7 +23,8 @@ from rich.markup import escape
 from querywatch.dsn import redact
 from querywatch.errors import ConfigError, QuerywatchError
 from querywatch.respond import egress
-from querywatch.respond.alerts import Alert, clock_time, rfc3339
+from querywatch.respond.alerts import Alert
+from querywatch.timefmt import clock, rfc3339
 
 USER_AGENT = "querywatch-alerts/1"
 
@@ -181,7 +182,7 @@ class TerminalSink:
             else (alert.severity.upper(), self._STYLE[alert.severity])
         )
         at = alert.ended_at if alert.ended_at is not None else alert.started_at
-        self.console.print(f"[{style}]{label}[/] {clock_time(at)} {escape(alert.title)}")
+        self.console.print(f"[{style}]{label}[/] {clock(at)} {escape(alert.title)}")
         self.console.print(f"  {escape(alert.text)}")
         facts = [
             f"owners {' '.join(alert.owners)}" if alert.owners else "",
