@@ -12,7 +12,7 @@ import pytest
 
 from cli_helpers import assert_one_line_error, run_cli
 from gate_helpers import query_per_row, record_test
-from querywatch.gate import Baseline, GateInputError, run_check
+from querywatch.gate import GateBaseline, GateInputError, run_check
 
 LOOKUP = "SELECT id, total_cents FROM orders WHERE customer_id = ?"
 
@@ -71,7 +71,7 @@ def test_round_trip_accepts_everything_and_is_stable(db: Path, tmp_path: Path) -
     }
     assert data["version"] == 1
     assert text == json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    assert Baseline.load(path).dumps() == text  # load -> save is byte for byte the same
+    assert GateBaseline.load(path).dumps() == text  # load -> save is byte for byte the same
 
     again = run_check(run, baseline_path=path)
     assert again.new == [] and again.regressions == [] and again.unchecked == []
@@ -149,7 +149,7 @@ def test_a_corrupt_baseline_is_one_line_and_exit_2(
     baseline = tmp_path / "querywatch.baseline.json"
     baseline.write_text(content)
     with pytest.raises(GateInputError, match=needle):
-        Baseline.load(baseline)
+        GateBaseline.load(baseline)
     result = run_cli("check", "--run", str(run_file), "--baseline", str(baseline))
     assert result.returncode == 2
     assert_one_line_error(result, str(baseline), needle)

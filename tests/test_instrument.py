@@ -76,7 +76,7 @@ def totals(windows: Sequence[StatementWindow], text: str, dialect: str) -> Total
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[querywatch.capture.recorder.Sink]:
+def store(tmp_path: Path) -> Iterator[querywatch.capture.recorder.WindowSink]:
     s = open_store(tmp_path / "qw.sqlite3")
     yield s
     s.close()

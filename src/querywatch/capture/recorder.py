@@ -30,7 +30,7 @@ T = TypeVar("T")
 
 
 @runtime_checkable
-class Sink(Protocol):
+class WindowSink(Protocol):
     """Where flushed windows go: a querywatch Store, or anything with these two methods.
 
     A sink may also have ``write_repeats(windows: Sequence[RepeatWindow])`` (a Store has); repeat
@@ -60,7 +60,7 @@ class MemorySink:
         self.repeats.extend(windows)
 
 
-SinkLike = Sink | str | os.PathLike[str] | None
+SinkLike = WindowSink | str | os.PathLike[str] | None
 
 
 class Recorder:
@@ -91,10 +91,10 @@ class Recorder:
         )
         self.aggregator.wake = self._wake_absorb
         self._sink_spec = sink
-        self._sink: Sink | None = None
+        self._sink: WindowSink | None = None
         if sink is None:
             self._sink = MemorySink()
-        elif isinstance(sink, Sink):
+        elif isinstance(sink, WindowSink):
             self._sink = sink
         self.flush_interval = flush_interval
         self.max_pending = max_pending
@@ -117,7 +117,7 @@ class Recorder:
         atexit.register(self.close)
 
     @property
-    def sink(self) -> Sink | None:
+    def sink(self) -> WindowSink | None:
         return self._sink
 
     def channel(self, dialect: str) -> StatementChannel:
@@ -248,7 +248,7 @@ class Recorder:
                 queue.popleft()
                 self.dropped_windows += 1
 
-    def _open_sink(self) -> Sink:
+    def _open_sink(self) -> WindowSink:
         if self._sink is None:
             # Resolved at run time: the store package is optional for in-memory use.
             store = importlib.import_module("querywatch.store")

@@ -43,7 +43,7 @@ class Point:
 
 
 @dataclass(frozen=True, slots=True)
-class Baseline:
+class KeyBaseline:
     """One key (fingerprint or route) over ``[start, end)``."""
 
     key: str
@@ -193,7 +193,7 @@ def build_baselines(
     min_chunk_calls: int,
     covered_s: float | None = None,
     now: float | None = None,
-) -> dict[str, Baseline]:
+) -> dict[str, KeyBaseline]:
     """Baselines of every key with windows in ``[start, end)``.
 
     ``covered_s`` is the seconds of data in the span; by default the buckets in which any of
@@ -213,7 +213,7 @@ def build_baselines(
 
 def _baseline(
     key: str, points: list[Point], start: float, end: float, covered_s: float, min_chunk_calls: int
-) -> Baseline:
+) -> KeyBaseline:
     means: list[float] = []
     chunk_calls: list[int] = []
     calls_acc, total_acc = 0, 0.0
@@ -233,7 +233,7 @@ def _baseline(
             sketch = None
         else:
             sketch.merge(p.sketch)
-    return Baseline(
+    return KeyBaseline(
         key=key,
         label=points[0].label,
         start=start,
@@ -258,7 +258,7 @@ def fingerprint_baselines(
     *,
     min_chunk_calls: int = 5,
     now: float | None = None,
-) -> dict[str, Baseline]:
+) -> dict[str, KeyBaseline]:
     """Per-fingerprint baselines over ``[start, end)`` (e.g. the 30 minutes before a deploy)."""
     return build_baselines(
         statement_points(windows), start, end, min_chunk_calls=min_chunk_calls, now=now
@@ -272,7 +272,7 @@ def route_baselines(
     *,
     min_chunk_calls: int = 5,
     now: float | None = None,
-) -> dict[str, Baseline]:
+) -> dict[str, KeyBaseline]:
     """Per-route baselines (requests as calls, request time as latency) over ``[start, end)``."""
     return build_baselines(
         request_points(windows), start, end, min_chunk_calls=min_chunk_calls, now=now

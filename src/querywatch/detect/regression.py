@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from querywatch.detect.baseline import (
-    Baseline,
+    KeyBaseline,
     Point,
     build_baselines,
     request_points,
@@ -92,8 +92,8 @@ class Comparison:
 
     key: str
     label: str
-    before: Baseline
-    after: Baseline
+    before: KeyBaseline
+    after: KeyBaseline
     control: float = 1.0  # the others' typical slowdown (≥ 1 is applied; speed-ups are not)
     test: MannWhitney | None = None  # after divided by the control, against before
     raw_test: MannWhitney | None = None  # after as measured, against before (load membership)
@@ -232,8 +232,8 @@ class Detector:
 
     def _compare(
         self,
-        before: dict[str, Baseline],
-        after: dict[str, Baseline],
+        before: dict[str, KeyBaseline],
+        after: dict[str, KeyBaseline],
         *,
         min_before_chunks: int,
     ) -> list[Comparison]:
@@ -369,7 +369,7 @@ class Detector:
     def _phase_totals(self, comps: list[Comparison]) -> tuple[PhaseStats, PhaseStats]:
         """Before/after figures of a set of fingerprints taken together."""
 
-        def total(side: list[Baseline]) -> PhaseStats:
+        def total(side: list[KeyBaseline]) -> PhaseStats:
             calls = sum(b.calls for b in side)
             ms = sum(b.total_ms for b in side)
             covered = side[0].covered_s if side else 0.0
@@ -391,7 +391,7 @@ class Detector:
         after_start: float,
         after_end: float,
         points: list[Point] | None = None,
-    ) -> tuple[dict[str, Baseline], dict[str, Baseline]]:
+    ) -> tuple[dict[str, KeyBaseline], dict[str, KeyBaseline]]:
         pts = ctx.points if points is None else points
         k = self.policy.min_chunk_calls
         before = build_baselines(pts, before_start, before_end, min_chunk_calls=k)
@@ -496,8 +496,8 @@ class Detector:
         ctx: _Context,
         deploy: DeployMarker,
         ph: Phases,
-        before: dict[str, Baseline],
-        after: dict[str, Baseline],
+        before: dict[str, KeyBaseline],
+        after: dict[str, KeyBaseline],
     ) -> list[Detection]:
         p = self.policy
         total_after = sum(a.total_ms for a in after.values())
@@ -598,9 +598,9 @@ class Detector:
         return found
 
     @staticmethod
-    def _pair(new: Baseline, vanished: Sequence[Baseline]) -> Baseline | None:
+    def _pair(new: KeyBaseline, vanished: Sequence[KeyBaseline]) -> KeyBaseline | None:
         """The vanished query with the closest call rate (within 2x), if any: its likely source."""
-        best: tuple[float, Baseline] | None = None
+        best: tuple[float, KeyBaseline] | None = None
         for b in vanished:
             if b.calls_per_s <= 0 or new.calls_per_s <= 0:
                 continue

@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from querywatch.detect.baseline import Baseline
+from querywatch.detect.baseline import KeyBaseline
 from querywatch.detect.model import Detection
 from querywatch.detect.policy import Policy
 from querywatch.detect.wording import ms, rate, short_sql, times
@@ -60,7 +60,7 @@ class LoadSource:
         }
 
 
-def own_change(before: Baseline, after: Baseline, policy: Policy) -> str | None:
+def own_change(before: KeyBaseline, after: KeyBaseline, policy: Policy) -> str | None:
     """How a query's own behaviour changed between the periods, or ``None`` (a possible victim):
     rows or buffers per call moved by ``victim_max_change`` either way, or its call rate rose
     by it. Buffers are judged only when both periods counted them."""
@@ -80,8 +80,8 @@ def own_change(before: Baseline, after: Baseline, policy: Policy) -> str | None:
 
 
 def new_load(
-    before: Mapping[str, Baseline],
-    after: Mapping[str, Baseline],
+    before: Mapping[str, KeyBaseline],
+    after: Mapping[str, KeyBaseline],
     policy: Policy,
     *,
     exclude: str,
@@ -115,8 +115,8 @@ def new_load(
 
 def mark_victims(
     found: Sequence[Detection],
-    before: Mapping[str, Baseline],
-    after: Mapping[str, Baseline],
+    before: Mapping[str, KeyBaseline],
+    after: Mapping[str, KeyBaseline],
     policy: Policy,
     *,
     when: str,
@@ -154,8 +154,8 @@ def mark_victims(
 
 def _victim(
     d: Detection,
-    b: Baseline,
-    a: Baseline,
+    b: KeyBaseline,
+    a: KeyBaseline,
     load: float,
     sources: list[LoadSource],
     when: str,

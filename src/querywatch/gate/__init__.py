@@ -11,16 +11,16 @@ In-process use (what the CLI and the pytest plugin do)::
     print(render(report, "markdown")); sys.exit(report.exit_code)
 """
 
-from querywatch.gate.baseline import Baseline
+from querywatch.gate.baseline import GateBaseline
 from querywatch.gate.check import CheckReport, run_check
 from querywatch.gate.collect import Collector, GateInputError, GateRun
 from querywatch.gate.reports import render
 from querywatch.gate.statement import QueryResult
 
 __all__ = [
-    "Baseline",
     "CheckReport",
     "Collector",
+    "GateBaseline",
     "GateInputError",
     "GateRun",
     "QueryResult",

@@ -125,7 +125,7 @@ class BaselineEntry:
 
 
 @dataclass(slots=True)
-class Baseline:
+class GateBaseline:
     entries: dict[str, BaselineEntry] = field(default_factory=dict)
     path: Path | None = None
     exists: bool = False
@@ -153,7 +153,7 @@ class Baseline:
         self.exists = True
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Baseline:
+    def load(cls, path: str | os.PathLike[str]) -> GateBaseline:
         """The baseline at ``path``; an empty one when the file does not exist yet."""
         source = Path(path)
         try:
@@ -172,7 +172,7 @@ class Baseline:
         return cls.from_json(data, source=source)
 
     @classmethod
-    def from_json(cls, data: Any, *, source: Path) -> Baseline:
+    def from_json(cls, data: Any, *, source: Path) -> GateBaseline:
         if not isinstance(data, dict) or "version" not in data:
             raise GateInputError(f"{source}: not a querywatch baseline (no version field)")
         if data["version"] != BASELINE_VERSION:

@@ -30,8 +30,8 @@ from querywatch.dsn import is_postgres_url, redact
 from querywatch.findings import Finding
 from querywatch.gate.baseline import (
     DEFAULT_BASELINE_PATH,
-    Baseline,
     BaselineEntry,
+    GateBaseline,
     cost_class,
     worse_access,
 )
@@ -150,7 +150,7 @@ def run_check(
         raise GateInputError(f"--max-repeats must be 1 or more, not {max_repeats}")
     if fail_on not in FAIL_ON:
         raise GateInputError(f"--fail-on must be one of {', '.join(FAIL_ON)}, not {fail_on!r}")
-    baseline = Baseline.load(baseline_path)
+    baseline = GateBaseline.load(baseline_path)
     explicit = _explicit_target(explain_dsn) if explain_dsn else None
     report = CheckReport(
         baseline_path=Path(baseline_path),
@@ -230,7 +230,7 @@ def _source_dialect(run: GateRun) -> str:
     return max(sorted(counts), key=lambda d: counts[d]) if counts else "postgres"
 
 
-def _compare(report: CheckReport, baseline: Baseline, max_repeats: int) -> None:
+def _compare(report: CheckReport, baseline: GateBaseline, max_repeats: int) -> None:
     seen: set[str] = set()
     for q in report.queries:
         seen.add(q.fingerprint)
@@ -316,8 +316,8 @@ def _regressions(q: QueryResult, entry: BaselineEntry, max_repeats: int) -> list
     return out
 
 
-def _baseline_of(report: CheckReport) -> Baseline:
-    baseline = Baseline()
+def _baseline_of(report: CheckReport) -> GateBaseline:
+    baseline = GateBaseline()
     for q in report.queries:
         sig = q.signature
         baseline.entries[q.fingerprint] = BaselineEntry(

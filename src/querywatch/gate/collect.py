@@ -41,7 +41,7 @@ from querywatch.gate.runfile import (
     Database,
     GateInputError,
     GateRun,
-    Statement,
+    RunStatement,
     Usage,
     copy_run,
     is_plannable,
@@ -58,7 +58,7 @@ __all__ = [
     "Database",
     "GateInputError",
     "GateRun",
-    "Statement",
+    "RunStatement",
     "Usage",
     "is_plannable",
 ]
@@ -198,7 +198,7 @@ class Collector:
                 stmt = self._run.statements.get(fp.id)
                 fits = len(text) <= MAX_SAMPLE
                 if stmt is None:
-                    stmt = Statement(
+                    stmt = RunStatement(
                         fp.id,
                         fp.normalized,
                         dialect,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from querywatch.findings import Finding, Location
-from querywatch.gate.collect import SESSION, GateRun, Statement
+from querywatch.gate.collect import SESSION, GateRun, RunStatement
 
 N_PLUS_ONE = "n-plus-one"
 
@@ -35,7 +35,7 @@ _BATCH_READS = {
 }
 
 
-def n_plus_one(run: GateRun, stmt: Statement, max_repeats: int) -> Finding | None:
+def n_plus_one(run: GateRun, stmt: RunStatement, max_repeats: int) -> Finding | None:
     """One finding per fingerprint that only reads: the test whose single call into the
     application repeats it most, at its busiest call site."""
     if not is_read(stmt.normalized):

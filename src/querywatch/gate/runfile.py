@@ -68,7 +68,7 @@ class Database:
 
 
 @dataclass(slots=True)
-class Statement:
+class RunStatement:
     """One fingerprint over the whole run."""
 
     fingerprint: str
@@ -98,7 +98,7 @@ class Usage:
 
 @dataclass(slots=True)
 class GateRun:
-    statements: dict[str, Statement] = field(default_factory=dict)
+    statements: dict[str, RunStatement] = field(default_factory=dict)
     tests: dict[str, dict[str, Usage]] = field(default_factory=dict)
     databases: dict[str, Database] = field(default_factory=dict)
     created_at: float = 0.0
@@ -221,7 +221,7 @@ class GateRun:
             for db_id, d in data["databases"].items():
                 run.databases[db_id] = Database(db_id, str(d["dialect"]), str(d["target"]))
             for fp, s in data["statements"].items():
-                run.statements[fp] = Statement(
+                run.statements[fp] = RunStatement(
                     fp,
                     str(s["normalized"]),
                     str(s["dialect"]),
@@ -267,7 +267,7 @@ def copy_run(run: GateRun) -> GateRun:
     """A copy that shares nothing mutable with ``run`` (the collector goes on recording)."""
     return GateRun(
         statements={
-            fp: Statement(
+            fp: RunStatement(
                 s.fingerprint,
                 s.normalized,
                 s.dialect,

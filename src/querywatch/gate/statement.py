@@ -15,7 +15,7 @@ from pathlib import Path
 
 from querywatch.findings import Finding, Location
 from querywatch.gate.baseline import PlanSignature, plan_signature
-from querywatch.gate.collect import MAX_SAMPLE, GateRun, Statement
+from querywatch.gate.collect import MAX_SAMPLE, GateRun, RunStatement
 from querywatch.gate.explainer import ExplainSessions, ExplainTarget, StatementNotExplained
 from querywatch.gate.nplusone import N_PLUS_ONE, n_plus_one
 from querywatch.gate.objects import missing_objects
@@ -66,7 +66,9 @@ NOT_CHECKABLE = {
 """Why a statement could not be EXPLAINed for a reason of the test run itself: one note each."""
 
 
-def _targets(run: GateRun, stmt: Statement, explicit: ExplainTarget | None) -> list[ExplainTarget]:
+def _targets(
+    run: GateRun, stmt: RunStatement, explicit: ExplainTarget | None
+) -> list[ExplainTarget]:
     if explicit is not None and explicit.dialect == stmt.dialect:
         return [explicit]
     out = []
@@ -79,7 +81,7 @@ def _targets(run: GateRun, stmt: Statement, explicit: ExplainTarget | None) -> l
 
 def check_statement(
     run: GateRun,
-    stmt: Statement,
+    stmt: RunStatement,
     explicit: ExplainTarget | None,
     explainer: ExplainSessions,
     max_repeats: int,

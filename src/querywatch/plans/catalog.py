@@ -68,6 +68,11 @@ class RelationInfo:
     pages: int | None = None
     size_bytes: int | None = None
     rows_source: str = "statistics"  # statistics | count | max(rowid) | unknown
+    size_guessed: bool = False
+    """PostgreSQL has never analyzed or vacuumed the relation (reltuples -1) and it is smaller
+    than 10 pages: the planner then assumes 10 pages of rows as wide as the column types say,
+    whatever the table holds (often nothing: a test database's fresh tables). Estimates of rows
+    read from it are that guess, not a size."""
     indexes: list[IndexInfo] = field(default_factory=list)
     columns: dict[str, ColumnInfo] = field(default_factory=dict)
 
@@ -225,6 +230,7 @@ def load_postgres(
             size_bytes=int(size),
         )
         info.rows_source = "statistics" if info.rows is not None else "unknown"
+        info.size_guessed = tuples is None and int(size) < _PLANNER_DEFAULT_PAGES * int(block)
         by_oid[int(oid)] = info
         catalog.add(info)
     if not by_oid:
@@ -258,6 +264,10 @@ def load_postgres(
             correlation=None if corr is None else float(corr),
         )
     return catalog
+
+
+_PLANNER_DEFAULT_PAGES = 10
+"""Pages PostgreSQL assumes a never-analyzed relation has when it has fewer (plancat.c)."""
 
 
 def _current_rows(

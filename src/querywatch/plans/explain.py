@@ -37,7 +37,7 @@ from querywatch.plans.catalog import Catalog, load_postgres, load_sqlite
 from querywatch.plans.model import Dialect, Plan, PlanNode, node_from_postgres
 from querywatch.plans.predicates import conjuncts
 from querywatch.plans.sqltext import (
-    Statement,
+    LexedStatement,
     limit_offset,
     postgres_placeholders,
     scan,
@@ -175,7 +175,7 @@ class Explainer:
                 raise ExplainError(f"cannot read the SQLite catalog: {exc}") from exc
         return self._catalog
 
-    def _explain_pg(self, stmt: Statement, analyze: bool) -> Plan:
+    def _explain_pg(self, stmt: LexedStatement, analyze: bool) -> Plan:
         text, nparams = postgres_placeholders(stmt)
         if analyze and nparams:
             raise ExplainError(
@@ -305,7 +305,7 @@ class Explainer:
                 )
         return self._memory
 
-    def _explain_sqlite(self, stmt: Statement) -> Plan:
+    def _explain_sqlite(self, stmt: LexedStatement) -> Plan:
         assert self._sqlite is not None
         text, nparams = sqlite_placeholders(stmt)
         try:
@@ -342,7 +342,7 @@ def explain(
 # --- statement checks and errors ----------------------------------------------------------------
 
 
-def _checked(sql: str, dialect: Dialect) -> Statement:
+def _checked(sql: str, dialect: Dialect) -> LexedStatement:
     stmt = scan(sql, dialect)
     if not stmt.text or not stmt.first_word:
         raise ExplainError("no SQL statement to explain")

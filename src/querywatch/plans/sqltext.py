@@ -56,7 +56,7 @@ READ_STARTS = frozenset({"SELECT", "WITH", "VALUES", "TABLE"})
 
 
 @dataclass(slots=True)
-class Statement:
+class LexedStatement:
     """The lexer's answers about one SQL text."""
 
     text: str  # the statement without a trailing semicolon
@@ -75,7 +75,7 @@ class Statement:
         return self.first_word in READ_STARTS and not (self.words & WRITE_WORDS)
 
 
-def scan(sql: str, dialect: Dialect = "postgres") -> Statement:
+def scan(sql: str, dialect: Dialect = "postgres") -> LexedStatement:
     """Lex ``sql``: statement boundary, keywords and bind placeholders outside quotes/comments."""
     text = sql.strip()
     words: set[str] = set()
@@ -131,7 +131,7 @@ def scan(sql: str, dialect: Dialect = "postgres") -> Statement:
             i = m.end()
         else:
             i += 1
-    return Statement(
+    return LexedStatement(
         text=text[:end].rstrip(),
         first_word=first,
         words=words,
@@ -156,7 +156,7 @@ def scan_rest_is_empty(rest: str) -> bool:
     return True
 
 
-def postgres_placeholders(stmt: Statement) -> tuple[str, int]:
+def postgres_placeholders(stmt: LexedStatement) -> tuple[str, int]:
     """The statement with ``%s`` / ``%(name)s`` turned into ``$n``, and the number of parameters.
 
     ``$n`` placeholders (pg_stat_statements' normalized text) stay as they are; driver-style ones
@@ -186,7 +186,7 @@ def postgres_placeholders(stmt: Statement) -> tuple[str, int]:
     return "".join(out), count
 
 
-def sqlite_placeholders(stmt: Statement) -> tuple[str, int]:
+def sqlite_placeholders(stmt: LexedStatement) -> tuple[str, int]:
     """The statement with every placeholder turned into ``?``, and how many there are.
 
     EXPLAIN QUERY PLAN needs a value bound to each; binding NULL to all of them is enough because

@@ -18,7 +18,7 @@ from typing import Any
 from querywatch.dsn import redact
 from querywatch.errors import StoreError
 from querywatch.respond.alerts import Alert
-from querywatch.respond.sinks import Sink, SinkError
+from querywatch.respond.sinks import AlertSink, SinkError
 
 STATE_VERSION = 1
 # Keys whose every sink saw "resolved" are forgotten after this long, so the state stays small.
@@ -74,7 +74,7 @@ class Notifier:
 
     def __init__(
         self,
-        sinks: Sequence[Sink],
+        sinks: Sequence[AlertSink],
         *,
         renotify_s: float = 3600.0,
         clock: Callable[[], float] = time.time,
@@ -122,7 +122,7 @@ class Notifier:
     def forget(self, key: str) -> None:
         self._state.by_key.pop(key, None)
 
-    def _is_due(self, alert: Alert, last: _Sent | None, sink: Sink, now: float) -> bool:
+    def _is_due(self, alert: Alert, last: _Sent | None, sink: AlertSink, now: float) -> bool:
         if last is None:
             return True
         if alert.kind == "resolved":
@@ -183,7 +183,7 @@ class Notifier:
     def from_json(
         cls,
         text: str,
-        sinks: Sequence[Sink],
+        sinks: Sequence[AlertSink],
         *,
         renotify_s: float = 3600.0,
         clock: Callable[[], float] = time.time,
@@ -193,12 +193,12 @@ class Notifier:
         return notifier
 
 
-def sink_name(sink: Sink) -> str:
+def sink_name(sink: AlertSink) -> str:
     name = getattr(sink, "name", None)
     return name if isinstance(name, str) and name else type(sink).__name__
 
 
-def _unique_names(sinks: Sequence[Sink]) -> tuple[str, ...]:
+def _unique_names(sinks: Sequence[AlertSink]) -> tuple[str, ...]:
     """Stable names for the state: "webhook", "webhook#2" when a kind is configured twice."""
     counts: dict[str, int] = {}
     names = []

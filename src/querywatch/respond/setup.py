@@ -13,9 +13,9 @@ from querywatch.respond.notifier import Notifier
 from querywatch.respond.routing import CodeOwners
 from querywatch.respond.sinks import (
     AlertmanagerSink,
+    AlertSink,
     HttpPoster,
     JsonWebhookSink,
-    Sink,
     SlackWebhookSink,
     TerminalSink,
 )
@@ -23,7 +23,7 @@ from querywatch.respond.sinks import (
 
 def notifier_from_config(cfg: Mapping[str, Any], console: Console | None = None) -> Notifier:
     """The terminal always hears; each configured webhook too."""
-    sinks: list[Sink] = [TerminalSink(console)]
+    sinks: list[AlertSink] = [TerminalSink(console)]
     http = HttpPoster(allow_link_local=bool(cfg.get(ALLOW_SETTING)))
     if cfg.get("alert_webhook_url"):
         sinks.append(JsonWebhookSink(cfg["alert_webhook_url"], http=http))

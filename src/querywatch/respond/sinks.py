@@ -38,7 +38,7 @@ class SinkError(QuerywatchError):
         super().__init__(message)
 
 
-class Sink(Protocol):
+class AlertSink(Protocol):
     """One destination for alerts. ``send`` raises only :class:`SinkError`."""
 
     def send(self, alert: Alert) -> None: ...

@@ -57,7 +57,7 @@ __all__ = [
     "RULES",
     "LintParseError",
     "LintResult",
-    "Statement",
+    "SourceStatement",
     "lint_sql",
     "lint_text",
     "parse_suppressions",
@@ -79,7 +79,7 @@ class LintParseError(QuerywatchError):
 
 
 @dataclass(frozen=True, slots=True)
-class Statement:
+class SourceStatement:
     """One statement of a text: where it starts (offset, 1-based line and column) and the rules
     its own comments suppress."""
 
@@ -132,7 +132,7 @@ def _position(text: str, offset: int) -> tuple[int, int]:
     return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
-def split_statements(text: str, dialect: str = "postgres") -> list[Statement]:
+def split_statements(text: str, dialect: str = "postgres") -> list[SourceStatement]:
     """Split a text into statements at top-level ``;`` (not inside strings, quoted names,
     comments or dollar quotes); comment-only pieces are dropped.
 
@@ -165,7 +165,7 @@ def split_statements(text: str, dialect: str = "postgres") -> list[Statement]:
         else:
             same_line_as = None
     pieces.append((start, len(text), comments))
-    out: list[Statement] = []
+    out: list[SourceStatement] = []
     for begin, end, notes in pieces:
         chunk = text[begin:end]
         blanked = lex.sub(lambda m: " " * len(m.group()) if m.group("c") else m.group(), chunk)
@@ -176,7 +176,7 @@ def split_statements(text: str, dialect: str = "postgres") -> list[Statement]:
         lead = len(blanked) - len(blanked.lstrip())
         line, column = _position(text, begin + lead)
         suppressed = frozenset().union(*(parse_suppressions(n) for n in notes))
-        out.append(Statement(chunk[lead:].rstrip(), begin + lead, line, column, suppressed))
+        out.append(SourceStatement(chunk[lead:].rstrip(), begin + lead, line, column, suppressed))
     return out
 
 
@@ -194,7 +194,7 @@ _CLOSES = re.compile(r"\bend\b(?!\s+(?:if|loop|while|repeat)\b)", re.I)
 
 # -- running the rules ---------------------------------------------------------------------------
 def _locate(
-    base: Location | None, sql: str, stmt: Statement, at: tuple[int, int] | None, mapped: bool
+    base: Location | None, sql: str, stmt: SourceStatement, at: tuple[int, int] | None, mapped: bool
 ) -> Location | None:
     """The file position of ``at`` (line, column in the statement) given where ``sql`` starts."""
     if base is None or not mapped:
@@ -211,7 +211,7 @@ def _suppressed(rule: str, ignored: frozenset[str]) -> bool:
     return ALL_RULES in ignored or rule in ignored
 
 
-def _at(stmt: Statement, node: exp.Expr, rewrite: Rewrite) -> tuple[int, int] | None:
+def _at(stmt: SourceStatement, node: exp.Expr, rewrite: Rewrite) -> tuple[int, int] | None:
     """Line and column in the statement's own text where ``node`` starts."""
     starts = [n.meta["start"] for n in node.walk() if "start" in n.meta]
     if not starts:
@@ -313,19 +313,19 @@ def lint_text(
 _PARAGRAPH = re.compile(r"\n[ \t]*\n(?=[ \t]*(?:--|/\*))")
 
 
-def _paragraphs(stmt: Statement, dialect: str) -> list[Statement]:
+def _paragraphs(stmt: SourceStatement, dialect: str) -> list[SourceStatement]:
     """A statement that does not parse, cut where a blank line is followed by a comment: files
     of named queries (aiosql's ``-- name: …``) separate statements that way, without ``;``."""
     cuts = [m.end() for m in _PARAGRAPH.finditer(stmt.text)]
     if not cuts:
         return []
-    out: list[Statement] = []
+    out: list[SourceStatement] = []
     for begin, end in zip([0, *cuts], [*cuts, len(stmt.text)], strict=True):
         for part in split_statements(stmt.text[begin:end], dialect):
             offset = begin + part.offset
             line, column = _position(stmt.text, offset)
             out.append(
-                Statement(
+                SourceStatement(
                     part.text,
                     stmt.offset + offset,
                     stmt.line + line - 1,
@@ -356,7 +356,7 @@ def _finding(
     hit: Hit,
     rewrite: Rewrite,
     sql: str,
-    stmt: Statement,
+    stmt: SourceStatement,
     dialect: str,
     location: Location | None,
     map_positions: bool,
@@ -376,7 +376,7 @@ def _finding(
 
 def _parse_error(
     sql: str,
-    stmt: Statement,
+    stmt: SourceStatement,
     exc: Unparsable,
     dialect: str,
     location: Location | None,

@@ -7,18 +7,24 @@ plus rows a filter threw away). Without, they are the planner's own estimates, w
 - a node runs once per execution of its parent, except the inner side of a Nested Loop (once per
   outer row) and a correlated SubPlan (once per row its parent evaluates it for); a hashed SubPlan,
   an InitPlan and the child of a Materialize run once (an InitPlan as far as its parent's cost
-  says: ``EXISTS (…)`` stops at the first row);
+  says: ``EXISTS (…)`` stops at the first row); an InitPlan that reads a column of an outer row
+  (``max(…)`` in a correlated subquery becomes one) runs again for each execution of its parent;
 - a node under a LIMIT with nothing blocking in between (no Sort, Hash, plain or hashed
   Aggregate) is stopped early: PostgreSQL's own model, the LIMIT pulls ``limit / rows`` of its
   input, and every streaming node below does that fraction of its work (a scan with a filter
   keeping a fraction ``s`` of its rows reads ``limit / s`` of them). A blocking node below pays
   its input in full, and so does everything under it; a Merge Join's inputs are read as far as
-  its cost says;
-- a Seq Scan (or an index scan with no index condition) reads every row of its relation, as the
-  catalog counts them, whatever its filter keeps; a walk of a partial index reads the index's
+  its cost says; an Incremental Sort sorts one group of its presorted input at a time, so it
+  reads what is pulled from it, and at least its first group (its startup cost says how much);
+- a Seq Scan (or an index scan with no index condition, or one that only skips NULLs, as the
+  ``max(col)`` rewrite does) reads every row of its relation, as the catalog counts them,
+  whatever its filter keeps; a walk of a partial index reads the index's
   rows only;
 - a node below a Gather that is not parallel-aware runs in every process (the leader and each
-  worker): its executions and rows count once per process.
+  worker): its executions and rows count once per process;
+- a scan of a relation PostgreSQL has never analyzed and that is smaller than 10 pages is
+  estimated from a default (10 pages), not a size: its rows, and those of every node above it
+  (and the executions of a loop's inner side it drives), are guesses, and rules do not judge them.
 
 The result is right to an order of magnitude, which is what the rules' thresholds need.
 """
@@ -32,7 +38,7 @@ from querywatch.plans.catalog import Catalog
 from querywatch.plans.model import Plan, PlanNode
 
 # Nodes that consume all their input before returning a first row.
-_BLOCKING = frozenset({"Sort", "Hash", "Materialize", "SetOp", "Incremental Sort"})
+_BLOCKING = frozenset({"Sort", "Hash", "Materialize", "SetOp"})
 _SUBPLAN_REF = re.compile(r"(hashed )?(SubPlan \d+)")
 
 
@@ -47,6 +53,11 @@ class Work:
         self._procs: dict[int, float] = {}  # processes running a node below a Gather
         self._guessed: set[int] = set()  # executions rest on a row count the planner guessed
         self._parents = plan.parents()
+        self._size_guessed = {
+            id(n)
+            for n in plan.nodes()
+            if n.is_scan and not n.analyzed and _size_guessed(catalog, n)
+        }
         self._hashed = {
             m.group(2)
             for n in plan.nodes()
@@ -55,6 +66,10 @@ class Work:
             if m.group(1)
         }
         self._visit(plan.root, 1.0, 1.0, 1.0)
+        for node in plan.nodes():
+            if id(node) in self._size_guessed:
+                self._guessed.add(id(node))
+                self._guessed.update(id(a) for a in self._estimated_from(node))
 
     # --- what rules ask -------------------------------------------------------------------------
 
@@ -153,9 +168,10 @@ class Work:
         return total
 
     def guessed(self, node: PlanNode) -> bool:
-        """Whether the node's executions rest on a planner default, not on statistics: the
-        inner side of a loop over a set-returning function (planned at 1,000 rows whatever it
-        returns). Rules do not judge loops by such guesses."""
+        """Whether the node's rows or executions rest on a planner default, not on statistics:
+        the inner side of a loop over a set-returning function (planned at 1,000 rows whatever
+        it returns), a scan of a never-analyzed small relation (planned at 10 pages) and every
+        node whose estimate is built on it. Rules do not judge by such guesses."""
         return id(node) in self._guessed
 
     def _copies(self, node: PlanNode) -> float:
@@ -168,6 +184,17 @@ class Work:
 
     def parent(self, node: PlanNode) -> PlanNode | None:
         return self._parents.get(id(node))
+
+    def _estimated_from(self, node: PlanNode) -> Iterator[PlanNode]:
+        """The nodes whose row estimate is built on ``node``'s: its ancestors up to the root of
+        its (sub)query (a SubPlan's or InitPlan's rows do not size its parent)."""
+        current = node
+        while current.parent_relationship not in _SIDE:
+            parent = self._parents.get(id(current))
+            if parent is None:
+                return
+            yield parent
+            current = parent
 
     # --- the estimate ---------------------------------------------------------------------------
 
@@ -182,9 +209,11 @@ class Work:
         for child in node.children:
             rel = child.parent_relationship
             if rel == "InitPlan":
-                # Run once; an EXISTS stops at its first row: the parent's cost carries the
+                # Run once (again per execution of its parent when it reads an outer row's
+                # column); an EXISTS stops at its first row: the parent's cost carries the
                 # share of the InitPlan the planner expects to run.
-                self._visit(child, procs, min(execs, 1.0), _cost_share(node, child))
+                runs = execs if self._correlated(child) else min(execs, 1.0)
+                self._visit(child, procs, runs, _cost_share(node, child))
             elif rel == "SubPlan":
                 if self.is_hashed(child):
                     self._visit(child, procs, min(execs, 1.0), 1.0)
@@ -199,7 +228,11 @@ class Work:
             self._visit(outer, procs, execs, frac)
             outer_rows = (outer.est_rows or 1.0) * frac  # per process: the loop runs in each
             self._visit(inner, procs, execs * max(outer_rows, 1.0), 1.0)
-            if id(node) in self._guessed or _guessed_rows(outer):
+            if (
+                id(node) in self._guessed
+                or _guessed_rows(outer)
+                or any(id(n) in self._size_guessed for n in outer.walk())
+            ):
                 self._guessed.update(id(n) for n in inner.walk())
                 self._guessed.add(id(node))
             return
@@ -220,6 +253,11 @@ class Work:
         if kind == "Hash Join" and len(regular) == 2:
             self._visit(regular[0], procs, execs, frac)
             self._visit(regular[1], procs, execs, 1.0)
+            return
+        if kind == "Incremental Sort" and len(regular) == 1:
+            # Sorts group by group: reads what is pulled, and at least the first group.
+            child = regular[0]
+            self._visit(child, procs, execs, max(frac, _first_group_share(node, child)))
             return
         if kind == "Materialize":
             for child in regular:
@@ -252,8 +290,41 @@ class Work:
             return max(c.est_rows or 0.0 for c in regular) or own
         return own
 
+    def _correlated(self, initplan: PlanNode) -> bool:
+        """Whether an InitPlan's conditions read a column of a relation outside it (VERBOSE
+        output qualifies every column): PostgreSQL then runs it again whenever that row
+        changes."""
+        inside = {n.alias or n.relation for n in initplan.walk() if n.alias or n.relation}
+        outside = {
+            n.alias or n.relation
+            for n in self.plan.nodes()
+            if (n.alias or n.relation) and (n.alias or n.relation) not in inside
+        }
+        if not outside:
+            return False
+        return any(_mentions(text, outside) for n in initplan.walk() for text in n.conditions())
+
 
 _SIDE = ("InitPlan", "SubPlan")
+
+
+def _mentions(text: str, aliases: set[str | None]) -> bool:
+    return any(
+        a is not None and re.search(r'(?<![\w."])"?' + re.escape(a) + r'"?\.', text) is not None
+        for a in aliases
+    )
+
+
+def _first_group_share(node: PlanNode, child: PlanNode) -> float:
+    """The share of its input an Incremental Sort reads before its first row: its first group,
+    as its startup cost (the child's startup plus reading and sorting that group) says."""
+    if node.startup_cost is None or child.total_cost is None:
+        return 1.0
+    start = child.startup_cost or 0.0
+    run = child.total_cost - start
+    if run <= 0:
+        return 1.0
+    return min(1.0, max(0.0, node.startup_cost - start) / run)
 
 
 def _cost_share(parent: PlanNode, child: PlanNode) -> float:
@@ -263,6 +334,11 @@ def _cost_share(parent: PlanNode, child: PlanNode) -> float:
     return min(1.0, parent.total_cost / child.total_cost)
 
 
+def _size_guessed(catalog: Catalog, scan: PlanNode) -> bool:
+    info = catalog.for_node(scan)
+    return info is not None and info.size_guessed
+
+
 def _guessed_rows(node: PlanNode) -> bool:
     """Rows estimated without statistics: a plain EXPLAIN of a set-returning function."""
     return not node.analyzed and any(
@@ -270,11 +346,17 @@ def _guessed_rows(node: PlanNode) -> bool:
     )
 
 
+_NOT_NULL_ONLY = re.compile(r'^\(*(?:[\w"]+\.)?[\w"]+ IS NOT NULL\)*$')
+
+
 def reads_everything(node: PlanNode) -> bool:
-    """A Seq Scan, or an index scan with no index condition (it walks the whole index)."""
+    """A Seq Scan, or an index scan with no index condition or one that only skips NULLs (the
+    ``max(col)`` rewrite's ``col IS NOT NULL``): it walks the whole index."""
     if node.node_type == "Seq Scan":
         return True
-    return node.node_type in ("Index Scan", "Index Only Scan") and not node.index_cond
+    if node.node_type not in ("Index Scan", "Index Only Scan"):
+        return False
+    return not node.index_cond or _NOT_NULL_ONLY.match(node.index_cond.strip()) is not None
 
 
 def scans_below(node: PlanNode, *, subplans: bool = True) -> Iterator[PlanNode]:

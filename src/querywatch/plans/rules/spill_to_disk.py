@@ -1,5 +1,9 @@
 """`spill-to-disk`: a sort or hash larger than work_mem writes temporary files (ANALYZE shows it
-happened; without ANALYZE the estimated size is compared with work_mem)."""
+happened; without ANALYZE the estimated size is compared with work_mem).
+
+An estimated sort holds the rows it is given: all of them for a Sort (a LIMIT directly above makes
+it a top-N heap of the rows the LIMIT returns), one group of its presorted input at a time for an
+Incremental Sort, and never more than a LIMIT above lets it be pulled."""
 
 from __future__ import annotations
 
@@ -7,9 +11,7 @@ import math
 from typing import Any
 
 from querywatch.findings import Finding, Rule
-from querywatch.plans.catalog import Catalog
 from querywatch.plans.model import Plan, PlanNode
-from querywatch.plans.policy import PlanPolicy
 from querywatch.plans.predicates import (
     redact_condition,
 )
@@ -20,15 +22,12 @@ from querywatch.plans.rules._base import (
     ancestors,
     fmt_rows,
     rnd,
+    single_scan,
 )
 
 
 def check(ctx: PlanContext) -> list[Finding]:
-    return _check(ctx.plan, ctx.catalog, ctx.policy)
-
-
-def _check(plan: Plan, catalog: Catalog, policy: PlanPolicy) -> list[Finding]:
-    del catalog, policy
+    plan = ctx.plan
     if plan.dialect != "postgres":
         return []
     out: list[Finding] = []
@@ -36,10 +35,10 @@ def _check(plan: Plan, catalog: Catalog, policy: PlanPolicy) -> list[Finding]:
     work_mem = plan.work_mem_kb
     hash_mem = (work_mem or 0) * (plan.hash_mem_multiplier or 1.0)
     for node in plan.nodes():
-        if node.never_executed:
-            continue
+        if node.never_executed or (not node.analyzed and ctx.work.guessed(node)):
+            continue  # never run, or sized by a planner default (a never-analyzed table)
         if node.node_type in ("Sort", "Incremental Sort"):
-            found = _sort_spill(node, parents, work_mem, plan)
+            found = _sort_spill(ctx, node, parents, work_mem)
         elif node.node_type == "Hash":
             found = _hash_spill(node, hash_mem, plan)
         elif node.node_type == "Aggregate" and node.analyzed:
@@ -78,8 +77,9 @@ def _check(plan: Plan, catalog: Catalog, policy: PlanPolicy) -> list[Finding]:
 
 
 def _sort_spill(
-    node: PlanNode, parents: dict[int, PlanNode], work_mem: int | None, plan: Plan
+    ctx: PlanContext, node: PlanNode, parents: dict[int, PlanNode], work_mem: int | None
 ) -> tuple[str, dict[str, Any]] | None:
+    plan = ctx.plan
     if node.analyzed:
         disks = [node.sort_space_type] + [
             w.get("Sort Space Type") for w in node.extra.get("Workers", []) if isinstance(w, dict)
@@ -112,14 +112,42 @@ def _sort_spill(
             if bound * 2 < rows:
                 rows = bound  # a top-N heap sort keeps only the rows the LIMIT returns
         break
+    what = "Sort"
+    if node.node_type == "Incremental Sort":
+        # One group at a time, and no more than a LIMIT above lets it be pulled (a full Sort
+        # holds all its input, however few rows are pulled from it).
+        group = _group_rows(ctx, node)
+        if group is None:
+            return None  # its groups' size is unknown: no figure to judge by
+        pulled = ctx.work.rows_per_execution(node)
+        rows = min(rows, group, pulled if pulled is not None else rows)
+        what = "Incremental Sort group"
     size_kb = rows * (_align(node.width) + TUPLE_OVERHEAD) / 1024
     if size_kb <= work_mem:
         return None
     return (
-        f"Sort of ~{fmt_rows(rows)} rows x {node.width} B needs ~{size_kb / 1024:,.1f} MB, more "
-        f"than work_mem ({work_mem:,} kB): it will spill to disk (estimated)",
+        f"{what} of ~{fmt_rows(rows)} rows x {node.width} B needs ~{size_kb / 1024:,.1f} MB, "
+        f"more than work_mem ({work_mem:,} kB): it will spill to disk (estimated)",
         {"estimated_kb": round(size_kb), "needed_kb": size_kb},
     )
+
+
+def _group_rows(ctx: PlanContext, node: PlanNode) -> float | None:
+    """Rows of one group of an Incremental Sort's presorted input: its rows over the distinct
+    values of the presorted key columns (pg_stats of the one relation below; the most distinct
+    column bounds the number of groups from below, so the group from above)."""
+    presorted = [str(k) for k in node.extra.get("Presorted Key") or []]
+    scan = single_scan(node)
+    info = ctx.catalog.for_node(scan) if scan is not None else None
+    if not presorted or info is None or node.est_rows is None:
+        return None
+    groups = 0.0
+    for key in presorted:
+        column = key.strip().split(".")[-1].strip('"')
+        groups = max(groups, info.distinct_values(column) or 0.0)
+    if groups < 1:
+        return None
+    return max(node.est_rows / groups, 1.0)
 
 
 def _hash_spill(
