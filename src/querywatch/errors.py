@@ -1,4 +1,6 @@
-"""The one exception tree. The CLI turns any of these into a single line for the user.
+"""Where querywatch's exceptions start; the CLI turns any of them into one line for the user.
+
+The general ones live here:
 
 QuerywatchError
  ├── ConfigError          a setting or config file is wrong (carries the file / setting name)
@@ -8,6 +10,24 @@ QuerywatchError
  ├── StoreError           the querywatch store cannot be opened or written
  ├── NotFound             a thing asked for by id (an incident) does not exist
  └── InvalidTransition    an incident cannot make that change from its status (resolve twice…)
+
+Errors that belong to one feature live beside it (all subclass QuerywatchError, directly or
+through the class named in brackets; tests/test_errors_tree.py keeps this list complete):
+
+ querywatch.schema                      SnapshotError   a stored schema snapshot cannot be read back
+ querywatch.deploys                     InvalidDeploy   a deploy field is malformed
+ querywatch.sql.lint                    LintParseError  a statement does not parse (strict lint)
+ querywatch.sql.source_scan             LintPathError   a path to lint cannot be read
+ querywatch.plans.explain               ExplainError    a statement cannot be EXPLAINed
+ querywatch.gate.runfile                GateInputError  the gate cannot read what it checks
+ querywatch.incidents.postmortem_render PostmortemError a postmortem cannot be written
+ querywatch.respond.guards              ActionRefused   [InvalidTransition] a guard said no
+ querywatch.respond.guards              RollbackRefused [ActionRefused] rollback refused
+ querywatch.respond.actions             MissingValue    a template names a value the incident lacks
+ querywatch.respond.actions             UnsafeValue     [MissingValue] a value starts with '-'
+ querywatch.respond.sinks               SinkError       an alert sink cannot deliver
+ querywatch.respond.cli                 ActionFailed    a rollback or runbook step failed
+ querywatch.demo.deployer               DeployError     the demo's new release did not get healthy
 """
 
 from __future__ import annotations
