@@ -1,4 +1,8 @@
-"""The demo on a terminal: a live panel while it runs, a summary when it ends."""
+"""The demo on a terminal: a live panel while it runs, a summary when it ends.
+
+Versions, alert titles, steps, SQL and paths are outside text: they go through
+:func:`querywatch.terminal.safe_text` (controls escaped, never read as Rich markup).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from querywatch.demo.summary import percentile
 from querywatch.gate import CheckReport
 from querywatch.incidents.model import TimelineEvent
 from querywatch.respond.alerts import Alert
+from querywatch.terminal import safe_text
 
 REPORT_MINUTES = 150
 REPORT_AFFECTED_PCT = 87
@@ -27,8 +32,8 @@ def live_panel(progress: DemoProgress, slo_ms: float) -> RenderableType:
     slow = sum(1 for r in recent if not r.failed and r.latency_ms > slo_ms)
     p95 = percentile([r.latency_ms for r in recent], 95)
     table = Table.grid(padding=(0, 2))
-    table.add_row("phase", Text(progress.phase, style="bold"))
-    table.add_row("serving", progress.release or "–")
+    table.add_row("phase", safe_text(progress.phase, style="bold"))
+    table.add_row("serving", safe_text(progress.release or "–"))
     table.add_row("elapsed", f"{now - progress.started_at:,.0f} s")
     table.add_row("requests", f"{len(progress.records):,}")
     table.add_row(
@@ -39,7 +44,7 @@ def live_panel(progress: DemoProgress, slo_ms: float) -> RenderableType:
     for d in progress.deploys:
         kind = "rollback" if d.rollback else "deploy"
         at = time.strftime("%H:%M:%S", time.localtime(d.switched_at))
-        table.add_row(kind, f"{d.version} ({d.commit}) at {at}")
+        table.add_row(kind, safe_text(f"{d.version} ({d.commit}) at {at}"))
     return table
 
 
@@ -47,7 +52,7 @@ def alert_view(alert: Alert) -> RenderableType:
     """An alert as it fires: what, where in the code, which deploy, is it the database."""
     at = time.strftime("%H:%M:%S", time.localtime(alert.started_at))
     style = "bold red" if alert.severity == "critical" else "bold yellow"
-    return Group(Text(f"{at} ALERT {alert.title}", style=style), Text(alert.text))
+    return Group(safe_text(f"{at} ALERT {alert.title}", style=style), safe_text(alert.text))
 
 
 def step_view(event: TimelineEvent) -> RenderableType:
@@ -55,23 +60,23 @@ def step_view(event: TimelineEvent) -> RenderableType:
     at = time.strftime("%H:%M:%S", time.localtime(event.at))
     outcome = event.data.get("outcome")
     style = "bold red" if outcome in ("failed", "timeout", "not_recovered") else "bold cyan"
-    return Text(f"{at} {event.kind.upper()} {event.message}", style=style)
+    return safe_text(f"{at} {event.kind.upper()} {event.message}", style=style)
 
 
 def gate_view(version: str, gate: CheckReport) -> RenderableType:
     """What `pytest --querywatch` would have said in the pull request of this release."""
     if gate.exit_code == 0:
-        return Text(f"CI gate on {version}: passed, no findings", style="green")
+        return safe_text(f"CI gate on {version}: passed, no findings", style="green")
     lines: list[RenderableType] = [
-        Text(
+        safe_text(
             f"CI gate on {version}: {gate_summary(gate)}: it would have failed the pull request",
             style="bold red",
         )
     ]
     for f in gate.failing:
         where = f" at {f.location.path}:{f.location.line}" if f.location else ""
-        lines.append(Text(f"  {f.rule}{where}: {f.message}", overflow="ellipsis", no_wrap=True))
-        lines.append(Text(f"    fix: {f.fix}", overflow="ellipsis", no_wrap=True))
+        lines.append(_cut(Text.assemble("  ", safe_text(f"{f.rule}{where}: {f.message}"))))
+        lines.append(_cut(Text.assemble("    ", safe_text(f"fix: {f.fix}"))))
     return Group(*lines)
 
 
@@ -120,7 +125,7 @@ def summary_view(report: DemoReport) -> RenderableType:
     )
     if report.detect_after_s is not None and report.incident is not None:
         lines.append(
-            Text(
+            safe_text(
                 f"detected {report.detect_after_s:.0f} s after the bad release took traffic "
                 f"(incident {report.incident.id}); culprits:",
                 style="bold",
@@ -129,10 +134,13 @@ def summary_view(report: DemoReport) -> RenderableType:
         for c in report.incident.culprits:
             site = f"{c.call_sites[0].path}:{c.call_sites[0].line}" if c.call_sites else "?"
             lines.append(
-                Text(
-                    f"  +{c.added_db_ms_per_s:,.0f} ms/s  {site}  {c.normalized}",
-                    overflow="ellipsis",
-                    no_wrap=True,
+                _cut(
+                    Text.assemble(
+                        f"  +{c.added_db_ms_per_s:,.0f} ms/s  ",
+                        safe_text(site),
+                        "  ",
+                        safe_text(c.normalized),
+                    )
                 )
             )
     elif report.bad is not None:
@@ -155,18 +163,21 @@ def summary_view(report: DemoReport) -> RenderableType:
             )
         )
     if report.incident is not None:
-        lines.append(Text(f"incident {report.incident.id} is {report.incident.status}."))
+        lines.append(safe_text(f"incident {report.incident.id} is {report.incident.status}."))
     if report.postmortem_path is not None:
-        lines.append(Text(f"postmortem written to {report.postmortem_path}"))
+        lines.append(safe_text(f"postmortem written to {report.postmortem_path}"))
     for version, gate in report.gate.items():
         lines.append(gate_view(version, gate))
     lines.append(Text("queries the bad release changed:", style="bold"))
     for q in report.ground_truth:
         lines.append(
-            Text(
-                f"  {q.fingerprint}  {q.path}:{q.line}  {q.normalized}",
-                overflow="ellipsis",
-                no_wrap=True,
+            _cut(
+                Text.assemble(
+                    f"  {q.fingerprint}  ",
+                    safe_text(f"{q.path}:{q.line}"),
+                    "  ",
+                    safe_text(q.normalized),
+                )
             )
         )
     if not report.completed:
@@ -174,6 +185,13 @@ def summary_view(report: DemoReport) -> RenderableType:
     elif report.bad is not None:
         lines.append(headline(report))
     return Group(*lines)
+
+
+def _cut(text: Text) -> Text:
+    """One line, cut with an ellipsis at the terminal's width."""
+    text.overflow = "ellipsis"
+    text.no_wrap = True
+    return text
 
 
 def _ms(value: float | None) -> str:

@@ -26,6 +26,7 @@ from rich.text import Text
 from querywatch.findings import Finding, Location
 from querywatch.gate.check import GATE_RULES, CheckReport
 from querywatch.gate.statement import QueryResult
+from querywatch.terminal import one_line, printable, safe_text
 
 FORMATS = ("terminal", "markdown", "junit", "sarif")
 SARIF_SCHEMA = (
@@ -115,9 +116,12 @@ def terminal(report: CheckReport, *, color: bool = False, width: int = 120) -> s
 
 
 def terminal_view(report: CheckReport) -> Group:
-    """One block per item (reads well in a narrow CI log): rule and call site, query, what, fix."""
+    """One block per item (reads well in a narrow CI log): rule and call site, query, what, fix.
+
+    Queries, messages, paths and notes are outside text: controls are shown escaped and nothing
+    is read as Rich markup (pieces are ``Text``, never a markup string)."""
     style = {0: "bold green", 1: "bold red", 2: "bold yellow"}[report.exit_code]
-    parts: list[Any] = [Text(f"querywatch check {headline(report)}", style=style)]
+    parts: list[Any] = [safe_text(f"querywatch check {headline(report)}", style=style)]
     for key, title, items in _sections(report):
         if not items:
             continue
@@ -126,21 +130,24 @@ def terminal_view(report: CheckReport) -> Group:
         for f in items:
             parts.append(
                 Text.assemble(
-                    (f"  {f.rule}", f"bold {color}"),
+                    (f"  {one_line(f.rule)}", f"bold {color}"),
                     f" ({f.severity}) at ",
-                    (_site(f), "bold"),
+                    (one_line(_site(f)), "bold"),
                     "\n    query: ",
-                    (_short(f.sql, 300), "cyan"),
-                    f"\n    {f.message}",
-                    ("\n    fix: " + f.fix, "green"),
+                    (one_line(_short(f.sql, 300)), "cyan"),
+                    f"\n    {printable(f.message)}",
+                    ("\n    fix: " + printable(f.fix), "green"),
                 )
             )
     if report.fixed:
         parts.append(Text(f"\nFixed since the baseline ({len(report.fixed)})", style="bold green"))
-        parts += [Text(f"  {x.rule}: {_short(x.normalized, 160)}") for x in report.fixed]
+        parts += [
+            Text.assemble("  ", safe_text(f"{x.rule}: {_short(x.normalized, 160)}"))
+            for x in report.fixed
+        ]
     for note in report.notes:
-        parts.append(Text("note: " + note, style="yellow"))
-    parts.append(Text(_footer(report), style="dim"))
+        parts.append(safe_text("note: " + note, style="yellow", multiline=True))
+    parts.append(safe_text(_footer(report), style="dim"))
     return Group(*parts)
 
 

@@ -18,12 +18,13 @@ from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
 from querywatch.dsn import redact
 from querywatch.errors import ConfigError, QuerywatchError
 from querywatch.respond import egress
 from querywatch.respond.alerts import Alert
+from querywatch.terminal import safe_text
 from querywatch.timefmt import clock, rfc3339
 
 USER_AGENT = "querywatch-alerts/1"
@@ -182,8 +183,9 @@ class TerminalSink:
             else (alert.severity.upper(), self._STYLE[alert.severity])
         )
         at = alert.ended_at if alert.ended_at is not None else alert.started_at
-        self.console.print(f"[{style}]{label}[/] {clock(at)} {escape(alert.title)}")
-        self.console.print(f"  {escape(alert.text)}")
+        # Titles and text hold SQL: shown as written (controls escaped, never read as markup).
+        self.console.print(Text.assemble((label, style), f" {clock(at)} ", safe_text(alert.title)))
+        self.console.print(Text.assemble("  ", safe_text(alert.text)))
         facts = [
             f"owners {' '.join(alert.owners)}" if alert.owners else "",
             f"incident {alert.incident_id}" if alert.incident_id else "",
@@ -191,7 +193,8 @@ class TerminalSink:
             alert.url or "",
         ]
         if any(facts):
-            self.console.print("  " + escape(" · ".join(f for f in facts if f)), style="dim")
+            facts_line = safe_text(" · ".join(f for f in facts if f), style="dim")
+            self.console.print(Text.assemble("  ", facts_line))
 
 
 class JsonWebhookSink:
