@@ -323,6 +323,7 @@ def node_from_postgres(raw: dict[str, Any], workers: int | None = None) -> PlanN
         "Cache Misses",
         "Inner Unique",
         "Partial Mode",
+        "Operation",  # ModifyTable: Insert, Update, Delete, Merge
     ):
         if key in raw:
             node.extra[key] = raw[key]

@@ -28,6 +28,7 @@ from querywatch.plans.rules import (
     index_would_help,
     join_fanout_collapsed,
     large_aggregate,
+    large_write,
     leading_wildcard_like,
     limit_filter_clustered,
     nested_loop_large_inner,
@@ -65,6 +66,7 @@ RULES: tuple[Rule[PlanCheck], ...] = (
     join_fanout_collapsed.RULE,
     large_aggregate.RULE,
     unbounded_read.RULE,
+    large_write.RULE,
     wide_rows.RULE,
     index_would_help.RULE,  # these two speak only when no rule before them did
     heavy_read.RULE,
