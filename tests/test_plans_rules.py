@@ -65,6 +65,7 @@ def test_every_rule_has_a_stable_id() -> None:
         "join-fanout-collapsed",
         "large-aggregate",
         "unbounded-read",
+        "large-write",
         "wide-rows",
         "index-would-help",
         "heavy-read",
