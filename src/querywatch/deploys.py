@@ -29,7 +29,7 @@ from querywatch.schema import SchemaDiff, SchemaSnapshot, SnapshotError, diff, s
 from querywatch.store.base import DEPLOY_STATE_PREFIXES, Store
 from querywatch.timefmt import duration, utc_stamp
 from querywatch.timespec import parse_time
-from querywatch.web.envelope import dumps, success
+from querywatch.envelope import dumps, success
 
 DEFAULT_ENVIRONMENT = "production"
 

@@ -9,7 +9,8 @@ QuerywatchError
  │    └── ExtensionMissing      pg_stat_statements is not installed / not preloaded
  ├── StoreError           the querywatch store cannot be opened or written
  ├── NotFound             a thing asked for by id (an incident) does not exist
- └── InvalidTransition    an incident cannot make that change from its status (resolve twice…)
+ ├── InvalidTransition    an incident cannot make that change from its status (resolve twice…)
+ └── CouldNotCheck        lint, explain or the CI gate could not check as asked (exit code 2)
 
 Errors that belong to one feature live beside it (all subclass QuerywatchError, directly or
 through the class named in brackets; tests/test_errors_tree.py keeps this list complete):
@@ -67,3 +68,12 @@ class NotFound(QuerywatchError):
 
 class InvalidTransition(QuerywatchError):
     """A lifecycle change that the incident's current status forbids; says what is allowed."""
+
+
+class CouldNotCheck(QuerywatchError):
+    """A check (lint, explain, the CI gate) could not run as asked: bad input, no database.
+
+    Its own exit code, so CI tells "could not check" (2) from "checked and found problems" (1).
+    """
+
+    exit_code = 2

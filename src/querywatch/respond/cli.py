@@ -23,7 +23,7 @@ from querywatch.respond.runbook import runbook_from_config
 from querywatch.respond.sinks import TerminalSink
 from querywatch.store.base import Store
 from querywatch.timefmt import clock
-from querywatch.web.envelope import dumps, success
+from querywatch.envelope import dumps, success
 
 ConfigOf = Callable[..., Mapping[str, Any]]
 """``config_of(ctx.obj, store=…, environment=…) -> settings``: how the host CLI resolves them."""

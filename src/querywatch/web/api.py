@@ -42,7 +42,7 @@ from querywatch.errors import (
 from querywatch.incidents.service import get_incident
 from querywatch.store.base import Store
 from querywatch.timespec import parse_time
-from querywatch.web.envelope import Envelope, failure, success
+from querywatch.envelope import Envelope, failure, success
 
 if TYPE_CHECKING:
     from querywatch.respond.responder import Responder

@@ -24,7 +24,7 @@ from querywatch.deploys import DEFAULT_ENVIRONMENT, check_environment
 from querywatch.dsn import redact
 from querywatch.errors import ConfigError
 from querywatch.web.api import MAX_BODY_BYTES, DeployApi, Response, error, escape_controls, log
-from querywatch.web.envelope import encode
+from querywatch.envelope import encode
 
 if TYPE_CHECKING:
     from querywatch.respond.responder import Responder
