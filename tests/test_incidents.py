@@ -18,6 +18,7 @@ from querywatch.incidents.codec import (
 )
 from querywatch.incidents.impact import impact_between, impact_of, slow_requests
 from querywatch.incidents.model import Impact, Incident, Status, TimelineEvent
+from querywatch.incidents.repository import list_incidents, load_incident
 from querywatch.records import CallSite, DeployMarker, RequestWindow
 from querywatch.sketch import LatencySketch
 from querywatch.store import SqlStore, open_store
@@ -173,7 +174,7 @@ def test_opening_gives_a_dated_numbered_id_a_one_line_title_and_a_detected_event
     )
     assert incident.status == "open" and incident.detected_at == T0 + 30
     assert [e.kind for e in incident.timeline] == ["detected"]
-    assert store.get_incident(incident.id) == incident
+    assert load_incident(store, incident.id) == incident
     second = opened(store, fp="fp-other", deploy="d3")
     assert second.id == f"{DAY_PREFIX}-2"
 
@@ -204,7 +205,7 @@ def test_a_finding_on_the_same_fingerprint_joins_the_open_incident(store: SqlSto
     assert joined.impact == Impact(10, 5, 4, 2, 1000.0)
     assert [e.kind for e in joined.timeline] == ["detected", "detected"]
     assert joined.timeline[1].data["fingerprints"] == ["fp-cart"]
-    assert len(store.list_incidents()) == 1
+    assert len(list_incidents(store)) == 1
 
 
 def test_the_same_deploy_joins_but_a_resolved_incident_does_not(store: SqlStore) -> None:
@@ -238,7 +239,7 @@ def test_allowed_paths_end_resolved_with_one_event_per_step(
     assert incident.status == "resolved" and incident.resolved_at == T0 + 100 + len(path) - 1
     assert [e.kind for e in incident.timeline] == ["detected", *path]
     assert all(e.author == "alice" for e in incident.timeline[1:])
-    assert store.get_incident(incident.id) == incident
+    assert load_incident(store, incident.id) == incident
 
 
 @pytest.mark.parametrize(
@@ -257,12 +258,12 @@ def test_invalid_transitions_say_why_and_change_nothing(
     incident = opened(store)
     for status in path:
         service.transition(store, incident.id, status, by="alice", at=T0 + 100)
-    before = store.get_incident(incident.id)
+    before = load_incident(store, incident.id)
     with pytest.raises(InvalidTransition) as err:
         service.transition(store, incident.id, then, by="bob", at=T0 + 200)
     assert message.format(id=incident.id) in str(err.value)
     assert "\n" not in str(err.value)
-    assert store.get_incident(incident.id) == before
+    assert load_incident(store, incident.id) == before
 
 
 def test_notes_are_allowed_after_resolution_and_keep_their_tags(store: SqlStore) -> None:
@@ -385,4 +386,4 @@ def test_refresh_impact_measures_from_the_deploy_until_resolution(store: SqlStor
     service.resolve(store, incident.id, at=T0 + 120)
     refreshed = service.refresh_impact(store, incident.id, slo_ms=1000.0)
     assert refreshed.impact == Impact(5, 2, 2, 1, 1000.0, since=T0 - 40, until=T0 + 120)
-    assert store.get_incident(incident.id) == refreshed
+    assert load_incident(store, incident.id) == refreshed

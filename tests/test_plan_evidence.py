@@ -30,6 +30,7 @@ from querywatch.incidents.codec import (
 )
 from querywatch.incidents.model import Incident
 from querywatch.incidents.postmortem import render_postmortem
+from querywatch.incidents.repository import create_incident, load_incident
 from querywatch.monitor import CheckResult, Monitor
 from querywatch.plans.evidence import (
     PlanEvidence,
@@ -208,7 +209,7 @@ def pg_incident(shop_pg: str, tmp_path_factory: pytest.TempPathFactory) -> tuple
 def test_the_culprit_gets_its_plan_findings_diff_and_advice(pg_incident: tuple[Path, str]) -> None:
     path, incident_id = pg_incident
     store = open_store(path)
-    incident = store.get_incident(incident_id)
+    incident = load_incident(store, incident_id)
     store.close()
     assert incident is not None
     assert [c.fingerprint for c in incident.culprits] == [fp(BAD)]
@@ -422,8 +423,8 @@ def test_plan_evidence_round_trips_and_old_bodies_still_load(tmp_path: Path) -> 
     incident = Incident(
         "", "open", NOW, NOW, "t", "d2", [], [culprit], None, None, plans={"abc": ev.as_dict()}
     )
-    stored = store.create_incident(incident, "QW-T")
-    loaded = store.get_incident(stored.id)
+    stored = create_incident(store, incident, "QW-T")
+    loaded = load_incident(store, stored.id)
     assert loaded is not None and loaded.plans == {"abc": ev.as_dict()}
     assert PlanEvidence.from_dict(loaded.plans["abc"]) == ev
     assert incident_from_dict(incident_to_dict(loaded)) == loaded
@@ -453,6 +454,6 @@ def test_check_result_carries_the_stored_evidence(shop_sqlite: Path, tmp_path: P
     store.record_deploy(DEPLOY)
     result: CheckResult = monitor(store, str(shop_sqlite)).check(NOW)
     assert result.incident is not None
-    stored = store.get_incident(result.incident.id)
+    stored = load_incident(store, result.incident.id)
     assert stored is not None and stored.plans == result.incident.plans != {}
     store.close()

@@ -26,6 +26,7 @@ from querywatch.incidents.postmortem import (
     write_postmortem,
 )
 from querywatch.incidents.postmortem_render import digest, parse
+from querywatch.incidents.repository import update_incident
 from querywatch.records import CallSite, StatementWindow
 from querywatch.sketch import LatencySketch
 from querywatch.store import SqlStore, open_store
@@ -327,7 +328,7 @@ def test_events_in_the_future_and_impossible_impact_are_warned_about(store: SqlS
         incident.impact = Impact(100, 120, 10, 12, 1000.0)
         return []
 
-    store.update_incident(iid, impossible)
+    update_incident(store, iid, impossible)
     warnings = render_postmortem(store, iid, now=T0 + 1000).warnings
     assert any("timeline #7 (note" in w and "is in the future" in w for w in warnings), warnings
     assert "impact: 12 affected users of only 10 users" in warnings

@@ -20,6 +20,15 @@ from cli_helpers import assert_one_line_error
 from pg_cluster import free_port
 from querywatch.errors import NotFound, StoreError
 from querywatch.incidents.model import Incident, TimelineEvent
+from querywatch.incidents.repository import (
+    add_event,
+    create_incident,
+    list_incidents,
+    load_incident,
+    save_incident,
+    set_status,
+    update_incident,
+)
 from querywatch.records import (
     CallSite,
     DeployMarker,
@@ -252,7 +261,7 @@ def test_read_commands_work_in_a_directory_they_may_not_write(tmp_path: Path) ->
     with open_store(path) as s:
         s.write_windows([window("fpro", calls=7, total=14.0)])
         s.record_deploy(deploy())
-        s.create_incident(_incident(), "QW-20231124")
+        create_incident(s, _incident(), "QW-20231124")
     before = listing(home)
     home.chmod(0o555)
     try:
@@ -923,18 +932,18 @@ def _incident(**kw: object) -> Incident:
 
 
 def test_incidents_round_trip_with_their_timeline(store: SqlStore) -> None:
-    made = store.create_incident(_incident(), "QW-20231124")
+    made = create_incident(store, _incident(), "QW-20231124")
     assert made.id == "QW-20231124-1"
-    assert store.get_incident(made.id) == made
-    assert store.get_incident("QW-nope") is None
+    assert load_incident(store, made.id) == made
+    assert load_incident(store, "QW-nope") is None
     # Numbering skips ids already taken, per day; a LIKE wildcard in the prefix is literal.
-    assert store.create_incident(_incident(), "QW-20231124").id == "QW-20231124-2"
-    assert store.create_incident(_incident(), "QW-2023112_").id == "QW-2023112_-1"
+    assert create_incident(store, _incident(), "QW-20231124").id == "QW-20231124-2"
+    assert create_incident(store, _incident(), "QW-2023112_").id == "QW-2023112_-1"
 
 
 def test_saving_an_incident_updates_it_and_only_appends_to_its_timeline(store: SqlStore) -> None:
     incident = _incident(id="QW-x-1")
-    store.save_incident(incident)
+    save_incident(store, incident)
     incident.status = "resolved"
     incident.resolved_at = T0 + 500.5
     incident.title = "renamed"
@@ -943,56 +952,56 @@ def test_saving_an_incident_updates_it_and_only_appends_to_its_timeline(store: S
         *incident.timeline,
         TimelineEvent(T0 + 500.5, "resolved", "fixed", "carol"),
     ]
-    store.save_incident(incident)
-    assert store.get_incident("QW-x-1") == incident
+    save_incident(store, incident)
+    assert load_incident(store, "QW-x-1") == incident
 
 
 def test_events_append_in_order_and_status_changes(store: SqlStore) -> None:
-    made = store.create_incident(_incident(), "QW-d")
-    assert store.add_event(made.id, TimelineEvent(T0 + 1000, "note", "late", "dan", ("x",))) == 4
-    store.set_status(made.id, "resolved", T0 + 1001)
-    got = store.get_incident(made.id)
+    made = create_incident(store, _incident(), "QW-d")
+    assert add_event(store, made.id, TimelineEvent(T0 + 1000, "note", "late", "dan", ("x",))) == 4
+    set_status(store, made.id, "resolved", T0 + 1001)
+    got = load_incident(store, made.id)
     assert got is not None and got.status == "resolved" and got.resolved_at == T0 + 1001
     assert [e.message for e in got.timeline][-2:] == ["rolled back", "late"]
     with pytest.raises(NotFound):
-        store.add_event("QW-nope", TimelineEvent(T0, "note", "x"))
+        add_event(store, "QW-nope", TimelineEvent(T0, "note", "x"))
     with pytest.raises(NotFound):
-        store.set_status("QW-nope", "resolved", T0)
+        set_status(store, "QW-nope", "resolved", T0)
 
 
 def test_update_incident_is_one_transaction(store: SqlStore) -> None:
-    made = store.create_incident(_incident(), "QW-u")
+    made = create_incident(store, _incident(), "QW-u")
 
     def fail(incident: Incident) -> list[TimelineEvent]:
         incident.status = "resolved"
         raise RuntimeError("rule broken")
 
     with pytest.raises(RuntimeError):
-        store.update_incident(made.id, fail)
-    assert store.get_incident(made.id) == made
-    changed = store.update_incident(
-        made.id, lambda i: [TimelineEvent(T0 + 2000, "action", "cache flushed")]
+        update_incident(store, made.id, fail)
+    assert load_incident(store, made.id) == made
+    changed = update_incident(
+        store, made.id, lambda i: [TimelineEvent(T0 + 2000, "action", "cache flushed")]
     )
     assert changed.timeline[-1].message == "cache flushed" and len(changed.timeline) == 4
 
 
 def test_incidents_list_newest_first_filtered_by_status_and_time(store: SqlStore) -> None:
     for n, status in enumerate(["open", "resolved", "acknowledged", "open"]):
-        store.save_incident(_incident(id=f"QW-l-{n}", status=status, opened_at=T0 + n))
-    assert [i.id for i in store.list_incidents()] == ["QW-l-3", "QW-l-2", "QW-l-1", "QW-l-0"]
-    assert [i.id for i in store.list_incidents(status="open")] == ["QW-l-3", "QW-l-0"]
-    assert [i.id for i in store.list_incidents(status=("open", "acknowledged"), limit=2)] == [
+        save_incident(store, _incident(id=f"QW-l-{n}", status=status, opened_at=T0 + n))
+    assert [i.id for i in list_incidents(store)] == ["QW-l-3", "QW-l-2", "QW-l-1", "QW-l-0"]
+    assert [i.id for i in list_incidents(store, status="open")] == ["QW-l-3", "QW-l-0"]
+    assert [i.id for i in list_incidents(store, status=("open", "acknowledged"), limit=2)] == [
         "QW-l-3",
         "QW-l-2",
     ]
-    assert [i.id for i in store.list_incidents(since=T0 + 2)] == ["QW-l-3", "QW-l-2"]
-    assert store.list_incidents()[0].timeline == _incident().timeline
+    assert [i.id for i in list_incidents(store, since=T0 + 2)] == ["QW-l-3", "QW-l-2"]
+    assert list_incidents(store)[0].timeline == _incident().timeline
 
 
 def test_concurrent_incident_writers_get_distinct_ids_and_keep_every_event(
     location: str, store: SqlStore
 ) -> None:
-    made = store.create_incident(_incident(), "QW-c")
+    made = create_incident(store, _incident(), "QW-c")
     errors: list[BaseException] = []
     ids: list[str] = []
 
@@ -1000,8 +1009,8 @@ def test_concurrent_incident_writers_get_distinct_ids_and_keep_every_event(
         try:
             with open_store(location) as mine:
                 for k in range(5):
-                    ids.append(mine.create_incident(_incident(), "QW-c").id)
-                    mine.add_event(made.id, TimelineEvent(T0 + k, "note", f"{n}-{k}"))
+                    ids.append(create_incident(mine, _incident(), "QW-c").id)
+                    add_event(mine, made.id, TimelineEvent(T0 + k, "note", f"{n}-{k}"))
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 
@@ -1012,15 +1021,15 @@ def test_concurrent_incident_writers_get_distinct_ids_and_keep_every_event(
         t.join()
     assert not errors
     assert len(set(ids)) == 20
-    got = store.get_incident(made.id)
+    got = load_incident(store, made.id)
     assert got is not None and len(got.timeline) == 3 + 20
 
 
 def test_an_incident_without_events_and_an_empty_status_filter(store: SqlStore) -> None:
-    store.save_incident(_incident(id="QW-e-1", timeline=[]))
-    got = store.get_incident("QW-e-1")
+    save_incident(store, _incident(id="QW-e-1", timeline=[]))
+    got = load_incident(store, "QW-e-1")
     assert got is not None and got.timeline == []
-    assert store.list_incidents(status=()) == []
+    assert list_incidents(store, status=()) == []
 
 
 # -- request repeats (N+1) ----------------------------------------------------------------------

@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from querywatch.incidents import service
+from querywatch.incidents.repository import list_incidents
 from querywatch.records import StatementWindow
 from querywatch.store import open_store
 from querywatch.terminal import one_line, printable, safe_text
@@ -89,7 +90,7 @@ def test_top_prints_sql_escaped(hostile_store: Path, columns: int) -> None:
 
 def test_incident_list_show_and_postmortem_print_text_escaped(hostile_store: Path) -> None:
     with open_store(hostile_store) as store:
-        (incident,) = store.list_incidents()
+        (incident,) = list_incidents(store)
     for columns in (200, 80):
         listed = run("incidents", store=hostile_store, columns=columns)
         assert listed.returncode == 0, listed.stderr

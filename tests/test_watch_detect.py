@@ -18,6 +18,7 @@ import pytest
 from pg_cluster import data_directory, find_bindir, pg_ctl, running_cluster
 from querywatch.capture.pg_stat_statements import PgStatStatementsSource
 from querywatch.detect.policy import Policy
+from querywatch.incidents.repository import list_incidents
 from querywatch.incidents.view import incident_lines
 from querywatch.monitor import Monitor
 from querywatch.records import DeployMarker
@@ -116,7 +117,7 @@ def test_watch_opens_an_incident_naming_the_query_and_the_deploy(
             break
     source.close()
 
-    incidents = store.list_incidents()
+    incidents = list_incidents(store)
     assert len(incidents) == 1
     incident = incidents[0]
     bad = fingerprint(BAD.format(1))
@@ -191,7 +192,7 @@ def test_watch_under_pgbench_names_the_bad_query_and_never_its_victims(
         bench.terminate()
         bench.wait(30)
         source.close()
-    (incident,) = store.list_incidents()
+    (incident,) = list_incidents(store)
     bad = fingerprint(BAD_PGBENCH)
     assert [c.fingerprint for c in incident.culprits] == [bad.id], incident_lines(incident)
     assert incident.deploy_id == "d2"

@@ -22,6 +22,7 @@ from querywatch.detect.triage import triage
 from querywatch.errors import QuerywatchError
 from querywatch.incidents.impact import impact_between
 from querywatch.incidents.model import Incident, TimelineEvent
+from querywatch.incidents.repository import list_incidents, update_incident
 from querywatch.incidents.service import open_incident, record_alert
 from querywatch.records import DeployMarker
 from querywatch.respond.alerts import alert_for_incident
@@ -116,8 +117,8 @@ class Monitor:
         impact = impact_between(self.store, after[0], now, self.slo_ms)
         known = {
             i.id
-            for i in self.store.list_incidents(
-                status=("open", "acknowledged", "mitigated"), limit=1000
+            for i in list_incidents(
+                self.store, status=("open", "acknowledged", "mitigated"), limit=1000
             )
         }
         incident = open_incident(self.store, firing, culprits, verdict, impact, deploy_id, now)
@@ -171,7 +172,7 @@ class Monitor:
                     stored.plans.setdefault(fp, evidence.as_dict())
                 return []
 
-            return self.store.update_incident(incident.id, attach)
+            return update_incident(self.store, incident.id, attach)
         except Exception as exc:  # plan evidence must never stop detection
             log.warning("plan evidence for incident %s not stored: %s", incident.id, exc)
             return incident
@@ -188,7 +189,8 @@ class Monitor:
             return firing
         handled = {
             (incident.deploy_id, fingerprint)
-            for incident in self.store.list_incidents(
+            for incident in list_incidents(
+                self.store,
                 # only deploys within the horizon are blamed, so only their incidents matter
                 status=("resolved",),
                 since=now - 2 * self.policy.deploy_horizon_seconds,

@@ -35,6 +35,7 @@ from querywatch.detect.policy import Policy
 from querywatch.errors import ConfigError
 from querywatch.gate import CheckReport
 from querywatch.incidents.model import Incident, TimelineEvent
+from querywatch.incidents.repository import load_incident
 from querywatch.monitor import Monitor
 from querywatch.records import DeployMarker
 from querywatch.respond.actions import ActionContext, CallableAction, CommandAction
@@ -393,7 +394,7 @@ def run_demo(
 
             postmortem_path = options.workdir / POSTMORTEM_FILE.format(incident=watcher.incident.id)
             write_postmortem(store, watcher.incident.id, postmortem_path)
-            watcher.incident = store.get_incident(watcher.incident.id) or watcher.incident
+            watcher.incident = load_incident(store, watcher.incident.id) or watcher.incident
     finally:
         store.close()
     records = list(load.records)
@@ -550,7 +551,7 @@ class _Watcher:
                 for recovery in result.recoveries:
                     self.recovered = recovery.recovered
                     self.recovered_at = time.time()
-                    self.incident = store.get_incident(recovery.incident) or self.incident
+                    self.incident = load_incident(store, recovery.incident) or self.incident
         finally:
             store.close()
 

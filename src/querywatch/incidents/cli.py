@@ -20,6 +20,7 @@ from querywatch import render
 from querywatch.incidents import service
 from querywatch.incidents.codec import incident_to_dict
 from querywatch.incidents.model import STATUSES, Status
+from querywatch.incidents.repository import list_incidents
 from querywatch.incidents.view import incident_lines, incidents_table
 from querywatch.store.base import Store
 from querywatch.terminal import one_line
@@ -77,7 +78,7 @@ def make_commands(config_of: ConfigOf) -> tuple[click.Command, click.Group]:
         elif status is not None:
             statuses = (status,)  # type: ignore[assignment]
         with _opened(config_of, obj, store, read_only=True) as the_store:
-            found = the_store.list_incidents(status=statuses, since=since_ts, limit=limit)
+            found = list_incidents(the_store, status=statuses, since=since_ts, limit=limit)
         if as_json:
             click.echo(render.dumps([incident_to_dict(i) for i in found]))
         elif not found:

@@ -29,7 +29,14 @@ from querywatch.incidents.model import (
     Status,
     TimelineEvent,
 )
-from querywatch.store.base import Store, no_incident
+from querywatch.incidents.repository import (
+    create_incident,
+    list_incidents,
+    load_incident,
+    no_incident,
+    update_incident,
+)
+from querywatch.store.base import Store
 from querywatch.timefmt import utc_stamp
 
 ID_PREFIX = "QW"
@@ -112,7 +119,7 @@ def find_open_incident(
     load) joins an unresolved incident that has neither either. Newest match wins.
     """
     wanted = frozenset(fingerprints)
-    for incident in store.list_incidents(status=("open", "acknowledged", "mitigated"), limit=1000):
+    for incident in list_incidents(store, status=("open", "acknowledged", "mitigated"), limit=1000):
         if wanted & incident.fingerprints:
             return incident
         if deploy_id is not None and incident.deploy_id == deploy_id:
@@ -149,7 +156,8 @@ def open_incident(
     existing = find_open_incident(store, deploy_id, fingerprints)
     detected_at = min((d.detected_at for d in detections), default=now)
     if existing is not None:
-        return store.update_incident(
+        return update_incident(
+            store,
             existing.id,
             lambda incident: _join(incident, detections, culprits, triage, impact, deploy_id),
         )
@@ -172,7 +180,7 @@ def open_incident(
         impact=impact,
         timeline=[event],
     )
-    return store.create_incident(incident, id_prefix_for(now))
+    return create_incident(store, incident, id_prefix_for(now))
 
 
 def _join(
@@ -219,7 +227,7 @@ def _join(
 
 def get_incident(store: Store, incident_id: str) -> Incident:
     """The incident, or NotFound with the one line the CLI prints."""
-    incident = store.get_incident(incident_id)
+    incident = load_incident(store, incident_id)
     if incident is None:
         raise no_incident(incident_id)
     return incident
@@ -268,7 +276,7 @@ def transition(
         message = note or target  # the author is a field of its own
         return [TimelineEvent(when, kind, message, by, (), dict(data or {}))]
 
-    return store.update_incident(incident_id, change)
+    return update_incident(store, incident_id, change)
 
 
 def acknowledge(
@@ -354,7 +362,7 @@ def record_action(
 
 
 def _append(store: Store, incident_id: str, event: TimelineEvent) -> Incident:
-    return store.update_incident(incident_id, lambda incident: [event])
+    return update_incident(store, incident_id, lambda incident: [event])
 
 
 def refresh_impact(
@@ -383,4 +391,4 @@ def refresh_impact(
         current.impact = impact
         return []
 
-    return store.update_incident(incident_id, change)
+    return update_incident(store, incident_id, change)

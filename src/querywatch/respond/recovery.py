@@ -19,6 +19,7 @@ from querywatch.deploys import find_deploy
 from querywatch.detect.policy import Policy
 from querywatch.incidents import service
 from querywatch.incidents.model import Incident, TimelineEvent
+from querywatch.incidents.repository import load_incident
 from querywatch.records import WINDOW_SECONDS, DeployMarker, RequestWindow, StatementWindow
 from querywatch.respond.alerts import alert_for_incident
 from querywatch.respond.guards import ResponseState, RollbackRecord, event_data
@@ -180,7 +181,7 @@ class RecoveryCheck:
         return results
 
     def _check(self, record: RollbackRecord, now: float) -> RecoveryResult | None:
-        incident = self.store.get_incident(record.incident)
+        incident = load_incident(self.store, record.incident)
         deploy = find_deploy(self.store, record.deploy_id)
         if incident is None or deploy is None or record.completed_at is None:
             return None

@@ -14,9 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
-from querywatch.errors import NotFound, StoreError
-from querywatch.incidents.codec import body_parts, body_to_json, dumps
-from querywatch.incidents.model import EventKind, Incident, Status, TimelineEvent
+from querywatch.errors import StoreError
 from querywatch.records import (
     WINDOW_SECONDS,
     CallSite,
@@ -122,47 +120,6 @@ class Store(Protocol):
     def latest_deploy(self, environment: str | None = None) -> DeployMarker | None:
         """The deploy that started last (optionally in one environment), or ``None`` if none."""
 
-    def create_incident(self, incident: Incident, id_prefix: str) -> Incident:
-        """Insert a new incident numbered ``{id_prefix}-N`` with the next free N, and its timeline.
-
-        Numbering and insert share one transaction, and a number taken by a concurrent writer is
-        skipped, so two agents on one store never hand out the same id. Returns the stored incident.
-        """
-
-    def save_incident(self, incident: Incident) -> None:
-        """Insert the incident, or update its status, resolved_at, title and body.
-
-        Timeline events are stored by position (the i-th event has seq i+1) and never rewritten:
-        events already stored stay, new positions are appended. To append while others may write
-        too, use :meth:`add_event` or :meth:`update_incident`.
-        """
-
-    def get_incident(self, incident_id: str) -> Incident | None:
-        """The incident with its timeline in order, or ``None`` if there is no such id."""
-
-    def list_incidents(
-        self,
-        status: Status | Sequence[Status] | None = None,
-        since: float | None = None,
-        limit: int = 50,
-    ) -> list[Incident]:
-        """Incidents newest first (opened at or after ``since``), optionally in some statuses."""
-
-    def add_event(self, incident_id: str, event: TimelineEvent) -> int:
-        """Append one event to the timeline; returns its seq. Raises NotFound for an unknown id."""
-
-    def set_status(self, incident_id: str, status: Status, at: float) -> None:
-        """Set the status (``resolved_at`` = ``at`` when resolved). No rules: see the service."""
-
-    def update_incident(
-        self, incident_id: str, change: Callable[[Incident], Sequence[TimelineEvent]]
-    ) -> Incident:
-        """Read, change and write one incident in one transaction, with its row locked.
-
-        ``change`` edits the incident in place (status, findings…) and returns events to append;
-        raising from it changes nothing. This is how lifecycle rules are checked without a race.
-        """
-
     def write_repeats(self, windows: Sequence[RepeatWindow]) -> None:
         """Merge N+1 repeat windows in (same route, fingerprint and bucket: requests and repeats
         add, the max is the max of both)."""
@@ -175,6 +132,13 @@ class Store(Protocol):
         until: float | None = None,
     ) -> list[RepeatWindow]:
         """Stored repeat windows in time order, optionally for one route and/or fingerprint."""
+
+    def transaction(self, fn: Callable[[Tx], T], *, write: bool = True) -> T:
+        """Run ``fn`` in one transaction: committed if it returns, rolled back if it raises.
+
+        How higher layers keep their own tables (incidents) with the store's SQL and guarantees;
+        ``write=False`` for reads (a read-only store refuses writes).
+        """
 
     def close(self) -> None: ...
 
@@ -293,23 +257,6 @@ ON CONFLICT (id) DO UPDATE SET
   schema_change = COALESCE(excluded.schema_change, deploys.schema_change)
 """
 
-_INCIDENT_COLUMNS = "id, status, opened_at, detected_at, resolved_at, title, deploy_id, body"
-# opened_at, detected_at and deploy_id describe how the incident began and never change.
-_UPSERT_INCIDENT = f"""
-INSERT INTO incidents ({_INCIDENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (id) DO UPDATE SET
-  status = excluded.status,
-  resolved_at = excluded.resolved_at,
-  title = excluded.title,
-  body = excluded.body
-"""
-_CLAIM_INCIDENT = (
-    f"INSERT INTO incidents ({_INCIDENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (id) DO NOTHING RETURNING id"
-)
-_EVENT_COLUMNS = "incident_id, seq, at, kind, message, author, tags, data"
-_INSERT_EVENT = f"INSERT INTO incident_events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-
 _REPEAT_COLUMNS = (
     "route, fingerprint, window_start, resolution, requests, total_repeats, max_repeats"
 )
@@ -371,98 +318,6 @@ def _deploy(row: Sequence[Any]) -> DeployMarker:
         migration,
         schema_change,
     )
-
-
-def _incident_params(incident: Incident) -> tuple[object, ...]:
-    return (
-        incident.id,
-        incident.status,
-        incident.opened_at,
-        incident.detected_at,
-        incident.resolved_at,
-        incident.title,
-        incident.deploy_id,
-        body_to_json(incident),
-    )
-
-
-def _event_params(incident_id: str, seq: int, event: TimelineEvent) -> tuple[object, ...]:
-    return (
-        incident_id,
-        seq,
-        event.at,
-        event.kind,
-        event.message,
-        event.author,
-        dumps(list(event.tags)),
-        dumps(event.data),
-    )
-
-
-def _incident(row: Sequence[Any], timeline: list[TimelineEvent]) -> Incident:
-    id_, status, opened, detected, resolved, title, deploy_id, body = row
-    detections, culprits, triage, impact, plans = body_parts(body)
-    return Incident(
-        id=id_,
-        status=status,
-        opened_at=float(opened),
-        detected_at=float(detected),
-        title=title,
-        deploy_id=deploy_id,
-        detections=detections,
-        culprits=culprits,
-        triage=triage,
-        impact=impact,
-        timeline=timeline,
-        resolved_at=None if resolved is None else float(resolved),
-        plans=plans,
-    )
-
-
-def _timelines(tx: Tx, incident_ids: Sequence[str]) -> dict[str, list[TimelineEvent]]:
-    found: dict[str, list[TimelineEvent]] = {i: [] for i in incident_ids}
-    for start in range(0, len(incident_ids), 500):
-        chunk = incident_ids[start : start + 500]
-        marks = ", ".join("?" * len(chunk))
-        for incident_id, at, kind, message, author, tags, data in tx.rows(
-            "SELECT incident_id, at, kind, message, author, tags, data FROM incident_events "
-            f"WHERE incident_id IN ({marks}) ORDER BY incident_id, seq",
-            chunk,
-        ):
-            kind_: EventKind = kind
-            found[incident_id].append(
-                TimelineEvent(
-                    float(at), kind_, message, author, tuple(json.loads(tags)), json.loads(data)
-                )
-            )
-    return found
-
-
-def _load_incident(tx: Tx, incident_id: str, *, lock: bool = False) -> Incident | None:
-    if lock:
-        # A no-op update takes the row lock on PostgreSQL (SQLite's BEGIN IMMEDIATE already
-        # serialises writers), so a concurrent change waits and then sees this one.
-        tx.run("UPDATE incidents SET status = status WHERE id = ?", (incident_id,))
-    rows = tx.rows(f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,))
-    if not rows:
-        return None
-    return _incident(rows[0], _timelines(tx, [incident_id])[incident_id])
-
-
-def _append_events(tx: Tx, incident_id: str, events: Sequence[TimelineEvent]) -> int:
-    """Append after the last stored event; the caller holds the incident's row lock."""
-    rows = tx.rows(
-        "SELECT COALESCE(MAX(seq), 0) FROM incident_events WHERE incident_id = ?", (incident_id,)
-    )
-    seq = int(rows[0][0])
-    for event in events:
-        seq += 1
-        tx.run(_INSERT_EVENT, _event_params(incident_id, seq, event))
-    return seq
-
-
-def no_incident(incident_id: str) -> NotFound:
-    return NotFound(f"no incident {incident_id} (querywatch incidents lists them)")
 
 
 def _one_source_each(calls: Iterable[tuple[str, str, int]]) -> dict[str, str]:
@@ -547,6 +402,9 @@ class SqlStore(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    def transaction(self, fn: Callable[[Tx], T], *, write: bool = True) -> T:
+        return self._run(fn, write=write)
 
     def __enter__(self) -> SqlStore:
         return self
@@ -950,107 +808,3 @@ class SqlStore(ABC):
         )
         rows = self._run(lambda tx: tx.rows(sql, params), write=False)
         return _deploy(rows[0]) if rows else None
-
-    # -- incidents ------------------------------------------------------------------------------
-
-    def create_incident(self, incident: Incident, id_prefix: str) -> Incident:
-        pattern = id_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-        def create(tx: Tx) -> Incident:
-            taken = [
-                row[0][len(id_prefix) + 1 :]
-                for row in tx.rows(
-                    "SELECT id FROM incidents WHERE id LIKE ? ESCAPE '\\'", (pattern + "-%",)
-                )
-            ]
-            n = max((int(t) for t in taken if t.isdigit()), default=0)
-            while True:
-                n += 1
-                incident.id = f"{id_prefix}-{n}"
-                if tx.rows(_CLAIM_INCIDENT, _incident_params(incident)):
-                    break
-            for seq, event in enumerate(incident.timeline, start=1):
-                tx.run(_INSERT_EVENT, _event_params(incident.id, seq, event))
-            return incident
-
-        return self._run(create)
-
-    def save_incident(self, incident: Incident) -> None:
-        def save(tx: Tx) -> None:
-            tx.run(_UPSERT_INCIDENT, _incident_params(incident))
-            events = [
-                _event_params(incident.id, seq, event)
-                for seq, event in enumerate(incident.timeline, start=1)
-            ]
-            if events:
-                tx.run_many(_INSERT_EVENT + " ON CONFLICT (incident_id, seq) DO NOTHING", events)
-
-        self._run(save)
-
-    def get_incident(self, incident_id: str) -> Incident | None:
-        return self._run(lambda tx: _load_incident(tx, incident_id), write=False)
-
-    def list_incidents(
-        self,
-        status: Status | Sequence[Status] | None = None,
-        since: float | None = None,
-        limit: int = 50,
-    ) -> list[Incident]:
-        clauses, params = [], list[object]()
-        if status is not None:
-            statuses = [status] if isinstance(status, str) else list(status)
-            if not statuses:
-                return []
-            clauses.append(f"status IN ({', '.join('?' * len(statuses))})")
-            params.extend(statuses)
-        if since is not None:
-            clauses.append("opened_at >= ?")
-            params.append(since)
-        where = " WHERE " + " AND ".join(clauses) if clauses else ""
-        sql = (
-            f"SELECT {_INCIDENT_COLUMNS} FROM incidents{where} "
-            "ORDER BY opened_at DESC, id DESC LIMIT ?"
-        )
-
-        def read(tx: Tx) -> list[Incident]:
-            rows = tx.rows(sql, [*params, limit])
-            timelines = _timelines(tx, [r[0] for r in rows])
-            return [_incident(r, timelines[r[0]]) for r in rows]
-
-        return self._run(read, write=False)
-
-    def add_event(self, incident_id: str, event: TimelineEvent) -> int:
-        def add(tx: Tx) -> int:
-            tx.run("UPDATE incidents SET status = status WHERE id = ?", (incident_id,))
-            if not tx.rows("SELECT 1 FROM incidents WHERE id = ?", (incident_id,)):
-                raise no_incident(incident_id)
-            return _append_events(tx, incident_id, [event])
-
-        return self._run(add)
-
-    def set_status(self, incident_id: str, status: Status, at: float) -> None:
-        def update(tx: Tx) -> None:
-            if not tx.rows("SELECT 1 FROM incidents WHERE id = ?", (incident_id,)):
-                raise no_incident(incident_id)
-            tx.run(
-                "UPDATE incidents SET status = ?, resolved_at = ? WHERE id = ?",
-                (status, at if status == "resolved" else None, incident_id),
-            )
-
-        self._run(update)
-
-    def update_incident(
-        self, incident_id: str, change: Callable[[Incident], Sequence[TimelineEvent]]
-    ) -> Incident:
-        def update(tx: Tx) -> Incident:
-            incident = _load_incident(tx, incident_id, lock=True)
-            if incident is None:
-                raise no_incident(incident_id)
-            events = list(change(incident))
-            incident.id = incident_id  # the id is the row: a change cannot move it
-            tx.run(_UPSERT_INCIDENT, _incident_params(incident))
-            _append_events(tx, incident_id, events)
-            # The timeline as stored: what was there, then what was appended.
-            return _load_incident(tx, incident_id) or incident
-
-        return self._run(update)
