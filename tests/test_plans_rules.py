@@ -68,6 +68,7 @@ def test_every_rule_has_a_stable_id() -> None:
         "large-write",
         "wide-rows",
         "index-would-help",
+        "early-stop-worst-case",
         "heavy-read",
     ]
 

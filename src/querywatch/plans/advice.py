@@ -7,9 +7,11 @@ candidate is then validated with HypoPG: ``hypopg_create_index`` makes a hypothe
 only this session's planner sees (backend-local memory; it is allowed in our read-only session and
 writes nothing), the statement is planned again, and the total cost before and after is compared.
 Only a candidate the new plan uses and that cuts the cost by ``PlanPolicy.min_improvement`` is
-recommended. For a workload, costs are weighted by calls. Without HypoPG (not installed in that
-database, or SQLite) the candidates come back marked unvalidated, limited to large relations
-where the plan shows a selective filter or join, and nothing is "recommended".
+recommended, or one that makes the plan's worst case (``Plan.worst_cost``: no LIMIT or EXISTS
+stopping early) ``index_verdict_factor`` times cheaper. For a workload, costs are weighted by
+calls. Without HypoPG (not installed in that database, or SQLite) the candidates come back marked
+unvalidated, limited to large relations where the plan shows a selective filter or join, and
+nothing is "recommended".
 """
 
 from __future__ import annotations
@@ -54,6 +56,10 @@ class IndexCandidate:
     used: bool = False  # the new plan used the hypothetical index
     cost_before: float | None = None  # total cost, weighted by calls for a workload
     cost_after: float | None = None
+    worst_before: float | None = (
+        None  # the same, if no LIMIT or EXISTS stops early (Plan.worst_cost)
+    )
+    worst_after: float | None = None
     statements: int = 0  # statements whose plan used it
     recommended: bool = False
     note: str | None = None  # why not recommended, or a HypoPG error
@@ -93,6 +99,8 @@ class IndexCandidate:
             "cost_before": _r(self.cost_before),
             "cost_after": _r(self.cost_after),
             "improvement": None if self.improvement is None else round(self.improvement, 4),
+            "worst_cost_before": _r(self.worst_before),
+            "worst_cost_after": _r(self.worst_after),
             "statements": self.statements,
             "note": self.note,
         }
@@ -469,10 +477,9 @@ def _advise(
     for cand in candidates:
         _validate(explainer, schema, cand, stmts)
         cand.validated = cand.note is None or not cand.note.startswith("HypoPG rejected")
-        cand.recommended = (
-            cand.used
-            and cand.improvement is not None
-            and cand.improvement >= policy.min_improvement
+        cand.recommended = cand.used and (
+            (cand.improvement is not None and cand.improvement >= policy.min_improvement)
+            or _bounds_worst_case(cand, policy)
         )
         if cand.validated and not cand.recommended and cand.note is None:
             cand.note = (
@@ -484,6 +491,17 @@ def _advise(
     candidates.sort(key=lambda c: (not c.recommended, -(c.improvement or 0)))
     advice.candidates = candidates
     return advice
+
+
+def _bounds_worst_case(cand: IndexCandidate, policy: PlanPolicy) -> bool:
+    """Whether the index makes the plan's worst case (no LIMIT or EXISTS stopping early,
+    ``Plan.worst_cost``) ``index_verdict_factor`` times cheaper, from a worst case costly enough
+    to matter: worth having even when the expected cost, which counts on the early stop, barely
+    moves."""
+    before, after = cand.worst_before, cand.worst_after
+    if before is None or after is None or before < policy.index_verdict_min_cost:
+        return False
+    return before >= policy.index_verdict_factor * max(after, 0.01)
 
 
 def _tables(plan: Plan, catalog: Catalog) -> set[tuple[str | None, str]]:
@@ -511,25 +529,34 @@ def _validate(explainer: Explainer, schema: str, cand: IndexCandidate, stmts: li
         return
     assert row is not None
     oid, name = int(row[0]), str(row[1])
-    before = after = 0.0
+    before = after = worst_before = worst_after = 0.0
     try:
         for stmt in touching:
             cost = stmt.plan.total_cost or 0.0
+            worst = max(stmt.plan.worst_cost or cost, cost)
             before += stmt.calls * cost
+            worst_before += stmt.calls * worst
             try:
                 new_plan = explainer.explain(stmt.sql)
             except QuerywatchError:
                 after += stmt.calls * cost
+                worst_after += stmt.calls * worst
                 continue
             if name in new_plan.index_names():
                 cand.used = True
                 cand.statements += 1
-                after += stmt.calls * min(new_plan.total_cost or cost, cost)
+                new_cost = min(new_plan.total_cost or cost, cost)
+                after += stmt.calls * new_cost
+                worst_after += stmt.calls * min(
+                    max(new_plan.worst_cost or new_cost, new_cost), worst
+                )
             else:
                 after += stmt.calls * cost
+                worst_after += stmt.calls * worst
     finally:
         conn.execute(tagged(f"SELECT {quote_ident(schema)}.hypopg_drop_index(%s)"), (oid,))
     cand.cost_before, cand.cost_after = before, after
+    cand.worst_before, cand.worst_after = worst_before, worst_after
 
 
 def _prune(candidates: list[IndexCandidate]) -> None:

@@ -231,6 +231,25 @@ class Plan:
     def index_names(self) -> set[str]:
         return {n.index_name for n in self.nodes() if n.index_name}
 
+    def early_stops(self) -> list[EarlyStop]:
+        """Where the plan's cost counts on stopping early and the stop may not come, outermost
+        first: a LIMIT that pulls part of a streaming input, an InitPlan (``EXISTS (…)``) its
+        parent runs only until the first row, when that input throws rows away (a filter, a
+        join) so that the rows wanted may be late or absent; an input that passes on every row
+        it reads (an index condition alone) stops when told. Only nodes that run once are
+        looked at (a per-row SubPlan or a loop's inner side is judged by its executions)."""
+        out: list[EarlyStop] = []
+        _collect_stops(self.root, out)
+        return out
+
+    @property
+    def worst_cost(self) -> float | None:
+        """The plan's estimated cost if no early stop comes (the rows a LIMIT or EXISTS wants
+        are not there, or at the far end): its total cost plus what each early stop saves."""
+        if self.root.total_cost is None:
+            return None
+        return self.root.total_cost + sum(s.saved_cost for s in self.early_stops())
+
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "dialect": self.dialect,
@@ -267,6 +286,51 @@ class Plan:
             offset=data.get("offset"),
             server_version=data.get("server_version"),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class EarlyStop:
+    """A node run only until its consumer has enough rows: ``cut`` under ``stopper`` (a Limit,
+    or the node an InitPlan belongs to). ``saved_cost`` is the cut node's cost the plan does not
+    pay (its full total cost minus what the stopper charges)."""
+
+    stopper: PlanNode
+    cut: PlanNode
+    saved_cost: float
+
+
+def _collect_stops(node: PlanNode, out: list[EarlyStop]) -> None:
+    regular = [c for c in node.children if c.parent_relationship not in ("InitPlan", "SubPlan")]
+    for child in node.children:
+        if child.parent_relationship == "InitPlan":
+            saved = _saved(node, child)
+            if saved > 0:
+                out.append(EarlyStop(node, child, saved))
+            _collect_stops(child, out)
+    if node.node_type == "Limit" and regular:
+        saved = _saved(node, regular[0])
+        if saved > 0:
+            out.append(EarlyStop(node, regular[0], saved))
+    if node.node_type == "Nested Loop" and len(regular) == 2:
+        regular = regular[:1]  # the inner side runs per outer row
+    for child in regular:
+        _collect_stops(child, out)
+
+
+def _saved(stopper: PlanNode, cut: PlanNode) -> float:
+    if stopper.total_cost is None or cut.total_cost is None or not _discards(cut):
+        return 0.0
+    return max(0.0, cut.total_cost - stopper.total_cost)
+
+
+def _discards(node: PlanNode) -> bool:
+    """Whether the node, or a node feeding it (SubPlans and InitPlans aside), reads rows it does
+    not pass on: a filter, a join filter, an inner, semi or anti join."""
+    if node.filter or node.join_filter or node.join_type in ("Inner", "Semi", "Anti"):
+        return True
+    return any(
+        _discards(c) for c in node.children if c.parent_relationship not in ("InitPlan", "SubPlan")
+    )
 
 
 def node_from_postgres(raw: dict[str, Any], workers: int | None = None) -> PlanNode:

@@ -23,6 +23,7 @@ from querywatch.plans.policy import PlanPolicy
 from querywatch.plans.rules import (
     cartesian_join,
     deep_offset,
+    early_stop_worst_case,
     function_on_indexed_column,
     heavy_read,
     index_would_help,
@@ -68,12 +69,13 @@ RULES: tuple[Rule[PlanCheck], ...] = (
     unbounded_read.RULE,
     large_write.RULE,
     wide_rows.RULE,
-    index_would_help.RULE,  # these two speak only when no rule before them did
+    index_would_help.RULE,  # these three speak only when no rule before them did
+    early_stop_worst_case.RULE,
     heavy_read.RULE,
 )
 """Every plan rule, in the order docs/plans.md lists them."""
 
-FALLBACKS = frozenset({index_would_help.RULE.id, heavy_read.RULE.id})
+FALLBACKS = frozenset({index_would_help.RULE.id, early_stop_worst_case.RULE.id, heavy_read.RULE.id})
 """Rules that speak only when no rule before them did: a verdict on the whole plan."""
 
 

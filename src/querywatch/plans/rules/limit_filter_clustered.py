@@ -56,10 +56,10 @@ def check(ctx: PlanContext) -> list[Finding]:
             continue
         if worst < policy.large_table_rows or worst < expected * policy.work_ratio:
             continue  # the walk is short even to its end, or the LIMIT saves little
-        order = _order_column(scan, info)
+        order = order_column(scan, info)
         if order is None:
             continue
-        dependent = _dependent_filter(scan, info, order)
+        dependent = dependent_filter(scan, info, order)
         if dependent is None:
             continue
         column, bound, c_filter, c_order = dependent
@@ -113,12 +113,13 @@ def _ordered_walk(limit: PlanNode) -> PlanNode | None:
         return None
 
 
-def _order_column(scan: PlanNode, info: RelationInfo) -> str | None:
+def order_column(scan: PlanNode, info: RelationInfo) -> str | None:
+    """The column an index walk returns rows in order of (its index's first key)."""
     index = next((i for i in info.indexes if i.name == scan.index_name), None)
     return index.leading_column if index is not None else None
 
 
-def _dependent_filter(
+def dependent_filter(
     scan: PlanNode, info: RelationInfo, order: str
 ) -> tuple[str, float, float, float] | None:
     """(column, lower bound of its correlation with ``order``, its and ``order``'s correlation
