@@ -6,7 +6,8 @@ from pathlib import Path
 
 from querywatch.dsn import is_postgres_url
 from querywatch.errors import ConfigError
-from querywatch.store.base import Retention, SortKey, SqlStore, Store
+from querywatch.store.base import Retention, SortKey, Store
+from querywatch.store.sql_store import SqlStore
 
 __all__ = ["Retention", "SortKey", "SqlStore", "Store", "open_store"]
 

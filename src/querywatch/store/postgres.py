@@ -12,7 +12,8 @@ from psycopg.conninfo import conninfo_to_dict
 
 from querywatch.dsn import redact
 from querywatch.errors import StoreError
-from querywatch.store.base import SqlStore, T, Tx
+from querywatch.store.base import T, Tx
+from querywatch.store.sql_store import SqlStore
 
 SCHEMA = "querywatch"
 _MIGRATION_LOCK = 0x7177_5354  # pg_advisory_xact_lock key: one agent migrates at a time

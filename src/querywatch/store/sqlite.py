@@ -13,7 +13,8 @@ from typing import Any
 
 from querywatch.errors import StoreError
 from querywatch.sketch import LatencySketch
-from querywatch.store.base import SqlStore, T
+from querywatch.store.base import T
+from querywatch.store.sql_store import SqlStore
 
 
 def _merge_sketch(a: str | None, b: str | None) -> str | None:

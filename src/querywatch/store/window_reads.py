@@ -1,0 +1,280 @@
+"""Reading windows: rankings (``top``) and the statement, request and repeat windows in time order.
+
+Reads cover both resolutions (10 s and minute rows never hold the same minute) and, where they
+sum statement windows, take one source per fingerprint, so two sources watching one database
+never count a call twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from querywatch.records import (
+    CallSite,
+    FingerprintSummary,
+    RepeatWindow,
+    RequestWindow,
+    StatementWindow,
+)
+from querywatch.sketch import LatencySketch
+from querywatch.store.base import SortKey, Tx
+
+
+def _call_sites(tx: Tx, fingerprints: Sequence[str]) -> dict[str, tuple[CallSite, ...]]:
+    found: dict[str, list[CallSite]] = {}
+    for start in range(0, len(fingerprints), 500):
+        chunk = fingerprints[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        for fp, path, line, function in tx.rows(
+            "SELECT fingerprint, path, line, function FROM call_sites "
+            f"WHERE fingerprint IN ({marks}) ORDER BY fingerprint, path, line, function",
+            chunk,
+        ):
+            found.setdefault(fp, []).append(CallSite(path, int(line), function))
+    return {fp: tuple(sites) for fp, sites in found.items()}
+
+
+def top(
+    tx: Tx,
+    since: float | None = None,
+    until: float | None = None,
+    sort: SortKey = "total",
+    limit: int = 20,
+) -> list[FingerprintSummary]:
+    where, params = _where("fingerprint", None, since, until, prefix="w.")
+    sql = (
+        "SELECT w.fingerprint, f.normalized, f.dialect, SUM(w.calls), SUM(w.total_ms), "
+        "MAX(w.max_ms), SUM(w.rows), SUM(w.errors), f.first_seen, f.last_seen, "
+        "qw_sketch_agg(w.sketch), w.source "
+        f"FROM windows w JOIN fingerprints f ON f.fingerprint = w.fingerprint{where} "
+        "GROUP BY w.fingerprint, w.source, f.normalized, f.dialect, f.first_seen, f.last_seen"
+    )
+
+    summaries = []
+    rows = tx.rows(sql, params)
+    chosen_source = _one_source_each((r[0], r[11], int(r[3])) for r in rows)
+    for fp, norm, dialect, calls, total, mx, nrows, errors, first, last, sk, src in rows:
+        if chosen_source[fp] != src:
+            continue
+        sketch = _sketch(sk) or LatencySketch()
+        summaries.append(
+            FingerprintSummary(
+                fp,
+                norm,
+                dialect,
+                int(calls),
+                float(total),
+                float(mx),
+                int(nrows),
+                int(errors),
+                float(first),
+                float(last),
+                p50_ms=sketch.quantile(0.5),
+                p95_ms=sketch.quantile(0.95),
+                p99_ms=sketch.quantile(0.99),
+                source=src,
+            )
+        )
+    # Ties broken by fingerprint so the ranking is stable between runs and backends.
+    summaries.sort(key=lambda s: s.fingerprint)
+    summaries.sort(key=lambda s: _sort_value(s, sort), reverse=True)
+    chosen = summaries[:limit]
+    sites = _call_sites(tx, [s.fingerprint for s in chosen])
+    for s in chosen:
+        s.call_sites = sites.get(s.fingerprint, ())
+    return chosen
+
+
+def statement_windows(
+    tx: Tx,
+    fingerprint: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    source: str | None = None,
+) -> list[StatementWindow]:
+    """Windows of both resolutions in time order; a minute row starts on its minute.
+
+    One source per fingerprint (see :meth:`Store.statement_windows`), or only ``source``.
+    Each window carries its fingerprint's known call sites (they are kept per fingerprint).
+    """
+    where, params = _where("fingerprint", fingerprint, since, until, prefix="w.")
+    if source is not None:
+        where += (" AND" if where else " WHERE") + " w.source = ?"
+        params.append(source)
+    sql = (
+        "SELECT w.fingerprint, f.normalized, w.window_start, w.calls, w.total_ms, w.max_ms, "
+        "f.dialect, w.source, w.min_ms, w.rows, w.errors, w.shared_blks_hit, "
+        "w.shared_blks_read, w.sketch "
+        f"FROM windows w JOIN fingerprints f ON f.fingerprint = w.fingerprint{where} "
+        "ORDER BY w.window_start, w.fingerprint, w.resolution"
+    )
+
+    # Rows are read one at a time, and what repeats from row to row (the fingerprint,
+    # its text, the bucket start, the source) is kept once: the detector reads half an
+    # hour of windows of every fingerprint after each poll.
+    known: dict[str, tuple[str, str, str]] = {}
+    shared: dict[object, Any] = {}
+    windows: list[StatementWindow] = []
+    for (
+        fp,
+        norm,
+        start,
+        calls,
+        total,
+        mx,
+        dialect,
+        src,
+        mn,
+        nrows,
+        errors,
+        hit,
+        blks_read,
+        sk,
+    ) in tx.each(sql, params):
+        names = known.get(fp)
+        if names is None:
+            names = known[fp] = (fp, norm, dialect)
+        windows.append(
+            StatementWindow(
+                names[0],
+                names[1],
+                shared.setdefault(int(start), int(start)),
+                int(calls),
+                float(total),
+                float(mx),
+                names[2],
+                shared.setdefault(src, src),
+                None if mn is None else float(mn),
+                int(nrows),
+                int(errors),
+                int(hit),
+                int(blks_read),
+                _sketch(sk),
+            )
+        )
+    if source is None and len({w.source for w in windows}) > 1:
+        chosen = _one_source_each((w.fingerprint, w.source, w.calls) for w in windows)
+        windows = [w for w in windows if chosen[w.fingerprint] == w.source]
+    sites = _call_sites(tx, sorted(known))
+    for w in windows:
+        w.call_sites = sites.get(w.fingerprint, ())
+    return windows
+
+
+def request_windows(
+    tx: Tx, route: str | None = None, since: float | None = None, until: float | None = None
+) -> list[RequestWindow]:
+    where, params = _where("route", route, since, until)
+    sql = (
+        "SELECT route, window_start, requests, errors, total_ms, max_ms, db_ms, db_calls, "
+        f"sketch, users, failed_users FROM request_windows{where} "
+        "ORDER BY window_start, route, resolution"
+    )
+    rows = tx.rows(sql, params)
+    return [
+        RequestWindow(
+            r,
+            int(start),
+            int(requests),
+            int(errors),
+            float(total),
+            float(mx),
+            float(db),
+            int(calls),
+            _sketch(sk),
+            frozenset(json.loads(users)),
+            frozenset(json.loads(failed)),
+        )
+        for r, start, requests, errors, total, mx, db, calls, sk, users, failed in rows
+    ]
+
+
+def repeat_windows(
+    tx: Tx,
+    route: str | None = None,
+    fingerprint: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+) -> list[RepeatWindow]:
+    clauses, params = [], list[object]()
+    for column, value in (("r.route", route), ("r.fingerprint", fingerprint)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if since is not None:
+        clauses.append("r.window_start >= ?")
+        params.append(since)
+    if until is not None:
+        clauses.append("r.window_start < ?")
+        params.append(until)
+    where = " WHERE " + " AND ".join(clauses) if clauses else ""
+    sql = (
+        "SELECT r.route, r.fingerprint, r.window_start, r.requests, r.total_repeats, "
+        "r.max_repeats, f.normalized, f.dialect FROM request_repeats r "
+        f"LEFT JOIN fingerprints f ON f.fingerprint = r.fingerprint{where} "
+        "ORDER BY r.window_start, r.route, r.fingerprint, r.resolution"
+    )
+    rows = tx.rows(sql, params)
+    return [
+        RepeatWindow(
+            route,
+            fp,
+            int(start),
+            int(requests),
+            int(total),
+            int(mx),
+            normalized or "",
+            dialect or "postgres",
+        )
+        for route, fp, start, requests, total, mx, normalized, dialect in rows
+    ]
+
+
+def _where(
+    column: str, value: str | None, since: float | None, until: float | None, prefix: str = ""
+) -> tuple[str, list[object]]:
+    """A WHERE clause for an optional key and a [since, until) range on bucket starts."""
+    clauses, params = [], list[object]()
+    if value is not None:
+        clauses.append(f"{prefix}{column} = ?")
+        params.append(value)
+    if since is not None:
+        clauses.append(f"{prefix}window_start >= ?")
+        params.append(since)
+    if until is not None:
+        clauses.append(f"{prefix}window_start < ?")
+        params.append(until)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _one_source_each(calls: Iterable[tuple[str, str, int]]) -> dict[str, str]:
+    """Per fingerprint, the source that saw the most calls (ties: the greater name).
+
+    pg_stat_statements sees every client of the database, in-app capture only the instrumented
+    ones, so on one database the source with more calls is the more complete view; adding the two
+    would count each call twice.
+    """
+    totals: dict[tuple[str, str], int] = {}
+    for fp, source, n in calls:
+        totals[fp, source] = totals.get((fp, source), 0) + n
+    best: dict[str, tuple[int, str]] = {}
+    for (fp, source), n in totals.items():
+        if (n, source) > best.get(fp, (-1, "")):
+            best[fp] = (n, source)
+    return {fp: source for fp, (_, source) in best.items()}
+
+
+def _sketch(text: str | None) -> LatencySketch | None:
+    return LatencySketch.from_json(text) if text is not None else None
+
+
+def _sort_value(summary: FingerprintSummary, sort: SortKey) -> float:
+    if sort == "total":
+        return summary.total_ms
+    if sort == "mean":
+        return summary.mean_ms
+    if sort == "calls":
+        return summary.calls
+    return summary.p95_ms if summary.p95_ms is not None else float("-inf")
