@@ -57,7 +57,9 @@ def check(ctx: PlanContext) -> list[Finding]:
         )
         how = node.node_type
         if node.node_type != "Seq Scan":
-            how += f" using {node.index_name} with no index condition"
+            how += f" using {node.index_name} with no index condition" + (
+                " but IS NOT NULL" if node.index_cond else ""
+            )
         message = (
             f"{how} on {rel_name(node)} reads {rows_tested(ctx, node, info)} {returned} "
             f"where {' and '.join(p.text for p in preds)}"
