@@ -13,7 +13,7 @@ import pytest
 
 from plans_data import BIG_ROWS, plans_database, with_options
 from querywatch.plans.explain import Explainer
-from querywatch.plans.report import inspect_query
+from querywatch.plans.report import inspect_query, judge_plan
 from querywatch.plans.rules import check_plan
 from querywatch.plans.rules._work import Work
 
@@ -57,6 +57,15 @@ def test_an_early_stop_that_may_never_come_is_judged_by_its_worst_case(pg: Expla
     assert "early-stop-worst-case" not in rules_of(check_plan(far.plan, far.catalog))
     ran = inspect_query(pg, "SELECT * FROM big WHERE day = 99 ORDER BY aid LIMIT 10", analyze=True)
     assert "early-stop-worst-case" not in rules_of(ran.findings)
+
+
+def test_the_gate_asks_for_advice_when_only_the_worst_case_is_costly(pg: Explainer) -> None:
+    # The CI gate saves HypoPG for plans costly enough to matter; a plan that is cheap only while
+    # its early stop comes is costly enough by its worst case.
+    sql = "SELECT * FROM big WHERE day = 99 ORDER BY aid LIMIT 10"
+    plan = pg.explain(sql)
+    found = judge_plan(pg, sql, plan, pg.catalog(plan))
+    assert rules_of(found).get("early-stop-worst-case") == "warning"
 
 
 def test_exists_over_a_full_scan_is_judged_by_a_value_with_no_match(pg: Explainer) -> None:

@@ -78,14 +78,15 @@ def judge_plan(
     explainer: Explainer, sql: str, plan: Plan, catalog: Catalog, policy: PlanPolicy | None = None
 ) -> list[Finding]:
     """The rules' findings on ``plan``, with index advice asked for only when it can change the
-    verdict: a PostgreSQL plan costly enough (``index_verdict_min_cost``) that no specific rule
+    verdict: a PostgreSQL plan costly enough (``index_verdict_min_cost``, in its worst case when a
+    LIMIT or EXISTS may never stop early: ``Plan.worst_cost``) that no specific rule
     flagged (only a fallback such as ``heavy-read`` may have),
     with an index candidate to validate. Keeps the gate fast on the many cheap statements."""
     policy = policy or PlanPolicy()
     findings = check_plan(plan, catalog, policy)
     if (
         plan.dialect != "postgres"
-        or (plan.total_cost or 0) < policy.index_verdict_min_cost
+        or max(plan.total_cost or 0, plan.worst_cost or 0) < policy.index_verdict_min_cost
         or any(f.severity in ("error", "warning") and f.rule not in FALLBACKS for f in findings)
         or not candidates_for(plan, catalog, policy)
     ):
