@@ -28,16 +28,13 @@ from querywatch.incidents.codec import (
     incident_from_dict,
     incident_to_dict,
 )
+from querywatch.incidents.evidence import PlanEvidence
+from querywatch.incidents.explain_session import explainable_sql
 from querywatch.incidents.model import Incident
+from querywatch.incidents.plan_snapshot import last_deploy_key, load_snapshot
 from querywatch.incidents.postmortem import render_postmortem
 from querywatch.incidents.repository import create_incident, load_incident
 from querywatch.monitor import CheckResult, Monitor
-from querywatch.plans.evidence import (
-    PlanEvidence,
-    explainable_sql,
-    last_deploy_key,
-    load_snapshot,
-)
 from querywatch.records import DeployMarker, StatementWindow
 from querywatch.sketch import LatencySketch
 from querywatch.sql import fingerprint

@@ -761,7 +761,7 @@ def test_retention_drops_per_deploy_state_with_old_deploys_and_keeps_the_rest(
     store: SqlStore,
 ) -> None:
     from querywatch.deploys import schema_state_key
-    from querywatch.plans.evidence import before_key
+    from querywatch.incidents.plan_snapshot import before_key
     from querywatch.records import DeployMarker
 
     now = T0 + 30 * DAY

@@ -133,7 +133,7 @@ class Monitor:
 
     def _keep_plans_before(self, deploy: DeployMarker | None, now: float) -> None:
         """On a deploy not seen before, keep the plans of the costliest queries before it."""
-        from querywatch.plans.evidence import snapshot_new_deploy
+        from querywatch.incidents.plan_snapshot import snapshot_new_deploy
 
         assert self.explain_target is not None
         try:
@@ -151,7 +151,7 @@ class Monitor:
 
     def _attach_plans(self, incident: Incident, now: float) -> Incident:
         """Plan evidence for the culprits that have none yet, stored on the incident."""
-        from querywatch.plans.evidence import plan_evidence
+        from querywatch.incidents.evidence_gather import plan_evidence
 
         assert self.explain_target is not None
         missing = [c.fingerprint for c in incident.culprits if c.fingerprint not in incident.plans]

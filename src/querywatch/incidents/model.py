@@ -107,8 +107,8 @@ class Incident:
     impact: Impact | None
     timeline: list[TimelineEvent] = field(default_factory=list)
     resolved_at: float | None = None
-    # Plan evidence per culprit fingerprint (``querywatch.plans.evidence.PlanEvidence.as_dict``):
-    # the plan when the culprit was named, its findings, index advice and plan diff.
+    # Plan evidence per culprit fingerprint (``incidents.evidence.PlanEvidence.as_dict``): the
+    # plan when the culprit was named, its findings, index advice and plan diff.
     plans: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from querywatch.atomic import write_atomic
 from querywatch.detect.policy import Policy
+from querywatch.incidents.evidence import PlanEvidence
 from querywatch.incidents.model import Incident
 from querywatch.incidents.postmortem_facts import (
     Event,
@@ -37,7 +38,6 @@ from querywatch.incidents.postmortem_render import (
     render,
 )
 from querywatch.incidents.service import get_incident
-from querywatch.plans.evidence import PlanEvidence
 from querywatch.records import WINDOW_SECONDS
 from querywatch.store.base import Store
 from querywatch.timefmt import duration

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from rich.table import Table
 from rich.text import Text
 
+from querywatch.incidents.evidence import PlanEvidence
 from querywatch.incidents.model import Incident
-from querywatch.plans.evidence import PlanEvidence
 from querywatch.terminal import fits, left_for_text, one_line, plain_table, printable, safe_text
 from querywatch.timefmt import clock, duration, local_stamp
 
