@@ -32,6 +32,8 @@ from querywatch.capture.pgss_counters import (
     key_of,
     key_parts,
     map_columns,
+    pack,
+    unpack,
 )
 from querywatch.errors import DatabaseUnavailable, ExtensionMissing
 from querywatch.records import StatementWindow, window_start
@@ -168,7 +170,8 @@ def test_an_entry_key_packs_and_unpacks_exactly(
 )
 def test_a_state_entry_is_exactly_the_json_of_its_values(raw: tuple[object, ...]) -> None:
     key = key_of(16_384, -123_456_789_012_345, True)
-    text = entry_json(key, raw)
+    text = entry_json(key, pack(raw))
+    assert unpack(pack(raw)) == raw  # the record keeps every value exactly
     assert text == json.dumps([16_384, -123_456_789_012_345, True, *raw], separators=(",", ":"))
 
 

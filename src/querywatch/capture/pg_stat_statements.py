@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import struct
 
 import psycopg
 
@@ -28,6 +29,7 @@ from querywatch.capture.pgss_counters import (
     key_of,
     key_parts,
     map_columns,
+    pack,
     texts_sql,
 )
 from querywatch.errors import DatabaseUnavailable, ExtensionMissing, SourceError
@@ -239,7 +241,7 @@ class PgStatStatementsSource:
         """Counters of this database, read between two identical stats_reset readings.
 
         Rows are converted one at a time as the loop takes them (never a whole list of rows),
-        and each entry keeps only the row's counter values.
+        and each entry keeps only its counters, packed in one bytes record (:func:`pack`).
         """
         assert self._cmap is not None
         sql = counters_sql(self._schema, self._cmap)
@@ -253,9 +255,9 @@ class PgStatStatementsSource:
                     hidden += 1
                     continue
                 key = key_of(r[0], r[2], r[3])
-                raw = r[4:]
+                raw = pack(r, 4)
                 old = prev.get(key)
-                # An unchanged entry keeps the tuple it had: only changed ones cost memory.
+                # An unchanged entry keeps the record it had: only changed ones cost memory.
                 current[key] = old if old == raw else raw
             after = self._read_info(conn)
             if before == after:
@@ -296,7 +298,7 @@ class PgStatStatementsSource:
                 f"pg_stat_statements evicted {dealloc - self._dealloc} entries since the last poll "
                 "(some statements may be undercounted): raise pg_stat_statements.max"
             )
-        # Which entries moved: most entries, most polls, are the very tuple they were (after a
+        # Which entries moved: most entries, most polls, are the very record they were (after a
         # full reset every entry starts again, whatever its counters).
         changed = (
             list(current)
@@ -308,12 +310,14 @@ class PgStatStatementsSource:
         start = window_start(now)
         for key in changed:
             old = None if full_reset else prev.get(key)
-            d = entry_delta(Counters(*current[key]), None if old is None else Counters(*old))
+            d = entry_delta(Counters.of(current[key]), None if old is None else Counters.of(old))
             if d is None:
                 continue
             if key not in self._fingerprints:
                 # text vanished (evicted meanwhile): keep the old baseline so nothing is lost
-                if old is not None and not Counters(*current[key]).restarted_since(Counters(*old)):
+                if old is not None and not Counters.of(current[key]).restarted_since(
+                    Counters.of(old)
+                ):
                     current[key] = old
                 else:
                     del current[key]
@@ -434,20 +438,22 @@ class PgStatStatementsSource:
                     elif prev_db is None:
                         raise ValueError("entries without a database")
                     top = None if e[2] is None else bool(e[2])
-                    prev[key_of(int(e[0]), int(e[1]), top)] = (
-                        int(e[3]),
-                        float(e[4]),
-                        float(e[5]),
-                        float(e[6]),
-                        int(e[7]),
-                        int(e[8]),
-                        int(e[9]),
-                        e[10],
-                        e[11],
+                    prev[key_of(int(e[0]), int(e[1]), top)] = pack(
+                        (
+                            int(e[3]),
+                            float(e[4]),
+                            float(e[5]),
+                            float(e[6]),
+                            int(e[7]),
+                            int(e[8]),
+                            int(e[9]),
+                            None if e[10] is None else str(e[10]),
+                            None if e[11] is None else str(e[11]),
+                        )
                     )
             stats_reset = data.get("stats_reset")
             dealloc = data.get("dealloc")
-        except (ValueError, KeyError, TypeError, IndexError) as exc:
+        except (ValueError, KeyError, TypeError, IndexError, struct.error) as exc:
             log.warning(
                 "ignoring unreadable pg_stat_statements state (%s): starting a new baseline", exc
             )
