@@ -23,9 +23,10 @@ import pytest
 from click.testing import CliRunner
 
 from querywatch.cli import Context
+from querywatch.cli.serve import serve
 from querywatch.errors import ConfigError
 from querywatch.web.api import MAX_BODY_BYTES
-from querywatch.web.server import ApiServer, make_server, serve
+from querywatch.web.server import ApiServer, make_server
 from test_deploys import deploy_settings  # noqa: F401 - the autouse fixture, for `serve`
 
 TOKEN = "s3cret-token-for-tests-0123456789"
@@ -480,7 +481,7 @@ def test_head_healthz_has_headers_and_no_body(server: ApiServer) -> None:
 SERVE = """
 import sys
 from querywatch.cli import Context
-from querywatch.web.server import serve
+from querywatch.cli.serve import serve
 serve.main(sys.argv[1:], obj=Context(False, None), prog_name="querywatch serve")
 """
 

@@ -193,9 +193,7 @@ def test_settings_never_print_tokens_or_webhook_urls(tmp_path: Path) -> None:
         for needle in ("7f3a9c1e", "whsec-4b1d9e", "xoxsecret91", "amsecret77", "rbsecret55"):
             assert needle not in shown, needle
         assert "filesecret13" not in shown and "storepw42" not in shown
-    data = json.loads(result.stdout)
-    if isinstance(data, dict):  # the {"ok": …, "data": …} envelope of every --json output
-        data = data["data"]
+    data = json.loads(result.stdout)["data"]
     rows = {row["name"]: row for row in data}
     for name in secrets:
         assert rows[name]["value"] == "***", name

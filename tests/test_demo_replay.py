@@ -178,7 +178,9 @@ def test_demo_json_has_the_documented_fields(tmp_path: Path) -> None:
         timeout=240,
     )
     assert result.returncode == 0, result.stderr
-    data = json.loads(out.read_text())
+    envelope = json.loads(out.read_text())
+    assert envelope["ok"] is True
+    data = envelope["data"]
     for key in (
         "bad_deploy_at",
         "rollback_at",

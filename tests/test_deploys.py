@@ -12,13 +12,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from querywatch.cli import Context
-from querywatch.deploys import (
-    InvalidDeploy,
-    deploy,
-    deploys_cmd,
-    finish_deploy,
-    start_deploy,
-)
+from querywatch.cli.deploys import deploy, deploys_cmd
+from querywatch.deploys import InvalidDeploy, finish_deploy, start_deploy
 from querywatch.errors import ConfigError, InvalidTransition, NotFound
 from querywatch.store.sqlite import SqliteStore
 

@@ -64,7 +64,7 @@ def test_json_shape(db: str) -> None:
         "explain", "SELECT * FROM orders WHERE customer_id = $1", "--dsn", db, "--json"
     )
     assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
+    data = json.loads(result.stdout)["data"]
     assert set(data) == {"target", "dialect", "sql", "plan", "relations", "findings", "advice"}
     assert data["dialect"] == "postgres" and data["plan"]["generic"] is True
     assert data["plan"]["root"]["node_type"] in ("Seq Scan", "Gather")
@@ -165,7 +165,7 @@ def test_top_n_sort_an_index_fixes_is_not_no_findings(db: str) -> None:
     sql = "SELECT aid, abalance FROM big ORDER BY abalance DESC LIMIT 10"
     result = run_cli("explain", sql, "--dsn", db, "--json")
     assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
+    data = json.loads(result.stdout)["data"]
     [finding] = data["findings"]
     assert finding["rule"] == "sort-large-for-few" and finding["severity"] == "error"
     [rec] = data["advice"]["recommended"]

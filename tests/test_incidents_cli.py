@@ -7,16 +7,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
-import click
 import pytest
 from click.testing import CliRunner
 
 from cli_helpers import assert_one_line_error
-from querywatch.config import load_config
+from querywatch.cli import cli
 from querywatch.incidents import service
-from querywatch.incidents.cli import register
 from querywatch.incidents.model import Impact
 from querywatch.store import open_store
 from test_incidents import T0, culprit, detection, triage
@@ -81,7 +78,7 @@ def test_the_lifecycle_through_the_cli_shows_in_json(store_path: Path, incident_
 
     shown = run("incident", "show", incident_id, "--json", store=store_path)
     assert shown.returncode == 0, shown.stderr
-    data = json.loads(shown.stdout)
+    data = json.loads(shown.stdout)["data"]
     assert data["id"] == incident_id and data["status"] == "resolved"
     assert data["deploy_id"] == "d2" and data["detected_at"] == T0 + 30
     assert data["resolved_at"] >= data["opened_at"]
@@ -123,16 +120,15 @@ def test_the_list_as_a_table_and_as_json(store_path: Path, incident_id: str) -> 
     assert table.returncode == 0, table.stderr
     assert incident_id in table.stdout and "open" in table.stdout
     assert "shop/orders.py:88" in table.stdout and "d2" in table.stdout
-    listed = json.loads(run("incidents", "--json", store=store_path).stdout)
+    listed = json.loads(run("incidents", "--json", store=store_path).stdout)["data"]
     assert [i["id"] for i in listed] == [incident_id]
-    assert (
-        json.loads(run("incidents", "--status", "resolved", "--json", store=store_path).stdout)
-        == []
-    )
+    assert json.loads(
+        run("incidents", "--status", "resolved", "--json", store=store_path).stdout
+    ) == {"ok": True, "data": []}
     none = run("incidents", "--status", "resolved", store=store_path)
     assert none.stdout.strip() == "no incidents resolved recorded"
     unresolved = run("incidents", "--status", "unresolved", "--json", store=store_path)
-    assert len(json.loads(unresolved.stdout)) == 1
+    assert len(json.loads(unresolved.stdout)["data"]) == 1
 
 
 @pytest.mark.parametrize("columns", [80, None, 120])
@@ -186,33 +182,27 @@ def test_the_store_flag_wins_over_the_environment(
     store_path: Path, incident_id: str, tmp_path: Path
 ) -> None:
     result = run("incidents", "--json", "--store", str(store_path), store=tmp_path / "other")
-    assert [i["id"] for i in json.loads(result.stdout)] == [incident_id]
+    assert [i["id"] for i in json.loads(result.stdout)["data"]] == [incident_id]
 
 
-def test_commands_register_on_a_host_group(store_path: Path, incident_id: str) -> None:
-    """What the main CLI does: its own group, its own settings object."""
-
-    class Obj:
-        def config(self, **flags: Any) -> Any:
-            return load_config(flags, environ={}, cwd=store_path.parent)
-
-    @click.group()
-    @click.pass_context
-    def host(ctx: click.Context) -> None:
-        ctx.obj = Obj()
-
-    register(host, lambda obj, store: obj.config(store=store))
+def test_commands_run_in_process_on_the_main_group(
+    store_path: Path, incident_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commands as the main group registers them, with its own settings context."""
+    for name in [n for n in os.environ if n.startswith("QUERYWATCH_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(store_path.parent)
     runner = CliRunner()
-    ack = runner.invoke(host, ["incident", "ack", incident_id, "--store", str(store_path)])
+    ack = runner.invoke(cli, ["incident", "ack", incident_id, "--store", str(store_path)])
     assert ack.exit_code == 0, ack.output
     mitigated = runner.invoke(
-        host, ["incident", "mitigate", incident_id, "--note", "flushed", "--store", str(store_path)]
+        cli, ["incident", "mitigate", incident_id, "--note", "flushed", "--store", str(store_path)]
     )
     assert mitigated.exit_code == 0, mitigated.output
     shown = runner.invoke(
-        host, ["incident", "show", incident_id, "--json", "--store", str(store_path)]
+        cli, ["incident", "show", incident_id, "--json", "--store", str(store_path)]
     )
-    data = json.loads(shown.output)
+    data = json.loads(shown.output)["data"]
     assert data["status"] == "mitigated"
     assert [e["kind"] for e in data["timeline"]][-2:] == ["acknowledged", "mitigated"]
-    assert {c.name for c in host.commands.values()} == {"incidents", "incident", "postmortem"}
+    assert {"incidents", "incident", "postmortem"} <= set(cli.commands)

@@ -384,13 +384,13 @@ def test_cli_size_dependent_findings_are_info_unless_tables_are_assumed_large(
     sql = "SELECT id FROM products WHERE name LIKE '%phone' ORDER BY random() LIMIT 5"
     plain = run_cli("lint", "--sql", sql, "--json")
     assert plain.returncode == 0, plain.stderr
-    data = json.loads(plain.stdout)
+    data = json.loads(plain.stdout)["data"]
     assert data["assume_large"] is False
     assert data["counts"] == {"error": 0, "warning": 0, "info": 2}
     assert all(f["evidence"]["needs_plan"] is True for f in data["findings"])
     large = run_cli("lint", "--sql", sql, "--assume-large", "--json")
     assert large.returncode == 1
-    assert json.loads(large.stdout)["counts"] == {"error": 0, "warning": 2, "info": 0}
+    assert json.loads(large.stdout)["data"]["counts"] == {"error": 0, "warning": 2, "info": 0}
     # A change of every row needs no size to judge: an error either way.
     wipe = run_cli("lint", "--sql", "DELETE FROM carts")
     assert wipe.returncode == 1 and "error update-or-delete-without-where" in wipe.stdout
@@ -399,7 +399,7 @@ def test_cli_size_dependent_findings_are_info_unless_tables_are_assumed_large(
 def test_cli_json_shape(project: Path) -> None:
     result = run_cli("lint", "sql", "--json", cwd=project)
     assert result.returncode == 1
-    data = json.loads(result.stdout)
+    data = json.loads(result.stdout)["data"]
     assert data["dialect"] == "postgres"
     assert data["files"] == 1 and data["statements"] == 4
     assert data["counts"] == {"error": 1, "warning": 0, "info": 2}

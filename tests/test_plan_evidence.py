@@ -250,7 +250,7 @@ def test_incident_show_prints_findings_diff_and_index(pg_incident: tuple[Path, s
     assert "when deploy d2 was first seen" in out
     assert "index advice (validated with HypoPG" in out and EXPR_INDEX in out
     as_json = run_cli("incident", "show", incident_id, "--store", str(path), "--json")
-    data = json.loads(as_json.stdout)
+    data = json.loads(as_json.stdout)["data"]
     plans = data["plans"][fp(BAD)]
     assert plans["findings"][0]["rule"] in {"function-on-indexed-column", "seq-scan-large-table"}
     assert plans["advice"]["recommended"][0]["ddl"] == EXPR_INDEX

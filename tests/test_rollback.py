@@ -835,7 +835,7 @@ def test_cli_rollback_prints_each_step_then_refuses_in_one_line(
     again = run_cli("rollback", incident_id, cwd=cwd, env=env)
     assert_one_line_error(again, "at most one rollback per deploy")
     shown = run_cli("incident", "show", incident_id, "--json", cwd=cwd, env=env)
-    timeline = json.loads(shown.stdout)["timeline"]
+    timeline = json.loads(shown.stdout)["data"]["timeline"]
     assert [e["author"] for e in timeline if e["data"].get("action") == "rollback"][-1] == "alice"
 
 

@@ -271,7 +271,7 @@ def test_read_commands_work_in_a_directory_they_may_not_write(tmp_path: Path) ->
             assert result.returncode == 0, (command, result.stderr)
             outputs[command] = result.stdout
         # What a user can do about it: nothing to fix, the reads simply work.
-        assert json.loads(outputs[("top", "--json")])[0]["calls"] == 7
+        assert json.loads(outputs[("top", "--json")])["data"][0]["calls"] == 7
         assert "QW-20231124-1" in outputs[("incidents",)]
         assert "v1" in outputs[("deploys",)]
         # A writing command still says plainly why it cannot.

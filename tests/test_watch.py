@@ -117,9 +117,7 @@ def test_watch_then_top_shows_the_workload_with_exact_counts(pg_dsn: str, tmp_pa
 
     result = run_cli("top", "--store", str(store), "--json")
     assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
-    if isinstance(data, dict):  # the {"ok": …, "data": …} envelope of every --json output
-        data = data["data"]
+    data = json.loads(result.stdout)["data"]
     rows = {row["fingerprint"]: row for row in data}
     assert expected.id in rows, rows
     row = rows[expected.id]
@@ -229,10 +227,10 @@ def test_top_json_lists_objects_sorted_by_the_requested_key(pg_dsn: str, tmp_pat
     store.close()
     by_calls = json.loads(
         run_cli("top", "--store", str(store_path), "--json", "--sort", "calls").stdout
-    )
+    )["data"]
     by_mean = json.loads(
         run_cli("top", "--store", str(store_path), "--json", "--sort", "mean").stdout
-    )
+    )["data"]
     assert by_calls[0]["normalized"].startswith("select id, total from orders")
     assert "join" in by_mean[0]["normalized"]
     for row in by_calls:

@@ -87,6 +87,11 @@ def _positive_int(value: Any) -> int:
     return number
 
 
+#: Defaults that library functions also use as keyword defaults: named once here, in the table
+#: below, so a function's default and the setting's cannot drift apart.
+DEFAULT_STATEMENT_TIMEOUT_MS = 5000
+DEFAULT_ENVIRONMENT = "production"
+
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "dsn", None, "PostgreSQL database to monitor (libpq URL or key=value string).", secret=True
@@ -100,7 +105,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("interval", 10.0, "Seconds between polls of the monitored database.", _positive_float),
     Setting(
         "statement_timeout_ms",
-        5000,
+        DEFAULT_STATEMENT_TIMEOUT_MS,
         "statement_timeout for every query querywatch sends to the monitored database.",
         _positive_int,
     ),
@@ -135,7 +140,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "environment",
-        "production",
+        DEFAULT_ENVIRONMENT,
         "Environment a deploy marker belongs to when none is given (deploy, deploys, serve).",
     ),
     Setting(
@@ -200,6 +205,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def setting(name: str) -> Setting:
+    """The table's entry for ``name``: its default, help and environment variable."""
+    return _BY_NAME[name]
+
 
 CONFIG_FILE = "querywatch.toml"
 #: Tables of the config file that are not settings: named runbook steps, and per-environment

@@ -1,4 +1,4 @@
-"""Deploy markers from CI/CD: `querywatch deploy start|finish`, `querywatch deploys`.
+"""Deploy markers from CI/CD: the rules behind `querywatch deploy start|finish` and the API.
 
 A regression means little on its own; lined up with the deploy before it, it names the version
 and commit to look at. CI marks each deploy's start and finish, by this CLI or by the HTTP API
@@ -7,9 +7,9 @@ rules (ids, previous version, what can be finished) live in one place.
 
 A deploy that migrates the schema may leave the previous version unable to run, which makes a
 rollback unsafe. CI can say so (``--migration``); and when the ``dsn`` setting names the database,
-the CLI snapshots its schema at start and finish (:mod:`querywatch.schema`) and records an unsafe
-change on the marker. Snapshotting stays out of :func:`start_deploy` and :func:`finish_deploy`,
-which only touch the store, and a failed snapshot only warns: it never fails the CI step.
+the CLI (:mod:`querywatch.cli.deploys`) snapshots its schema at start and finish
+(:mod:`querywatch.schema`) and records an unsafe change on the marker. Snapshotting stays out of
+:func:`start_deploy` and :func:`finish_deploy`, which only touch the store.
 """
 
 from __future__ import annotations
@@ -17,21 +17,14 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any
 
-import click
-
-from querywatch.config import Config
-from querywatch.dsn import redact
+from querywatch.config import DEFAULT_ENVIRONMENT, DEFAULT_STATEMENT_TIMEOUT_MS
 from querywatch.errors import InvalidTransition, NotFound, QuerywatchError
 from querywatch.records import DeployMarker
 from querywatch.schema import SchemaDiff, SchemaSnapshot, SnapshotError, diff, snapshot
 from querywatch.store.base import DEPLOY_STATE_PREFIXES, Store
 from querywatch.timefmt import duration, utc_stamp
-from querywatch.timespec import parse_time
-from querywatch.envelope import dumps, success
-
-DEFAULT_ENVIRONMENT = "production"
 
 # Versions and ids: printable, no whitespace, so they survive a shell, a log line and a URL.
 _WORD = re.compile(r"[^\s\x00-\x1f\x7f]{1,200}")
@@ -43,6 +36,8 @@ _MAX_MIGRATION = 500
 
 class InvalidDeploy(QuerywatchError):
     """A deploy field is malformed (empty version, a commit that is not hex…); says which."""
+
+    error_code = "invalid_deploy"  # in a --json error envelope
 
 
 def _word(value: str, what: str) -> str:
@@ -258,7 +253,11 @@ def schema_state_key(deploy_id: str) -> str:
 
 
 def record_start_schema(
-    store: Store, marker: DeployMarker, location: str, *, statement_timeout_ms: int = 5000
+    store: Store,
+    marker: DeployMarker,
+    location: str,
+    *,
+    statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
 ) -> SchemaSnapshot:
     """Snapshot the schema at ``location`` as it is before ``marker``'s deploy changes it.
 
@@ -274,7 +273,11 @@ def record_start_schema(
 
 
 def check_finish_schema(
-    store: Store, marker: DeployMarker, location: str, *, statement_timeout_ms: int = 5000
+    store: Store,
+    marker: DeployMarker,
+    location: str,
+    *,
+    statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
 ) -> tuple[DeployMarker, SchemaDiff]:
     """Compare the schema now with the one kept at start; record an unsafe change on the marker.
 
@@ -300,188 +303,3 @@ def check_finish_schema(
         marker = replace(marker, schema_change=reason)
         store.record_deploy(marker)
     return marker, changes
-
-
-def _warn(message: str) -> None:
-    click.echo(f"querywatch: warning: {redact(message)}", err=True)
-
-
-def _failure(exc: Exception) -> str:
-    # Any failure, not only ours: the deploy is recorded, and CI must not fail on a snapshot.
-    return str(exc) if isinstance(exc, QuerywatchError) else f"{type(exc).__name__}: {exc}"
-
-
-# -- CLI ------------------------------------------------------------------------------------------
-
-
-class _Configured(Protocol):
-    """What the commands need from the CLI's context object (``querywatch.cli.Context``)."""
-
-    def config(self, **flags: Any) -> Config: ...
-
-
-def _open(cfg: Config, *, create: bool, read_only: bool = False) -> Store:
-    from querywatch.store import open_store
-
-    return open_store(str(cfg["store"]), create=create, read_only=read_only)
-
-
-_store_option = click.option("--store", help="Store path or PostgreSQL URL [env QUERYWATCH_STORE].")
-_env_option = click.option(
-    "--env",
-    "--environment",
-    "environment",
-    help="Environment deployed to [env QUERYWATCH_ENVIRONMENT; default production].",
-)
-_json_option = click.option("--json", "as_json", is_flag=True, help="Print the marker as JSON.")
-_dsn_option = click.option(
-    "--dsn",
-    help="Database whose schema is compared between start and finish, to catch a migration "
-    "unsafe to roll back [env QUERYWATCH_DSN].",
-)
-
-
-@click.group()
-def deploy() -> None:
-    """Mark a deploy's start and finish (CI/CD calls this), so regressions name the deploy."""
-
-
-@deploy.command("start")
-@click.option("--version", "version", required=True, help="The version being deployed.")
-@click.option("--commit", help="The commit id being deployed (hex, short or full).")
-@_env_option
-@click.option("--author", help="Who or what deployed (e.g. the CI actor).")
-@click.option("--id", "deploy_id", help="Your own deploy id [default: ENV:VERSION:EPOCH].")
-@click.option(
-    "--migration",
-    metavar="TEXT",
-    help="The deploy carries a schema migration: what it changes (makes a rollback unsafe).",
-)
-@_dsn_option
-@_store_option
-@_json_option
-@click.pass_obj
-def start_cmd(
-    obj: _Configured,
-    version: str,
-    commit: str | None,
-    environment: str | None,
-    author: str | None,
-    deploy_id: str | None,
-    migration: str | None,
-    dsn: str | None,
-    store: str | None,
-    as_json: bool,
-) -> None:
-    """Record that a deploy started; prints its id for `deploy finish --id`."""
-    cfg = obj.config(store=store, environment=environment, dsn=dsn)
-    the_store = _open(cfg, create=True)
-    try:
-        marker = start_deploy(
-            the_store,
-            version,
-            commit=commit,
-            environment=cfg["environment"],
-            author=author,
-            deploy_id=deploy_id,
-            migration=migration,
-        )
-        if cfg["dsn"]:
-            try:
-                record_start_schema(
-                    the_store,
-                    marker,
-                    cfg["dsn"],
-                    statement_timeout_ms=cfg["statement_timeout_ms"],
-                )
-            except Exception as exc:
-                _warn(f"no schema snapshot, schema changes will not be checked: {_failure(exc)}")
-    finally:
-        the_store.close()
-    click.echo(dumps(success(marker_to_json(marker))) if as_json else describe(marker))
-
-
-@deploy.command("finish")
-@click.option("--version", "version", help="Finish the latest unfinished deploy of this version.")
-@_env_option
-@click.option("--id", "deploy_id", help="Finish the deploy with this id instead.")
-@_dsn_option
-@_store_option
-@_json_option
-@click.pass_obj
-def finish_cmd(
-    obj: _Configured,
-    version: str | None,
-    environment: str | None,
-    deploy_id: str | None,
-    dsn: str | None,
-    store: str | None,
-    as_json: bool,
-) -> None:
-    """Record that a deploy finished (give --version or --id); report the schema changes seen."""
-    if version is None and deploy_id is None:
-        raise InvalidDeploy("say which deploy to finish: pass --version or --id")
-    cfg = obj.config(store=store, environment=environment, dsn=dsn)
-    the_store = _open(cfg, create=False)
-    changes: SchemaDiff | None = None
-    try:
-        marker = finish_deploy(
-            the_store, version, deploy_id=deploy_id, environment=cfg["environment"]
-        )
-        if cfg["dsn"]:
-            try:
-                marker, changes = check_finish_schema(
-                    the_store,
-                    marker,
-                    cfg["dsn"],
-                    statement_timeout_ms=cfg["statement_timeout_ms"],
-                )
-            except Exception as exc:
-                _warn(f"schema changes of deploy {marker.id} not checked: {_failure(exc)}")
-    finally:
-        the_store.close()
-    click.echo(dumps(success(marker_to_json(marker))) if as_json else describe(marker))
-    if changes is not None:  # with --json, stdout stays one envelope: the changes go to stderr
-        for line in changes.lines() or ["schema unchanged"]:
-            click.echo(f"  schema: {line}", err=as_json)
-
-
-@click.command("deploys")
-@click.option("--env", "--environment", "environment", help="Only this environment [default: all].")
-@click.option("--since", help="Start of the range: 10m, 2h, 1d, an ISO time or epoch seconds.")
-@click.option("--until", help="End of the range (same forms as --since; default now).")
-@_store_option
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of lines.")
-@click.pass_obj
-def deploys_cmd(
-    obj: _Configured,
-    environment: str | None,
-    since: str | None,
-    until: str | None,
-    store: str | None,
-    as_json: bool,
-) -> None:
-    """Deploy markers in start order, oldest first."""
-    cfg = obj.config(store=store)
-    now = time.time()
-    since_ts = parse_time(since, now=now, option="--since") if since else None
-    until_ts = parse_time(until, now=now, option="--until") if until else None
-    if environment is not None:
-        check_environment(environment)
-    the_store = _open(cfg, create=False, read_only=True)
-    try:
-        markers = the_store.deploys(since=since_ts, until=until_ts, environment=environment)
-    finally:
-        the_store.close()
-    if as_json:
-        click.echo(dumps(success([marker_to_json(m) for m in markers])))
-        return
-    if not markers:
-        click.echo("no deploys recorded in that range")
-    for m in markers:
-        finished = utc_stamp(m.finished_at) if m.finished_at is not None else "unfinished"
-        commit = (m.commit or "-")[:12]
-        click.echo(
-            f"{utc_stamp(m.started_at)}  {finished:<25}  {m.environment:<12} {m.version:<16} "
-            f"{commit:<12}  {m.id}"
-        )

@@ -27,7 +27,7 @@ through the class named in brackets; tests/test_errors_tree.py keeps this list c
  querywatch.respond.actions             MissingValue    a template names a value the incident lacks
  querywatch.respond.actions             UnsafeValue     [MissingValue] a value starts with '-'
  querywatch.respond.sinks               SinkError       an alert sink cannot deliver
- querywatch.respond.cli                 ActionFailed    a rollback or runbook step failed
+ querywatch.cli.respond                 ActionFailed    a rollback or runbook step failed
  querywatch.demo.deployer               DeployError     the demo's new release did not get healthy
 """
 

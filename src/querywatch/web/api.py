@@ -25,14 +25,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from querywatch.config import DEFAULT_ENVIRONMENT
 from querywatch.deploys import (
-    DEFAULT_ENVIRONMENT,
     check_environment,
     find_deploy,
     finish_deploy,
     marker_to_json,
     start_deploy,
 )
+from querywatch.envelope import Envelope, failure, success
 from querywatch.errors import (
     InvalidTransition,
     NotFound,
@@ -42,7 +43,6 @@ from querywatch.errors import (
 from querywatch.incidents.service import get_incident
 from querywatch.store.base import Store
 from querywatch.timespec import parse_time
-from querywatch.envelope import Envelope, failure, success
 
 if TYPE_CHECKING:
     from querywatch.respond.responder import Responder

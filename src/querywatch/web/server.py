@@ -1,4 +1,4 @@
-"""`querywatch serve`: the deploy API over the standard library's threading HTTP server.
+"""The deploy API over the standard library's threading HTTP server (`querywatch serve` runs it).
 
 No web framework: the API is four small endpoints that CI calls a few times per deploy, so
 ``http.server`` keeps the core install light. One store is opened for the server's lifetime and
@@ -8,23 +8,18 @@ shared by the request threads (both store backends serialise access with a lock)
 from __future__ import annotations
 
 import ipaddress
-import logging
-import signal
 import socket
-import sys
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-import click
-
-from querywatch.config import Config
-from querywatch.deploys import DEFAULT_ENVIRONMENT, check_environment
+from querywatch.config import DEFAULT_ENVIRONMENT
+from querywatch.deploys import check_environment
 from querywatch.dsn import redact
+from querywatch.envelope import encode
 from querywatch.errors import ConfigError
 from querywatch.web.api import MAX_BODY_BYTES, DeployApi, Response, error, escape_controls, log
-from querywatch.envelope import encode
 
 if TYPE_CHECKING:
     from querywatch.respond.responder import Responder
@@ -32,6 +27,7 @@ if TYPE_CHECKING:
 MIN_TOKEN_LENGTH = 16
 _DRAIN_LIMIT = 1024 * 1024  # read (and drop) an oversized body up to this, so the 413 arrives
 DEFAULT_PORT = 8765
+DEFAULT_HOST = "127.0.0.1"  # loopback unless told: the API changes what the store records
 
 
 class ApiServer(ThreadingHTTPServer):
@@ -163,7 +159,7 @@ def check_token(token: str | None, *, no_auth: bool, host: str) -> str | None:
 
 def make_server(
     store_location: str | Path,
-    host: str = "127.0.0.1",
+    host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     token: str | None = None,
     *,
@@ -199,74 +195,3 @@ def make_server(
     except OSError as exc:
         store.close()
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-
-
-class _Configured(Protocol):
-    def config(self, **flags: Any) -> Config: ...
-
-
-@click.command()
-@click.option("--store", help="Store path or PostgreSQL URL [env QUERYWATCH_STORE].")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=DEFAULT_PORT,
-    show_default=True,
-    help="Port to listen on (0: any free port).",
-)
-@click.option(
-    "--env",
-    "--environment",
-    "environment",
-    help="Environment for deploys that name none [env QUERYWATCH_ENVIRONMENT].",
-)
-@click.option(
-    "--no-auth",
-    is_flag=True,
-    help="Serve without a token, on loopback only (local trials). Otherwise the token comes "
-    "from QUERYWATCH_API_TOKEN or api_token in the config file, never from the command line.",
-)
-@click.pass_obj
-def serve(
-    obj: _Configured,
-    store: str | None,
-    host: str,
-    port: int,
-    environment: str | None,
-    no_auth: bool,
-) -> None:
-    """Serve the deploy API for CI/CD (see docs/api.md)."""
-    cfg = obj.config(store=store, environment=environment)
-    server = make_server(
-        cfg["store"],
-        host,
-        port,
-        cfg["api_token"],
-        no_auth=no_auth,
-        environment=cfg["environment"],
-        config_for=lambda env: obj.config(store=store, environment=env),
-    )
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    auth = "no auth, loopback only" if no_auth else "bearer token required"
-    click.echo(
-        f"serving the deploy API on {server.url} ({auth}), storing in "
-        f"{redact(str(cfg['store']))} (Ctrl-C to stop)",
-        err=True,
-    )
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # containers stop with SIGTERM
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        click.echo("stopped", err=True)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        server.server_close()
-        log.removeHandler(handler)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt

@@ -3,12 +3,14 @@
 Exit codes: 0 when the statement was explained (findings or not), 2 when it could not be checked
 (bad SQL, EXPLAIN rejected it, the database is unreachable, no DSN). The CI gate uses the same
 split: 1 = checked and found problems, 2 = could not check.
+
+Plan details (filters, index conditions, sort keys) and findings quote the statement, which comes
+from outside: every such text is shown literally (controls escaped, never read as Rich markup).
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -16,8 +18,10 @@ from rich.console import Console, Group
 from rich.text import Text
 from rich.tree import Tree
 
-from querywatch import render
-from querywatch.errors import QuerywatchError
+from querywatch.cli.context import Context, could_not_check, emit_json
+from querywatch.cli.options import dsn_option, json_option
+from querywatch.errors import CouldNotCheck
+from querywatch.terminal import one_line
 
 if TYPE_CHECKING:  # psycopg and sqlglot load when the command runs, not with every command
     from querywatch.findings import Finding
@@ -25,72 +29,50 @@ if TYPE_CHECKING:  # psycopg and sqlglot load when the command runs, not with ev
     from querywatch.plans.model import Plan, PlanNode
     from querywatch.plans.report import Report
 
-ConfigOf = Callable[[Any, "str | None"], Mapping[str, Any]]
-"""``(ctx.obj, --dsn value) -> settings``: how the host CLI resolves ``dsn`` and the timeout."""
 
+@click.command("explain")
+@click.argument("sql")
+@dsn_option("PostgreSQL DSN, or a SQLite file (path or sqlite:///path).")
+@click.option(
+    "--analyze",
+    is_flag=True,
+    help="Run the statement (SELECT only, in a rolled-back transaction) for actual rows.",
+)
+@click.option("--no-advice", is_flag=True, help="Skip index advice (no HypoPG planning).")
+@json_option("the plan, findings and advice as one object")
+@click.pass_obj
+def explain_cmd(
+    obj: Context, sql: str, dsn: str | None, analyze: bool, no_advice: bool, as_json: bool
+) -> None:
+    """Plan, findings and index advice for one statement (`-` reads it from stdin).
 
-class CouldNotCheck(click.ClickException):
-    """Printed by the host CLI as one line; exit code 2 ("could not check")."""
+    Plain EXPLAIN unless --analyze. Exit code 2 when the statement could not be checked.
+    """
+    from querywatch.plans.report import inspect_query
 
-    exit_code = 2
-
-
-def make_command(config_of: ConfigOf) -> click.Command:
-    @click.command("explain")
-    @click.argument("sql")
-    @click.option(
-        "--dsn",
-        help="PostgreSQL DSN, or a SQLite file (path or sqlite:///path) [env QUERYWATCH_DSN].",
-    )
-    @click.option(
-        "--analyze",
-        is_flag=True,
-        help="Run the statement (SELECT only, in a rolled-back transaction) for actual rows.",
-    )
-    @click.option("--no-advice", is_flag=True, help="Skip index advice (no HypoPG planning).")
-    @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-    @click.pass_obj
-    def explain_cmd(
-        obj: Any, sql: str, dsn: str | None, analyze: bool, no_advice: bool, as_json: bool
-    ) -> None:
-        """Plan, findings and index advice for one statement (`-` reads it from stdin).
-
-        Plain EXPLAIN unless --analyze. Exit code 2 when the statement could not be checked.
-        """
-        from querywatch.plans.report import inspect_query
-
-        text = sys.stdin.read() if sql == "-" else sql
-        try:
-            cfg = config_of(obj, dsn)
-            target = cfg["dsn"]
-            if not target:
-                raise QuerywatchError(
-                    "no database to explain on: pass --dsn (a PostgreSQL DSN or a SQLite file) "
-                    "or set QUERYWATCH_DSN"
-                )
-            report = inspect_query(
-                str(target),
-                text,
-                analyze=analyze,
-                with_advice=not no_advice,
-                statement_timeout_ms=int(cfg["statement_timeout_ms"]),
+    text = sys.stdin.read() if sql == "-" else sql
+    with could_not_check():
+        cfg = obj.config(dsn=dsn)
+        target = cfg["dsn"]
+        if not target:
+            raise CouldNotCheck(
+                "no database to explain on: pass --dsn (a PostgreSQL DSN or a SQLite file) "
+                "or set QUERYWATCH_DSN"
             )
-        except QuerywatchError as exc:
-            raise CouldNotCheck(str(exc)) from exc
-        if as_json:
-            click.echo(render.dumps(report.as_dict()))
-            return
-        console = Console(highlight=False)
-        if not console.is_terminal:
-            console = Console(highlight=False, width=160)  # pipes and CI logs: do not fold at 80
-        console.print(report_view(report))
-
-    return explain_cmd
-
-
-def register(group: click.Group, config_of: ConfigOf) -> None:
-    """Add ``explain`` to the host CLI's group."""
-    group.add_command(make_command(config_of))
+        report = inspect_query(
+            str(target),
+            text,
+            analyze=analyze,
+            with_advice=not no_advice,
+            statement_timeout_ms=int(cfg["statement_timeout_ms"]),
+        )
+    if as_json:
+        emit_json(report.as_dict())
+        return
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=160)  # pipes and CI logs: do not fold at 80
+    console.print(report_view(report))
 
 
 # --- terminal view ------------------------------------------------------------------------------
@@ -102,7 +84,7 @@ def report_view(report: Report) -> Group:
     if plan.dialect == "sqlite":
         kind = "EXPLAIN QUERY PLAN"
     note = ", generic plan (placeholders)" if plan.generic else ""
-    header = Text(f"{kind} on {report.target}{note}", style="bold")
+    header = Text(f"{kind} on {one_line(report.target)}{note}", style="bold")
     parts: list[Any] = [header, plan_tree(plan)]
     if plan.planning_ms is not None:
         timing = f"planning {plan.planning_ms:.2f} ms"
@@ -131,11 +113,11 @@ def _add_children(branch: Tree, node: PlanNode, plan: Plan) -> None:
 
 def _node_text(node: PlanNode, plan: Plan) -> Text:
     if plan.dialect == "sqlite":
-        text = Text(node.detail or node.label(), style="bold" if node.is_scan else "")
+        text = Text(one_line(node.detail or node.label()), style="bold" if node.is_scan else "")
         if node.filter:
-            text.append(f"\nwhere {node.filter}", style="dim")
+            text.append(f"\nwhere {one_line(node.filter)}", style="dim")
         return text
-    text = Text(node.label(), style="bold")
+    text = Text(one_line(node.label()), style="bold")
     figures = []
     if node.total_cost is not None:
         figures.append(f"cost={node.startup_cost or 0:.2f}..{node.total_cost:.2f}")
@@ -177,7 +159,7 @@ def _node_text(node: PlanNode, plan: Plan) -> Text:
             f"  Memory Usage: {node.peak_memory_kb or 0:,.0f}kB"
         )
     for line in details:
-        text.append(f"\n{line}", style="dim")
+        text.append(f"\n{one_line(line)}", style="dim")
     return text
 
 
@@ -191,9 +173,9 @@ def findings_view(findings: list[Finding]) -> list[Text]:
     for f in findings:
         line = Text("  ")
         line.append(f"{f.severity:<7}", style=_SEVERITY_STYLE.get(f.severity, ""))
-        line.append(f" {f.rule}", style="bold")
-        line.append(f"  {f.message}")
-        line.append(f"\n           fix: {f.fix}", style="dim")
+        line.append(f" {one_line(f.rule)}", style="bold")
+        line.append(f"  {one_line(f.message)}")
+        line.append(f"\n           fix: {one_line(f.fix)}", style="dim")
         out.append(line)
     return out
 
@@ -202,28 +184,29 @@ def advice_view(advice: Advice) -> list[Text]:
     title = "index advice" + (" (validated with HypoPG)" if advice.validated else "")
     out = [Text(title, style="bold")]
     if advice.note:
-        out.append(Text(f"  {advice.note}", style="yellow"))
+        out.append(Text(f"  {one_line(advice.note)}", style="yellow"))
     if not advice.candidates:
         out.append(Text("  no candidate index: nothing to propose for this plan"))
     for c in advice.candidates:
         if c.recommended:
             line = Text("  ")
-            line.append(c.ddl, style="bold green")
+            line.append(one_line(c.ddl), style="bold green")
             line.append(
                 f"\n      estimated cost {c.cost_before or 0:,.2f} → {c.cost_after or 0:,.2f} "
                 f"(-{(c.improvement or 0):.0%}); from the {', '.join(c.reasons)}",
                 style="",
             )
         elif not c.validated:
-            line = Text(f"  {c.ddl}", style="")
+            line = Text(f"  {one_line(c.ddl)}")
             line.append(f"\n      unvalidated; from the {', '.join(c.reasons)}", style="dim")
         else:
             where = f"{c.schema}.{c.table}" if c.schema else c.table
             line = Text(
-                f"  not recommended: ({', '.join(c.keys)}) on {where}: {c.note or 'no gain'}",
+                "  not recommended: "
+                + one_line(f"({', '.join(c.keys)}) on {where}: {c.note or 'no gain'}"),
                 style="dim",
             )
         out.append(line)
     for err in advice.errors:
-        out.append(Text(f"  skipped: {err}", style="yellow"))
+        out.append(Text(f"  skipped: {one_line(str(err))}", style="yellow"))
     return out

@@ -1,86 +1,37 @@
-"""One entry point: `querywatch <command>`.
-
-Commands wire source -> store -> view and hold no analysis of their own.
-"""
+"""`querywatch watch` (the agent) and `querywatch demo` (the replayed outage)."""
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
 
 import click
 from rich.console import Console
 from rich.live import Live
-from rich.text import Text
 
 from querywatch import render
-from querywatch.config import SETTINGS, Config, load_config
+from querywatch.cli.context import Context, err_console, open_configured_store, retention_of
+from querywatch.cli.options import FiniteFloat, dsn_option, setting_help, store_option
 from querywatch.dsn import redact
-from querywatch.errors import ConfigError, QuerywatchError
+from querywatch.envelope import dumps, success
+from querywatch.errors import ConfigError
 from querywatch.records import window_start
-from querywatch.store.base import Retention, Store
-from querywatch.terminal import one_line, safe_text
+from querywatch.terminal import safe_text
 from querywatch.timefmt import clock
-from querywatch.timespec import parse_time
-
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-class Context:
-    def __init__(self, debug: bool, config_file: Path | None) -> None:
-        self.debug = debug
-        self.config_file = config_file
-
-    def config(self, **flags: Any) -> Config:
-        return load_config(flags, config_file=self.config_file)
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(
-        Text.assemble(("querywatch: error:", "bold red"), " ", safe_text(redact(message))),
-        soft_wrap=True,
-    )
-    sys.exit(code)
-
-
-def open_configured_store(cfg: Config, *, create: bool = True, read_only: bool = False) -> Store:
-    from querywatch.store import open_store
-
-    return open_store(cfg["store"], create=create, read_only=read_only)
-
-
-def retention_of(cfg: Config) -> Retention:
-    return Retention(
-        raw_seconds=cfg["retention_raw_hours"] * 3600,
-        minute_seconds=cfg["retention_minute_days"] * 86400,
-    )
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
+@click.command()
+@dsn_option("Database to monitor.")
+@store_option
 @click.option(
-    "--config",
-    "config_file",
-    type=click.Path(path_type=Path),
-    help="Config file (default: ./querywatch.toml or [tool.querywatch] in pyproject.toml).",
+    "--interval",
+    type=FiniteFloat(min=0, min_open=True),
+    help=setting_help("interval", "Seconds between polls."),
 )
-@click.version_option(package_name="querywatch")
-@click.pass_context
-def cli(ctx: click.Context, debug: bool, config_file: Path | None) -> None:
-    """Catch the SQL query that takes your service down, name it, and close the loop."""
-    ctx.obj = Context(debug, config_file)
-
-
-@cli.command()
-@click.option("--dsn", help="Database to monitor [env QUERYWATCH_DSN].")
-@click.option("--store", help="Store path or PostgreSQL URL [env QUERYWATCH_STORE].")
-@click.option("--interval", type=float, help="Seconds between polls [default 10].")
 @click.option(
     "--duration",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True),
     help="Stop after this many seconds (default: run until Ctrl-C).",
 )
 @click.option("--no-live", is_flag=True, help="Plain log lines instead of the live table.")
@@ -188,7 +139,7 @@ def watch(
     )
 
 
-@cli.command()
+@click.command()
 @click.option("--dsn", help="Run the shop on this PostgreSQL database instead of SQLite.")
 @click.option(
     "--scale",
@@ -197,7 +148,7 @@ def watch(
 )
 @click.option(
     "--duration",
-    type=click.FloatRange(min=3),
+    type=FiniteFloat(min=3),
     default=100.0,
     show_default=True,
     help="Seconds of load: 30% on v1, up to 50% on v2 (until querywatch rolls it back), then v1.",
@@ -213,7 +164,7 @@ def watch(
     "--json",
     "json_path",
     type=click.Path(path_type=Path),
-    help="Also write the summary as JSON to this file.",
+    help="Also write the summary to this file, in the JSON envelope (docs/json.md).",
 )
 @click.option(
     "--port",
@@ -222,7 +173,7 @@ def watch(
 )
 @click.option(
     "--rate",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True),
     default=30.0,
     show_default=True,
     help="Requests per second from the simulated users.",
@@ -312,7 +263,7 @@ def demo(
     assert isinstance(report, DemoReport)
     out.print(summary_view(report))
     if json_path is not None:
-        json_path.write_text(json.dumps(report.as_json(), indent=2) + "\n")
+        json_path.write_text(dumps(success(report.as_json())) + "\n")
         out.print(f"summary written to {json_path}")
     if not report.completed:
         sys.exit(130)
@@ -326,146 +277,3 @@ def check_writable(path: Path) -> None:
             pass
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
-@cli.command()
-@click.option("--store", help="Store path or PostgreSQL URL [env QUERYWATCH_STORE].")
-@click.option("--since", help="Start of the range: 10m, 2h, 1d, an ISO time or epoch seconds.")
-@click.option("--until", help="End of the range (same forms as --since; default now).")
-@click.option(
-    "--sort",
-    type=click.Choice(["total", "mean", "calls", "p95"]),
-    default="total",
-    show_default=True,
-    help="Rank by total time, mean time, calls or p95 latency.",
-)
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
-@click.pass_obj
-def top(
-    obj: Context,
-    store: str | None,
-    since: str | None,
-    until: str | None,
-    sort: str,
-    limit: int,
-    as_json: bool,
-) -> None:
-    """The most expensive fingerprints recorded in the store."""
-    cfg = obj.config(store=store)
-    now = time.time()
-    since_ts = parse_time(since, now=now, option="--since") if since else None
-    until_ts = parse_time(until, now=now, option="--until") if until else None
-    the_store = open_configured_store(cfg, read_only=True)
-    try:
-        rows = the_store.top(since=since_ts, until=until_ts, sort=sort, limit=limit)  # type: ignore[arg-type]
-    finally:
-        the_store.close()
-    if as_json:
-        click.echo(render.dumps([render.summary_to_json(r) for r in rows]))
-        return
-    if not rows:
-        click.echo("no statements recorded in that range")
-        return
-    seconds = render.data_seconds(rows, since_ts, until_ts if until_ts is not None else now)
-    title = f"top by {sort}"
-    if seconds is not None:
-        title += f", calls/s over the {seconds:,.0f} s the data covers"
-    out = Console(highlight=False)
-    out.print(render.top_table(rows, seconds=seconds, title=title, width=out.width))
-
-
-@cli.command("fingerprint")
-@click.argument("sql")
-@click.option(
-    "--dialect",
-    type=click.Choice(["postgres", "mysql", "sqlite"]),
-    default="postgres",
-    show_default=True,
-    help="How to read quotes and escapes.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print {fingerprint, normalized} as JSON.")
-def fingerprint_cmd(sql: str, dialect: str, as_json: bool) -> None:
-    """The fingerprint and normalized text of one statement (`-` reads it from stdin)."""
-    from querywatch.sql import fingerprint
-
-    text = sys.stdin.read() if sql == "-" else sql
-    fp = fingerprint(text, dialect)
-    if as_json:
-        click.echo(json.dumps({"fingerprint": fp.id, "normalized": fp.normalized}))
-    else:
-        click.echo(f"{fp.id}  {one_line(fp.normalized)}")
-
-
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of settings.")
-@click.pass_obj
-def settings(obj: Context, as_json: bool) -> None:
-    """Every setting with its value and where it came from (secrets redacted)."""
-    cfg = obj.config()
-    rows = []
-    for s in SETTINGS:
-        value = cfg[s.name]
-        shown = value
-        if s.secret and value is not None:
-            # DSNs keep their shape with the password hidden; other secrets are hidden whole.
-            shown = redact(str(value)) if s.name in ("dsn", "store") else "***"
-        rows.append(
-            {
-                "name": s.name,
-                "value": shown,
-                "from": cfg.origins[s.name],
-                "env": s.env,
-                "help": s.help,
-            }
-        )
-    if as_json:
-        click.echo(render.dumps(rows))
-        return
-    for row in rows:
-        click.echo(f"{row['name']:<24} {one_line(str(row['value'])):<32} ({row['from']})")
-
-
-def _register_commands() -> None:
-    from querywatch.deploys import deploy, deploys_cmd
-    from querywatch.gate.cli import register as register_gate
-    from querywatch.incidents.cli import register as register_incidents
-    from querywatch.plans.cli import register as register_explain
-    from querywatch.respond.cli import register as register_respond
-    from querywatch.sql.cli import register as register_lint
-    from querywatch.web.server import serve
-
-    register_incidents(cli, lambda obj, store: obj.config(store=store))
-    cli.add_command(deploy)
-    cli.add_command(deploys_cmd)
-    cli.add_command(serve)
-    register_respond(cli, lambda obj, **flags: obj.config(**flags))
-    register_lint(cli, lambda obj: obj.config())
-    register_gate(cli, lambda obj: obj.config())
-    register_explain(cli, lambda obj, dsn: obj.config(dsn=dsn))
-
-
-_register_commands()
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; a QuerywatchError becomes one red line and exit code 1."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
-    try:
-        cli.main(args=argv, prog_name="querywatch", standalone_mode=False)
-    except click.exceptions.Abort:
-        fail("interrupted", 130)
-    except click.ClickException as exc:
-        if debug:
-            raise
-        fail(exc.format_message(), exc.exit_code)
-    except QuerywatchError as exc:
-        if debug:
-            raise
-        fail(str(exc))
-    except KeyboardInterrupt:
-        fail("interrupted", 130)
-
-
-if __name__ == "__main__":
-    main()
