@@ -87,10 +87,17 @@ def _positive_int(value: Any) -> int:
     return number
 
 
-#: Defaults that library functions also use as keyword defaults: named once here, in the table
-#: below, so a function's default and the setting's cannot drift apart.
+#: Defaults that library functions also use as keyword defaults: named once here and used in the
+#: table below, so a function's default and the setting's cannot drift apart.
+DEFAULT_INTERVAL_S = 10.0
 DEFAULT_STATEMENT_TIMEOUT_MS = 5000
+DEFAULT_SLO_MS = 1000.0
+DEFAULT_RENOTIFY_S = 3600.0
 DEFAULT_ENVIRONMENT = "production"
+DEFAULT_ROLLBACK_COOLDOWN_S = 1800.0
+DEFAULT_ROLLBACK_WINDOW_S = 3600.0
+DEFAULT_ROLLBACK_TIMEOUT_S = 300.0
+DEFAULT_RECOVERY_CHECK_S = 60.0
 
 SETTINGS: tuple[Setting, ...] = (
     Setting(
@@ -102,7 +109,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Where querywatch keeps what it learns: a SQLite file path or a PostgreSQL URL.",
         secret=True,
     ),
-    Setting("interval", 10.0, "Seconds between polls of the monitored database.", _positive_float),
+    Setting(
+        "interval",
+        DEFAULT_INTERVAL_S,
+        "Seconds between polls of the monitored database.",
+        _positive_float,
+    ),
     Setting(
         "statement_timeout_ms",
         DEFAULT_STATEMENT_TIMEOUT_MS,
@@ -118,7 +130,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("retention_minute_days", 14, "How long 1-minute windows are kept.", _positive_int),
     Setting(
         "slo_ms",
-        1000.0,
+        DEFAULT_SLO_MS,
         "A request slower than this (ms) counts as failed for impact.",
         _positive_float,
     ),
@@ -136,7 +148,10 @@ SETTINGS: tuple[Setting, ...] = (
         "CODEOWNERS file routing alerts by call site (default: CODEOWNERS, .github/ or docs/).",
     ),
     Setting(
-        "alert_renotify_s", 3600.0, "Seconds before the same alert is sent again.", _positive_float
+        "alert_renotify_s",
+        DEFAULT_RENOTIFY_S,
+        "Seconds before the same alert is sent again.",
+        _positive_float,
     ),
     Setting(
         "environment",
@@ -181,25 +196,25 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "rollback_cooldown_s",
-        1800.0,
+        DEFAULT_ROLLBACK_COOLDOWN_S,
         "Seconds after a rollback before another one may start in the same environment.",
         _non_negative_float,
     ),
     Setting(
         "rollback_window_s",
-        3600.0,
+        DEFAULT_ROLLBACK_WINDOW_S,
         "Roll back only within this many seconds after the deploy finished.",
         _positive_float,
     ),
     Setting(
         "rollback_timeout_s",
-        300.0,
+        DEFAULT_ROLLBACK_TIMEOUT_S,
         "Seconds a rollback command or runbook step may run before it is killed.",
         _positive_float,
     ),
     Setting(
         "recovery_check_s",
-        60.0,
+        DEFAULT_RECOVERY_CHECK_S,
         "Seconds after a rollback before recovery is verified against the baseline.",
         _positive_float,
     ),

@@ -16,6 +16,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 
+from querywatch.config import DEFAULT_STATEMENT_TIMEOUT_MS
 from querywatch.dsn import redact, secret_spans
 from querywatch.errors import DatabaseUnavailable
 
@@ -34,7 +35,7 @@ def connect(
     dsn: str,
     *,
     application_name: str = "querywatch",
-    statement_timeout_ms: int = 5000,
+    statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
     lock_timeout_ms: int = 1000,
     connect_timeout_s: int = 5,
     read_only: bool = True,

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import psycopg
 
+from querywatch.config import DEFAULT_STATEMENT_TIMEOUT_MS
 from querywatch.dsn import is_postgres_url
 from querywatch.errors import DatabaseUnavailable, QuerywatchError
 
@@ -161,7 +162,9 @@ class SchemaDiff:
 # -- taking snapshots ------------------------------------------------------------------------------
 
 
-def snapshot(location: str, *, statement_timeout_ms: int = 5000) -> SchemaSnapshot:
+def snapshot(
+    location: str, *, statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS
+) -> SchemaSnapshot:
     """The schema of a PostgreSQL DSN, or of a SQLite file at ``location`` (opened read-only).
 
     Raises :class:`DatabaseUnavailable` with one line when the database cannot be read.

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from querywatch.capture.aggregate import Aggregator
 from querywatch.capture.context import TRACKING, RequestState, current_request
+from querywatch.config import DEFAULT_SLO_MS
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -125,7 +126,7 @@ class WSGIMiddleware(_Base):
         *,
         route_of: Callable[[Environ], str] = _wsgi_route,
         user_of: Callable[[Environ], str | None] = _wsgi_user,
-        slo_ms: float = 1000.0,
+        slo_ms: float = DEFAULT_SLO_MS,
         repeat_threshold: int | None = None,
     ) -> None:
         super().__init__(recorder, route_of, user_of, slo_ms, repeat_threshold)
@@ -208,7 +209,7 @@ class ASGIMiddleware(_Base):
         *,
         route_of: Callable[[Scope], str] = _asgi_route,
         user_of: Callable[[Scope], str | None] = _asgi_user,
-        slo_ms: float = 1000.0,
+        slo_ms: float = DEFAULT_SLO_MS,
         repeat_threshold: int | None = None,
     ) -> None:
         super().__init__(recorder, route_of, user_of, slo_ms, repeat_threshold)

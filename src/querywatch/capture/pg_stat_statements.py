@@ -32,6 +32,7 @@ from querywatch.capture.pgss_counters import (
     pack,
     texts_sql,
 )
+from querywatch.config import DEFAULT_STATEMENT_TIMEOUT_MS
 from querywatch.errors import DatabaseUnavailable, ExtensionMissing, SourceError
 from querywatch.records import StatementWindow, window_start
 from querywatch.sql import Fingerprint, fingerprint
@@ -63,7 +64,7 @@ class PgStatStatementsSource:
         dsn: str,
         *,
         name: str = SOURCE_NAME,
-        statement_timeout_ms: int = 5000,
+        statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
         connect_timeout_s: int = 5,
         application_name: str = "querywatch",
     ) -> None:

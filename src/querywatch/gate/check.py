@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from querywatch.config import DEFAULT_STATEMENT_TIMEOUT_MS
 from querywatch.dsn import is_postgres_url, redact
 from querywatch.findings import Finding
 from querywatch.gate.baseline import (
@@ -139,7 +140,7 @@ def run_check(
     max_repeats: int = DEFAULT_MAX_REPEATS,
     update_baseline: bool = False,
     source_paths: Sequence[str | os.PathLike[str]] = (),
-    statement_timeout_ms: int = 5000,
+    statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
     on_progress: Callable[[int, int], None] | None = None,
     fail_on: str = DEFAULT_FAIL_ON,
 ) -> CheckReport:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 
+from querywatch.config import DEFAULT_STATEMENT_TIMEOUT_MS
 from querywatch.dsn import is_postgres_url
 from querywatch.gate.baseline import plan_signature
 from querywatch.gate.collect import Collector
@@ -41,7 +42,7 @@ class EarlyPlanner:
         collector: Collector,
         *,
         explain_dsn: str | None = None,
-        statement_timeout_ms: int = 5000,
+        statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
     ) -> None:
         self.collector = collector
         self.statement_timeout_ms = statement_timeout_ms

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from querywatch.config import DEFAULT_STATEMENT_TIMEOUT_MS
 from querywatch.errors import DatabaseUnavailable, QuerywatchError
 from querywatch.findings import Finding
 from querywatch.gate.runfile import GateInputError, Registered
@@ -75,7 +76,7 @@ class ExplainSessions:
     def __init__(
         self,
         *,
-        statement_timeout_ms: int = 5000,
+        statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
         lock_wait_ms: int | None = None,
         functions: Iterable[Registered] = (),
         keep_sqlite: bool = True,

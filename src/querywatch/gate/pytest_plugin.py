@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from querywatch.config import DEFAULT_STATEMENT_TIMEOUT_MS
 from querywatch.errors import QuerywatchError
 from querywatch.gate.baseline import DEFAULT_BASELINE_PATH
 from querywatch.gate.check import (
@@ -55,7 +56,7 @@ def _statement_timeout_ms() -> int:
 
         return int(load_config({})["statement_timeout_ms"])
     except (QuerywatchError, KeyError, TypeError, ValueError):
-        return 5000
+        return DEFAULT_STATEMENT_TIMEOUT_MS
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

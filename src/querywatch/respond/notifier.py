@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from querywatch.config import DEFAULT_RENOTIFY_S
 from querywatch.dsn import redact
 from querywatch.errors import StoreError
 from querywatch.respond.alerts import Alert
@@ -76,7 +77,7 @@ class Notifier:
         self,
         sinks: Sequence[AlertSink],
         *,
-        renotify_s: float = 3600.0,
+        renotify_s: float = DEFAULT_RENOTIFY_S,
         clock: Callable[[], float] = time.time,
     ):
         self.sinks = tuple(sinks)
@@ -185,7 +186,7 @@ class Notifier:
         text: str,
         sinks: Sequence[AlertSink],
         *,
-        renotify_s: float = 3600.0,
+        renotify_s: float = DEFAULT_RENOTIFY_S,
         clock: Callable[[], float] = time.time,
     ) -> Notifier:
         notifier = cls(sinks, renotify_s=renotify_s, clock=clock)

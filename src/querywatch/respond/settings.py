@@ -12,6 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from querywatch.config import (
+    DEFAULT_ENVIRONMENT,
+    DEFAULT_RECOVERY_CHECK_S,
+    DEFAULT_ROLLBACK_COOLDOWN_S,
+    DEFAULT_ROLLBACK_TIMEOUT_S,
+    DEFAULT_ROLLBACK_WINDOW_S,
+)
 from querywatch.errors import ConfigError
 from querywatch.respond.actions import Action, CommandAction, WebhookAction
 from querywatch.respond.egress import ALLOW_SETTING
@@ -26,25 +33,25 @@ RECOVERY_TOLERANCE = 1.5
 class RollbackSettings:
     """The rollback settings of one environment (see the rollback_* settings)."""
 
-    environment: str = "production"
+    environment: str = DEFAULT_ENVIRONMENT
     auto: bool = False
     dry_run: bool = False
-    cooldown_s: float = 1800.0
-    window_s: float = 3600.0
-    timeout_s: float = 300.0
-    recovery_check_s: float = 60.0
+    cooldown_s: float = DEFAULT_ROLLBACK_COOLDOWN_S
+    window_s: float = DEFAULT_ROLLBACK_WINDOW_S
+    timeout_s: float = DEFAULT_ROLLBACK_TIMEOUT_S
+    recovery_check_s: float = DEFAULT_RECOVERY_CHECK_S
     recovery_tolerance: float = RECOVERY_TOLERANCE
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> RollbackSettings:
         return cls(
-            environment=str(cfg.get("environment") or "production"),
+            environment=str(cfg.get("environment") or DEFAULT_ENVIRONMENT),
             auto=bool(cfg.get("rollback_auto", False)),
             dry_run=bool(cfg.get("rollback_dry_run", False)),
-            cooldown_s=float(cfg.get("rollback_cooldown_s", 1800.0)),
-            window_s=float(cfg.get("rollback_window_s", 3600.0)),
-            timeout_s=float(cfg.get("rollback_timeout_s", 300.0)),
-            recovery_check_s=float(cfg.get("recovery_check_s", 60.0)),
+            cooldown_s=float(cfg.get("rollback_cooldown_s", DEFAULT_ROLLBACK_COOLDOWN_S)),
+            window_s=float(cfg.get("rollback_window_s", DEFAULT_ROLLBACK_WINDOW_S)),
+            timeout_s=float(cfg.get("rollback_timeout_s", DEFAULT_ROLLBACK_TIMEOUT_S)),
+            recovery_check_s=float(cfg.get("recovery_check_s", DEFAULT_RECOVERY_CHECK_S)),
         )
 
 
