@@ -45,6 +45,11 @@ def settings_reference() -> str:
         "`pyproject.toml`, or the file given by `--config`). `querywatch settings` prints the",
         "resolved values and where each came from; secrets are redacted.",
         "",
+        "Numeric settings must be finite numbers: `nan`, `inf` and numbers too large for a float",
+        "(`1e400`) are refused with one line naming the setting and where it was set, from a flag,",
+        "the environment or the file (its `[environments.*]` and `[runbook.*]` tables included).",
+        "A NaN timeout would mean no timeout, and a NaN cooldown a guard that refuses forever.",
+        "",
         "| setting | environment variable | default | meaning |",
         "|---|---|---|---|",
     ]

@@ -72,9 +72,9 @@ def _print(result: ScanResult, out: Console) -> None:
                 safe_text(f.message),
             )
         )
-        out.print(safe_text(f"    fix: {f.fix}", style="dim"))
+        out.print(Text(f"    fix: {one_line(f.fix)}", style="dim"))
         if f.sql:
-            out.print(safe_text(f"    sql: {f.sql[:200]}", style="dim"))
+            out.print(Text(f"    sql: {one_line(f.sql[:200])}", style="dim"))
     out.print(_summary(result), style="bold green" if not result.findings else "bold")
 
 
