@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -38,10 +37,6 @@ def summary_to_json(row: FingerprintSummary) -> dict[str, Any]:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
-
-
-def dumps(data: Any) -> str:
-    return json.dumps(data, indent=2, sort_keys=False)
 
 
 def _ms(value: float | None) -> str:
