@@ -225,12 +225,11 @@ def test_finish_without_a_store_says_so(tmp_path: Path) -> None:
 
 
 def test_errors_reach_the_user_as_one_red_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Through the real entry point, as cli.py will register the commands."""
+    """Through the real entry point and its registered commands."""
     from querywatch import cli
 
-    monkeypatch.setitem(cli.cli.commands, "deploy", deploy)
     where = str(tmp_path / "s.sqlite3")
     cli.main(["deploy", "start", "--version", "v1", "--store", where])
     with pytest.raises(SystemExit) as exited:
