@@ -1,5 +1,10 @@
 """Deploy the shop's releases like a real deploy: start new, wait healthy, switch, stop old.
 
+A release can also go out as a canary: it runs next to the stable one and the router sends it a
+weighted, sticky share of users (:mod:`querywatch.demo.router`) until it is promoted (all traffic,
+the old process stopped) or rolled back (weight 0, its process stopped). Each process is started
+with ``QUERYWATCH_RELEASE=<version>`` so its capture tags what it records with its release.
+
 Each release runs as its own process (``querywatch.demo.shop.serve``) in its own process group,
 so stopping it also stops anything it started. Every process the Deployer starts is tracked and
 killed on :meth:`Deployer.close`, on an exception during a deploy, and at interpreter exit.
@@ -26,6 +31,9 @@ from querywatch.demo.router import Router
 from querywatch.demo.shop.releases import commit_of
 from querywatch.errors import QuerywatchError
 
+#: What a shop process's capture reads its release from (see querywatch.capture).
+RELEASE_ENV = "QUERYWATCH_RELEASE"
+
 #: Exit status of serve.py when its port is taken (then the deployer retries another port).
 _PORT_IN_USE_EXIT = 2
 
@@ -39,7 +47,9 @@ class Deploy:
     """One completed deploy. Times are epoch seconds.
 
     ``switched_at`` is when traffic moved to the new release; ``finished_at`` is after the old
-    process was stopped (what a deploy tool reports as done).
+    process was stopped (what a deploy tool reports as done). A canary's ``switched_at`` is when
+    it took its first share (``canary_weight`` percent of users); its rollback's is when the
+    canary's weight went to 0, and a promotion's when it took every user.
     """
 
     version: str
@@ -52,6 +62,8 @@ class Deploy:
     base_url: str
     pid: int
     rollback: bool = False
+    canary_weight: float | None = None  # set on a canary's start: its first share, in percent
+    promoted: bool = False  # a canary that took all traffic
 
 
 @dataclass
@@ -121,6 +133,7 @@ class Deployer:
         self.extra_args = tuple(extra_args)
         self.history: list[Deploy] = []
         self._current: _Backend | None = None
+        self._canary: _Backend | None = None
         self._all: list[_Backend] = []
         self._lock = threading.Lock()
         atexit.register(self.close)
@@ -134,8 +147,17 @@ class Deployer:
         """Pids of every server process started and not yet reaped (for checks and tests)."""
         return [b.process.pid for b in self._all if b.process.poll() is None]
 
+    @property
+    def canary(self) -> Deploy | None:
+        """The running canary's deploy, or None when no canary runs."""
+        if self._canary is None:
+            return None
+        return next((d for d in reversed(self.history) if d.canary_weight is not None), None)
+
     def deploy(self, version: str, *, rollback: bool = False) -> Deploy:
         """Start ``version``, wait until healthy, switch traffic to it, then stop the old one."""
+        if self._canary is not None:
+            raise DeployError("a canary is running: promote it or roll it back first")
         started = time.time()
         commit = commit_of(version)
         old = self._current
@@ -150,25 +172,123 @@ class Deployer:
         except BaseException:
             self._stop(new)
             raise
-        record = Deploy(
-            version,
-            commit,
-            started,
-            switched,
-            time.time(),
-            old.version if old else None,
-            old.commit if old else None,
-            new.base_url,
-            new.process.pid,
-            rollback,
+        return self._done(
+            Deploy(
+                version,
+                commit,
+                started,
+                switched,
+                time.time(),
+                old.version if old else None,
+                old.commit if old else None,
+                new.base_url,
+                new.process.pid,
+                rollback,
+            )
         )
+
+    def _end_canary(self) -> Deploy:
+        """Weight 0 (if it is not already), drain, stop the canary: the stable release stays."""
+        canary, stable = self._canary, self._current
+        assert canary is not None and stable is not None
+        started = time.time()
+        if self.router.weight > 0:
+            self.router.set_weight(0)
+        switched = self.router.zero_weight_at or started
+        time.sleep(self.drain_seconds)  # requests that already read the canary's URL
+        self.router.switch(stable.base_url, stable.version)
+        self._canary = None
+        self._stop(canary)
+        return self._done(
+            Deploy(
+                stable.version,
+                stable.commit,
+                min(started, switched),
+                switched,
+                time.time(),
+                canary.version,
+                canary.commit,
+                stable.base_url,
+                stable.process.pid,
+                rollback=True,
+            )
+        )
+
+    def _done(self, record: Deploy) -> Deploy:
         self.history.append(record)
         if self.on_deploy is not None:
             self.on_deploy(record)
         return record
 
+    def start_canary(self, version: str, weight: float) -> Deploy:
+        """Start ``version`` next to the stable release and send it ``weight`` percent of users."""
+        stable = self._current
+        if stable is None:
+            raise DeployError("nothing to compare a canary with: deploy a stable release first")
+        if self._canary is not None:
+            raise DeployError("a canary is already running: promote it or roll it back first")
+        started = time.time()
+        commit = commit_of(version)
+        new = self._start_healthy(version, commit)
+        try:
+            self.router.set_canary(new.base_url, version, weight)
+        except BaseException:
+            self._stop(new)
+            raise
+        switched = time.time()
+        self._canary = new
+        return self._done(
+            Deploy(
+                version,
+                commit,
+                started,
+                switched,
+                switched,
+                stable.version,
+                stable.commit,
+                new.base_url,
+                new.process.pid,
+                canary_weight=weight,
+            )
+        )
+
+    def set_weight(self, weight: float) -> float:
+        """Give the running canary ``weight`` percent of users; returns when it took effect."""
+        if self._canary is None:
+            raise DeployError("no canary is running")
+        self.router.set_weight(weight)
+        return time.time()
+
+    def promote(self) -> Deploy:
+        """The canary takes every user and becomes the stable release; the old one stops."""
+        canary, old = self._canary, self._current
+        if canary is None or old is None:
+            raise DeployError("no canary is running")
+        started = time.time()
+        self.router.switch(canary.base_url, canary.version)
+        switched = time.time()
+        self._current, self._canary = canary, None
+        time.sleep(self.drain_seconds)
+        self._stop(old)
+        return self._done(
+            Deploy(
+                canary.version,
+                canary.commit,
+                started,
+                switched,
+                time.time(),
+                old.version,
+                old.commit,
+                canary.base_url,
+                canary.process.pid,
+                promoted=True,
+            )
+        )
+
     def rollback(self) -> Deploy:
-        """Deploy the version that ran before the current one."""
+        """Roll back: end the running canary, else deploy the version that ran before."""
+        if self._canary is not None:
+            return self._end_canary()
         current = self.current
         if current is None or current.previous_version is None:
             raise DeployError("nothing to roll back to: no previous release")
@@ -177,8 +297,8 @@ class Deployer:
     def _next_port(self) -> int:
         if not self.ports:
             return free_port()
-        used = self._current.port if self._current else None
-        return next((p for p in self.ports if p != used), self.ports[0])
+        used = {b.port for b in (self._current, self._canary) if b is not None}
+        return next((p for p in self.ports if p not in used), self.ports[0])
 
     def _start_healthy(self, version: str, commit: str) -> _Backend:
         for _attempt in range(1 if self.ports else 5):
@@ -213,6 +333,8 @@ class Deployer:
         if self.store:
             cmd += ["--store", self.store]
         log = tempfile.TemporaryFile(prefix=f"shop-{version}-")  # noqa: SIM115 - kept open
+        # Capture in the process tags what it records with its release (the demo's "pod label").
+        env = {**os.environ, RELEASE_ENV: version}
         with self._lock:
             process = subprocess.Popen(
                 cmd,
@@ -220,6 +342,7 @@ class Deployer:
                 stdout=subprocess.DEVNULL,
                 stderr=log,
                 start_new_session=True,
+                env=env,
             )
             backend = _Backend(version, commit, port, process, log)
             self._all.append(backend)
@@ -257,7 +380,7 @@ class Deployer:
             backends = list(self._all)
         for backend in backends:
             self._stop(backend)
-        self._current = None
+        self._current = self._canary = None
         self.router.switch(None)
         atexit.unregister(self.close)
 

@@ -46,6 +46,8 @@ class RequestRecord:
     page: str
     release: str | None = None
     error: str | None = None
+    #: The release the router sent it to (a canary or the stable one); None without a router.
+    routed_to: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -113,14 +115,15 @@ class LoadGenerator:
     ) -> None:
         self.config = config
         self.on_record = on_record
+        self._route: Callable[[int], tuple[str | None, str | None]]
         if isinstance(target, Router):
-            router = target
-            self._base_url: Callable[[], str | None] = lambda: router.base_url
+            self._route = target.route  # per user: a canary takes a sticky share of them
         elif isinstance(target, str):
             url = target
-            self._base_url = lambda: url
+            self._route = lambda user_id: (url, None)
         else:
-            self._base_url = target
+            base_url = target
+            self._route = lambda user_id: (base_url(), None)
         self._records: list[RequestRecord] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -235,8 +238,9 @@ class LoadGenerator:
                 job.page,
                 None,
                 "not started: every client worker was busy",
+                self._route(job.user_id)[1],
             )
-        base = self._base_url()
+        base, routed_to = self._route(job.user_id)
         if base is None:
             return RequestRecord(
                 job.scheduled_at,
@@ -247,6 +251,7 @@ class LoadGenerator:
                 job.page,
                 None,
                 "no backend",
+                routed_to,
             )
         status, release, error = 0, None, None
         conn = conns.get(base)
@@ -274,7 +279,15 @@ class LoadGenerator:
             conns.pop(base, None)
         latency = (time.monotonic() - job.due) * 1000
         return RequestRecord(
-            job.scheduled_at, started_at, latency, status, job.user_id, job.page, release, error
+            job.scheduled_at,
+            started_at,
+            latency,
+            status,
+            job.user_id,
+            job.page,
+            release,
+            error,
+            routed_to,
         )
 
     def _record(self, record: RequestRecord) -> None:
