@@ -57,3 +57,20 @@ def test_the_slo_is_configurable_and_no_rollback_means_an_open_bad_phase() -> No
     assert s.during.requests == 7
     assert s.users_affected == 4  # users 1, 2 (900 ms), 3, 5; user 4 stayed fast
     assert s.users_affected_pct == pytest.approx(80.0)
+
+
+def test_with_a_canary_only_requests_sent_to_the_bad_release_affect_users() -> None:
+    def routed(at: float, ms: float, status: int, user: int, to: str | None) -> RequestRecord:
+        return RequestRecord(at, at, ms, status, user, "home", to, None, to)
+
+    records = [
+        routed(10, 10, 200, 1, "v1"),
+        routed(100, 1500, 200, 1, "v2"),  # the canary, slow -> affected
+        routed(105, 1500, 200, 2, "v1"),  # slow on the stable cohort: not the bad release's
+        routed(110, 5000, 0, 3, None),  # sent who knows where: counts
+        routed(120, 900, 200, 4, "v2"),  # the canary, within the SLO
+        routed(200, 3000, 200, 4, "v2"),  # after the canary took no traffic
+    ]
+    s = summarize(records, bad_at=100, rollback_at=200, bad_release="v2")
+    assert s.users_total == 4 and s.users_affected == 2  # users 1 and 3
+    assert summarize(records, bad_at=100, rollback_at=200).users_affected == 3

@@ -8,8 +8,11 @@ Phases are by the time a request was due (``scheduled_at``):
 
 A request *failed* when it timed out, could not connect or start, or got a 5xx. Percentiles are
 nearest-rank over every request of the phase, failed ones included (their latency is the time
-until they failed). A user is *affected* when any of their requests in the *during* phase failed
-or took longer than the SLO; ``users_affected_pct`` is relative to every user seen in the run.
+until they failed). A user is *affected* when any of their requests in the *during* phase that
+met the bad release failed or took longer than the SLO; ``users_affected_pct`` is relative to
+every user seen in the run. A request met the bad release when the router sent it there; with a
+canary, the stable cohort's requests in the *during* phase did not (a record that does not say
+where it was sent counts, as every request did when the bad release took all traffic).
 """
 
 from __future__ import annotations
@@ -77,8 +80,12 @@ def summarize(
     bad_at: float,
     rollback_at: float | None,
     slo_ms: float = DEFAULT_SLO_MS,
+    bad_release: str | None = None,
 ) -> Summary:
-    """Split ``records`` by the bad deploy and the rollback and compute the impact."""
+    """Split ``records`` by the bad deploy and the rollback and compute the impact.
+
+    ``bad_release``: only requests sent to it (or sent who knows where) affect users; None: all.
+    """
     end = math.inf if rollback_at is None else rollback_at
     before: list[RequestRecord] = []
     during: list[RequestRecord] = []
@@ -91,7 +98,8 @@ def summarize(
             before.append(record)
         elif record.scheduled_at < end:
             during.append(record)
-            if record.failed or record.latency_ms > slo_ms:
+            met = bad_release is None or record.routed_to in (None, bad_release)
+            if met and (record.failed or record.latency_ms > slo_ms):
                 affected.add(record.user_id)
         else:
             after.append(record)
