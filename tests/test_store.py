@@ -607,7 +607,12 @@ def test_a_version_5_store_is_keyed_by_source_and_keeps_its_windows(
         errors BIGINT NOT NULL, shared_blks_hit BIGINT NOT NULL, shared_blks_read BIGINT NOT NULL,
         sketch TEXT, source TEXT NOT NULL, PRIMARY KEY (fingerprint, window_start, resolution))""",
     )
-    execute(location, "INSERT INTO windows SELECT * FROM windows_new")
+    execute(
+        location,
+        "INSERT INTO windows SELECT fingerprint, window_start, resolution, calls, total_ms, "
+        "max_ms, min_ms, rows, errors, shared_blks_hit, shared_blks_read, sketch, source "
+        "FROM windows_new",
+    )
     execute(location, "DROP TABLE windows_new")
     execute(location, "CREATE INDEX windows_by_time ON windows (window_start)")
     execute(location, "DELETE FROM schema_version WHERE version >= 6")

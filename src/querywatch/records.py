@@ -50,6 +50,9 @@ class StatementWindow:
     shared_blks_read: int = 0
     sketch: LatencySketch | None = None
     call_sites: tuple[CallSite, ...] = ()
+    #: The application release the statements came from ("" = unknown: pg_stat_statements, or
+    #: capture that was not told). Windows of different releases never merge.
+    release: str = ""
 
     @property
     def mean_ms(self) -> float:
@@ -71,6 +74,7 @@ class RequestWindow:
     sketch: LatencySketch | None = None
     users: frozenset[str] = field(default_factory=frozenset)
     failed_users: frozenset[str] = field(default_factory=frozenset)
+    release: str = ""  # the release that served these requests ("" = unknown)
 
 
 @dataclass(slots=True)
@@ -90,6 +94,7 @@ class RepeatWindow:
     max_repeats: int
     normalized: str = ""
     dialect: str = "postgres"
+    release: str = ""  # the release that served these requests ("" = unknown)
 
     @property
     def mean_repeats(self) -> float:
@@ -115,6 +120,9 @@ class FingerprintSummary:
     p99_ms: float | None = None
     call_sites: tuple[CallSite, ...] = ()
     source: str = ""  # which source's figures these are (one per fingerprint, never a sum)
+    #: The release these figures are of: the one read, or the only one seen ("" = several or
+    #: unknown).
+    release: str = ""
 
     @property
     def mean_ms(self) -> float:

@@ -56,11 +56,13 @@ class Store(Protocol):
         until: float | None = None,
         sort: SortKey = "total",
         limit: int = 20,
+        release: str | None = None,
     ) -> list[FingerprintSummary]:
         """Fingerprints ranked over [since, until), with call sites and percentiles when known.
 
         Each fingerprint's figures come from one source, the one that saw most of its calls in
         the range (named in ``source``): two sources watching one database never add up.
+        ``release`` ranks one release's calls only; ``None`` sums every release's.
         """
 
     def statement_windows(
@@ -69,17 +71,25 @@ class Store(Protocol):
         since: float | None = None,
         until: float | None = None,
         source: str | None = None,
+        release: str | None = None,
     ) -> list[StatementWindow]:
         """Stored windows in time order, optionally for one fingerprint.
 
         Without ``source``, each fingerprint's windows come from one source, the one that saw
-        most of its calls in the range, so summing them never counts a call twice.
+        most of its calls in the range, so summing them never counts a call twice. ``release``
+        reads one release's windows; ``None`` sums the releases of each bucket into one window
+        (its ``release`` is the one release seen, or ``""`` when several were).
         """
 
     def request_windows(
-        self, route: str | None = None, since: float | None = None, until: float | None = None
+        self,
+        route: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        release: str | None = None,
     ) -> list[RequestWindow]:
-        """Stored request windows in time order, optionally for one route."""
+        """Stored request windows in time order, optionally for one route and one release
+        (``None``: each bucket's releases summed, as for statement windows)."""
 
     def get_state(self, key: str) -> str | None:
         """A small piece of agent state (e.g. the poller's last snapshot), so a restart resumes."""
@@ -123,8 +133,10 @@ class Store(Protocol):
         fingerprint: str | None = None,
         since: float | None = None,
         until: float | None = None,
+        release: str | None = None,
     ) -> list[RepeatWindow]:
-        """Stored repeat windows in time order, optionally for one route and/or fingerprint."""
+        """Stored repeat windows in time order, optionally for one route and/or fingerprint and
+        one release (``None``: each bucket's releases summed)."""
 
     def transaction(self, fn: Callable[[Tx], T], *, write: bool = True) -> T:
         """Run ``fn`` in one transaction: committed if it returns, rolled back if it raises.

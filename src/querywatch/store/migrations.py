@@ -214,7 +214,81 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX windows_by_time ON windows (window_start)",
         ),
     ),
+    Migration(
+        7,
+        "windows keyed by release: two releases serving at once (a canary) never merge",
+        (
+            # Rebuilt as in migration 6 (SQLite cannot change a primary key in place); the rows
+            # written before the release was known keep release '' (unknown).
+            """CREATE TABLE windows_by_release (
+                fingerprint TEXT NOT NULL,
+                window_start BIGINT NOT NULL,
+                resolution INTEGER NOT NULL,
+                calls BIGINT NOT NULL,
+                total_ms DOUBLE PRECISION NOT NULL,
+                max_ms DOUBLE PRECISION NOT NULL,
+                min_ms DOUBLE PRECISION,
+                rows BIGINT NOT NULL,
+                errors BIGINT NOT NULL,
+                shared_blks_hit BIGINT NOT NULL,
+                shared_blks_read BIGINT NOT NULL,
+                sketch TEXT,
+                source TEXT NOT NULL,
+                release TEXT NOT NULL DEFAULT '',
+                PRIMARY KEY (fingerprint, window_start, resolution, source, release))""",
+            """INSERT INTO windows_by_release (fingerprint, window_start, resolution, calls,
+                total_ms, max_ms, min_ms, rows, errors, shared_blks_hit, shared_blks_read, sketch,
+                source)
+               SELECT fingerprint, window_start, resolution, calls, total_ms, max_ms, min_ms, rows,
+                 errors, shared_blks_hit, shared_blks_read, sketch, source FROM windows""",
+            "DROP TABLE windows",
+            "ALTER TABLE windows_by_release RENAME TO windows",
+            "CREATE INDEX windows_by_time ON windows (window_start)",
+            """CREATE TABLE request_windows_by_release (
+                route TEXT NOT NULL,
+                window_start BIGINT NOT NULL,
+                resolution INTEGER NOT NULL,
+                requests BIGINT NOT NULL,
+                errors BIGINT NOT NULL,
+                total_ms DOUBLE PRECISION NOT NULL,
+                max_ms DOUBLE PRECISION NOT NULL,
+                db_ms DOUBLE PRECISION NOT NULL,
+                db_calls BIGINT NOT NULL,
+                sketch TEXT,
+                users TEXT NOT NULL,
+                failed_users TEXT NOT NULL,
+                release TEXT NOT NULL DEFAULT '',
+                PRIMARY KEY (route, window_start, resolution, release))""",
+            """INSERT INTO request_windows_by_release (route, window_start, resolution, requests,
+                errors, total_ms, max_ms, db_ms, db_calls, sketch, users, failed_users)
+               SELECT route, window_start, resolution, requests, errors, total_ms, max_ms, db_ms,
+                 db_calls, sketch, users, failed_users FROM request_windows""",
+            "DROP TABLE request_windows",
+            "ALTER TABLE request_windows_by_release RENAME TO request_windows",
+            "CREATE INDEX request_windows_by_time ON request_windows (window_start)",
+            """CREATE TABLE request_repeats_by_release (
+                route TEXT NOT NULL,
+                fingerprint TEXT NOT NULL,
+                window_start BIGINT NOT NULL,
+                resolution INTEGER NOT NULL,
+                requests BIGINT NOT NULL,
+                total_repeats BIGINT NOT NULL,
+                max_repeats BIGINT NOT NULL,
+                release TEXT NOT NULL DEFAULT '',
+                PRIMARY KEY (route, fingerprint, window_start, resolution, release))""",
+            """INSERT INTO request_repeats_by_release (route, fingerprint, window_start,
+                resolution, requests, total_repeats, max_repeats)
+               SELECT route, fingerprint, window_start, resolution, requests, total_repeats,
+                 max_repeats FROM request_repeats""",
+            "DROP TABLE request_repeats",
+            "ALTER TABLE request_repeats_by_release RENAME TO request_repeats",
+            "CREATE INDEX request_repeats_by_time ON request_repeats (window_start)",
+        ),
+    ),
 )
+#: The first schema whose windows carry a release; reads of an older store (read-only, not
+#: migrated) see every window as release '' (unknown).
+RELEASE_SINCE = 7
 LATEST = MIGRATIONS[-1].version
 #: The oldest schema this querywatch's reads understand: a read-only command reads a store down
 #: to this version without migrating it (raise it when a migration changes what reads need).

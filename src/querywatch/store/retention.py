@@ -21,27 +21,27 @@ _ROLLUP_WINDOWS = f"""
 INSERT INTO windows ({WINDOW_COLUMNS})
 SELECT fingerprint, window_start / {MINUTE} * {MINUTE}, {MINUTE}, SUM(calls), SUM(total_ms),
        MAX(max_ms), MIN(min_ms), SUM(rows), SUM(errors), SUM(shared_blks_hit),
-       SUM(shared_blks_read), qw_sketch_agg(sketch), source
+       SUM(shared_blks_read), qw_sketch_agg(sketch), source, release
 FROM windows WHERE resolution = {WINDOW_SECONDS} AND window_start < ? AND window_start >= ?
-GROUP BY fingerprint, window_start / {MINUTE} * {MINUTE}, source
+GROUP BY fingerprint, window_start / {MINUTE} * {MINUTE}, source, release
 {WINDOW_MERGE}"""
 
 _ROLLUP_REQUESTS = f"""
 INSERT INTO request_windows ({REQUEST_COLUMNS})
 SELECT route, window_start / {MINUTE} * {MINUTE}, {MINUTE}, SUM(requests), SUM(errors),
        SUM(total_ms), MAX(max_ms), SUM(db_ms), SUM(db_calls), qw_sketch_agg(sketch),
-       qw_union_agg(users), qw_union_agg(failed_users)
+       qw_union_agg(users), qw_union_agg(failed_users), release
 FROM request_windows WHERE resolution = {WINDOW_SECONDS} AND window_start < ? AND window_start >= ?
-GROUP BY route, window_start / {MINUTE} * {MINUTE}
+GROUP BY route, window_start / {MINUTE} * {MINUTE}, release
 {REQUEST_MERGE}"""
 
 _ROLLUP_REPEATS = f"""
 INSERT INTO request_repeats ({REPEAT_COLUMNS})
 SELECT route, fingerprint, window_start / {MINUTE} * {MINUTE}, {MINUTE}, SUM(requests),
-       SUM(total_repeats), MAX(max_repeats)
+       SUM(total_repeats), MAX(max_repeats), release
 FROM request_repeats
 WHERE resolution = {WINDOW_SECONDS} AND window_start < ? AND window_start >= ?
-GROUP BY route, fingerprint, window_start / {MINUTE} * {MINUTE}
+GROUP BY route, fingerprint, window_start / {MINUTE} * {MINUTE}, release
 {REPEAT_MERGE}"""
 
 

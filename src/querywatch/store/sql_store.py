@@ -22,7 +22,7 @@ from querywatch.records import (
 )
 from querywatch.store import deploy_markers, state, window_reads, windows
 from querywatch.store.base import Retention, SortKey, T, Tx
-from querywatch.store.migrations import check_readable, migrate
+from querywatch.store.migrations import RELEASE_SINCE, check_readable, migrate
 from querywatch.store.retention import apply_retention
 
 
@@ -31,6 +31,8 @@ class SqlStore(ABC):
 
     where: str  # the location, safe to print (passwords redacted)
     read_only: bool = False  # opened by a command that only reads: no schema written, no writes
+    #: Whether the windows have a release column: a store read without migrating may be older.
+    _has_release: bool = True
 
     @abstractmethod
     def _run(self, fn: Callable[[Tx], T], *, write: bool = True) -> T:
@@ -54,7 +56,8 @@ class SqlStore(ABC):
 
     def _check_readable(self, dialect: Literal["sqlite", "postgres"]) -> None:
         """For a read-only open: the schema must be there, and one these reads understand."""
-        self._run(lambda tx: check_readable(tx, dialect, self.where), write=False)
+        version = self._run(lambda tx: check_readable(tx, dialect, self.where), write=False)
+        self._has_release = version >= RELEASE_SINCE
 
     def _read_only_error(self) -> StoreError:
         return StoreError(f"cannot write the store at {self.where}: it was opened read-only")
@@ -89,8 +92,13 @@ class SqlStore(ABC):
         until: float | None = None,
         sort: SortKey = "total",
         limit: int = 20,
+        release: str | None = None,
     ) -> list[FingerprintSummary]:
-        return self._run(lambda tx: window_reads.top(tx, since, until, sort, limit), write=False)
+        has = self._has_release
+        return self._run(
+            lambda tx: window_reads.top(tx, since, until, sort, limit, release, has_release=has),
+            write=False,
+        )
 
     def statement_windows(
         self,
@@ -98,17 +106,29 @@ class SqlStore(ABC):
         since: float | None = None,
         until: float | None = None,
         source: str | None = None,
+        release: str | None = None,
     ) -> list[StatementWindow]:
+        has = self._has_release
         return self._run(
-            lambda tx: window_reads.statement_windows(tx, fingerprint, since, until, source),
+            lambda tx: window_reads.statement_windows(
+                tx, fingerprint, since, until, source, release, has_release=has
+            ),
             write=False,
         )
 
     def request_windows(
-        self, route: str | None = None, since: float | None = None, until: float | None = None
+        self,
+        route: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        release: str | None = None,
     ) -> list[RequestWindow]:
+        has = self._has_release
         return self._run(
-            lambda tx: window_reads.request_windows(tx, route, since, until), write=False
+            lambda tx: window_reads.request_windows(
+                tx, route, since, until, release, has_release=has
+            ),
+            write=False,
         )
 
     def repeat_windows(
@@ -117,9 +137,13 @@ class SqlStore(ABC):
         fingerprint: str | None = None,
         since: float | None = None,
         until: float | None = None,
+        release: str | None = None,
     ) -> list[RepeatWindow]:
+        has = self._has_release
         return self._run(
-            lambda tx: window_reads.repeat_windows(tx, route, fingerprint, since, until),
+            lambda tx: window_reads.repeat_windows(
+                tx, route, fingerprint, since, until, release, has_release=has
+            ),
             write=False,
         )
 

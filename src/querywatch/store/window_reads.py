@@ -2,7 +2,9 @@
 
 Reads cover both resolutions (10 s and minute rows never hold the same minute) and, where they
 sum statement windows, take one source per fingerprint, so two sources watching one database
-never count a call twice.
+never count a call twice. ``release`` reads one release's rows; without it, the rows of every
+release in a bucket are summed into one window, as before releases were kept. A store older than
+the release column (read-only, not migrated) reads as release ``''`` throughout.
 """
 
 from __future__ import annotations
@@ -42,12 +44,17 @@ def top(
     until: float | None = None,
     sort: SortKey = "total",
     limit: int = 20,
+    release: str | None = None,
+    *,
+    has_release: bool = True,
 ) -> list[FingerprintSummary]:
+    rel = _release_column(has_release, "w.")
     where, params = _where("fingerprint", None, since, until, prefix="w.")
+    where, params = _and_release(where, params, rel, release)
     sql = (
         "SELECT w.fingerprint, f.normalized, f.dialect, SUM(w.calls), SUM(w.total_ms), "
         "MAX(w.max_ms), SUM(w.rows), SUM(w.errors), f.first_seen, f.last_seen, "
-        "qw_sketch_agg(w.sketch), w.source "
+        f"qw_sketch_agg(w.sketch), w.source, MIN({rel}), MAX({rel}) "
         f"FROM windows w JOIN fingerprints f ON f.fingerprint = w.fingerprint{where} "
         "GROUP BY w.fingerprint, w.source, f.normalized, f.dialect, f.first_seen, f.last_seen"
     )
@@ -55,7 +62,7 @@ def top(
     summaries = []
     rows = tx.rows(sql, params)
     chosen_source = _one_source_each((r[0], r[11], int(r[3])) for r in rows)
-    for fp, norm, dialect, calls, total, mx, nrows, errors, first, last, sk, src in rows:
+    for fp, norm, dialect, calls, total, mx, nrows, errors, first, last, sk, src, lo, hi in rows:
         if chosen_source[fp] != src:
             continue
         sketch = _sketch(sk) or LatencySketch()
@@ -75,6 +82,7 @@ def top(
                 p95_ms=sketch.quantile(0.95),
                 p99_ms=sketch.quantile(0.99),
                 source=src,
+                release=lo if lo == hi else "",
             )
         )
     # Ties broken by fingerprint so the ranking is stable between runs and backends.
@@ -93,22 +101,29 @@ def statement_windows(
     since: float | None = None,
     until: float | None = None,
     source: str | None = None,
+    release: str | None = None,
+    *,
+    has_release: bool = True,
 ) -> list[StatementWindow]:
     """Windows of both resolutions in time order; a minute row starts on its minute.
 
-    One source per fingerprint (see :meth:`Store.statement_windows`), or only ``source``.
-    Each window carries its fingerprint's known call sites (they are kept per fingerprint).
+    One source per fingerprint (see :meth:`Store.statement_windows`), or only ``source``; one
+    release, or every release's rows of a bucket summed. Each window carries its fingerprint's
+    known call sites (they are kept per fingerprint).
     """
+    rel = _release_column(has_release, "w.")
     where, params = _where("fingerprint", fingerprint, since, until, prefix="w.")
     if source is not None:
         where += (" AND" if where else " WHERE") + " w.source = ?"
         params.append(source)
+    where, params = _and_release(where, params, rel, release)
+    # Rows of one bucket that differ only by release come out next to each other, to be summed.
     sql = (
         "SELECT w.fingerprint, f.normalized, w.window_start, w.calls, w.total_ms, w.max_ms, "
         "f.dialect, w.source, w.min_ms, w.rows, w.errors, w.shared_blks_hit, "
-        "w.shared_blks_read, w.sketch "
+        f"w.shared_blks_read, w.sketch, {rel} "
         f"FROM windows w JOIN fingerprints f ON f.fingerprint = w.fingerprint{where} "
-        "ORDER BY w.window_start, w.fingerprint, w.resolution"
+        f"ORDER BY w.window_start, w.fingerprint, w.resolution, w.source, {rel}"
     )
 
     # Rows are read one at a time, and what repeats from row to row (the fingerprint,
@@ -132,10 +147,16 @@ def statement_windows(
         hit,
         blks_read,
         sk,
+        rls,
     ) in tx.each(sql, params):
         names = known.get(fp)
         if names is None:
             names = known[fp] = (fp, norm, dialect)
+        if windows:
+            last = windows[-1]
+            if last.fingerprint == fp and last.window_start == start and last.source == src:
+                _sum_statement(last, calls, total, mx, mn, nrows, errors, hit, blks_read, sk, rls)
+                continue
         windows.append(
             StatementWindow(
                 names[0],
@@ -152,6 +173,7 @@ def statement_windows(
                 int(hit),
                 int(blks_read),
                 _sketch(sk),
+                release=shared.setdefault(rls, rls),
             )
         )
     if source is None and len({w.source for w in windows}) > 1:
@@ -164,17 +186,27 @@ def statement_windows(
 
 
 def request_windows(
-    tx: Tx, route: str | None = None, since: float | None = None, until: float | None = None
+    tx: Tx,
+    route: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    release: str | None = None,
+    *,
+    has_release: bool = True,
 ) -> list[RequestWindow]:
+    rel = _release_column(has_release)
     where, params = _where("route", route, since, until)
+    where, params = _and_release(where, params, rel, release)
     sql = (
         "SELECT route, window_start, requests, errors, total_ms, max_ms, db_ms, db_calls, "
-        f"sketch, users, failed_users FROM request_windows{where} "
-        "ORDER BY window_start, route, resolution"
+        f"sketch, users, failed_users, {rel} FROM request_windows{where} "
+        f"ORDER BY window_start, route, resolution, {rel}"
     )
-    rows = tx.rows(sql, params)
-    return [
-        RequestWindow(
+    windows: list[RequestWindow] = []
+    for r, start, requests, errors, total, mx, db, calls, sk, users, failed, rls in tx.rows(
+        sql, params
+    ):
+        w = RequestWindow(
             r,
             int(start),
             int(requests),
@@ -186,9 +218,13 @@ def request_windows(
             _sketch(sk),
             frozenset(json.loads(users)),
             frozenset(json.loads(failed)),
+            rls,
         )
-        for r, start, requests, errors, total, mx, db, calls, sk, users, failed in rows
-    ]
+        if windows and windows[-1].route == r and windows[-1].window_start == w.window_start:
+            _sum_request(windows[-1], w)
+        else:
+            windows.append(w)
+    return windows
 
 
 def repeat_windows(
@@ -197,7 +233,11 @@ def repeat_windows(
     fingerprint: str | None = None,
     since: float | None = None,
     until: float | None = None,
+    release: str | None = None,
+    *,
+    has_release: bool = True,
 ) -> list[RepeatWindow]:
+    rel = _release_column(has_release, "r.")
     clauses, params = [], list[object]()
     for column, value in (("r.route", route), ("r.fingerprint", fingerprint)):
         if value is not None:
@@ -210,26 +250,103 @@ def repeat_windows(
         clauses.append("r.window_start < ?")
         params.append(until)
     where = " WHERE " + " AND ".join(clauses) if clauses else ""
+    where, params = _and_release(where, params, rel, release)
     sql = (
         "SELECT r.route, r.fingerprint, r.window_start, r.requests, r.total_repeats, "
-        "r.max_repeats, f.normalized, f.dialect FROM request_repeats r "
+        f"r.max_repeats, f.normalized, f.dialect, {rel} FROM request_repeats r "
         f"LEFT JOIN fingerprints f ON f.fingerprint = r.fingerprint{where} "
-        "ORDER BY r.window_start, r.route, r.fingerprint, r.resolution"
+        f"ORDER BY r.window_start, r.route, r.fingerprint, r.resolution, {rel}"
     )
-    rows = tx.rows(sql, params)
-    return [
-        RepeatWindow(
-            route,
-            fp,
-            int(start),
-            int(requests),
-            int(total),
-            int(mx),
-            normalized or "",
-            dialect or "postgres",
+    windows: list[RepeatWindow] = []
+    for route_, fp, start, requests, total, mx, normalized, dialect, rls in tx.rows(sql, params):
+        if windows:
+            last = windows[-1]
+            if (last.route, last.fingerprint, last.window_start) == (route_, fp, int(start)):
+                last.requests += int(requests)
+                last.total_repeats += int(total)
+                last.max_repeats = max(last.max_repeats, int(mx))
+                last.release = last.release if last.release == rls else ""
+                continue
+        windows.append(
+            RepeatWindow(
+                route_,
+                fp,
+                int(start),
+                int(requests),
+                int(total),
+                int(mx),
+                normalized or "",
+                dialect or "postgres",
+                rls,
+            )
         )
-        for route, fp, start, requests, total, mx, normalized, dialect in rows
-    ]
+    return windows
+
+
+def _release_column(has_release: bool, prefix: str = "") -> str:
+    """The release column, or ``''`` for every row of a store older than the column."""
+    return f"{prefix}release" if has_release else "CAST('' AS TEXT)"
+
+
+def _and_release(
+    where: str, params: list[object], column: str, release: str | None
+) -> tuple[str, list[object]]:
+    """``where`` narrowed to one release (``None``: every release)."""
+    if release is None:
+        return where, params
+    return where + (" AND " if where else " WHERE ") + f"{column} = ?", [*params, release]
+
+
+def _sum_statement(
+    w: StatementWindow,
+    calls: int,
+    total: float,
+    mx: float,
+    mn: float | None,
+    nrows: int,
+    errors: int,
+    hit: int,
+    blks_read: int,
+    sketch: str | None,
+    release: str,
+) -> None:
+    """Add another release's row of the same bucket into ``w`` (a read of every release)."""
+    w.calls += int(calls)
+    w.total_ms += float(total)
+    w.max_ms = max(w.max_ms, float(mx))
+    if mn is not None:
+        w.min_ms = float(mn) if w.min_ms is None else min(w.min_ms, float(mn))
+    w.rows += int(nrows)
+    w.errors += int(errors)
+    w.shared_blks_hit += int(hit)
+    w.shared_blks_read += int(blks_read)
+    other = _sketch(sketch)
+    if other is not None:
+        if w.sketch is None:
+            w.sketch = other
+        else:
+            w.sketch.merge(other)  # the row's own sketch, made for this read
+    if w.release != release:
+        w.release = ""
+
+
+def _sum_request(into: RequestWindow, w: RequestWindow) -> None:
+    """Add another release's request window of the same route and bucket into ``into``."""
+    into.requests += w.requests
+    into.errors += w.errors
+    into.total_ms += w.total_ms
+    into.max_ms = max(into.max_ms, w.max_ms)
+    into.db_ms += w.db_ms
+    into.db_calls += w.db_calls
+    if w.sketch is not None:
+        if into.sketch is None:
+            into.sketch = w.sketch
+        else:
+            into.sketch.merge(w.sketch)
+    into.users = into.users | w.users
+    into.failed_users = into.failed_users | w.failed_users
+    if into.release != w.release:
+        into.release = ""
 
 
 def _where(

@@ -17,13 +17,14 @@ from querywatch.store.base import MAX_CALL_SITES, Tx
 # agents on one PostgreSQL) cannot lose each other's counts. The same SET clause merges 10 s rows
 # into minute rows during retention. Windows are keyed by source too: processes capturing in-app
 # add up (they saw different calls), while pg_stat_statements and in-app capture of one database
-# (the same calls, seen twice) stay apart, and readers take one source per fingerprint.
+# (the same calls, seen twice) stay apart, and readers take one source per fingerprint. And by
+# release: a canary and the stable release serving in the same 10 s stay two rows, compared apart.
 WINDOW_COLUMNS = (
     "fingerprint, window_start, resolution, calls, total_ms, max_ms, min_ms, rows, errors, "
-    "shared_blks_hit, shared_blks_read, sketch, source"
+    "shared_blks_hit, shared_blks_read, sketch, source, release"
 )
 WINDOW_MERGE = """
-ON CONFLICT (fingerprint, window_start, resolution, source) DO UPDATE SET
+ON CONFLICT (fingerprint, window_start, resolution, source, release) DO UPDATE SET
   calls = windows.calls + excluded.calls,
   total_ms = windows.total_ms + excluded.total_ms,
   max_ms = CASE WHEN excluded.max_ms > windows.max_ms THEN excluded.max_ms ELSE windows.max_ms END,
@@ -36,7 +37,7 @@ ON CONFLICT (fingerprint, window_start, resolution, source) DO UPDATE SET
   sketch = qw_merge_sketch(windows.sketch, excluded.sketch)
 """
 _INSERT_WINDOW = (
-    f"INSERT INTO windows ({WINDOW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO windows ({WINDOW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     + WINDOW_MERGE
 )
 _UPSERT_FINGERPRINT = """
@@ -56,10 +57,10 @@ ON CONFLICT (fingerprint, path, line, function) DO NOTHING
 
 REQUEST_COLUMNS = (
     "route, window_start, resolution, requests, errors, total_ms, max_ms, db_ms, db_calls, "
-    "sketch, users, failed_users"
+    "sketch, users, failed_users, release"
 )
 REQUEST_MERGE = """
-ON CONFLICT (route, window_start, resolution) DO UPDATE SET
+ON CONFLICT (route, window_start, resolution, release) DO UPDATE SET
   requests = request_windows.requests + excluded.requests,
   errors = request_windows.errors + excluded.errors,
   total_ms = request_windows.total_ms + excluded.total_ms,
@@ -73,20 +74,20 @@ ON CONFLICT (route, window_start, resolution) DO UPDATE SET
 """
 _INSERT_REQUEST = (
     f"INSERT INTO request_windows ({REQUEST_COLUMNS}) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" + REQUEST_MERGE
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" + REQUEST_MERGE
 )
 REPEAT_COLUMNS = (
-    "route, fingerprint, window_start, resolution, requests, total_repeats, max_repeats"
+    "route, fingerprint, window_start, resolution, requests, total_repeats, max_repeats, release"
 )
 REPEAT_MERGE = """
-ON CONFLICT (route, fingerprint, window_start, resolution) DO UPDATE SET
+ON CONFLICT (route, fingerprint, window_start, resolution, release) DO UPDATE SET
   requests = request_repeats.requests + excluded.requests,
   total_repeats = request_repeats.total_repeats + excluded.total_repeats,
   max_repeats = CASE WHEN excluded.max_repeats > request_repeats.max_repeats
                      THEN excluded.max_repeats ELSE request_repeats.max_repeats END
 """
 _INSERT_REPEAT = (
-    f"INSERT INTO request_repeats ({REPEAT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)" + REPEAT_MERGE
+    f"INSERT INTO request_repeats ({REPEAT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)" + REPEAT_MERGE
 )
 
 
@@ -95,7 +96,7 @@ def write_windows(tx: Tx, windows: Sequence[StatementWindow]) -> None:
     fingerprints = _fingerprint_rows(windows)
     sites = {(w.fingerprint, s.path, s.line, s.function) for w in windows for s in w.call_sites}
     site_rows = [(*s, s[0], MAX_CALL_SITES) for s in sorted(sites)]
-    ordered = sorted(windows, key=lambda w: (w.fingerprint, w.window_start))
+    ordered = sorted(windows, key=lambda w: (w.fingerprint, w.window_start, w.source, w.release))
     tx.run_many(_UPSERT_FINGERPRINT, fingerprints)
     # Rows are made as the driver sends them, never all held at once; made anew if the
     # transaction runs again (PostgreSQL reconnects once).
@@ -120,8 +121,9 @@ def write_requests(tx: Tx, windows: Sequence[RequestWindow]) -> None:
             w.sketch.to_json() if w.sketch is not None else None,
             json.dumps(sorted(w.users)),
             json.dumps(sorted(w.failed_users)),
+            w.release,
         )
-        for w in sorted(windows, key=lambda w: (w.route, w.window_start))
+        for w in sorted(windows, key=lambda w: (w.route, w.window_start, w.release))
     ]
     tx.run_many(_INSERT_REQUEST, rows)
 
@@ -138,8 +140,9 @@ def write_repeats(tx: Tx, windows: Sequence[RepeatWindow]) -> None:
             w.requests,
             w.total_repeats,
             w.max_repeats,
+            w.release,
         )
-        for w in sorted(windows, key=lambda w: (w.route, w.fingerprint, w.window_start))
+        for w in sorted(windows, key=lambda w: (w.route, w.fingerprint, w.window_start, w.release))
     ]
     tx.run_many(_UPSERT_FINGERPRINT, _fingerprint_rows(windows))
     tx.run_many(_INSERT_REPEAT, rows)
@@ -160,6 +163,7 @@ def _window_row(w: StatementWindow) -> tuple[object, ...]:
         w.shared_blks_read,
         w.sketch.to_json() if w.sketch is not None else None,
         w.source,
+        w.release,
     )
 
 
