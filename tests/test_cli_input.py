@@ -6,6 +6,8 @@ The CLI runs in a subprocess (its stdout a pipe), against real SQLite files.
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -78,3 +80,23 @@ def test_deploys_listing_shows_versions_and_ids_literally(tmp_path: Path) -> Non
     assert listed.returncode == 0, listed.stderr
     assert "v1\\u202egnp" in listed.stdout and "\u202e" not in listed.stdout
     shows_literally(listed.stdout, deploy_id)
+
+
+WATCH_IMPORTS = """
+import sys
+from querywatch.cli import main
+main(["watch", "--help"])
+heavy = ("sqlglot", "http.server", "querywatch.gate.check", "querywatch.cli.lint", "querywatch.web")
+print("loaded:", ",".join(m for m in heavy if m in sys.modules))
+"""
+
+
+def test_watch_loads_only_its_own_command() -> None:
+    """Commands are imported when they run: the agent (`watch`) carries no sqlglot, no gate and
+    no HTTP server (about 10 MiB of its memory, bench/RESULTS.md)."""
+    result = subprocess.run(
+        [sys.executable, "-c", WATCH_IMPORTS], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Poll pg_stat_statements" in result.stdout
+    assert result.stdout.splitlines()[-1] == "loaded: ", result.stdout

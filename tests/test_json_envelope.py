@@ -111,16 +111,19 @@ def json_commands() -> dict[str, click.Command]:
     """Every command of the real CLI with a ``--json`` flag, by its full name."""
     found: dict[str, click.Command] = {}
 
-    def walk(command: click.Command, name: str) -> None:
+    def walk(command: click.Command, name: str, ctx: click.Context) -> None:
         if any(
             isinstance(p, click.Option) and "--json" in p.opts and p.is_flag for p in command.params
         ):
             found[name] = command
         if isinstance(command, click.Group):
-            for sub_name, sub in command.commands.items():
-                walk(sub, f"{name} {sub_name}".strip())
+            for sub_name in command.list_commands(ctx):
+                sub = command.get_command(ctx, sub_name)
+                assert sub is not None, sub_name
+                walk(sub, f"{name} {sub_name}".strip(), ctx)
 
-    walk(cli, "")
+    with cli.make_context("querywatch", [], resilient_parsing=True) as ctx:
+        walk(cli, "", ctx)
     return found
 
 

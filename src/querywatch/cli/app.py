@@ -6,6 +6,7 @@ Exit codes: 0 done; 1 a domain error (or, for the checks, problems found); 2 cou
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -18,7 +19,48 @@ from querywatch.errors import CouldNotCheck, QuerywatchError
 EXIT_INTERRUPTED = 130
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+#: Every command, by name: where it lives. Imported when it runs (or ``--help`` lists it), so
+#: ``watch``, the long-running agent, never loads sqlglot, the gate or the HTTP server.
+COMMANDS = {
+    "check": "querywatch.cli.gate:check",
+    "demo": "querywatch.cli.watch:demo",
+    "deploy": "querywatch.cli.deploys:deploy",
+    "deploys": "querywatch.cli.deploys:deploys_cmd",
+    "explain": "querywatch.cli.explain:explain_cmd",
+    "fingerprint": "querywatch.cli.lint:fingerprint_cmd",
+    "incident": "querywatch.cli.incidents:incident",
+    "incidents": "querywatch.cli.incidents:incidents",
+    "lint": "querywatch.cli.lint:lint",
+    "postmortem": "querywatch.cli.incidents:postmortem",
+    "rollback": "querywatch.cli.respond:rollback",
+    "runbook": "querywatch.cli.respond:runbook",
+    "serve": "querywatch.cli.serve:serve",
+    "settings": "querywatch.cli.views:settings",
+    "top": "querywatch.cli.views:top",
+    "watch": "querywatch.cli.watch:watch",
+}
+
+
+class _LazyGroup(click.Group):
+    """A group whose commands are imported by name when asked for (see :data:`COMMANDS`)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in COMMANDS:
+            module, name = COMMANDS[cmd_name].split(":")
+            command = getattr(importlib.import_module(module), name)
+            assert isinstance(command, click.Command), COMMANDS[cmd_name]
+            self.add_command(command, cmd_name)
+        return command
+
+
+@click.group(
+    cls=_LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
 @click.option(
     "--config",
@@ -33,38 +75,6 @@ def cli(ctx: click.Context, debug: bool, config_file: Path | None) -> None:
     state = ctx.ensure_object(Context)
     state.debug = debug
     state.config_file = config_file
-
-
-def _register() -> None:
-    from querywatch.cli.deploys import deploy, deploys_cmd
-    from querywatch.cli.explain import explain_cmd
-    from querywatch.cli.gate import check
-    from querywatch.cli.incidents import COMMANDS as INCIDENT_COMMANDS
-    from querywatch.cli.lint import fingerprint_cmd, lint
-    from querywatch.cli.respond import COMMANDS as RESPOND_COMMANDS
-    from querywatch.cli.serve import serve
-    from querywatch.cli.views import settings, top
-    from querywatch.cli.watch import demo, watch
-
-    for command in (
-        watch,
-        demo,
-        top,
-        fingerprint_cmd,
-        settings,
-        *INCIDENT_COMMANDS,
-        deploy,
-        deploys_cmd,
-        serve,
-        *RESPOND_COMMANDS,
-        lint,
-        check,
-        explain_cmd,
-    ):
-        cli.add_command(command)
-
-
-_register()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -196,6 +196,3 @@ def postmortem(
         click.echo(done.text, nl=False)
     else:
         click.echo(one_line(f"postmortem of {incident_id} written to {output}"))
-
-
-COMMANDS = (incidents, incident, postmortem)

@@ -192,6 +192,3 @@ def run(
     if done.outcome in ("failed", "timeout"):
         error = done.result.error if done.result is not None else done.outcome
         raise ActionFailed(f"runbook step {name} {done.outcome}: {error}")
-
-
-COMMANDS = (rollback, runbook)
