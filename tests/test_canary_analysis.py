@@ -195,7 +195,7 @@ def test_a_query_100x_slower_on_a_fifth_of_pages_fails_within_30_s_at_5_percent(
     assert f.call_sites == (ORDERS.site,)
     assert f.effect is not None and f.effect > 30
     assert f.p_value is not None and f.p_value <= 0.001
-    assert f.canary["calls"] >= 5 and f.stable["calls"] >= 20
+    assert f.canary["calls"] >= 4 and f.stable["calls"] >= 20
     assert f.canary["mean_ms"] > 50 * f.stable["mean_ms"]
     assert f.canary["added_ms_per_s"] > 100
     assert "orders" in f.message and "v2" in f.message
@@ -344,10 +344,21 @@ def test_a_query_that_looks_slow_on_too_few_calls_holds_the_verdict_inconclusive
     slow = replace(ORDERS, mean_ms=ORDERS.mean_ms * 100)
     c, s = simulate(13, 60, canary=swap(SHOP, ORDERS, slow))
     few = [w for w in c.statements if w.fingerprint != ORDERS.fp or w.window_start == T0 + 20]
-    assert 0 < sum(w.calls for w in few if w.fingerprint == ORDERS.fp) < 5
+    assert 0 < sum(w.calls for w in few if w.fingerprint == ORDERS.fp) < 4
     v = verdict_at((ReleaseWindows(few, c.requests), s), 60)
     assert v.status == "inconclusive", v.reason
     assert v.pending and "looks" in v.pending[0] and "orders" in v.pending[0]
+
+
+def test_a_canary_that_has_not_served_a_costly_page_yet_does_not_pass() -> None:
+    """30 s in, the canary ran no /orders request (its query is a third of stable's database
+    time): nothing is wrong with what it did serve, but that is not a pass."""
+    no_orders = tuple(p for p in SHOP if p.route != "/orders")
+    v = verdict_at(simulate(14, 30, canary=no_orders), 30)
+    assert v.status == "inconclusive", v.reason
+    assert any("ran SELECT id, total FROM orders" in p and "0 time(s)" in p for p in v.pending)
+    # With everything served, the same span passes.
+    assert verdict_at(simulate(14, 30), 30).status == "pass"
 
 
 def test_policy_refuses_thresholds_that_cannot_work() -> None:

@@ -35,6 +35,7 @@ from querywatch.detect.canary_model import (
 )
 from querywatch.detect.canary_new import judge_new_queries, judge_routes
 from querywatch.detect.canary_sides import Side, floor_window, gather, span_seconds
+from querywatch.detect.wording import short_sql
 from querywatch.records import RepeatWindow, RequestWindow, StatementWindow
 from querywatch.store.base import Store
 
@@ -175,8 +176,29 @@ def judge(c: Side, s: Side, scale: Scale, policy: CanaryPolicy) -> Outcome:
         judge_query_errors(cq, sq, scale, policy, out)
     judge_new_queries(c, s, scale, policy, out)
     judge_routes(c, s, scale, policy, out)
+    unseen(c, s, scale, policy, out)
     out.findings.sort(key=lambda f: (-f.canary.get("added_ms_per_s", 0.0), _ORDER[f.kind]))
     return out
+
+
+def unseen(c: Side, s: Side, scale: Scale, policy: CanaryPolicy, out: Outcome) -> None:
+    """Stable queries that matter the canary has not run enough to judge: a pass would be
+    about pages it has not served yet."""
+    total = s.total_ms
+    share = scale.canary_units / scale.stable_units if scale.stable_units else 0.0
+    for fp, sq in sorted(s.queries.items(), key=lambda kv: -kv[1].total_ms):
+        if total <= 0 or sq.total_ms / total < policy.coverage_share:
+            break
+        cq = c.queries.get(fp)
+        ran = cq.calls if cq is not None else 0
+        due = sq.calls * share
+        if ran >= policy.min_calls or (ran == 0 and due >= 3 * policy.min_calls):
+            continue
+        out.pending.append(
+            f"the canary ran {short_sql(sq.normalized or fp, 60)} {ran} time(s), "
+            f"{policy.min_calls} are needed (it is {sq.total_ms / total:.0%} of "
+            f"{scale.stable_release}'s database time)"
+        )
 
 
 __all__ = [

@@ -168,8 +168,10 @@ def judge_latency(c: Query, s: Query, scale: Scale, policy: CanaryPolicy, out: O
                 message=message,
             )
         )
-    elif bad:
-        p = m.test.p_value if m.test is not None else 1.0
+    elif bad and m.test is not None and m.test.superiority >= policy.min_superiority:
+        # The ranks lean the same way as the means: worth waiting for. A mean pulled up by a
+        # few slow calls the ranks do not confirm is noise, and passes.
+        p = m.test.p_value
         out.pending.append(
             f"{label} looks {times(m.effect)} slower on canary over {m.canary_calls} calls, "
             f"not yet significant (p={p:.2g}, needs {policy.alpha:g})"

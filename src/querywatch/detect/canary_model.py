@@ -22,12 +22,18 @@ class CanaryPolicy:
     """Requests the canary must have served (statement calls, without the middleware) before it
     can pass: fewer is "inconclusive". At 5% of 30 req/s that is about 13 s."""
 
-    min_calls: int = 5
+    min_calls: int = 4
     """Canary calls of a fingerprint, in windows where stable ran it too, before it is judged.
-    Ranked against stable calls, 5 calls all slower than 150 stable ones reach p ≈ 1e-4."""
+    Ranked against stable calls of their windows, 4 calls all slower reach p ≈ 3e-4 (3: 0.0013,
+    short of ``alpha``); at 5% of 30 req/s a page with 20% of the traffic gives 4 in ~13 s."""
 
     min_stable_calls: int = 20
     """Stable calls of a fingerprint, in the same windows, before it is a baseline."""
+
+    coverage_share: float = 0.05
+    """A query taking this share of the stable release's database time must have run
+    ``min_calls`` times on canary (or clearly stopped: none where 3 × ``min_calls`` were due)
+    before the canary can pass: a page the canary has not served yet is not judged good."""
 
     min_route_requests: int = 5
     """Canary requests of a route before its errors or calls per request are judged."""
@@ -79,7 +85,13 @@ class CanaryPolicy:
             value = getattr(self, f.name)
             if not value >= 0:  # also refuses NaN
                 raise ValueError(f"canary policy: {f.name} must not be negative, got {value}")
-        for name in ("alpha", "min_superiority", "new_query_share", "min_error_rate_increase"):
+        for name in (
+            "alpha",
+            "min_superiority",
+            "new_query_share",
+            "min_error_rate_increase",
+            "coverage_share",
+        ):
             if not 0.0 < getattr(self, name) < 1.0:
                 raise ValueError(f"canary policy: {name} must be within (0, 1)")
         for name in ("min_effect_ratio", "min_rows_ratio", "min_calls_per_request_ratio"):

@@ -108,7 +108,9 @@ def _judge_pair(c: Query, s: Query, scale: Scale, p: CanaryPolicy, out: Outcome)
         )
         return
     out.judged_queries += 1
-    if t.p_value > p.alpha or t.superiority < p.min_superiority:
+    if t.superiority < p.min_superiority:
+        return  # the ranks do not confirm what the means say: a few slow calls, noise
+    if t.p_value > p.alpha:
         out.pending.append(
             f"{label} (new on canary) looks {times(effect)} slower than the query it replaced, "
             f"not yet significant (p={t.p_value:.2g}, needs {p.alpha:g})"
