@@ -16,6 +16,8 @@ import pytest
 
 from cli_helpers import assert_one_line_error, run_cli
 from pg_cluster import free_port
+from querywatch.demo.canary import CANARY_AGENT, CanaryPlan
+from querywatch.demo.router import bucket
 from querywatch.demo.run import DemoOptions, DemoReport, run_demo
 from querywatch.errors import QuerywatchError
 from querywatch.plans.rules import PlanPolicy
@@ -197,8 +199,11 @@ def test_demo_json_has_the_documented_fields(tmp_path: Path) -> None:
         "recovered",
         "postmortem_path",
         "gate",
+        "canary",
     ):
         assert key in data
+    # the CLI deploys the bad release as a canary by default
+    assert data["canary"]["weight_pct"] == 10 and data["canary"]["started_at"]
     assert set(data["latency_ms"]) == {"before", "during", "after"}
     assert all({"p50", "p95"} <= set(v) for v in data["latency_ms"].values())
     assert data["bad_deploy_at"] < data["rollback_at"]
@@ -298,3 +303,74 @@ def test_ctrl_c_stops_cleanly_with_a_partial_summary(tmp_path: Path) -> None:
     assert "stopping" in err
     assert "interrupted" in out and "before (v1)" in out
     assert _shop_servers(workdir) == []
+
+
+def canary_replay(workdir: Path, release: str, duration: float) -> DemoReport:
+    options = DemoOptions(
+        workdir=workdir,
+        scale=50_000,
+        duration=duration,
+        rate=25,
+        users=60,
+        slo_ms=5.0,
+        release=release,
+        canary=CanaryPlan(20),
+    )
+    return run_demo(options)
+
+
+def test_a_bad_canary_is_aborted_and_only_its_cohort_met_it(tmp_path: Path) -> None:
+    report = canary_replay(tmp_path, "v2", duration=100)
+    assert report.completed and report.bad and report.rollback and report.canary
+    canary = report.canary
+    assert not report.monitor_errors, report.monitor_errors
+    # The canary analysis failed it (not the demo by hand), and named a query v2 changed.
+    assert canary.aborted_by == CANARY_AGENT and canary.failed is not None, canary.verdict
+    assert canary.failed.status == "fail"
+    truth = {q.fingerprint for q in report.ground_truth}
+    assert {f.fingerprint for f in canary.failed.findings} & truth, canary.failed.findings
+    assert canary.aborted_at is not None and report.rollback.switched_at == canary.aborted_at
+    # Only the canary's cohort met v2: the users the router's hash put there, no one else.
+    cohort = {u for u in range(1, 61) if bucket(u) < 20}
+    met = {r.user_id for r in report.records if r.routed_to == "v2"}
+    assert met and met <= cohort
+    assert not [r for r in report.records if r.release == "v2" and r.user_id not in cohort]
+    # After the abort, v1 serves every request.
+    after = [r for r in report.records if r.scheduled_at > report.rollback.finished_at + 0.05]
+    assert after and {(r.routed_to, r.release) for r in after if not r.failed} == {("v1", "v1")}
+    affected = {
+        r.user_id
+        for r in report.records
+        if r.routed_to == "v2" and (r.failed or r.latency_ms > report.summary.slo_ms)
+    }
+    assert report.summary.users_affected == len(affected) <= len(met)
+    # --json keeps today's keys and adds the canary's.
+    data = report.as_json()["canary"]
+    assert data["verdict"] == "fail" and data["status"] == "aborted"
+    assert data["weight_pct"] == 20 and data["users_in_canary"] == len(met)
+    assert data["abort_after_s"] == pytest.approx(canary.aborted_at - report.bad.switched_at, 0.01)
+    assert data["aborted_at"] and data["started_at"] and data["promoted_at"] is None
+    assert {c["fingerprint"] for c in data["culprits"]} & truth
+    # The incident says it was caught in canary, and went through the rollback path.
+    assert report.incident is not None and report.incident.id == canary.incident
+    actions = {e.data.get("action"): e for e in report.incident.timeline if e.kind == "action"}
+    abort = actions["canary_abort"]
+    assert "caught in canary" in abort.message
+    assert abort.data["users_in_canary"] > 0 and abort.data["weight_pct"] == 20
+    assert abort.data["verdict"]["status"] == "fail"
+    assert actions["rollback"].data["outcome"] == "ok"
+    assert report.postmortem_path is not None
+    assert "caught in canary" in report.postmortem_path.read_text().lower()
+    assert _shop_servers(tmp_path) == []
+
+
+def test_a_harmless_canary_is_promoted(tmp_path: Path) -> None:
+    report = canary_replay(tmp_path, "v1.1", duration=80)
+    assert report.completed and report.canary is not None, report.monitor_errors
+    assert report.canary.status == "promoted", (report.canary.verdict, report.monitor_errors)
+    assert report.promoted is not None and report.rollback is None and report.incident is None
+    after = [r for r in report.records if r.scheduled_at > report.promoted.finished_at + 0.05]
+    assert after and {r.release for r in after if not r.failed} == {"v1.1"}
+    data = report.as_json()["canary"]
+    assert data["verdict"] == "pass" and data["promoted_at"] and data["aborted_at"] is None
+    assert _shop_servers(tmp_path) == []

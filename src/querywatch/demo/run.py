@@ -7,235 +7,50 @@ detects and attributes the regression, re-checks the evidence, rolls v2 back thr
 path (the action is the demo's deployer), runs the cache-flush runbook step, verifies recovery
 against the baseline, resolves the incident and writes the postmortem into the work directory.
 If nothing fires by the end of the bad phase, the demo rolls back by hand and says so.
+
+With a canary plan (the CLI's default), v2 first takes a share of users next to v1, the canary
+analysis judges it at every monitor pass (:mod:`querywatch.demo.canary`), and a failing verdict
+takes its weight to 0 before the same rollback path runs; a passing one moves it up its steps
+and promotes it.
 """
 
 from __future__ import annotations
 
-import shlex
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
+from querywatch.demo.canary import STEP_S, CanaryRun
 from querywatch.demo.deployer import Deploy, Deployer
 from querywatch.demo.gate import check_release
-from querywatch.demo.ground_truth import ReleaseQuery, changed_queries
-from querywatch.demo.load import LoadConfig, LoadGenerator, RequestRecord
-from querywatch.demo.shop.db import explain_target
-from querywatch.demo.shop.maintenance import SHOP_ENV
-from querywatch.demo.shop.releases import BAD, GOOD, load_release
-from querywatch.demo.shop.seed import Shape, seed
-from querywatch.demo.summary import Summary, percentile, summarize
-from querywatch.detect.policy import Policy
+from querywatch.demo.ground_truth import changed_queries
+from querywatch.demo.load import LoadConfig, LoadGenerator
+from querywatch.demo.report import DemoOptions, DemoProgress, DemoReport
+from querywatch.demo.shop.releases import GOOD, load_release
+from querywatch.demo.shop.seed import seed
+from querywatch.demo.summary import summarize
+from querywatch.demo.watcher import ENVIRONMENT, Watcher
 from querywatch.errors import ConfigError
 from querywatch.gate import CheckReport
-from querywatch.incidents.model import Incident, TimelineEvent
 from querywatch.incidents.repository import load_incident
-from querywatch.monitor import Monitor
 from querywatch.records import DeployMarker
-from querywatch.respond.actions import ActionContext, CallableAction, CommandAction
-from querywatch.respond.alerts import Alert
-from querywatch.respond.notifier import Notifier
-from querywatch.respond.responder import Responder
-from querywatch.respond.runbook import RunbookStep
-from querywatch.respond.settings import RollbackSettings
 from querywatch.store import open_store
 
-#: How often the demo's monitor looks at the store (the shop flushes capture every second).
-CHECK_EVERY_S = 1.0
+__all__ = ["DemoOptions", "DemoProgress", "DemoReport", "run_demo"]
 
 #: Shares of the load's duration: before the bad deploy, on the bad release (at most: the
 #: responder rolls back as soon as the evidence is strong enough), after the rollback. The
 #: monitor needs 20 s of history.
 PHASES = (0.3, 0.5, 0.2)
 
-#: The demo's environment on deploy markers, and the responder's.
-ENVIRONMENT = "demo"
-
-#: Seconds after the rollback before recovery is verified (a real agent waits a minute), and how
-#: long the load goes on past the after-phase for the verdict to come in.
-RECOVERY_CHECK_S = 12.0
+#: How long the load goes on past the after-phase for the recovery verdict to come in.
 RECOVERY_GRACE_S = 40.0
 
-#: The name of the runbook step the demo runs after the rollback, and the postmortem's file name
-#: (one per incident: the demo's store, and so its incidents, outlive a run).
-CACHE_FLUSH = "cache-flush"
+#: The postmortem's file name (one per incident: the demo's store, and so its incidents, outlive
+#: a run).
 POSTMORTEM_FILE = "postmortem-{incident}.md"
-
-
-@dataclass(frozen=True)
-class DemoOptions:
-    workdir: Path
-    dsn: str | None = None
-    scale: int | None = None
-    duration: float = 100.0
-    port: int | None = None
-    rate: float = 30.0
-    users: int = 300
-    timeout: float = 3.0
-    slo_ms: float = 1000.0
-    #: What the replay deploys after v1 (``v1.1`` replays a harmless deploy), the load's seed and
-    #: its burstiness: knobs for the detection benchmark's benign and noisy replays.
-    release: str = BAD
-    seed: int = 7
-    burst_factor: float = 1.0
-
-    @property
-    def shop_location(self) -> str:
-        return self.dsn or str(self.workdir / "shop.sqlite3")
-
-    @property
-    def store_path(self) -> Path:
-        return self.workdir / "querywatch.sqlite3"
-
-
-@dataclass
-class DemoProgress:
-    """What the live view shows; updated by the run as it goes."""
-
-    phase: str = "starting"
-    release: str | None = None
-    started_at: float = field(default_factory=time.time)
-    records: list[RequestRecord] = field(default_factory=list)
-    deploys: list[Deploy] = field(default_factory=list)
-    alerts: list[Alert] = field(default_factory=list)
-    steps: list[TimelineEvent] = field(default_factory=list)  # what the responder did
-
-
-@dataclass
-class DemoReport:
-    options: DemoOptions
-    shape: Shape
-    run_started_at: float
-    bad: Deploy | None
-    rollback: Deploy | None
-    summary: Summary
-    ground_truth: list[ReleaseQuery]
-    records: list[RequestRecord]
-    completed: bool
-    detected_at: float | None = None
-    incident: Incident | None = None
-    alerts: list[Alert] = field(default_factory=list)
-    monitor_errors: list[str] = field(default_factory=list)  # checks that failed, kept going
-    rollback_by: str | None = None  # "querywatch" (the responder) or "demo" (nothing fired)
-    recovered: bool | None = None  # the responder's verdict; None when it gave none
-    recovered_at: float | None = None
-    postmortem_path: Path | None = None
-    steps: list[TimelineEvent] = field(default_factory=list)
-    gate: dict[str, CheckReport] = field(default_factory=dict)  # the CI gate, per release
-
-    @property
-    def detect_after_s(self) -> float | None:
-        """From the bad release taking traffic to the first alert."""
-        if self.detected_at is None or self.bad is None:
-            return None
-        return self.detected_at - self.bad.switched_at
-
-    @property
-    def rollback_completed_at(self) -> float | None:
-        """When the rollback's deploy finished (the previous release serving, v2 stopped)."""
-        return self.rollback.finished_at if self.rollback else None
-
-    @property
-    def mitigate_after_s(self) -> float | None:
-        """From the bad release taking traffic to the rollback complete."""
-        if self.rollback is None or self.bad is None:
-            return None
-        return self.rollback.finished_at - self.bad.switched_at
-
-    def page_latency(self, page: str, phase: str) -> float | None:
-        """Median latency of one page in one phase (before / during / after), in ms."""
-        bounds = self._bounds()
-        lo, hi = bounds[phase]
-        values = [
-            r.latency_ms
-            for r in self.records
-            if r.page == page and lo <= r.scheduled_at < hi and not r.failed
-        ]
-        return percentile(values, 50)
-
-    def _bounds(self) -> dict[str, tuple[float, float]]:
-        bad = self.bad.switched_at if self.bad else float("inf")
-        back = self.rollback.switched_at if self.rollback else float("inf")
-        return {"before": (0.0, bad), "during": (bad, back), "after": (back, float("inf"))}
-
-    def as_json(self) -> dict[str, Any]:
-        s = self.summary
-        pages = sorted({r.page for r in self.records})
-        return {
-            "completed": self.completed,
-            "bad_deploy_at": _iso(self.bad.switched_at) if self.bad else None,
-            "rollback_at": _iso(self.rollback.switched_at) if self.rollback else None,
-            "requests": s.before.requests + s.during.requests + s.after.requests,
-            "error_rate": _rate(s),
-            "latency_ms": {
-                phase: {"p50": _r(stats.p50_ms), "p95": _r(stats.p95_ms)}
-                for phase, stats in (("before", s.before), ("during", s.during), ("after", s.after))
-            },
-            "page_p50_ms": {
-                page: {ph: _r(self.page_latency(page, ph)) for ph in ("before", "during", "after")}
-                for page in pages
-            },
-            "slo_ms": s.slo_ms,
-            "users_total": s.users_total,
-            "users_affected": s.users_affected,
-            "users_affected_pct": round(s.users_affected_pct, 2),
-            "ground_truth": [q.as_dict() for q in self.ground_truth],
-            "detected_at": _iso(self.detected_at) if self.detected_at else None,
-            "detect_after_s": _r(self.detect_after_s),
-            "rollback_completed_at": _iso(self.rollback_completed_at)
-            if self.rollback_completed_at
-            else None,
-            "rollback_by": self.rollback_by,
-            "mitigate_after_s": _r(self.mitigate_after_s),
-            "recovered": self.recovered,
-            "recovered_at": _iso(self.recovered_at) if self.recovered_at else None,
-            "postmortem_path": str(self.postmortem_path) if self.postmortem_path else None,
-            "gate": {
-                version: {
-                    "exit_code": report.exit_code,
-                    "passed": report.exit_code == 0,
-                    "findings": [f.as_dict() for f in report.failing],
-                }
-                for version, report in self.gate.items()
-            },
-            "incident": self.incident.id if self.incident else None,
-            "incident_status": self.incident.status if self.incident else None,
-            "culprits": [
-                {
-                    "fingerprint": c.fingerprint,
-                    "normalized": c.normalized,
-                    "call_site": f"{c.call_sites[0].path}:{c.call_sites[0].line}"
-                    if c.call_sites
-                    else None,
-                    "function": c.call_sites[0].function if c.call_sites else None,
-                    "added_db_ms_per_s": round(c.added_db_ms_per_s, 1),
-                    "first_seen_deploy": c.first_seen_deploy,
-                }
-                for c in (self.incident.culprits if self.incident else [])
-            ],
-            "scale": self.shape.orders,
-            "database": "postgresql" if self.options.dsn else "sqlite",
-        }
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
-
-
-def _r(value: float | None) -> float | None:
-    return None if value is None else round(value, 2)
-
-
-def _rate(s: Summary) -> float:
-    total = s.before.requests + s.during.requests + s.after.requests
-    errors = s.before.errors + s.during.errors + s.after.errors
-    return round(errors / total, 4) if total else 0.0
 
 
 def check_workdir(workdir: Path) -> None:
@@ -295,7 +110,10 @@ def run_demo(
 
     def mark(deploy: Deploy) -> None:
         progress.deploys.append(deploy)
-        progress.release = deploy.version
+        if deploy.canary_weight is None:
+            progress.release = deploy.version
+        if deploy.promoted:
+            return  # the canary's start is that release's deploy marker
         store.record_deploy(
             DeployMarker(
                 id=f"demo-{deploy.version}-{deploy.started_at:.3f}",
@@ -336,7 +154,7 @@ def run_demo(
         ports=(options.port, options.port + 1) if options.port is not None else (),
     )
     load = LoadGenerator(deployer.router, config, on_record=progress.records.append)
-    watcher = _Watcher(options, progress, deployer)
+    watcher = Watcher(options, progress, deployer)
     try:
         progress.phase = f"starting {GOOD}"
         deployer.deploy(GOOD)
@@ -353,31 +171,48 @@ def run_demo(
         progress.phase = f"{GOOD} under load"
         if not _wait(stop, load_started + warmup):
             progress.phase = f"deploying {options.release}"
-            bad_deploy = deployer.deploy(options.release)
-            progress.phase = f"{options.release} serving"
-            # querywatch rolls back by itself once the evidence is strong enough; if it has not
-            # by the end of the bad phase, the demo does (and the summary says so).
+            if options.canary is not None:
+                bad_deploy = deployer.start_canary(options.release, options.canary.weight)
+                step_s = min(STEP_S, 0.8 * bad_for / len(options.canary.weights))
+                watcher.canary = CanaryRun(bad_deploy, options.canary, step_s)
+                progress.phase = f"{options.release} as a canary"
+            else:
+                bad_deploy = deployer.deploy(options.release)
+                progress.phase = f"{options.release} serving"
+            # querywatch rolls back by itself once the evidence is strong enough (or promotes a
+            # canary that passes); if it has not by the end of the bad phase, the demo rolls
+            # back (and the summary says so).
             deadline = time.monotonic() + bad_for
             while (
                 not stop.is_set()
                 and time.monotonic() < deadline
                 and not watcher.rolled_back.wait(0.2)
+                and watcher.promoted is None
             ):
                 pass
+            if watcher.rollback is None and watcher.promoted is None and not stop.is_set():
+                watcher.pause()  # no automatic rollback racing the demo's own
             if watcher.rollback is not None:
                 rollback, rollback_by = watcher.rollback, "querywatch"
+            elif watcher.promoted is not None:
+                progress.phase = f"{options.release} promoted to every user"
             elif not stop.is_set():
-                watcher.pause()  # no automatic rollback racing the demo's own
                 progress.phase = f"rolling back to {GOOD} (nothing fired)"
                 rollback, rollback_by = deployer.rollback(), "demo"
-            if rollback is not None:
-                progress.phase = f"{GOOD} again (after rollback)"
+                if watcher.canary is not None:
+                    watcher.canary.aborted_at = rollback.switched_at
+                    watcher.canary.aborted_by = "the demo (no verdict in time)"
+            if rollback is not None or watcher.promoted is not None:
+                if rollback is not None:
+                    progress.phase = f"{GOOD} again (after rollback)"
                 after_until = time.monotonic() + after
                 grace_until = after_until + RECOVERY_GRACE_S
                 while not stop.is_set() and time.monotonic() < grace_until:
                     if time.monotonic() >= after_until and watcher.settled():
                         break
                     stop.wait(0.2)
+                if rollback is None and watcher.rollback is not None:  # a promoted bad release
+                    rollback, rollback_by = watcher.rollback, "querywatch"
                 if not stop.is_set():
                     completed = True
         progress.phase = "stopping" if completed else "interrupted"
@@ -403,6 +238,7 @@ def run_demo(
         bad_deploy.switched_at if bad_deploy else float("inf"),
         rollback.switched_at if rollback else None,
         options.slo_ms,
+        bad_release=options.release,
     )
     progress.phase = "done" if completed else "interrupted"
     return DemoReport(
@@ -425,135 +261,9 @@ def run_demo(
         postmortem_path=postmortem_path,
         steps=list(progress.steps),
         gate=gate,
+        canary=watcher.canary,
+        promoted=watcher.promoted,
     )
-
-
-class _ProgressSink:
-    """Alerts go to the live view (the CLI prints them the moment they fire)."""
-
-    name = "the demo's terminal"
-
-    def __init__(self, progress: DemoProgress) -> None:
-        self.progress = progress
-
-    def send(self, alert: Alert) -> None:
-        self.progress.alerts.append(alert)
-
-
-class _Watcher:
-    """The monitor and responder, run every second over the demo's store while the load runs.
-
-    The responder's rollback action is the demo's deployer (a real deploy tool would be a
-    command or a webhook); its runbook has the shop's cache flush, run as a separate process.
-    """
-
-    def __init__(self, options: DemoOptions, progress: DemoProgress, deployer: Deployer) -> None:
-        self.options = options
-        self.progress = progress
-        self.deployer = deployer
-        self.rolled_back = threading.Event()
-        self.rollback: Deploy | None = None
-        self.detected_at: float | None = None
-        self.incident: Incident | None = None
-        self.recovered: bool | None = None
-        self.recovered_at: float | None = None
-        self.errors: list[str] = []
-        self._paused = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="demo-monitor", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def pause(self) -> None:
-        """Stop acting (the demo rolls back by hand): no check runs after this returns."""
-        self._paused.set()
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def settled(self) -> bool:
-        """The loop is closed: recovery verified (or not) and nothing left to wait for."""
-        return self.recovered is not None or self._paused.is_set()
-
-    def _roll_back(self, context: ActionContext) -> str:
-        deploy = self.deployer.rollback()
-        self.rollback = deploy
-        self.rolled_back.set()
-        return (
-            f"{deploy.version} ({deploy.commit}) took traffic at "
-            f"{_iso(deploy.switched_at)}, {context.version} stopped"
-        )
-
-    def _responder(self, store: Any, policy: Policy, notifier: Notifier) -> Responder:
-        location = self.options.shop_location
-        flush = CommandAction(
-            f"{shlex.quote(sys.executable)} -m querywatch.demo.shop.maintenance flush-cache",
-            setting=f"[runbook.{CACHE_FLUSH}] command",
-            env={SHOP_ENV: location},  # a DSN's password stays off the timeline
-        )
-        return Responder(
-            store,
-            action=CallableAction(self._roll_back, label="the demo's deployer: roll back"),
-            settings=RollbackSettings(
-                environment=ENVIRONMENT, auto=True, recovery_check_s=RECOVERY_CHECK_S
-            ),
-            runbook={
-                CACHE_FLUSH: RunbookStep(
-                    CACHE_FLUSH,
-                    flush,
-                    after_rollback=True,
-                    timeout_s=60.0,
-                    description="the report's database cache flush",
-                )
-            },
-            notifier=notifier,
-            policy=policy,
-            on_event=self.progress.steps.append,
-        )
-
-    def _run(self) -> None:
-        from querywatch.detect.health import health_snapshot, sqlite_health
-
-        dsn = self.options.dsn
-        health = (lambda: health_snapshot(dsn)) if dsn else sqlite_health
-        store = open_store(self.options.store_path)
-        # The demo's store has watched the shop since it started, so 20 s of history before
-        # the deploy is enough to tell new queries from old ones (a real agent waits 60 s).
-        policy = Policy(min_baseline_chunks=2)
-        notifier = Notifier([_ProgressSink(self.progress)])
-        monitor = Monitor(
-            store,
-            policy=policy,
-            notifier=notifier,
-            health=health,
-            repo_root=Path.cwd(),
-            environment=ENVIRONMENT,
-            slo_ms=self.options.slo_ms,
-            responder=self._responder(store, policy, notifier),
-            # plans of the culprits now against before the deploy, findings and index advice
-            explain_target=explain_target(self.options.shop_location),
-        )
-        try:
-            while not self._stop.wait(CHECK_EVERY_S):
-                try:
-                    result = monitor.check()
-                except Exception as exc:  # the demo goes on; the summary says what failed
-                    self.errors.append(f"{type(exc).__name__}: {exc}")
-                    continue
-                if result.incident is not None:
-                    self.incident = result.incident
-                    if self.detected_at is None and result.alerted:
-                        self.detected_at = time.time()
-                for recovery in result.recoveries:
-                    self.recovered = recovery.recovered
-                    self.recovered_at = time.time()
-                    self.incident = load_incident(store, recovery.incident) or self.incident
-        finally:
-            store.close()
 
 
 def _wait(stop: threading.Event, until_monotonic: float) -> bool:

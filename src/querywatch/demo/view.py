@@ -12,8 +12,10 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from querywatch.demo.canary import CANARY_AGENT
 from querywatch.demo.gate import gate_summary
-from querywatch.demo.run import DemoProgress, DemoReport
+from querywatch.demo.report import DemoProgress, DemoReport
+from querywatch.demo.shop.releases import GOOD
 from querywatch.demo.summary import percentile
 from querywatch.gate import CheckReport
 from querywatch.incidents.model import TimelineEvent
@@ -22,6 +24,10 @@ from querywatch.terminal import safe_text
 
 REPORT_MINUTES = 150
 REPORT_AFFECTED_PCT = 87
+
+#: Users affected when v2 goes to every user at once (`querywatch demo --no-canary`, default
+#: options): every replay in bench/RESULTS.md "Canary — 2026-12-05" measured 100%.
+ALL_AT_ONCE_AFFECTED_PCT = 100
 
 
 def live_panel(progress: DemoProgress, slo_ms: float) -> RenderableType:
@@ -34,6 +40,8 @@ def live_panel(progress: DemoProgress, slo_ms: float) -> RenderableType:
     table = Table.grid(padding=(0, 2))
     table.add_row("phase", safe_text(progress.phase, style="bold"))
     table.add_row("serving", safe_text(progress.release or "–"))
+    if progress.canary:
+        table.add_row("canary", safe_text(progress.canary))
     table.add_row("elapsed", f"{now - progress.started_at:,.0f} s")
     table.add_row("requests", f"{len(progress.records):,}")
     table.add_row(
@@ -42,8 +50,13 @@ def live_panel(progress: DemoProgress, slo_ms: float) -> RenderableType:
         f"{failed} failed, {slow} slower than {slo_ms:,.0f} ms",
     )
     for d in progress.deploys:
-        kind = "rollback" if d.rollback else "deploy"
         at = time.strftime("%H:%M:%S", time.localtime(d.switched_at))
+        if d.canary_weight is not None:
+            table.add_row(
+                "canary", safe_text(f"{d.version} ({d.commit}) at {at}, {d.canary_weight:g}%")
+            )
+            continue
+        kind = "rollback" if d.rollback else "promote" if d.promoted else "deploy"
         table.add_row(kind, safe_text(f"{d.version} ({d.commit}) at {at}"))
     return table
 
@@ -81,18 +94,63 @@ def gate_view(version: str, gate: CheckReport) -> RenderableType:
 
 
 def headline(report: DemoReport) -> Text:
-    """Time to detect, time to mitigate and users affected, next to the report's figures."""
+    """Time to detect, time to mitigate and users affected, next to the report's figures (and,
+    for a canary, next to the same release going to everyone at once)."""
     s = report.summary
     detect = f"{report.detect_after_s:.0f} s" if report.detect_after_s is not None else "never"
     mitigate = (
         f"{report.mitigate_after_s:.0f} s" if report.mitigate_after_s is not None else "never"
     )
+    report_figures = f"the report: {REPORT_MINUTES} minutes to mitigate, {REPORT_AFFECTED_PCT}%"
+    canary = report.canary
+    if canary is not None and canary.aborted_at is not None and canary.abort_after_s is not None:
+        return Text(
+            f"caught in canary: {canary.release} took {canary.plan.weight:g}% of users and no "
+            f"traffic {canary.abort_after_s:.0f} s later; {s.users_affected_pct:.0f}% of users "
+            f"affected (all at once: {ALL_AT_ONCE_AFFECTED_PCT}%; {report_figures} of users)",
+            style="bold green" if canary.aborted_by == CANARY_AGENT else "bold yellow",
+        )
+    if canary is not None and canary.promoted_at is not None and report.rollback is None:
+        return Text(
+            f"canary {canary.release} passed and was promoted to every user; "
+            f"{s.users_affected_pct:.0f}% of users affected",
+            style="bold green",
+        )
     return Text(
         f"time to detect {detect}, time to mitigate {mitigate}, "
         f"{s.users_affected_pct:.0f}% of users affected "
-        f"(the report: {REPORT_MINUTES} minutes to mitigate, {REPORT_AFFECTED_PCT}% of users)",
+        f"({report_figures} of users)",
         style="bold green" if report.rollback_by == "querywatch" else "bold yellow",
     )
+
+
+def canary_view(report: DemoReport) -> RenderableType:
+    """The canary: its share, who met it, the verdict and what it found."""
+    canary = report.canary
+    assert canary is not None
+    at = time.strftime("%H:%M:%S", time.localtime(canary.deploy.switched_at))
+    met, hurt, total = canary.users(report.records, report.summary.slo_ms)
+    lines: list[RenderableType] = [
+        safe_text(
+            f"canary {canary.release} took {canary.plan.weight:g}% of users at {at} "
+            f"(steps {', '.join(f'{w:g}%' for w in canary.plan.weights)}); {met} of {total} "
+            f"users met it, {hurt} saw an error or a slow page on it",
+            style="bold",
+        )
+    ]
+    verdict = canary.failed or canary.verdict
+    if canary.aborted_at is not None and canary.abort_after_s is not None:
+        lines.append(
+            safe_text(
+                f"aborted by {canary.aborted_by} {canary.abort_after_s:.0f} s after it took "
+                f"traffic" + (f": {verdict.reason}" if verdict and verdict.reason else "")
+            )
+        )
+    elif canary.promoted_at is not None:
+        lines.append(safe_text(f"promoted after {canary.verdicts} verdicts, the last: pass"))
+    for f in canary.failed.findings if canary.failed else ():
+        lines.append(_cut(Text.assemble("  ", safe_text(f"{f.kind}: {f.message}"))))
+    return Group(*lines)
 
 
 def summary_view(report: DemoReport) -> RenderableType:
@@ -103,11 +161,12 @@ def summary_view(report: DemoReport) -> RenderableType:
     table.add_column("errors", justify="right")
     table.add_column("p50 ms", justify="right")
     table.add_column("p95 ms", justify="right")
-    for name, stats in (
-        ("before (v1)", s.before),
-        ("bad release (v2)", s.during),
-        ("after rollback (v1)", s.after),
-    ):
+    bad = report.options.release
+    during = f"bad release ({bad})"
+    if report.canary is not None:
+        during = f"canary ({bad} at {report.canary.plan.weight:g}%, {GOOD} for the rest)"
+    after = "after rollback (v1)" if report.promoted is None else f"after promotion ({bad})"
+    for name, stats in (("before (v1)", s.before), (during, s.during), (after, s.after)):
         table.add_row(
             name,
             f"{stats.requests:,}",
@@ -119,10 +178,12 @@ def summary_view(report: DemoReport) -> RenderableType:
     lines.append(
         Text(
             f"{s.users_affected} of {s.users_total} users ({s.users_affected_pct:.0f}%) saw an "
-            f"error or a page slower than {s.slo_ms:,.0f} ms during the bad release "
+            f"error or a page slower than {s.slo_ms:,.0f} ms on the bad release "
             f"(the report: {REPORT_AFFECTED_PCT}% of users, {REPORT_MINUTES} minutes)."
         )
     )
+    if report.canary is not None:
+        lines.append(canary_view(report))
     if report.detect_after_s is not None and report.incident is not None:
         lines.append(
             safe_text(
