@@ -134,6 +134,13 @@ SETTINGS: tuple[Setting, ...] = (
         "A request slower than this (ms) counts as failed for impact.",
         _positive_float,
     ),
+    Setting(
+        "release_header",
+        None,
+        "Request header naming the release that served a request, set by the load balancer "
+        "(e.g. X-Querywatch-Release); the middleware records the request and its statements "
+        "under it. Unset: no header is read (clients could name any release).",
+    ),
     Setting("alert_webhook_url", None, "POST every alert as JSON to this URL.", secret=True),
     Setting("alert_slack_url", None, "Slack incoming-webhook URL for alerts.", secret=True),
     Setting(

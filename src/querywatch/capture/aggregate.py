@@ -16,6 +16,11 @@ statements beyond the cap are counted into one ``other`` fingerprint per dialect
 (``OTHER_FINGERPRINT``), requests into the ``OTHER_ROUTE`` route, at most ``max_users`` user keys
 are kept per route and window and ``max_repeat_keys`` (route, fingerprint) repeat rows per window.
 Statement texts (the fingerprint cache) are bounded too.
+
+Releases cost the statement path nothing: a fingerprint's state is per release (the channel's, set
+once by ``instrument(release=...)``, the Recorder or ``QUERYWATCH_RELEASE``), so a statement's
+release rides on the state it already looks up. Only a request whose release differs from the
+channel's (a load balancer's header) swaps in that release's state, one dict lookup.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ OTHER_ROUTE = "<other>"
 UNPARSED_FINGERPRINT = "unparsed"
 MAX_TEXTS = 20_000
 MAX_SITES = 8  # per fingerprint
+MAX_RELEASES = 16  # other releases' states remembered per fingerprint state (a header's values)
 PENDING_WAKE = 4096
 PENDING_MAX = 65_536
 _WINDOW_NS = WINDOW_SECONDS * 1_000_000_000
@@ -55,17 +61,30 @@ FingerprintFn = Callable[[str, str], Fingerprint]
 
 
 class FingerprintState:
-    """One fingerprint over the process lifetime: its call-site sampling counter and known sites."""
+    """One fingerprint of one release over the process lifetime: its call-site sampling counter
+    and known sites. Windows are keyed by the state, so each release's calls add up apart."""
 
-    __slots__ = ("countdown", "dialect", "id", "normalized", "sampled", "sites")
+    __slots__ = (
+        "countdown",
+        "dialect",
+        "id",
+        "normalized",
+        "release",
+        "releases",
+        "sampled",
+        "sites",
+    )
 
-    def __init__(self, id: str, normalized: str, dialect: str) -> None:
+    def __init__(self, id: str, normalized: str, dialect: str, release: str = "") -> None:
         self.id = id
         self.normalized = normalized
         self.dialect = dialect
+        self.release = release
         self.countdown = 1  # calls until the next call-site sample
         self.sampled = 0
         self.sites: dict[CallSite, None] = {}
+        #: The same fingerprint's state for other releases, found without the lock.
+        self.releases: dict[str, FingerprintState] = {}
 
 
 class _StatementAgg:
@@ -114,9 +133,9 @@ class _Window:
 
     def __init__(self) -> None:
         self.statements: dict[FingerprintState, _StatementAgg] = {}
-        self.requests: dict[str, _RequestAgg] = {}
-        # (route, fingerprint) -> [requests, total repeats, max repeats]
-        self.repeats: dict[tuple[str, FingerprintState], list[int]] = {}
+        self.requests: dict[tuple[str, str], _RequestAgg] = {}  # (route, release)
+        # (route, release, fingerprint) -> [requests, total repeats, max repeats]
+        self.repeats: dict[tuple[str, str, FingerprintState], list[int]] = {}
 
 
 Raw = tuple["FingerprintState", int, int, int, int]
@@ -138,7 +157,10 @@ class Aggregator:
         repeat_threshold: int = 5,
         pending_wake: int = PENDING_WAKE,
         pending_max: int = PENDING_MAX,
+        release: str = "",
     ) -> None:
+        self.release = release
+        """The release statements and requests are recorded under unless told otherwise."""
         self.max_fingerprints = max_fingerprints
         self.max_routes = max_routes
         self.max_users = max_users
@@ -156,8 +178,8 @@ class Aggregator:
         """Asks the flusher thread to ``absorb`` soon (set by the Recorder)."""
         self._woken = False
         self._windows: dict[int, _Window] = {}
-        self._fingerprints: dict[tuple[str, str], FingerprintState] = {}
-        self._channels: dict[str, StatementChannel] = {}
+        self._fingerprints: dict[tuple[str, str, str], FingerprintState] = {}
+        self._channels: dict[tuple[str, str], StatementChannel] = {}
         # What the caps and failures cost, for tests and for the agent's own metrics.
         self.overflow_calls = 0
         self.overflow_requests = 0
@@ -167,24 +189,46 @@ class Aggregator:
         self.internal_errors = 0
 
     def channel(
-        self, dialect: str, fingerprint_fn: FingerprintFn = fingerprint
+        self,
+        dialect: str,
+        fingerprint_fn: FingerprintFn = fingerprint,
+        release: str | None = None,
     ) -> StatementChannel:
-        """The statement recorder for one dialect (shared by every connection of that dialect)."""
+        """The statement recorder for one dialect and release (shared by every connection of
+        that dialect and release); ``release=None`` takes the aggregator's."""
+        release = self.release if release is None else release
         with self.lock:
-            ch = self._channels.get(dialect)
+            ch = self._channels.get((dialect, release))
             if ch is None:
-                ch = self._channels[dialect] = StatementChannel(self, dialect, fingerprint_fn)
+                ch = StatementChannel(self, dialect, fingerprint_fn, release)
+                self._channels[(dialect, release)] = ch
             return ch
 
-    def fingerprint_state(self, fp: Fingerprint, dialect: str) -> FingerprintState:
-        key = (dialect, fp.id)
+    def fingerprint_state(
+        self, fp: Fingerprint, dialect: str, release: str = ""
+    ) -> FingerprintState:
+        """The one state of a fingerprint, dialect and release. Caller holds the lock."""
+        key = (dialect, fp.id, release)
         state = self._fingerprints.get(key)
         if state is None:
             if len(self._fingerprints) >= 10 * self.max_fingerprints:
                 self._fingerprints.clear()  # bounded; sites are re-learnt by sampling
-            state = FingerprintState(fp.id, fp.normalized, dialect)
+            state = FingerprintState(fp.id, fp.normalized, dialect, release)
             self._fingerprints[key] = state
         return state
+
+    def for_release(self, state: FingerprintState, release: str) -> FingerprintState:
+        """``state``'s fingerprint in another release (a request served by that release)."""
+        other = state.releases.get(release)
+        if other is None:
+            with self.lock:
+                other = self.fingerprint_state(
+                    Fingerprint(state.id, state.normalized), state.dialect, release
+                )
+                if len(state.releases) >= MAX_RELEASES:
+                    state.releases.clear()
+                state.releases[release] = other
+        return other
 
     def _window(self, start: int) -> _Window:
         win = self._windows.get(start)
@@ -256,7 +300,7 @@ class Aggregator:
         if len(stmts) >= self.max_fingerprints:
             self.overflow_calls += 1
             other = Fingerprint(OTHER_FINGERPRINT, OTHER_NORMALIZED)
-            fp = self.fingerprint_state(other, fp.dialect)
+            fp = self.fingerprint_state(other, fp.dialect, fp.release)
             agg = stmts.get(fp)
             if agg is not None:
                 return agg
@@ -276,27 +320,31 @@ class Aggregator:
         user: str | None,
         failed: bool,
         repeats: Mapping[FingerprintState, int] | None = None,
+        release: str | None = None,
     ) -> None:
         """Account one finished HTTP request (called by the middleware; never raises).
 
         ``repeats``: fingerprints this request ran at least ``repeat_threshold`` times, with
-        their counts (the N+1 signal).
+        their counts (the N+1 signal). ``release``: the release that served it (``None``: the
+        aggregator's).
         """
         try:
+            if release is None:
+                release = self.release
             d = t1 - t0
             key = bucket_key(d / 1e6)
             start = window_start(time.time())
             with self.lock:
                 win = self._window(start)
                 reqs = win.requests
-                agg = reqs.get(route)
+                agg = reqs.get((route, release))
                 if agg is None:
                     if len(reqs) >= self.max_routes:
                         self.overflow_requests += 1
                         route = OTHER_ROUTE
-                        agg = reqs.get(route)
+                        agg = reqs.get((route, release))
                     if agg is None:
-                        agg = reqs[route] = _RequestAgg()
+                        agg = reqs[(route, release)] = _RequestAgg()
                 agg.requests += 1
                 agg.total_ns += d
                 if d > agg.max_ns:
@@ -315,21 +363,21 @@ class Aggregator:
                     else:
                         self.dropped_users += 1
                 if repeats:
-                    self._add_repeats(win, route, repeats)
+                    self._add_repeats(win, route, release, repeats)
         except Exception:
             self.internal_errors += 1
 
     def _add_repeats(
-        self, win: _Window, route: str, repeats: Mapping[FingerprintState, int]
+        self, win: _Window, route: str, release: str, repeats: Mapping[FingerprintState, int]
     ) -> None:
         rep = win.repeats
         for fp, n in repeats.items():
-            r = rep.get((route, fp))
+            r = rep.get((route, release, fp))
             if r is None:
                 if len(rep) >= self.max_repeat_keys:
                     self.dropped_repeats += 1
                     continue
-                r = rep[(route, fp)] = [0, 0, 0]
+                r = rep[(route, release, fp)] = [0, 0, 0]
             r[0] += 1
             r[1] += n
             if n > r[2]:
@@ -349,9 +397,9 @@ class Aggregator:
                 self._absorb(batch)
             taken = self._windows
             self._windows = {}
-        windows: dict[tuple[int, str, str], StatementWindow] = {}
+        windows: dict[tuple[int, str, str, str], StatementWindow] = {}
         requests: list[RequestWindow] = []
-        repeats: dict[tuple[int, str, str, str], RepeatWindow] = {}
+        repeats: dict[tuple[int, str, str, str, str], RepeatWindow] = {}
         for start in sorted(taken):
             win = taken[start]
             for fp, a in win.statements.items():
@@ -369,13 +417,14 @@ class Aggregator:
                     errors=a.errors,
                     sketch=LatencySketch(dict(a.buckets)),
                     call_sites=tuple(fp.sites),
+                    release=fp.release,
                 )
-                key = (start, fp.dialect, fp.id)
+                key = (start, fp.dialect, fp.id, fp.release)
                 if key in windows:  # the fingerprint registry was reset mid-window
                     _merge(windows[key], w)
                 else:
                     windows[key] = w
-            for route, r in win.requests.items():
+            for (route, release), r in win.requests.items():
                 requests.append(
                     RequestWindow(
                         route=route,
@@ -389,10 +438,11 @@ class Aggregator:
                         sketch=LatencySketch(dict(r.buckets)),
                         users=frozenset(r.users),
                         failed_users=frozenset(r.failed_users),
+                        release=release,
                     )
                 )
-            for (route, fp), (nreq, total, mx) in win.repeats.items():
-                rkey = (start, route, fp.dialect, fp.id)
+            for (route, release, fp), (nreq, total, mx) in win.repeats.items():
+                rkey = (start, route, release, fp.dialect, fp.id)
                 known = repeats.get(rkey)
                 if known is not None:  # the fingerprint registry was reset mid-window
                     known.requests += nreq
@@ -408,6 +458,7 @@ class Aggregator:
                     max_repeats=mx,
                     normalized=fp.normalized,
                     dialect=fp.dialect,
+                    release=release,
                 )
         return list(windows.values()), requests, list(repeats.values())
 
@@ -425,15 +476,18 @@ def _merge(into: StatementWindow, w: StatementWindow) -> None:
 
 
 class StatementChannel:
-    """Records statements of one dialect; ``record`` is the whole per-statement cost."""
+    """Records statements of one dialect and release; ``record`` is the whole per-statement cost."""
 
-    __slots__ = ("_agg", "_fingerprint", "_pending", "_texts", "_wake_at", "dialect")
+    __slots__ = ("_agg", "_fingerprint", "_pending", "_texts", "_wake_at", "dialect", "release")
 
-    def __init__(self, agg: Aggregator, dialect: str, fingerprint_fn: FingerprintFn) -> None:
+    def __init__(
+        self, agg: Aggregator, dialect: str, fingerprint_fn: FingerprintFn, release: str = ""
+    ) -> None:
         self._agg = agg
         self._pending = agg.pending
         self._wake_at = agg.pending_wake
         self.dialect = dialect
+        self.release = release
         self._fingerprint = fingerprint_fn
         self._texts: dict[object, FingerprintState] = {}
 
@@ -441,25 +495,30 @@ class StatementChannel:
         """Account one statement run from ``t0`` to ``t1`` (perf_counter_ns). Never raises.
 
         Runs right after the driver returns, usually on caches a network wait left cold, so it
-        only finds the fingerprint, samples the call site when due, feeds the current request
-        and appends a tuple; the flusher thread does the rest in batches (``absorb``).
+        only finds the fingerprint (of the channel's release, or of the request's when that
+        differs), samples the call site when due, feeds the current request and appends a tuple;
+        the flusher thread does the rest in batches (``absorb``).
         """
         try:
             fp = self._texts.get(sql)
             if fp is None:
                 fp = self._intern(sql)
+            req = current_request.get() if TRACKING.on else None
+            if req is not None:
+                release = req.release
+                if release is not None and release != fp.release:
+                    other = fp.releases.get(release)
+                    fp = other if other is not None else self._agg.for_release(fp, release)
             c = fp.countdown - 1
             fp.countdown = c
             if c <= 0:
                 self._sample(fp)
             raw = (fp, t0, t1, rows, errors)
-            if TRACKING.on:
-                req = current_request.get()
-                if req is not None:
-                    raws = req.raws
-                    raws.append(raw)
-                    if len(raws) >= FOLD_AT:
-                        req.fold()
+            if req is not None:
+                raws = req.raws
+                raws.append(raw)
+                if len(raws) >= FOLD_AT:
+                    req.fold()
             pending = self._pending
             pending.append(raw)
             if len(pending) >= self._wake_at:
@@ -486,7 +545,7 @@ class StatementChannel:
             fp = Fingerprint(UNPARSED_FINGERPRINT, "-- querywatch: statement could not be parsed")
         agg = self._agg
         with agg.lock:
-            state = agg.fingerprint_state(fp, self.dialect)
+            state = agg.fingerprint_state(fp, self.dialect, self.release)
         texts = self._texts
         if len(texts) >= MAX_TEXTS:
             texts.clear()

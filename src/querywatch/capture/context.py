@@ -41,11 +41,16 @@ class RequestState:
     The hot path only appends the raw record it also queues for the aggregator (an atomic list
     append, so worker threads of one request may share the state); database time and counts per
     fingerprint are added up once, at request end, with C-level iteration.
+
+    ``release``: the release that serves the request when the middleware knows it (a load
+    balancer's header, or its ``release=`` argument); its statements are recorded under it.
+    ``None`` leaves each statement under its channel's release.
     """
 
-    __slots__ = ("folded", "folded_ns", "raws")
+    __slots__ = ("folded", "folded_ns", "raws", "release")
 
-    def __init__(self) -> None:
+    def __init__(self, release: str | None = None) -> None:
+        self.release = release
         self.raws: list[Raw] = []
         self.folded: Counter[FingerprintState] | None = None
         self.folded_ns = 0

@@ -24,10 +24,14 @@ class Instrumentation:
         recorder: Recorder,
         owns_recorder: bool,
         uninstall: Callable[[], None],
+        release: str = "",
     ) -> None:
         self.target = target
         """The object to use: your connection/engine, or for plain DB-API the wrapping proxy."""
         self.dialect = dialect
+        self.release = release
+        """The release this target's statements are recorded under (outside a request whose
+        release the middleware knows)."""
         self.recorder = recorder
         self._owns_recorder = owns_recorder
         self._uninstall: Callable[[], None] | None = uninstall
@@ -76,6 +80,7 @@ def instrument(
     recorder: Recorder | None = None,
     flush_interval: float = 5.0,
     max_fingerprints: int = 2000,
+    release: str | None = None,
 ) -> Instrumentation:
     """Record fingerprint, duration, rows, errors and call site of every statement ``target`` runs.
 
@@ -84,24 +89,30 @@ def instrument(
     returned ``.target`` proxy). ``sink``: a Store, anything with ``write_windows`` and
     ``write_requests``, a store path/DSN (opened on the flusher thread), or None to keep records
     in memory. Pass ``recorder`` to share one aggregator and flusher between several targets and
-    the WSGI/ASGI middleware.
+    the WSGI/ASGI middleware. ``release``: the application release (version, git sha) recorded
+    with every window, so a canary can be told from the stable release; default the recorder's
+    (``$QUERYWATCH_RELEASE``, else ``""``). A request whose release the middleware knows (a load
+    balancer's header) records its statements under that one instead.
     """
     owns = recorder is None
     if recorder is None:
-        recorder = Recorder(sink, flush_interval=flush_interval, max_fingerprints=max_fingerprints)
+        recorder = Recorder(
+            sink, flush_interval=flush_interval, max_fingerprints=max_fingerprints, release=release
+        )
+    rel = recorder.release if release is None else release
     try:
         if _is_psycopg3(target):
             dialect = dialect or "postgres"
-            undo = psycopg3.install(target, recorder.channel(dialect))
-            return Instrumentation(target, dialect, recorder, owns, undo)
+            undo = psycopg3.install(target, recorder.channel(dialect, rel))
+            return Instrumentation(target, dialect, recorder, owns, undo, rel)
         if sqla.is_engine(target):
             dialect = dialect or sqla.dialect_of(target)
-            undo = sqla.install(target, recorder.channel(dialect))
-            return Instrumentation(target, dialect, recorder, owns, undo)
+            undo = sqla.install(target, recorder.channel(dialect, rel))
+            return Instrumentation(target, dialect, recorder, owns, undo, rel)
         if callable(getattr(target, "cursor", None)):
             dialect = dialect or dbapi.dialect_of(target) or "postgres"
-            proxy, undo = dbapi.install(target, recorder.channel(dialect))
-            return Instrumentation(proxy, dialect, recorder, owns, undo)
+            proxy, undo = dbapi.install(target, recorder.channel(dialect, rel))
+            return Instrumentation(proxy, dialect, recorder, owns, undo, rel)
         raise TypeError(
             f"querywatch.instrument: cannot instrument {type(target).__name__!r}: expected a"
             " psycopg connection, a SQLAlchemy engine or a DB-API 2 connection"

@@ -7,11 +7,18 @@ time ("is it the database?") and which users saw a failure or a response slower 
 
 The request also lists the fingerprint of every statement it runs; at its end, fingerprints run at
 least ``repeat_threshold`` times (default 5) go to the route's repeat windows, the N+1 signal.
+
+Each request is recorded under a release: the value of the header named by ``release_header``
+(the setting ``release_header``, e.g. ``X-Querywatch-Release``, set by a load balancer that splits
+traffic between a canary and the stable release), else the middleware's ``release=``, else the
+recorder's (``instrument(release=...)``, ``$QUERYWATCH_RELEASE``). A header or ``release=`` value
+also tags the statements the request runs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from time import perf_counter_ns
@@ -19,7 +26,7 @@ from typing import Any, Protocol
 
 from querywatch.capture.aggregate import Aggregator
 from querywatch.capture.context import TRACKING, RequestState, current_request
-from querywatch.config import DEFAULT_SLO_MS
+from querywatch.config import DEFAULT_SLO_MS, setting
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -33,6 +40,7 @@ _ID_SEGMENT = re.compile(
     r"^(?:\d+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
 )
 UNKNOWN_ROUTE = "<unknown>"
+MAX_RELEASE_CHARS = 100  # a header's release beyond this is cut: it is client-supplied text
 
 
 class HasAggregator(Protocol):
@@ -66,6 +74,21 @@ def _asgi_user(scope: Scope) -> str | None:
     return None
 
 
+def release_header_name(release_header: str | None) -> str:
+    """The header to read releases from: ``release_header``, else the setting from the
+    environment (``QUERYWATCH_RELEASE_HEADER``); ``""`` reads none."""
+    if release_header is None:
+        release_header = os.environ.get(setting("release_header").env, "")
+    return release_header.strip()
+
+
+def _clean_release(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()[:MAX_RELEASE_CHARS]
+    return value or None
+
+
 class _Base:
     def __init__(
         self,
@@ -74,12 +97,18 @@ class _Base:
         user_of: Callable[[Any], str | None],
         slo_ms: float,
         repeat_threshold: int | None,
+        release: str | None,
     ) -> None:
         self._aggregator = recorder.aggregator
         self._route_of = route_of
         self._user_of = user_of
         self._slo_ns = int(slo_ms * 1e6)
         self._repeat_threshold = repeat_threshold
+        #: Given here, it tags the requests and their statements; else requests take the
+        #: recorder's (or the Instrumentation's) release and statements keep their channel's.
+        self._release = release
+        default = release if release is not None else getattr(recorder, "release", None)
+        self._default_release: str = default if isinstance(default, str) else ""
         TRACKING.on = True  # statements start reading the request ContextVar
 
     def _describe(self, request: Any) -> tuple[str, str | None]:
@@ -94,6 +123,11 @@ class _Base:
             user = None
         return route, user
 
+    def _state(self, header_release: str | None) -> RequestState:
+        """The request's state, tagged with the header's release or the middleware's own."""
+        release = _clean_release(header_release)
+        return RequestState(self._release if release is None else release)
+
     def _finish(
         self, route: str, user: str | None, t0: int, state: RequestState, error: bool
     ) -> None:
@@ -106,14 +140,18 @@ class _Base:
         repeats = None
         if state.db_calls >= threshold:
             repeats = {fp: n for fp, n in state.counts().items() if n >= threshold}
-        agg.record_request(route, t0, t1, error, state.db_ns, state.db_calls, user, failed, repeats)
+        release = state.release if state.release is not None else self._default_release
+        agg.record_request(
+            route, t0, t1, error, state.db_ns, state.db_calls, user, failed, repeats, release
+        )
 
 
 class WSGIMiddleware(_Base):
     """``app = WSGIMiddleware(app, recorder)``; a 5xx status or an exception counts as an error.
 
     ``repeat_threshold`` overrides the recorder's (how many runs of one fingerprint in one
-    request count as a repeat).
+    request count as a repeat). ``release`` and ``release_header``: see the module docstring
+    (``release_header=None`` takes the setting from ``$QUERYWATCH_RELEASE_HEADER``).
 
     The request ends when the response body is closed, so statements run while a streamed body
     is generated count toward it.
@@ -128,13 +166,18 @@ class WSGIMiddleware(_Base):
         user_of: Callable[[Environ], str | None] = _wsgi_user,
         slo_ms: float = DEFAULT_SLO_MS,
         repeat_threshold: int | None = None,
+        release: str | None = None,
+        release_header: str | None = None,
     ) -> None:
-        super().__init__(recorder, route_of, user_of, slo_ms, repeat_threshold)
+        super().__init__(recorder, route_of, user_of, slo_ms, repeat_threshold, release)
         self.app = app
+        header = release_header_name(release_header)
+        self._release_key = "HTTP_" + header.upper().replace("-", "_") if header else None
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         route, user = self._describe(environ)
-        state = RequestState()
+        key = self._release_key
+        state = self._state(environ.get(key) if key is not None else None)
         status = [500]
 
         def capture(status_line: str, headers: Any, exc_info: Any = None) -> Any:
@@ -200,7 +243,8 @@ class _ClosingBody:
 
 
 class ASGIMiddleware(_Base):
-    """Pure ASGI 3 middleware for HTTP (other scope types pass through untouched)."""
+    """Pure ASGI 3 middleware for HTTP (other scope types pass through untouched); arguments as
+    for :class:`WSGIMiddleware`."""
 
     def __init__(
         self,
@@ -211,16 +255,28 @@ class ASGIMiddleware(_Base):
         user_of: Callable[[Scope], str | None] = _asgi_user,
         slo_ms: float = DEFAULT_SLO_MS,
         repeat_threshold: int | None = None,
+        release: str | None = None,
+        release_header: str | None = None,
     ) -> None:
-        super().__init__(recorder, route_of, user_of, slo_ms, repeat_threshold)
+        super().__init__(recorder, route_of, user_of, slo_ms, repeat_threshold, release)
         self.app = app
+        header = release_header_name(release_header)
+        self._release_key = header.lower().encode("latin-1") if header else None
+
+    def _header_release(self, scope: Scope) -> str | None:
+        key = self._release_key
+        if key is not None:
+            for name, value in scope.get("headers") or ():
+                if name == key:
+                    return str(value.decode("latin-1"))
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("type") != "http":
             await self.app(scope, receive, send)
             return
         route, user = self._describe(scope)
-        state = RequestState()
+        state = self._state(self._header_release(scope))
         status = [500]
 
         async def capture(message: MutableMapping[str, Any]) -> None:

@@ -27,6 +27,15 @@ log = logging.getLogger("querywatch.capture")
 
 BATCH = 2000
 T = TypeVar("T")
+RELEASE_ENV = "QUERYWATCH_RELEASE"
+"""The environment variable naming the release a process runs (a pod's or a deployer's)."""
+
+
+def release_from_env(release: str | None = None) -> str:
+    """``release`` if given, else ``$QUERYWATCH_RELEASE``, else ``""`` (unknown)."""
+    if release is not None:
+        return release
+    return os.environ.get(RELEASE_ENV, "").strip()
 
 
 @runtime_checkable
@@ -78,9 +87,12 @@ class Recorder:
         sample_first: int = 5,
         sample_every: int = 100,
         repeat_threshold: int = 5,
+        release: str | None = None,
     ) -> None:
         """``repeat_threshold``: a request that runs one fingerprint at least this many times is
-        counted in that route's repeat windows (N+1 detection)."""
+        counted in that route's repeat windows (N+1 detection). ``release``: the release this
+        process runs, recorded with every window (default ``$QUERYWATCH_RELEASE``, else ``""``);
+        a middleware's release header overrides it per request."""
         self.aggregator = Aggregator(
             max_fingerprints=max_fingerprints,
             max_routes=max_routes,
@@ -88,6 +100,7 @@ class Recorder:
             sample_first=sample_first,
             sample_every=sample_every,
             repeat_threshold=repeat_threshold,
+            release=release_from_env(release),
         )
         self.aggregator.wake = self._wake_absorb
         self._sink_spec = sink
@@ -120,8 +133,14 @@ class Recorder:
     def sink(self) -> WindowSink | None:
         return self._sink
 
-    def channel(self, dialect: str) -> StatementChannel:
-        return self.aggregator.channel(dialect)
+    @property
+    def release(self) -> str:
+        """The release recorded when neither a target nor a request names one."""
+        return self.aggregator.release
+
+    def channel(self, dialect: str, release: str | None = None) -> StatementChannel:
+        """Where one dialect's statements go, under ``release`` (``None``: the recorder's)."""
+        return self.aggregator.channel(dialect, release=release)
 
     @property
     def pending(self) -> int:
