@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -19,6 +20,9 @@ from querywatch.errors import ConfigError
 from querywatch.records import window_start
 from querywatch.terminal import safe_text
 from querywatch.timefmt import clock
+
+if TYPE_CHECKING:
+    from querywatch.demo.canary import CanaryPlan
 
 
 @click.command()
@@ -179,6 +183,24 @@ def watch(
     help="Requests per second from the simulated users.",
 )
 @click.option("--users", type=click.IntRange(min=1), default=300, show_default=True)
+@click.option(
+    "--canary-weight",
+    type=FiniteFloat(min=0, max=100, min_open=True, max_open=True),
+    default=10.0,
+    show_default=True,
+    help="Percent of users the bad release takes first, as a canary next to v1.",
+)
+@click.option(
+    "--canary-steps",
+    default="",
+    help="Further canary weights, comma-separated and rising (e.g. 25,50), each held while the "
+    "analysis passes; promoted to every user after the last [default: none].",
+)
+@click.option(
+    "--no-canary",
+    is_flag=True,
+    help="Deploy the bad release to every user at once, as the report's team did.",
+)
 def demo(
     dsn: str | None,
     scale: int | None,
@@ -188,11 +210,16 @@ def demo(
     port: int | None,
     rate: float,
     users: int,
+    canary_weight: float,
+    canary_steps: str,
+    no_canary: bool,
 ) -> None:
     """Replay the outage: a bad deploy under load, and querywatch closing the loop by itself.
 
-    Detection, attribution, a guarded rollback, the cache-flush runbook step, recovery verified,
-    the incident resolved and a postmortem written to the work directory.
+    The bad release goes out as a canary to a share of users; the canary analysis compares it
+    with v1 query by query and aborts it. Then the guarded rollback, the cache-flush runbook
+    step, recovery verified, the incident resolved and a postmortem written to the work
+    directory. --no-canary replays the all-at-once deploy of the report.
     """
     import signal
     import threading
@@ -203,7 +230,14 @@ def demo(
     from querywatch.demo.view import alert_view, live_panel, step_view, summary_view
 
     options = DemoOptions(
-        workdir=workdir, dsn=dsn, scale=scale, duration=duration, port=port, rate=rate, users=users
+        workdir=workdir,
+        dsn=dsn,
+        scale=scale,
+        duration=duration,
+        port=port,
+        rate=rate,
+        users=users,
+        canary=None if no_canary else canary_plan(canary_weight, canary_steps),
     )
     if json_path is not None:
         check_writable(json_path)
@@ -267,6 +301,18 @@ def demo(
         out.print(f"summary written to {json_path}")
     if not report.completed:
         sys.exit(130)
+
+
+def canary_plan(weight: float, steps: str) -> CanaryPlan:
+    """The demo's canary from --canary-weight and --canary-steps, or a one-line usage error."""
+    from querywatch.demo.canary import CanaryPlan
+
+    try:
+        later = tuple(float(part) for part in steps.split(",") if part.strip())
+        return CanaryPlan(weight, later)
+    except ValueError as exc:
+        message = str(exc) if "canary" in str(exc) else f"not a list of percentages: {steps!r}"
+        raise click.BadParameter(message, param_hint="--canary-steps") from None
 
 
 def check_writable(path: Path) -> None:
