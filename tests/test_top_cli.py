@@ -3,6 +3,7 @@ columns, through the real CLI on a real SQLite store."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -103,3 +104,31 @@ def test_a_wide_terminal_keeps_fingerprint_and_call_site_columns(pgbench_store: 
     assert row.startswith("a1b2c3d4e5f6 ")
     assert row.rstrip().endswith("views.…") or "views.py:123" in row, row
     assert "bbalance + $1 WHERE bid = $2" in row
+
+
+def test_release_filters_the_ranking(tmp_path: Path) -> None:
+    """`top --release` ranks one release's calls; without it every release's are summed."""
+    path = tmp_path / "store.sqlite3"
+    at = int(time.time() // 10 * 10) - 30
+    with open_store(path) as store:
+        store.write_windows(
+            [
+                StatementWindow("a1b2c3d4e5f60718", BRANCHES, at, 90, 90.0, 1.0, release="v1"),
+                StatementWindow("a1b2c3d4e5f60718", BRANCHES, at, 10, 2000.0, 200.0, release="v2"),
+                StatementWindow("ffeeddccbbaa9988", ACCOUNTS, at, 50, 50.0, 1.0, release="v1"),
+            ]
+        )
+    canary = top(path, "--release", "v2", "--json", columns=200)
+    assert canary.returncode == 0, canary.stderr
+    rows = json.loads(canary.stdout)["data"]
+    assert [(r["fingerprint"], r["calls"], r["release"]) for r in rows] == [
+        ("a1b2c3d4e5f60718", 10, "v2")
+    ]
+    both = json.loads(top(path, "--json", columns=200).stdout)["data"]
+    assert [(r["calls"], r["release"]) for r in both] == [(100, ""), (50, "v1")]
+    table = top(path, "--release", "v2", columns=200)
+    assert "top of release v2 by total" in table.stdout
+    assert "ffeeddccbbaa" not in table.stdout
+    none = top(path, "--release", "v9", columns=200)
+    assert none.returncode == 0
+    assert "no statements of release 'v9' recorded in that range" in none.stdout

@@ -32,6 +32,7 @@ def summary_to_json(row: FingerprintSummary) -> dict[str, Any]:
         "call_sites": [
             {"path": s.path, "line": s.line, "function": s.function} for s in row.call_sites
         ],
+        "release": row.release,  # the release read, or the only one seen ("" = several/unknown)
     }
 
 

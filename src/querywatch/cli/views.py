@@ -24,6 +24,12 @@ from querywatch.terminal import one_line
     help="Rank by total time, mean time, calls or p95 latency.",
 )
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option(
+    "--release",
+    metavar="RELEASE",
+    help="Only the calls of this application release (as in-app capture recorded it; '' for "
+    "those of no known release). Default: every release, summed.",
+)
 @json_option("the fingerprints as a list")
 @click.pass_obj
 def top(
@@ -33,21 +39,29 @@ def top(
     until: str | None,
     sort: str,
     limit: int,
+    release: str | None,
     as_json: bool,
 ) -> None:
     """The most expensive fingerprints recorded in the store."""
     cfg = obj.config(store=store)
     since_ts, until_ts, now = time_range(since, until)
     with opened_store(cfg, create=True, read_only=True) as the_store:
-        rows = the_store.top(since=since_ts, until=until_ts, sort=sort, limit=limit)  # type: ignore[arg-type]
+        rows = the_store.top(
+            since=since_ts,
+            until=until_ts,
+            sort=sort,  # type: ignore[arg-type]
+            limit=limit,
+            release=release,
+        )
     if as_json:
         emit_json([render.summary_to_json(r) for r in rows])
         return
     if not rows:
-        click.echo("no statements recorded in that range")
+        shown = "" if release is None else f" of release {one_line(release)!r}"
+        click.echo(f"no statements{shown} recorded in that range")
         return
     seconds = render.data_seconds(rows, since_ts, until_ts if until_ts is not None else now)
-    title = f"top by {sort}"
+    title = f"top by {sort}" if release is None else f"top of release {one_line(release)} by {sort}"
     if seconds is not None:
         title += f", calls/s over the {seconds:,.0f} s the data covers"
     out = Console(highlight=False)
