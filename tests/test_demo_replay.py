@@ -360,7 +360,7 @@ def test_a_bad_canary_is_aborted_and_only_its_cohort_met_it(tmp_path: Path) -> N
     assert abort.data["verdict"]["status"] == "fail"
     assert actions["rollback"].data["outcome"] == "ok"
     assert report.postmortem_path is not None
-    assert "caught in canary" in report.postmortem_path.read_text().lower()
+    assert "**Caught in canary:** v2 took 20% of users" in report.postmortem_path.read_text()
     assert _shop_servers(tmp_path) == []
 
 

@@ -255,14 +255,39 @@ def _summary(f: Facts, t: Clock) -> Section:
         )
     if i.triage is not None:
         causes.append(line(i.triage.verdict, source="incident triage"))
-    return Section(
-        "summary",
-        "Issue Summary",
-        (
-            Block("Duration", (dur,)),
-            Block("Impact", (impact,)),
-            Block("Root cause", tuple(causes)),
-        ),
+    blocks = [Block("Duration", (dur,)), Block("Impact", (impact,))]
+    canary = _canary_line(f, t)
+    if canary is not None:
+        blocks.append(Block("Caught in canary", (canary,)))
+    blocks.append(Block("Root cause", tuple(causes)))
+    return Section("summary", "Issue Summary", tuple(blocks))
+
+
+def _canary_line(f: Facts, t: Clock) -> Line | None:
+    """When a canary analysis aborted the release: its cohort, who it hurt, when, and why."""
+    found = [e for e in f.of_kind("action") if e.action == "canary_abort"]
+    if not found:
+        return None
+    e = found[0]
+    d = e.data
+
+    def number(key: str) -> float:
+        value = d.get(key)
+        return float(value) if isinstance(value, int | float) else 0.0
+
+    verdict = d.get("verdict")
+    reason = verdict.get("reason") if isinstance(verdict, dict) else None
+    total = int(number("users_total"))
+    hurt = int(number("users_affected"))
+    pct = f" ({100.0 * hurt / total:.1f}% of {total:,} users)" if total else ""
+    return line(
+        f"{d.get('canary_release')} took {number('weight_pct'):g}% of users "
+        f"({int(number('users_in_canary')):,} met it) next to {d.get('stable_release')}; the "
+        f"canary analysis failed it and its weight went to 0 at {t(e.at)}, "
+        f"{number('abort_after_s'):.0f} s after it took traffic; {hurt:,} users{pct} saw an "
+        f"error or a page slower than {number('slo_ms'):g} ms on it."
+        + (f" Evidence: {reason}" if reason else ""),
+        source=f"timeline #{e.seq} (canary abort)",
     )
 
 
