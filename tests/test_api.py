@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -522,3 +523,39 @@ def test_an_unreadable_store_is_503_without_saying_where_it_is(
     assert "store.sqlite3" not in reply.envelope["error"]["message"]
     assert client.call("POST", "/api/deploys", {"version": "1"}).status == 503
     assert "store.sqlite3" in caplog.text  # the operator sees where
+
+
+def test_top_over_http_filters_by_release(client: Client, tmp_path: Path) -> None:
+    """GET /api/top ranks fingerprints like `querywatch top`; ?release= one release's calls."""
+    from querywatch.records import StatementWindow
+    from querywatch.store import open_store
+
+    at = int(time.time() // 10 * 10) - 20
+    with open_store(tmp_path / "store.sqlite3") as store:  # the server's store, written beside it
+        store.write_windows(
+            [
+                StatementWindow("fp-orders", "SELECT * FROM orders", at, 90, 90.0, 1.0,
+                                release="v1"),
+                StatementWindow("fp-orders", "SELECT * FROM orders", at, 10, 900.0, 90.0,
+                                release="v2"),
+                StatementWindow("fp-items", "SELECT * FROM items", at, 5, 5.0, 1.0,
+                                release="v1"),
+            ]
+        )  # fmt: skip
+    canary = client.call("GET", "/api/top?release=v2&since=1h")
+    assert canary.status == 200
+    assert [(r["fingerprint"], r["calls"], r["release"]) for r in canary.envelope["data"]] == [
+        ("fp-orders", 10, "v2")
+    ]
+    both = client.call("GET", "/api/top?sort=calls&limit=1").envelope["data"]
+    assert [(r["fingerprint"], r["calls"], r["release"]) for r in both] == [("fp-orders", 100, "")]
+    assert client.call("GET", "/api/top?release=v9").envelope["data"] == []
+    for query, needle in (
+        ("sort=slowest", "use one of total, mean, calls, p95"),
+        ("limit=0", "a whole number from 1 to 1000"),
+        ("limit=%C2%B2", "a whole number from 1 to 1000"),
+        ("cohort=canary", "unknown parameter 'cohort'"),
+    ):
+        refused = client.call("GET", f"/api/top?{query}")
+        assert refused.status == 400 and needle in refused.envelope["error"]["message"]
+    assert client.call("GET", "/api/top", token=None).status == 401

@@ -2,6 +2,7 @@
 
     GET  /healthz                     public: is the store reachable?
     GET  /api/deploys                 list markers (?environment=&since=&until=)
+    GET  /api/top                     fingerprints ranked (?since=&until=&sort=&limit=&release=)
     POST /api/deploys                 start a deploy: {"version", "commit"?, "migration"?, ...}
     POST /api/deploys/{id}/finish     finish it
     POST /api/incidents/{id}/rollback roll back the deploy an incident blames (guarded; see
@@ -41,6 +42,7 @@ from querywatch.errors import (
     StoreError,
 )
 from querywatch.incidents.service import get_incident
+from querywatch.render import summary_to_json
 from querywatch.store.base import Store
 from querywatch.timespec import parse_time
 
@@ -70,6 +72,9 @@ _CODES = {
 }
 _START_FIELDS = ("version", "commit", "environment", "author", "id", "migration")
 _LIST_PARAMS = ("environment", "since", "until")
+_TOP_PARAMS = ("since", "until", "sort", "limit", "release")
+_TOP_SORTS = ("total", "mean", "calls", "p95")
+MAX_TOP_LIMIT = 1000
 _ROLLBACK_FIELDS = ("dry_run", "by", "force_unsafe_migration")
 
 
@@ -233,6 +238,35 @@ class DeployApi:
         markers = self.store.deploys(since=since, until=until, environment=environment)
         return Response(200, success([marker_to_json(m) for m in markers]))
 
+    def top(self, request: _Request) -> Response:
+        """``querywatch top`` over HTTP; ``release`` ranks one release's calls (a canary's)."""
+        unknown = sorted(set(request.query) - set(_TOP_PARAMS))
+        if unknown:
+            raise _Refused(
+                error(400, f"unknown parameter {unknown[0]!r} (known: {', '.join(_TOP_PARAMS)})")
+            )
+        params = {name: values[-1] for name, values in request.query.items()}
+        now = self.clock()
+        since = parse_time(params["since"], now=now, option="since") if "since" in params else None
+        until = parse_time(params["until"], now=now, option="until") if "until" in params else None
+        sort = params.get("sort", "total")
+        if sort not in _TOP_SORTS:
+            shown = _printable(sort)
+            raise _Refused(error(400, f"sort={shown!r}: use one of {', '.join(_TOP_SORTS)}"))
+        text = params.get("limit", "20")
+        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_TOP_LIMIT):
+            raise _Refused(
+                error(400, f"limit={_printable(text)!r}: a whole number from 1 to {MAX_TOP_LIMIT}")
+            )
+        rows = self.store.top(
+            since=since,
+            until=until,
+            sort=sort,  # type: ignore[arg-type]  # checked against _TOP_SORTS above
+            limit=int(text),
+            release=params.get("release"),
+        )
+        return Response(200, success([summary_to_json(r) for r in rows]))
+
     def start(self, request: _Request) -> Response:
         fields = _json_object(request, required=True)
         unknown = sorted(set(fields) - set(_START_FIELDS))
@@ -296,6 +330,7 @@ _ROLLBACK = re.compile(r"/api/incidents/([^/]+)/rollback")
 _FIXED: dict[str, dict[str, _Handler]] = {
     "/healthz": {"GET": DeployApi.health},
     "/api/deploys": {"GET": DeployApi.list_deploys, "POST": DeployApi.start},
+    "/api/top": {"GET": DeployApi.top},
 }
 
 
