@@ -17,7 +17,7 @@ new cheap query passes. See docs/canary.md ("How a canary is judged").
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from querywatch.detect.canary_judges import (
     Outcome,
@@ -165,17 +165,26 @@ _ORDER: dict[FindingKind, int] = {
 
 
 def judge(c: Side, s: Side, scale: Scale, policy: CanaryPolicy) -> Outcome:
-    """Every judge over the two sides; findings most costly first."""
+    """Every judge over the two sides; findings most costly first.
+
+    ``alpha`` holds for the whole verdict, not for each test: it is divided among the queries
+    (and, separately, the routes) with enough canary calls to be tested (Bonferroni), so a
+    service with 50 queries is not 50 times as likely to fail a harmless canary by chance.
+    """
     out = Outcome()
+    tested = sum(1 for q in c.queries.values() if q.calls >= policy.min_calls)
+    routes = sum(1 for r in c.routes.values() if r.requests >= policy.min_route_requests)
+    per_query = replace(policy, alpha=policy.alpha / max(tested, 1))
+    per_route = replace(policy, alpha=policy.alpha / max(routes, 1))
     for fp, cq in sorted(c.queries.items()):
         sq = s.queries.get(fp)
         if sq is None:
             continue
-        judge_latency(cq, sq, scale, policy, out)
-        judge_rows(cq, sq, scale, policy, out)
-        judge_query_errors(cq, sq, scale, policy, out)
-    judge_new_queries(c, s, scale, policy, out)
-    judge_routes(c, s, scale, policy, out)
+        judge_latency(cq, sq, scale, per_query, out)
+        judge_rows(cq, sq, scale, per_query, out)
+        judge_query_errors(cq, sq, scale, per_query, out)
+    judge_new_queries(c, s, scale, per_query, out)
+    judge_routes(c, s, scale, per_route, out)
     unseen(c, s, scale, policy, out)
     out.findings.sort(key=lambda f: (-f.canary.get("added_ms_per_s", 0.0), _ORDER[f.kind]))
     return out

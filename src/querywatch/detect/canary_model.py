@@ -24,8 +24,9 @@ class CanaryPolicy:
 
     min_calls: int = 4
     """Canary calls of a fingerprint, in windows where stable ran it too, before it is judged.
-    Ranked against stable calls of their windows, 4 calls all slower reach p ≈ 3e-4 (3: 0.0013,
-    short of ``alpha``); at 5% of 30 req/s a page with 20% of the traffic gives 4 in ~13 s."""
+    Ranked against stable calls of their windows, 4 calls all slower reach p ≈ 3e-4 and 5 calls
+    p ≈ 5e-5 (what ``alpha`` shared among ~8 queries needs); at 5% of 30 req/s a page with 20%
+    of the traffic gives 4 calls in ~13 s, 5 in ~17 s."""
 
     min_stable_calls: int = 20
     """Stable calls of a fingerprint, in the same windows, before it is a baseline."""
@@ -39,8 +40,9 @@ class CanaryPolicy:
     """Canary requests of a route before its errors or calls per request are judged."""
 
     alpha: float = 0.001
-    """One-sided p-value a finding must reach (stratified Mann–Whitney for latency, Poisson
-    for errors). Small, because the analysis is rerun every poll over a growing span."""
+    """One-sided p-value a verdict's findings must reach together (stratified Mann–Whitney for
+    latency, Poisson for errors), divided among the queries tested (Bonferroni; the routes
+    likewise). Small, because the analysis is rerun every poll over a growing span."""
 
     min_effect_ratio: float = 1.5
     """Canary mean latency over the stable mean of the same windows, to call a query slower."""
