@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from querywatch.config import DEFAULT_SLO_MS, DEFAULT_STATEMENT_TIMEOUT_MS
 from querywatch.detect.attribution import attribute
 from querywatch.detect.model import Detection
 from querywatch.detect.policy import Policy
@@ -61,12 +62,12 @@ class Monitor:
         repo_root: Path | None = None,
         codeowners: CodeOwners | None = None,
         environment: str | None = None,
-        slo_ms: float = 1000.0,
+        slo_ms: float = DEFAULT_SLO_MS,
         n_plus_one: bool = True,
         responder: Responder | None = None,
         clock: Callable[[], float] = time.time,
         explain_target: str | None = None,
-        explain_timeout_ms: int = 5000,
+        explain_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
     ) -> None:
         """``explain_target`` (a PostgreSQL DSN or SQLite path of the monitored database) turns
         on plan evidence: plans kept when a deploy is first seen, and each culprit's plan,

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from querywatch.capture.base import Source
+from querywatch.config import DEFAULT_INTERVAL_S
 from querywatch.errors import SourceError
 from querywatch.monitor import Monitor
 from querywatch.records import StatementWindow
@@ -47,7 +48,7 @@ class Agent:
         store: Store,
         *,
         state_key: str,
-        interval: float = 10.0,
+        interval: float = DEFAULT_INTERVAL_S,
         retention: Retention | None = None,
         on_event: Callable[[AgentEvent], None] = lambda event: None,
         monitor: Monitor | None = None,

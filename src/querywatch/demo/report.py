@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from querywatch.config import DEFAULT_SLO_MS
 from querywatch.demo.canary import CanaryPlan, CanaryRun
 from querywatch.demo.deployer import Deploy
 from querywatch.demo.ground_truth import ReleaseQuery
@@ -30,7 +31,7 @@ class DemoOptions:
     rate: float = 30.0
     users: int = 300
     timeout: float = 3.0
-    slo_ms: float = 1000.0
+    slo_ms: float = DEFAULT_SLO_MS
     #: What the replay deploys after v1 (``v1.1`` replays a harmless deploy), the load's seed and
     #: its burstiness: knobs for the detection benchmark's benign and noisy replays.
     release: str = BAD

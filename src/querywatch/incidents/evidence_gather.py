@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from querywatch.config import DEFAULT_STATEMENT_TIMEOUT_MS
 from querywatch.incidents.evidence import PlanEvidence, utc
 from querywatch.incidents.explain_session import ExplainSession, explainable_sql
 from querywatch.incidents.plan_snapshot import PlanSnapshot, load_snapshot
@@ -32,7 +33,7 @@ def plan_evidence(
     fingerprints: Sequence[str] | None = None,
     now: float | None = None,
     policy: PlanPolicy | None = None,
-    statement_timeout_ms: int = 5000,
+    statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
 ) -> dict[str, PlanEvidence]:
     """Plan evidence for the incident's culprits (only ``fingerprints`` when given), by
     fingerprint. Never raises for a database or EXPLAIN problem: each becomes a note."""

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from querywatch.config import DEFAULT_SLO_MS
 from querywatch.incidents.model import Impact
 from querywatch.records import RequestWindow, window_start
 from querywatch.sketch import LatencySketch
 from querywatch.store.base import Store
-
-DEFAULT_SLO_MS = 1000.0  # the middleware's default
 
 
 def slow_requests(sketch: LatencySketch | None, slo_ms: float) -> int:

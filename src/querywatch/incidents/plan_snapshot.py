@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from querywatch.config import DEFAULT_STATEMENT_TIMEOUT_MS
 from querywatch.incidents.explain_session import ExplainSession, display_target, explainable_sql
 from querywatch.plans.model import Plan
 from querywatch.store.base import DEPLOY_STATE_PREFIXES
@@ -93,7 +94,7 @@ def snapshot_plans(
     *,
     deploy: DeployMarker,
     now: float | None = None,
-    statement_timeout_ms: int = 5000,
+    statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
 ) -> dict[str, dict[str, Any]]:
     """EXPLAIN each ``(fingerprint, normalized SQL)`` on ``target`` now and keep the plans as the
     ones before ``deploy`` (state ``plans:before:<deploy id>``). Returns {fingerprint: plan dict};
@@ -126,7 +127,7 @@ def snapshot_new_deploy(
     *,
     environment: str | None = None,
     top: int = TOP_FINGERPRINTS,
-    statement_timeout_ms: int = 5000,
+    statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
 ) -> PlanSnapshot | None:
     """The Monitor's rule: on a deploy marker not seen before, keep the plans of the top ``top``
     fingerprints by database time over the baseline before it. Returns the snapshot taken, or

@@ -18,9 +18,10 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from querywatch.config import DEFAULT_SLO_MS
 from querywatch.detect.model import Culprit, Detection, DetectionKind, Triage
 from querywatch.errors import InvalidTransition
-from querywatch.incidents.impact import DEFAULT_SLO_MS, impact_between
+from querywatch.incidents.impact import impact_between
 from querywatch.incidents.model import (
     MISLEADING,
     EventKind,

@@ -26,6 +26,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
+from querywatch.config import DEFAULT_STATEMENT_TIMEOUT_MS
 from querywatch.errors import DatabaseUnavailable, QuerywatchError
 from querywatch.pg import reason, tagged
 from querywatch.plans.catalog import Catalog, RelationInfo, create_index_sql, quote_ident
@@ -387,7 +388,7 @@ def advise(
     *,
     plan: Plan | None = None,
     policy: PlanPolicy | None = None,
-    statement_timeout_ms: int = 5000,
+    statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
 ) -> Advice:
     """Index advice for one statement (``target``: a DSN, a SQLite path, or an open Explainer)."""
     return advise_workload(
@@ -405,7 +406,7 @@ def advise_workload(
     *,
     plans: Sequence[Plan | None] | None = None,
     policy: PlanPolicy | None = None,
-    statement_timeout_ms: int = 5000,
+    statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
 ) -> Advice:
     """Index advice for fingerprints weighted by calls: ``statements`` is [(sql, calls)].
 

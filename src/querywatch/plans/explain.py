@@ -30,6 +30,7 @@ from typing import Any
 
 import psycopg
 
+from querywatch.config import DEFAULT_STATEMENT_TIMEOUT_MS
 from querywatch.dsn import is_postgres_url
 from querywatch.errors import DatabaseUnavailable, QuerywatchError
 from querywatch.pg import Connection, connect, display_dsn, reason, tagged
@@ -82,7 +83,7 @@ class Explainer:
         self,
         target: str,
         *,
-        statement_timeout_ms: int = 5000,
+        statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
         application_name: str = APPLICATION_NAME,
     ) -> None:
         self.target = target
@@ -332,7 +333,7 @@ def explain(
     sql: str,
     *,
     analyze: bool = False,
-    statement_timeout_ms: int = 5000,
+    statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
 ) -> Plan:
     """The plan of ``sql`` on ``target`` (a PostgreSQL DSN, ``sqlite:///path`` or a file path)."""
     with Explainer(target, statement_timeout_ms=statement_timeout_ms) as explainer:

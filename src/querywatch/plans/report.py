@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from querywatch.config import DEFAULT_STATEMENT_TIMEOUT_MS
 from querywatch.findings import Finding
 from querywatch.plans.advice import Advice, advise, candidates_for
 from querywatch.plans.catalog import Catalog
@@ -46,7 +47,7 @@ def inspect_query(
     analyze: bool = False,
     with_advice: bool = True,
     policy: PlanPolicy | None = None,
-    statement_timeout_ms: int = 5000,
+    statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
 ) -> Report:
     """Explain ``sql`` on ``target``, check the plan, and (unless told not to) advise indexes."""
     if not isinstance(target, Explainer):
