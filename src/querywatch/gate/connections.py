@@ -15,11 +15,13 @@ import os
 import sqlite3
 import sqlite3.dbapi2
 from collections.abc import Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from querywatch.capture import dbapi, psycopg3
 from querywatch.capture.aggregate import StatementChannel
-from querywatch.gate.collect import Collector
+
+if TYPE_CHECKING:  # the collector imports this module when it wraps a connection
+    from querywatch.gate.collect import Collector
 
 
 class _Channel:
