@@ -233,7 +233,9 @@ def scratch(conn):
 
 def everything(conn):
     rows = conn.execute("SELECT * FROM items").fetchall()  # select-star: info
-    conn.execute("DELETE FROM items")  # update-or-delete-without-where: error, accepted
+    for item_id, _ in rows * 10:  # n-plus-one: a warning, accepted
+        conn.execute("SELECT name FROM items WHERE id = ?", (item_id,)).fetchall()
+    conn.execute("DELETE FROM items")  # every row of a 2-row table: nothing, the plan says
     return rows
 """
 
@@ -277,8 +279,9 @@ def test_a_second_identical_run_passes_against_the_baseline(tmp_path: Path) -> N
     the first run accepts the second; nothing is "could not check"; info never fails."""
     project = write_project(tmp_path / "suite", app=SUITE_APP, tests=SUITE_TESTS)
     first = pytest_in(project, "--querywatch")
-    assert first.returncode == 1, first.stdout + first.stderr  # the DELETE without WHERE
-    assert "update-or-delete-without-where (error)" in first.stdout
+    assert first.returncode == 1, first.stdout + first.stderr  # the N+1
+    assert "n-plus-one (warning)" in first.stdout
+    assert "update-or-delete-without-where" not in first.stdout  # planned: 2 rows, no harm
     assert "Could not check" not in first.stdout
     assert "below --fail-on warning" in first.stdout and "select-star (info)" in first.stdout
     accepted = pytest_in(project, "--querywatch", "--querywatch-update-baseline")

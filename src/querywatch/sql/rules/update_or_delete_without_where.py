@@ -1,6 +1,11 @@
 """``update-or-delete-without-where``: the statement changes every row of the table. The advice
 for emptying a table on purpose depends on the database: SQLite has no TRUNCATE (its DELETE
-without WHERE is already the fast "truncate optimization")."""
+without WHERE is already the fast "truncate optimization").
+
+Whether it hurts depends on the table: emptying a 50-row table is nothing, and code that does it
+usually means to (purge and rewrite helpers, fixtures: every one seen in trials on real projects
+was deliberate). So the rule is ``needs_plan``: where a plan exists, the plan rule ``large-write``
+judges the rows written, WHERE or not; elsewhere it is a note unless tables are assumed large."""
 
 from __future__ import annotations
 
@@ -46,4 +51,5 @@ RULE: LintRule = Rule(
     "error",
     "UPDATE or DELETE without WHERE changes every row of the table.",
     check,
+    needs_plan=True,  # a whole-table write of a few rows is nothing: the plan knows the size
 )
