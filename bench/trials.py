@@ -122,6 +122,16 @@ PROJECTS: tuple[Project, ...] = (
         env={"DATABASE_URL": "postgresql+psycopg://{pg_user}@{pg_host}:{pg_port}/qw_trial_dataset"},
         createdb="qw_trial_dataset",
     ),
+    # Most of its tests use in-memory databases (a note each, never planned); the rest use files
+    # under pytest's tmp_path, planned while the test runs.
+    Project(
+        "sqlite-utils",
+        "sqlite-utils",
+        "4.2.1",
+        "sqlite",
+        ("hypothesis",),
+        ("tests", "-p", "no:cacheprovider"),
+    ),
 )
 
 PROBE = '''"""Saves the querywatch check report of this pytest session as JSON (bench/trials.py)."""
