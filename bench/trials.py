@@ -430,6 +430,8 @@ def trial(
         "checked": first.get("queries", 0),
         "explained": first.get("explained", 0),
         "findings": len(seen),
+        # What fails the gate at the default --querywatch-fail-on (warning); info never fails.
+        "failing": sum(1 for f in seen if f["severity"] != "info"),
         "by_rule": dict(Counter(f["rule"] for f in seen).most_common()),
         "by_severity": dict(Counter(f["severity"] for f in seen).most_common()),
         "could_not_check": len(first["unchecked"]),
@@ -439,6 +441,7 @@ def trial(
         "run2_failing": len(again),
         "run2_by_rule": dict(Counter(f["rule"] for f in again).most_common()),
         "run2_fingerprints_not_in_run1": len(fps2 - fps1),
+        "run2_accepted": len(second.get("accepted", [])),
         "seconds": [first["seconds"], second["seconds"]],
     }
 
@@ -470,7 +473,7 @@ def table(results: list[dict[str, Any]]) -> str:
         "statements",
         "fingerprints",
         "checked/EXPLAINed",
-        "findings",
+        "findings (failing)",
         "by rule (run 1)",
         "could not check",
         "run 2",
@@ -510,7 +513,7 @@ def table(results: list[dict[str, Any]]) -> str:
                 f"{r['statements']:,}",
                 f"{r['fingerprints']:,}",
                 f"{r['checked']}/{r['explained']}",
-                str(r["findings"]),
+                f"{r['findings']} ({r['failing']})",
                 rule,
                 str(r["could_not_check"]),
                 second,
