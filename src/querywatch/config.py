@@ -66,6 +66,26 @@ def _flag(value: Any) -> bool:
     raise ValueError("must be true or false")
 
 
+def _percent_steps(value: Any) -> str:
+    """Canary weights: rising percentages above 0, at most 100 (``"5,25,50,100"`` or a TOML list),
+    kept as the comma-separated text ``querywatch.respond.canary_settings`` parses."""
+    items = value if isinstance(value, list) else str(value).split(",")
+    steps: list[float] = []
+    for item in items:
+        text = str(item).strip()
+        if not text:
+            raise ValueError("must be percentages separated by commas, e.g. 5,25,50,100")
+        number = _finite(item if isinstance(item, int | float) else text)
+        if not 0 < number <= 100:
+            raise ValueError(f"must be percentages above 0 and at most 100 (got {text})")
+        if steps and number <= steps[-1]:
+            raise ValueError(f"must rise from one step to the next ({text} after {steps[-1]:g})")
+        steps.append(number)
+    if not steps:
+        raise ValueError("must name at least one percentage")
+    return ",".join(f"{s:g}" for s in steps)
+
+
 def _non_negative_float(value: Any) -> float:
     number = _finite(value)
     if number < 0:
@@ -98,6 +118,9 @@ DEFAULT_ROLLBACK_COOLDOWN_S = 1800.0
 DEFAULT_ROLLBACK_WINDOW_S = 3600.0
 DEFAULT_ROLLBACK_TIMEOUT_S = 300.0
 DEFAULT_RECOVERY_CHECK_S = 60.0
+DEFAULT_CANARY_STEPS = "5,25,50,100"
+DEFAULT_CANARY_INTERVAL_S = 60.0
+DEFAULT_CANARY_TIMEOUT_S = 60.0
 
 SETTINGS: tuple[Setting, ...] = (
     Setting(
@@ -223,6 +246,48 @@ SETTINGS: tuple[Setting, ...] = (
         "recovery_check_s",
         DEFAULT_RECOVERY_CHECK_S,
         "Seconds after a rollback before recovery is verified against the baseline.",
+        _positive_float,
+    ),
+    Setting(
+        "canary_steps",
+        DEFAULT_CANARY_STEPS,
+        "Traffic percentages a canary takes in turn, each held for canary_interval_s while its "
+        "analysis passes; after the last one it is promoted.",
+        _percent_steps,
+    ),
+    Setting(
+        "canary_interval_s",
+        DEFAULT_CANARY_INTERVAL_S,
+        "Seconds a canary step is held before the analysis may move it on (a pass at its end).",
+        _positive_float,
+    ),
+    Setting(
+        "canary_weight_command",
+        None,
+        "Command that sets the canary's share of traffic, e.g. `./lb-weight.sh {release} "
+        "{weight}` (no shell; {weight} is a percentage, 0 on abort).",
+    ),
+    Setting(
+        "canary_weight_webhook_url",
+        None,
+        "POST the canary's new weight as JSON to this URL (instead of a command).",
+        secret=True,
+    ),
+    Setting(
+        "canary_promote_command",
+        None,
+        "Command that promotes a canary to every user, e.g. `./promote.sh {release}` (no shell).",
+    ),
+    Setting(
+        "canary_promote_webhook_url",
+        None,
+        "POST a canary promotion as JSON to this URL (instead of a command).",
+        secret=True,
+    ),
+    Setting(
+        "canary_timeout_s",
+        DEFAULT_CANARY_TIMEOUT_S,
+        "Seconds a canary weight or promote command (or webhook) may run before it is killed.",
         _positive_float,
     ),
 )

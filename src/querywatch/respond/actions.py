@@ -26,7 +26,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
@@ -67,7 +67,10 @@ class UnsafeValue(MissingValue):
 
 @dataclass(frozen=True, slots=True)
 class ActionContext:
-    """The values an action is run with; ``None`` where the incident does not know one."""
+    """The values an action is run with; ``None`` where the incident does not know one.
+
+    ``extra`` adds values an action of another kind names (a canary's ``{release}`` and
+    ``{weight}``), for templates built with those placeholders."""
 
     incident: str
     version: str | None = None  # the bad version (the deploy being rolled back)
@@ -75,9 +78,10 @@ class ActionContext:
     deploy_id: str | None = None
     environment: str | None = None
     commit: str | None = None
+    extra: tuple[tuple[str, str], ...] = ()
 
     def values(self) -> dict[str, str | None]:
-        return {name: getattr(self, name) for name in PLACEHOLDERS}
+        return {**{name: getattr(self, name) for name in PLACEHOLDERS}, **dict(self.extra)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +120,9 @@ def tail(text: str, limit: int = OUTPUT_TAIL) -> str:
 # -- commands -------------------------------------------------------------------------------------
 
 
-def _fields(arg: str, *, setting: str, source: str | None) -> list[str]:
+def _fields(
+    arg: str, *, setting: str, source: str | None, known: Sequence[str] = PLACEHOLDERS
+) -> list[str]:
     """The placeholder names in one argument; anything but a known plain name is an error."""
     names = []
     try:
@@ -130,7 +136,7 @@ def _fields(arg: str, *, setting: str, source: str | None) -> list[str]:
     for _, name, spec, conversion in parsed:
         if name is None:
             continue
-        if name not in PLACEHOLDERS or spec or conversion:
+        if name not in known or spec or conversion:
             shown = (
                 "{"
                 + name
@@ -140,7 +146,7 @@ def _fields(arg: str, *, setting: str, source: str | None) -> list[str]:
             )
             raise ConfigError(
                 f"{setting}: unknown placeholder {shown} in {arg!r} "
-                f"(known: {', '.join('{' + p + '}' for p in PLACEHOLDERS)})",
+                f"(known: {', '.join('{' + p + '}' for p in known)})",
                 source=source,
                 setting=setting,
             )
@@ -163,6 +169,7 @@ class CommandAction:
         source: str | None = None,
         cwd: Path | None = None,
         env: Mapping[str, str] | None = None,
+        placeholders: Sequence[str] = PLACEHOLDERS,
     ) -> None:
         self.template = template
         self.setting = setting
@@ -178,7 +185,9 @@ class CommandAction:
             raise ConfigError(f"{setting}: the command is empty", source=source, setting=setting)
         self.placeholders = tuple(
             dict.fromkeys(
-                n for arg in self.argv for n in _fields(arg, setting=setting, source=source)
+                n
+                for arg in self.argv
+                for n in _fields(arg, setting=setting, source=source, known=placeholders)
             )
         )
 
