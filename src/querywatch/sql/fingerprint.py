@@ -83,14 +83,14 @@ def _literals(dialect: str) -> re.Pattern[str]:
     branches += [
         r"\?[0-9]*+",  # ? and ?NNN
         r"%(?:\([^()]*\))?[sbt](?!\w)",  # %s, %(name)s (psycopg 3 also has %b, %t)
-        r":(?<![\w:]:)[A-Za-z_]\w*",  # :name, never the "::" of a cast
+        r":(?<![\w:?]:)[A-Za-z_]\w*",  # :name, never the "::" of a cast
     ]
     if dialect == "postgres":
-        branches += [_STD, rf"\$(?<![\w$]\$)(?:[0-9]+|{_DOLLAR})"]  # $1 and $$..$$, $t$..$t$
+        branches += [_STD, rf"\$(?<![\w$?]\$)(?:[0-9]+|{_DOLLAR})"]  # $1 and $$..$$, $t$..$t$
     elif dialect == "mysql":
         branches += [f"'{_BS}", _MYDQ]
     else:
-        branches += [_STD, r"[@$](?<![\w$][@$])[A-Za-z_][\w$]*"]
+        branches += [_STD, r"[@$](?<![\w$?][@$])[A-Za-z_][\w$]*"]
     return re.compile("|".join(branches), re.S)
 
 
@@ -136,7 +136,8 @@ _ROWS = re.compile(rf"(values? |in \()({_ROW})(?:, \2)+")  # identical rows or i
 _ARRAY = re.compile(r"array\[\?(?:, \?)+\]")
 # Tight ":" must not make a name look like a ":name" parameter that the text never had
 # (": a" would become ":a", a parameter when fingerprinted again): such a colon keeps its space.
-_BARE_COLON = re.compile(r":(?<![\w:]:)(?=[a-z_])")
+# A name right after a "?" is not a parameter either ("0$a" is "?$a", never "??").
+_BARE_COLON = re.compile(r":(?<![\w:?]:)(?=[a-z_])")
 
 # -- generated identifiers -----------------------------------------------------------------------
 # Code that names temporary tables, columns and functions with a random or address-derived token
@@ -259,15 +260,17 @@ def _normalize(sql: str, d: _Dialect) -> str:
     if "," in t:
         t = t.replace(",", ", ")
     t = " ".join(t.split())
-    if "-" in t and ("-?" in t or "- ?" in t):
-        t = _NEG.sub("?", t)
     if "null" in t or "true" in t or "false" in t:
         t = _NULLS.sub("?", t)
+    if "-" in t and ("-?" in t or "- ?" in t):
+        t = _NEG.sub("?", t)
     if d.loose.search(t):
         t = " ".join(" ".join(d.split.split(t)).split())
     t = t.replace(" ,", ",").replace(" (", "(").replace("( ", "(").replace(" )", ")")
     if "." in t:
         t = t.replace(" .", ".").replace(". ", ".")
+        if ".?" in t and _DOT_NUM.search(t):  # ". ?" is not the number ".5": keep it apart
+            t = _DOT_NUM.sub(". ?", t)
     if "[" in t:
         t = t.replace(" [", "[").replace("[ ", "[").replace(" ]", "]")
     if ":" in t:
