@@ -189,7 +189,7 @@ def test_a_failed_rollback_is_one_error_envelope(world: World) -> None:
 
 def test_lint_findings_are_ok_with_exit_code_1(world: World) -> None:
     """Checked and found problems is not an error: the findings, in ``data``, and exit 1."""
-    result = run(world, "lint", "--sql", "DELETE FROM orders", "--json")
+    result = run(world, "lint", "--sql", "DELETE FROM orders", "--assume-large", "--json")
     envelope = envelope_of(result)
     assert envelope["ok"] is True and result.returncode == 1
     assert envelope["data"]["counts"]["error"] == 1  # type: ignore[index]
