@@ -22,6 +22,7 @@ EXIT_INTERRUPTED = 130
 #: Every command, by name: where it lives. Imported when it runs (or ``--help`` lists it), so
 #: ``watch``, the long-running agent, never loads sqlglot, the gate or the HTTP server.
 COMMANDS = {
+    "canary": "querywatch.cli.canary:canary",
     "check": "querywatch.cli.gate:check",
     "demo": "querywatch.cli.watch:demo",
     "deploy": "querywatch.cli.deploys:deploy",
