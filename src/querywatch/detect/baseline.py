@@ -17,6 +17,7 @@ A baseline is built from stored windows, and it is volume-aware:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -185,8 +186,164 @@ def request_points(windows: Iterable[RequestWindow]) -> list[Point]:
     ]
 
 
+class _KeyAcc:
+    """One key's running figures: what :class:`KeyBaseline` needs, without its windows."""
+
+    __slots__ = (
+        "blocks",
+        "blocks_known",
+        "calls",
+        "calls_acc",
+        "chunk_calls",
+        "label",
+        "last_start",
+        "means",
+        "rows",
+        "sketch",
+        "total_acc",
+        "total_ms",
+        "windows",
+    )
+
+    def __init__(self, label: str, sketch: LatencySketch | None) -> None:
+        self.label = label
+        self.last_start = -math.inf
+        self.windows = 0
+        self.calls = 0
+        self.total_ms = 0.0
+        self.rows = 0
+        self.blocks = 0
+        self.blocks_known = True
+        self.means: list[float] = []
+        self.chunk_calls: list[int] = []
+        self.calls_acc = 0
+        self.total_acc = 0.0
+        self.sketch = sketch
+
+
+class BaselineBuilder:
+    """Baselines of every key with windows in ``[start, end)``, built one window at a time.
+
+    Detection reads half an hour of windows of every fingerprint after each poll: fed from the
+    store's cursor, this keeps per key only running sums, the chunk means and one merged sketch,
+    never the windows themselves. Windows must come in time order per key (the store's order);
+    the result equals :func:`build_baselines` over the same windows.
+    """
+
+    def __init__(
+        self,
+        start: float,
+        end: float,
+        *,
+        min_chunk_calls: int,
+        covered_s: float | None = None,
+        now: float | None = None,
+        texts: dict[str, str] | None = None,
+    ) -> None:
+        """``texts`` shares one copy of each label between builders fed the same windows."""
+        self.start = start
+        self.end = end
+        self.min_chunk_calls = min_chunk_calls
+        self.covered_s = covered_s
+        self.now = now
+        self._texts: dict[str, str] = {} if texts is None else texts
+        self._keys: dict[str, _KeyAcc] = {}
+        self._starts: set[int] = set()
+
+    def add(
+        self,
+        key: str,
+        window_start: int,
+        calls: int,
+        total_ms: float,
+        sketch: LatencySketch | None,
+        label: str = "",
+        rows: int = 0,
+        blocks: int = 0,
+    ) -> None:
+        """One window of one key (ignored outside the span). Same meaning as :class:`Point`."""
+        if not self.start <= window_start < self.end:
+            return
+        acc = self._keys.get(key)
+        if acc is None:
+            label = self._texts.setdefault(label, label)
+            acc = self._keys[key] = _KeyAcc(label, LatencySketch())
+        elif window_start < acc.last_start:
+            raise ValueError(
+                f"windows of {key!r} out of time order: {window_start} after {acc.last_start}"
+            )
+        acc.last_start = window_start
+        self._starts.add(window_start)
+        acc.windows += 1
+        acc.calls += calls
+        acc.total_ms += total_ms
+        acc.rows += rows
+        acc.blocks += blocks
+        if not blocks:
+            acc.blocks_known = False
+        acc.calls_acc += calls
+        acc.total_acc += total_ms
+        if acc.calls_acc >= self.min_chunk_calls:
+            acc.means.append(acc.total_acc / acc.calls_acc)
+            acc.chunk_calls.append(acc.calls_acc)
+            acc.calls_acc, acc.total_acc = 0, 0.0
+        # A trailing partial chunk is not evidence; its calls still count in the totals.
+        if acc.sketch is not None:
+            if sketch is None or sketch.count != calls:
+                acc.sketch = None  # per-call latencies only when every window had them
+            else:
+                acc.sketch.merge(sketch)
+
+    def add_point(self, p: Point) -> None:
+        self.add(p.key, p.window_start, p.calls, p.total_ms, p.sketch, p.label, p.rows, p.blocks)
+
+    def add_statement(self, w: StatementWindow) -> None:
+        """A statement window, as :func:`statement_points` reduces it (none without calls)."""
+        if w.calls > 0:
+            self.add(
+                w.fingerprint,
+                w.window_start,
+                w.calls,
+                w.total_ms,
+                w.sketch,
+                w.normalized,
+                w.rows,
+                w.shared_blks_hit + w.shared_blks_read,
+            )
+
+    def add_request(self, w: RequestWindow) -> None:
+        """A request window, as :func:`request_points` reduces it (none without requests)."""
+        if w.requests > 0:
+            self.add(w.route, w.window_start, w.requests, w.total_ms, w.sketch, w.route)
+
+    def baselines(self) -> dict[str, KeyBaseline]:
+        covered_s = self.covered_s
+        if covered_s is None:
+            covered_s = coverage(self._starts, self.start, self.end, self.now)
+        return {
+            key: KeyBaseline(
+                key=key,
+                label=acc.label,
+                start=self.start,
+                end=self.end,
+                covered_s=covered_s,
+                windows=acc.windows,
+                calls=acc.calls,
+                total_ms=acc.total_ms,
+                chunk_means=tuple(acc.means),
+                chunk_calls=tuple(acc.chunk_calls),
+                sketch=acc.sketch,
+                rows=acc.rows,
+                # Known only when every window counted buffers: a partial count is no per-call
+                # figure.
+                blocks=acc.blocks if acc.blocks_known else 0,
+            )
+            for key, acc in self._keys.items()
+        }
+
+
 def build_baselines(
-    points: Sequence[Point],
+    points: Iterable[Point],
     start: float,
     end: float,
     *,
@@ -194,61 +351,18 @@ def build_baselines(
     covered_s: float | None = None,
     now: float | None = None,
 ) -> dict[str, KeyBaseline]:
-    """Baselines of every key with windows in ``[start, end)``.
+    """Baselines of every key with windows in ``[start, end)``, from points in any order.
 
     ``covered_s`` is the seconds of data in the span; by default the buckets in which any of
-    ``points`` has a window (pass it when the points are a subset of what was captured).
+    ``points`` has a window (pass it when the points are a subset of what was captured). Reads
+    too large to hold feed a :class:`BaselineBuilder` from the store's cursor instead.
     """
-    inside = [p for p in points if start <= p.window_start < end]
-    if covered_s is None:
-        covered_s = coverage((p.window_start for p in inside), start, end, now)
-    by_key: dict[str, list[Point]] = {}
-    for p in sorted(inside, key=lambda p: p.window_start):
-        by_key.setdefault(p.key, []).append(p)
-    return {
-        key: _baseline(key, pts, start, end, covered_s, min_chunk_calls)
-        for key, pts in by_key.items()
-    }
-
-
-def _baseline(
-    key: str, points: list[Point], start: float, end: float, covered_s: float, min_chunk_calls: int
-) -> KeyBaseline:
-    means: list[float] = []
-    chunk_calls: list[int] = []
-    calls_acc, total_acc = 0, 0.0
-    for p in points:
-        calls_acc += p.calls
-        total_acc += p.total_ms
-        if calls_acc >= min_chunk_calls:
-            means.append(total_acc / calls_acc)
-            chunk_calls.append(calls_acc)
-            calls_acc, total_acc = 0, 0.0
-    # A trailing partial chunk is not evidence; its calls still count in the totals.
-    sketch: LatencySketch | None = LatencySketch()
-    for p in points:
-        if sketch is None:
-            break
-        if p.sketch is None or p.sketch.count != p.calls:
-            sketch = None
-        else:
-            sketch.merge(p.sketch)
-    return KeyBaseline(
-        key=key,
-        label=points[0].label,
-        start=start,
-        end=end,
-        covered_s=covered_s,
-        windows=len(points),
-        calls=sum(p.calls for p in points),
-        total_ms=sum(p.total_ms for p in points),
-        chunk_means=tuple(means),
-        chunk_calls=tuple(chunk_calls),
-        sketch=sketch,
-        rows=sum(p.rows for p in points),
-        # Known only when every window counted buffers: a partial count is no per-call figure.
-        blocks=sum(p.blocks for p in points) if all(p.blocks for p in points) else 0,
+    builder = BaselineBuilder(
+        start, end, min_chunk_calls=min_chunk_calls, covered_s=covered_s, now=now
     )
+    for p in sorted(points, key=lambda p: p.window_start):
+        builder.add_point(p)
+    return builder.baselines()
 
 
 def fingerprint_baselines(

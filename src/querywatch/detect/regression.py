@@ -21,17 +21,11 @@ raise database time without anything being wrong with a query. See docs/detectio
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from querywatch.detect.baseline import (
-    KeyBaseline,
-    Point,
-    build_baselines,
-    request_points,
-    statement_points,
-)
+from querywatch.detect.baseline import BaselineBuilder, KeyBaseline
 from querywatch.detect.model import Detection, PhaseStats
 from querywatch.detect.policy import Policy
 from querywatch.detect.stats import (
@@ -46,7 +40,7 @@ from querywatch.detect.wording import ms as _ms
 from querywatch.detect.wording import rate as _rate
 from querywatch.detect.wording import short_sql as _short
 from querywatch.detect.wording import times as _x
-from querywatch.records import WINDOW_SECONDS, DeployMarker
+from querywatch.records import WINDOW_SECONDS, DeployMarker, RequestWindow, StatementWindow
 from querywatch.store.base import Store
 
 W = WINDOW_SECONDS
@@ -115,14 +109,20 @@ class Comparison:
         return self.after.calls_per_s * (self.after.mean_ms - self.before.mean_ms)
 
 
+Sides = tuple[dict[str, KeyBaseline], dict[str, KeyBaseline]]
+"""Baselines of every key before and after, for one pair of phases."""
+
+
 @dataclass(slots=True)
 class _Context:
-    """What one detection pass read from the store."""
+    """What one detection pass read from the store, folded as it was read."""
 
     now: float
-    points: list[Point]
-    requests: list[Point]
-    deploys: list[DeployMarker] = field(default_factory=list)
+    deploy_sides: Sides | None = None  # the deploy's phases, when one is compared against
+    seen_before: set[str] = field(default_factory=set)  # fingerprints seen before the deploy
+    routes: Sides | None = None  # routes over the deploy's phases
+    unannounced: Phases | None = None  # the trailing baseline and the recent windows
+    unannounced_sides: Sides | None = None
 
 
 def _g_high(value: float, threshold: float, power: float = 1.0) -> float:
@@ -187,24 +187,17 @@ class Detector:
         since = now - p.baseline_seconds - p.recent_windows * W - W
         if reference is not None:
             since = min(since, reference.started_at - p.baseline_seconds - W)
-        points = [
-            pt
-            for pt in statement_points(self.store.statement_windows(since=since))
-            if pt.window_start <= now
-        ]
-        requests = [
-            pt
-            for pt in request_points(self.store.request_windows(since=since))
-            if pt.window_start <= now
-        ]
-        ctx = _Context(now, points, requests, deploys)
+        phases = self.deploy_phases(reference, now) if reference is not None else None
+        if phases is not None and phases.after_end <= phases.after_start:
+            phases = None
+        ctx = self._read(now, since, phases, self._unannounced_phases(now, deploys))
         found: list[Detection] = []
-        if reference is not None:
-            found += self._deploy_detections(ctx, reference)
+        if reference is not None and phases is not None:
+            found += self._deploy_detections(ctx, reference, phases)
         blamed = {d.fingerprint for d in found if d.fingerprint is not None}
         found += [
             d
-            for d in self._unannounced(ctx, deploys)
+            for d in self._unannounced(ctx)
             if d.fingerprint is None or d.fingerprint not in blamed
         ]
         found.sort(key=lambda d: (-d.confidence, -d.added_db_ms_per_s, d.fingerprint or ""))
@@ -383,20 +376,54 @@ class Detector:
 
         return total([c.before for c in comps]), total([c.after for c in comps])
 
-    def _sides(
-        self,
-        ctx: _Context,
-        before_start: float,
-        before_end: float,
-        after_start: float,
-        after_end: float,
-        points: list[Point] | None = None,
-    ) -> tuple[dict[str, KeyBaseline], dict[str, KeyBaseline]]:
-        pts = ctx.points if points is None else points
+    def _read(
+        self, now: float, since: float, deploy: Phases | None, unannounced: Phases | None
+    ) -> _Context:
+        """One pass over the windows since ``since``, folded into the baselines of each side as
+        they come from the store: half an hour of every fingerprint is never held at once."""
         k = self.policy.min_chunk_calls
-        before = build_baselines(pts, before_start, before_end, min_chunk_calls=k)
-        after = build_baselines(pts, after_start, after_end, min_chunk_calls=k, now=ctx.now)
-        return before, after
+        texts: dict[str, str] = {}  # one copy of each text, shared by the sides
+
+        def sides(ph: Phases) -> tuple[BaselineBuilder, BaselineBuilder]:
+            before = BaselineBuilder(ph.before_start, ph.before_end, min_chunk_calls=k, texts=texts)
+            after = BaselineBuilder(
+                ph.after_start, ph.after_end, min_chunk_calls=k, now=now, texts=texts
+            )
+            return before, after
+
+        def statements(windows: Iterator[StatementWindow]) -> _Context:
+            ctx = _Context(now)
+            on_deploy = sides(deploy) if deploy is not None else None
+            alone = sides(unannounced) if unannounced is not None else None
+            builders = [*(on_deploy or ()), *(alone or ())]
+            seen_until = deploy.before_end if deploy is not None else None
+            for w in windows:
+                if w.calls <= 0 or w.window_start > now:
+                    continue
+                if seen_until is not None and w.window_start < seen_until:
+                    ctx.seen_before.add(w.fingerprint)
+                for b in builders:
+                    b.add_statement(w)
+            if on_deploy is not None:
+                ctx.deploy_sides = (on_deploy[0].baselines(), on_deploy[1].baselines())
+            if alone is not None:
+                ctx.unannounced = unannounced
+                ctx.unannounced_sides = (alone[0].baselines(), alone[1].baselines())
+            return ctx
+
+        def requests(windows: Iterator[RequestWindow]) -> Sides:
+            assert deploy is not None
+            before, after = sides(deploy)
+            for w in windows:
+                if w.window_start <= now:
+                    before.add_request(w)
+                    after.add_request(w)
+            return before.baselines(), after.baselines()
+
+        ctx = self.store.fold_statement_windows(statements, since=since)
+        if deploy is not None:  # routes are evidence of a deploy's effect only
+            ctx.routes = self.store.fold_request_windows(requests, since=since)
+        return ctx
 
     # -- after a deploy ---------------------------------------------------------------------
 
@@ -416,17 +443,15 @@ class Detector:
             after_end = min(after_end, _floor_w(min(later)))
         return Phases(before_end - p.baseline_seconds, before_end, after_start, after_end)
 
-    def _deploy_detections(self, ctx: _Context, deploy: DeployMarker) -> list[Detection]:
+    def _deploy_detections(
+        self, ctx: _Context, deploy: DeployMarker, ph: Phases
+    ) -> list[Detection]:
         p = self.policy
-        ph = self.deploy_phases(deploy, ctx.now)
-        if ph.after_end <= ph.after_start:
-            return []
-        before, after = self._sides(
-            ctx, ph.before_start, ph.before_end, ph.after_start, ph.after_end
-        )
+        assert ctx.deploy_sides is not None
+        before, after = ctx.deploy_sides
         comps = self._compare(before, after, min_before_chunks=1)
         found: list[Detection] = []
-        routes = self._route_evidence(ctx, ph)
+        routes = self._route_evidence(ctx)
         load = self._common_slowdown(comps)
         if load is not None:
             together, common = load
@@ -507,7 +532,7 @@ class Detector:
         if covered_before < p.min_baseline_chunks * W:
             return []  # nothing was watched before the deploy: everything would look new
         # Anything with a window before the deploy (the whole look-back read) is not new.
-        seen_before = {pt.key for pt in ctx.points if pt.window_start < ph.before_end}
+        seen_before = ctx.seen_before
         candidates = [
             a
             for key, a in after.items()
@@ -609,13 +634,11 @@ class Detector:
                 best = (distance, b)
         return best[1] if best is not None else None
 
-    def _route_evidence(self, ctx: _Context, ph: Phases) -> list[dict[str, Any]]:
+    def _route_evidence(self, ctx: _Context) -> list[dict[str, Any]]:
         """Routes whose request latency rose after the deploy (what users felt), top five."""
-        if not ctx.requests:
+        if ctx.routes is None:
             return []
-        before, after = self._sides(
-            ctx, ph.before_start, ph.before_end, ph.after_start, ph.after_end, ctx.requests
-        )
+        before, after = ctx.routes
         rows: list[dict[str, Any]] = []
         for route, a in after.items():
             b = before.get(route)
@@ -639,17 +662,24 @@ class Detector:
 
     # -- without a deploy -------------------------------------------------------------------
 
-    def _unannounced(self, ctx: _Context, deploys: list[DeployMarker]) -> list[Detection]:
+    def _unannounced_phases(self, now: float, deploys: list[DeployMarker]) -> Phases | None:
+        """The trailing baseline and the recent windows, or None when a deploy is that recent."""
         p = self.policy
-        now = ctx.now
         recent_start = _floor_w(now) - (p.recent_windows - 1) * W
         base_start = recent_start - p.baseline_seconds
         if deploys:
             base_start = max(base_start, _ceil_w(traffic_start(deploys[-1])))
         if base_start >= recent_start:
-            return []  # a deploy inside the recent windows: the deploy detector's business
-        ph = Phases(base_start, recent_start, recent_start, now + 1)
-        before, after = self._sides(ctx, base_start, recent_start, recent_start, now + 1)
+            return None  # a deploy inside the recent windows: the deploy detector's business
+        return Phases(base_start, recent_start, recent_start, now + 1)
+
+    def _unannounced(self, ctx: _Context) -> list[Detection]:
+        p = self.policy
+        now = ctx.now
+        ph = ctx.unannounced
+        if ph is None or ctx.unannounced_sides is None:
+            return []
+        before, after = ctx.unannounced_sides
         comps = self._compare(before, after, min_before_chunks=p.min_baseline_chunks)
         found: list[Detection] = []
         load = self._common_slowdown(comps)

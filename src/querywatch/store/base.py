@@ -81,6 +81,30 @@ class Store(Protocol):
         (its ``release`` is the one release seen, or ``""`` when several were).
         """
 
+    def fold_statement_windows(
+        self,
+        consume: Callable[[Iterator[StatementWindow]], T],
+        since: float | None = None,
+        until: float | None = None,
+        source: str | None = None,
+        release: str | None = None,
+    ) -> T:
+        """``consume`` run over the windows :meth:`statement_windows` returns (no call sites),
+        read one at a time from the cursor inside one read transaction; its result returned.
+
+        For readers that fold many windows into a little (detection's baselines): the windows
+        are never all held. ``consume`` may run again from the start if the connection drops.
+        """
+
+    def fold_request_windows(
+        self,
+        consume: Callable[[Iterator[RequestWindow]], T],
+        since: float | None = None,
+        until: float | None = None,
+        release: str | None = None,
+    ) -> T:
+        """``consume`` run over the windows :meth:`request_windows` returns, as above."""
+
     def request_windows(
         self,
         route: str | None = None,

@@ -9,7 +9,7 @@ holds its SQL: windows, window_reads, retention, deploy_markers, state.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
 
 from querywatch.errors import StoreError
@@ -112,6 +112,39 @@ class SqlStore(ABC):
         return self._run(
             lambda tx: window_reads.statement_windows(
                 tx, fingerprint, since, until, source, release, has_release=has
+            ),
+            write=False,
+        )
+
+    def fold_statement_windows(
+        self,
+        consume: Callable[[Iterator[StatementWindow]], T],
+        since: float | None = None,
+        until: float | None = None,
+        source: str | None = None,
+        release: str | None = None,
+    ) -> T:
+        has = self._has_release
+        return self._run(
+            lambda tx: consume(
+                window_reads.iter_statement_windows(
+                    tx, since, until, source, release, has_release=has
+                )
+            ),
+            write=False,
+        )
+
+    def fold_request_windows(
+        self,
+        consume: Callable[[Iterator[RequestWindow]], T],
+        since: float | None = None,
+        until: float | None = None,
+        release: str | None = None,
+    ) -> T:
+        has = self._has_release
+        return self._run(
+            lambda tx: consume(
+                window_reads.iter_request_windows(tx, None, since, until, release, has_release=has)
             ),
             write=False,
         )

@@ -10,7 +10,7 @@ the release column (read-only, not migrated) reads as release ``''`` throughout.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from querywatch.records import (
@@ -111,6 +111,55 @@ def statement_windows(
     release, or every release's rows of a bucket summed. Each window carries its fingerprint's
     known call sites (they are kept per fingerprint).
     """
+    sql, params = _statement_sql(fingerprint, since, until, source, release, has_release)
+    # What repeats from row to row (the fingerprint and its text) is kept once: a list of
+    # half an hour of windows of every fingerprint holds each text once, not once per window.
+    known: dict[str, tuple[str, str, str]] = {}
+    windows = list(_statement_windows(tx.each(sql, params), known))
+    if source is None and len({w.source for w in windows}) > 1:
+        chosen = _one_source_each((w.fingerprint, w.source, w.calls) for w in windows)
+        windows = [w for w in windows if chosen[w.fingerprint] == w.source]
+    sites = _call_sites(tx, sorted(known))
+    for w in windows:
+        w.call_sites = sites.get(w.fingerprint, ())
+    return windows
+
+
+def iter_statement_windows(
+    tx: Tx,
+    since: float | None = None,
+    until: float | None = None,
+    source: str | None = None,
+    release: str | None = None,
+    *,
+    fingerprint: str | None = None,
+    has_release: bool = True,
+) -> Iterator[StatementWindow]:
+    """The windows :func:`statement_windows` returns, in the same order, one at a time from the
+    cursor: a reader that folds them (detection, after every poll) never holds them all.
+
+    The source of each fingerprint is chosen first by one aggregate over the same rows; the
+    windows carry no call sites.
+    """
+    chosen = (
+        {}
+        if source is not None
+        else _chosen_sources(tx, fingerprint, since, until, release, has_release)
+    )
+    sql, params = _statement_sql(fingerprint, since, until, source, release, has_release)
+    for w in _statement_windows(tx.each(sql, params), None):
+        if chosen.get(w.fingerprint, w.source) == w.source:
+            yield w
+
+
+def _statement_sql(
+    fingerprint: str | None,
+    since: float | None,
+    until: float | None,
+    source: str | None,
+    release: str | None,
+    has_release: bool,
+) -> tuple[str, list[object]]:
     rel = _release_column(has_release, "w.")
     where, params = _where("fingerprint", fingerprint, since, until, prefix="w.")
     if source is not None:
@@ -125,13 +174,19 @@ def statement_windows(
         f"FROM windows w JOIN fingerprints f ON f.fingerprint = w.fingerprint{where} "
         f"ORDER BY w.window_start, w.fingerprint, w.resolution, w.source, {rel}"
     )
+    return sql, params
 
-    # Rows are read one at a time, and what repeats from row to row (the fingerprint,
-    # its text, the bucket start, the source) is kept once: the detector reads half an
-    # hour of windows of every fingerprint after each poll.
-    known: dict[str, tuple[str, str, str]] = {}
-    shared: dict[object, Any] = {}
-    windows: list[StatementWindow] = []
+
+def _statement_windows(
+    rows: Iterable[tuple[Any, ...]], known: dict[str, tuple[str, str, str]] | None
+) -> Iterator[StatementWindow]:
+    """Rows as windows, in row order; rows of one bucket, fingerprint and source summed.
+
+    ``known`` keeps one copy of each fingerprint's names (and collects the fingerprints seen);
+    ``None`` keeps nothing per fingerprint, for a reader that drops each window once folded.
+    """
+    shared: dict[object, Any] = {}  # bucket starts, sources, releases: a few distinct values
+    pending: StatementWindow | None = None
     for (
         fp,
         norm,
@@ -148,41 +203,71 @@ def statement_windows(
         blks_read,
         sk,
         rls,
-    ) in tx.each(sql, params):
-        names = known.get(fp)
-        if names is None:
-            names = known[fp] = (fp, norm, dialect)
-        if windows:
-            last = windows[-1]
-            if last.fingerprint == fp and last.window_start == start and last.source == src:
-                _sum_statement(last, calls, total, mx, mn, nrows, errors, hit, blks_read, sk, rls)
+    ) in rows:
+        if pending is not None:
+            if (
+                pending.fingerprint == fp
+                and pending.window_start == start
+                and pending.source == src
+            ):
+                _sum_statement(
+                    pending, calls, total, mx, mn, nrows, errors, hit, blks_read, sk, rls
+                )
                 continue
-        windows.append(
-            StatementWindow(
-                names[0],
-                names[1],
-                shared.setdefault(int(start), int(start)),
-                int(calls),
-                float(total),
-                float(mx),
-                names[2],
-                shared.setdefault(src, src),
-                None if mn is None else float(mn),
-                int(nrows),
-                int(errors),
-                int(hit),
-                int(blks_read),
-                _sketch(sk),
-                release=shared.setdefault(rls, rls),
-            )
+            yield pending
+        names = (fp, norm, dialect)
+        if known is not None:
+            names = known.setdefault(fp, names)
+        pending = StatementWindow(
+            names[0],
+            names[1],
+            shared.setdefault(int(start), int(start)),
+            int(calls),
+            float(total),
+            float(mx),
+            names[2],
+            shared.setdefault(src, src),
+            None if mn is None else float(mn),
+            int(nrows),
+            int(errors),
+            int(hit),
+            int(blks_read),
+            _sketch(sk),
+            release=shared.setdefault(rls, rls),
         )
-    if source is None and len({w.source for w in windows}) > 1:
-        chosen = _one_source_each((w.fingerprint, w.source, w.calls) for w in windows)
-        windows = [w for w in windows if chosen[w.fingerprint] == w.source]
-    sites = _call_sites(tx, sorted(known))
-    for w in windows:
-        w.call_sites = sites.get(w.fingerprint, ())
-    return windows
+    if pending is not None:
+        yield pending
+
+
+def _chosen_sources(
+    tx: Tx,
+    fingerprint: str | None,
+    since: float | None,
+    until: float | None,
+    release: str | None,
+    has_release: bool,
+) -> dict[str, str]:
+    """The source to read of each fingerprint that more than one source wrote in the range
+    (:func:`_one_source_each` over the rows :func:`statement_windows` would read)."""
+    rel = _release_column(has_release, "w.")
+    where, params = _where("fingerprint", fingerprint, since, until, prefix="w.")
+    where, params = _and_release(where, params, rel, release)
+    sql = (
+        "SELECT w.fingerprint, w.source, SUM(w.calls) "
+        f"FROM windows w JOIN fingerprints f ON f.fingerprint = w.fingerprint{where} "
+        "GROUP BY w.fingerprint, w.source ORDER BY w.fingerprint"
+    )
+    chosen: dict[str, str] = {}
+    group: list[tuple[str, str, int]] = []
+    for fp, src, calls in tx.each(sql, params):
+        if group and group[0][0] != fp:
+            if len(group) > 1:
+                chosen.update(_one_source_each(group))
+            group = []
+        group.append((fp, src, int(calls)))
+    if len(group) > 1:
+        chosen.update(_one_source_each(group))
+    return chosen
 
 
 def request_windows(
@@ -194,6 +279,19 @@ def request_windows(
     *,
     has_release: bool = True,
 ) -> list[RequestWindow]:
+    return list(iter_request_windows(tx, route, since, until, release, has_release=has_release))
+
+
+def iter_request_windows(
+    tx: Tx,
+    route: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    release: str | None = None,
+    *,
+    has_release: bool = True,
+) -> Iterator[RequestWindow]:
+    """The windows :func:`request_windows` returns, one at a time from the cursor."""
     rel = _release_column(has_release)
     where, params = _where("route", route, since, until)
     where, params = _and_release(where, params, rel, release)
@@ -202,8 +300,8 @@ def request_windows(
         f"sketch, users, failed_users, {rel} FROM request_windows{where} "
         f"ORDER BY window_start, route, resolution, {rel}"
     )
-    windows: list[RequestWindow] = []
-    for r, start, requests, errors, total, mx, db, calls, sk, users, failed, rls in tx.rows(
+    pending: RequestWindow | None = None
+    for r, start, requests, errors, total, mx, db, calls, sk, users, failed, rls in tx.each(
         sql, params
     ):
         w = RequestWindow(
@@ -220,11 +318,14 @@ def request_windows(
             frozenset(json.loads(failed)),
             rls,
         )
-        if windows and windows[-1].route == r and windows[-1].window_start == w.window_start:
-            _sum_request(windows[-1], w)
-        else:
-            windows.append(w)
-    return windows
+        if pending is not None and pending.route == r and pending.window_start == w.window_start:
+            _sum_request(pending, w)
+            continue
+        if pending is not None:
+            yield pending
+        pending = w
+    if pending is not None:
+        yield pending
 
 
 def repeat_windows(
