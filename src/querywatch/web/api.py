@@ -7,6 +7,9 @@
     POST /api/deploys/{id}/finish     finish it
     POST /api/incidents/{id}/rollback roll back the deploy an incident blames (guarded; see
                                       docs/respond.md): {"dry_run"?, "by"?, ...}
+    GET  /api/canary/verdict          a canary's verdict (Argo Rollouts web metric provider)
+    POST /api/canary/flagger          Flagger's rollout webhook: non-2xx when the canary fails
+    GET  /api/canary/status           the stored canary rollout (see :mod:`querywatch.web.canary`)
 
 :class:`DeployApi` maps (method, target, headers, body) to a status and an envelope, so the routing,
 auth and validation are tested without sockets and a later dashboard can reuse the server. The
@@ -45,13 +48,13 @@ from querywatch.incidents.service import get_incident
 from querywatch.render import summary_to_json
 from querywatch.store.base import Store
 from querywatch.timespec import parse_time
+from querywatch.web.canary import CanaryEndpoints, body_token
 
 if TYPE_CHECKING:
     from querywatch.respond.responder import Responder
 
-MAX_BODY_BYTES = (
-    64 * 1024
-)  # a deploy marker is a few hundred bytes; anything near this is a mistake
+#: A deploy marker is a few hundred bytes; anything near this is a mistake.
+MAX_BODY_BYTES = 64 * 1024
 
 log = logging.getLogger("querywatch.web")
 
@@ -63,6 +66,7 @@ _CODES = {
     405: "method_not_allowed",
     409: "conflict",
     411: "length_required",
+    412: "precondition_failed",
     413: "payload_too_large",
     415: "unsupported_media_type",
     421: "misdirected_request",
@@ -130,6 +134,7 @@ class DeployApi:
         self.environment = environment
         self.clock = clock
         self.responder_for = responder_for  # environment -> its rollback settings
+        self._canary = CanaryEndpoints(store, environment, lambda: self.clock())
 
     def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Response:
         parts = urlsplit(target)
@@ -151,7 +156,7 @@ class DeployApi:
         query = parse_qs(parts.query, keep_blank_values=True)
         try:
             if path not in _PUBLIC:
-                self._authorize(headers)
+                self._authorize(headers, path, body)
             if method == "POST":
                 _require_json(headers)  # before the body: an empty form POST is still refused
             return handler(self, _Request(query, headers, body, deploy_id))
@@ -200,16 +205,23 @@ class DeployApi:
                 )
             )
 
-    def _authorize(self, headers: Mapping[str, str]) -> None:
+    def _authorize(self, headers: Mapping[str, str], path: str = "", body: bytes = b"") -> None:
         if self._token is None:
             return
-        given = headers.get("authorization", "")
-        scheme, _, credentials = given.strip().partition(" ")
+        given = headers.get("authorization")
+        if given is None and path in _BODY_TOKEN:  # Flagger sends no headers: metadata.token
+            token = body_token(body)
+            if token is not None:
+                if not hmac.compare_digest(token.strip().encode(), self._token):
+                    raise _Refused(error(403, "the token is not valid for this server"))
+                return
+        scheme, _, credentials = (given or "").strip().partition(" ")
         if scheme.lower() != "bearer" or not credentials.strip():
+            where = " (or, from Flagger, metadata.token)" if path in _BODY_TOKEN else ""
             raise _Refused(
                 error(
                     401,
-                    "missing bearer token: send the header 'Authorization: Bearer <token>'",
+                    f"missing bearer token: send the header 'Authorization: Bearer <token>'{where}",
                     (("WWW-Authenticate", 'Bearer realm="querywatch"'),),
                 )
             )
@@ -323,14 +335,31 @@ class DeployApi:
         )
         return Response(200, success(result.to_dict()))
 
+    # The canary endpoints: querywatch.web.canary.
+
+    def canary_verdict(self, request: _Request) -> Response:
+        fields = _json_object(request, required=False) if request.body.strip() else None
+        return Response(*self._canary.verdict(request.query, fields))
+
+    def canary_flagger(self, request: _Request) -> Response:
+        return Response(*self._canary.flagger(_json_object(request, required=True)))
+
+    def canary_status(self, request: _Request) -> Response:
+        return Response(*self._canary.status(request.query))
+
 
 _PUBLIC = frozenset({"/healthz"})  # load balancers probe without credentials
+#: Paths whose callers cannot send headers: the token may come in the JSON body instead.
+_BODY_TOKEN = frozenset({"/api/canary/flagger"})
 _FINISH = re.compile(r"/api/deploys/([^/]+)/finish")
 _ROLLBACK = re.compile(r"/api/incidents/([^/]+)/rollback")
 _FIXED: dict[str, dict[str, _Handler]] = {
     "/healthz": {"GET": DeployApi.health},
     "/api/deploys": {"GET": DeployApi.list_deploys, "POST": DeployApi.start},
     "/api/top": {"GET": DeployApi.top},
+    "/api/canary/verdict": {"GET": DeployApi.canary_verdict, "POST": DeployApi.canary_verdict},
+    "/api/canary/flagger": {"POST": DeployApi.canary_flagger},
+    "/api/canary/status": {"GET": DeployApi.canary_status},
 }
 
 
