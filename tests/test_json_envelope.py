@@ -88,6 +88,12 @@ SUCCEEDS: dict[str, tuple[tuple[str, ...], type]] = {
     "deploys": (("deploys",), list),
     "rollback": (("rollback", "{incident}", "--dry-run"), dict),
     "runbook": (("runbook",), list),
+    "canary start": (("canary", "start", "--release", "v3", "--stable", "v2"), dict),
+    "canary status": (("canary", "status"), dict),
+    "canary step": (("canary", "step"), dict),
+    "canary watch": (("canary", "watch"), dict),
+    "canary promote": (("canary", "promote"), dict),
+    "canary abort": (("canary", "abort"), dict),
 }
 
 # command -> (a run that fails, its error code, its exit code)
@@ -104,6 +110,12 @@ FAILS: dict[str, tuple[tuple[str, ...], str, int]] = {
     "deploys": (("deploys", "--until", "soon"), "config_error", 1),
     "rollback": (("rollback", "QW-19700101-9", "--dry-run"), "not_found", 1),
     "runbook": (("--config", "{broken_runbook}", "runbook"), "config_error", 1),
+    "canary start": (("canary", "start", "--release=-x", "--stable", "v2"), "config_error", 1),
+    "canary status": (("canary", "status", "--store", "{missing}"), "config_error", 1),
+    "canary step": (("canary", "step"), "not_found", 1),
+    "canary watch": (("canary", "watch"), "not_found", 1),
+    "canary promote": (("canary", "promote"), "not_found", 1),
+    "canary abort": (("canary", "abort"), "not_found", 1),
 }
 
 
@@ -153,6 +165,10 @@ def test_success_is_one_envelope(world: World, name: str) -> None:
     args, kind = SUCCEEDS[name]
     if name == "deploy finish":
         assert run(world, "deploy", "start", "--version", "v3", "--id", "d3").returncode == 0
+    if name in ("canary step", "canary watch", "canary promote", "canary abort"):
+        assert run(world, "canary", "start", "--release", "v3", "--stable", "v2").returncode == 0
+    if name == "canary watch":  # an ended rollout is reported at once: promoted, exit 0
+        assert run(world, "canary", "promote").returncode == 0
     result = run(world, *fill(args, world), "--json")
     assert result.returncode == 0, result.stderr
     data = envelope_of(result)

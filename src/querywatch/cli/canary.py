@@ -190,21 +190,29 @@ def step(obj: Context, environment: str | None, store: str | None, as_json: bool
 def watch(
     obj: Context, every: float, environment: str | None, store: str | None, as_json: bool
 ) -> None:
-    """Step the canary until it is promoted (exit 0) or aborted (exit 1)."""
+    """Step the canary until it is promoted (exit 0) or aborted (exit 1).
+
+    A rollout that has already ended is reported at once, with the same exit code."""
     with _Opened(obj, store, environment) as opened:
-        while True:
-            done = opened.rollout.step()
+        current = opened.rollout.status()
+        if current is not None and not current.running:
+            ended: Rollout = current
+            data: dict[str, Any] = {"did": None, "verdict": None, "rollout": current.to_json()}
             if not as_json:
-                _print_step(done)
-            if not done.rollout.running:
-                break
-            time.sleep(every)
-    if done.rollout.status == "aborted":
-        raise CanaryAborted(
-            f"canary {done.rollout.canary_release} aborted: {done.rollout.end_reason}"
-        )
+                _print_rollout(current)
+        else:
+            while True:
+                done = opened.rollout.step()
+                if not as_json:
+                    _print_step(done)
+                if not done.rollout.running:
+                    break
+                time.sleep(every)
+            ended, data = done.rollout, done.to_dict()
+    if ended.status == "aborted":
+        raise CanaryAborted(f"canary {ended.canary_release} aborted: {ended.end_reason}")
     if as_json:
-        emit_json(done.to_dict())
+        emit_json(data)
 
 
 @canary.command("promote")
