@@ -201,3 +201,26 @@ def test_check_writes_each_format_to_its_file(report: CheckReport, tmp_path: Pat
     assert "querywatch check failed" in only_files.stdout  # the terminal report still shows
     too_many = run_cli("check", "--run", str(run_file), "-o", "a", "-o", "b")
     assert too_many.returncode == 2 and "one -o per --format" in too_many.stderr
+
+
+def read_every_table(conn: sqlite3.Connection) -> None:
+    for table in ("orders", "a", "b", "c"):
+        conn.execute(f"SELECT * FROM {table}").fetchall()  # one row API, four texts
+
+
+def test_notes_at_one_call_site_are_one_block_on_the_terminal(
+    tmp_path: Path, template: Path
+) -> None:
+    """A library whose row API reads SELECT * for every table gives one note per call site on
+    the terminal (with a count), not one per table; the machine formats keep every finding."""
+    db = make_db(tmp_path / "shop.db", template)
+    conn = sqlite3.connect(db)
+    conn.executescript("CREATE TABLE a (x); CREATE TABLE b (x); CREATE TABLE c (x);")
+    conn.close()
+    result = run_check(record(db, read_every_table), baseline_path=tmp_path / "b.json")
+    assert [f.rule for f in result.below] == ["select-star"] * 4
+    text = render(result, "terminal", width=200)
+    assert text.count("select-star (info) at") == 1
+    assert "and 3 other queries there" in text
+    sarif = json.loads(render(result, "sarif"))
+    assert len(sarif["runs"][0]["results"]) == 4

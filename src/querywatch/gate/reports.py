@@ -127,7 +127,8 @@ def terminal_view(report: CheckReport) -> Group:
             continue
         color = {"unchecked": "yellow", "below": "blue"}.get(key, "red")
         parts.append(Text(f"\n{title} ({len(items)})", style=f"bold {color}"))
-        for f in items:
+        for f, same in _by_site(items) if key == "below" else [(f, 1) for f in items]:
+            more = f"\n    and {_plural(same - 1, 'other query')} there" if same > 1 else ""
             parts.append(
                 Text.assemble(
                     (f"  {one_line(f.rule)}", f"bold {color}"),
@@ -135,6 +136,7 @@ def terminal_view(report: CheckReport) -> Group:
                     (one_line(_site(f)), "bold"),
                     "\n    query: ",
                     (one_line(_short(f.sql, 300)), "cyan"),
+                    more,
                     f"\n    {printable(f.message)}",
                     ("\n    fix: " + printable(f.fix), "green"),
                 )
@@ -149,6 +151,15 @@ def terminal_view(report: CheckReport) -> Group:
         parts.append(safe_text("note: " + note, style="yellow", multiline=True))
     parts.append(safe_text(_footer(report), style="dim"))
     return Group(*parts)
+
+
+def _by_site(items: list[Finding]) -> list[tuple[Finding, int]]:
+    """Findings that do not fail, one per rule and call site with how many share it: a library
+    whose row API reads ``SELECT *`` for every table is one note, not a hundred."""
+    groups: dict[tuple[str, str], list[Finding]] = {}
+    for f in items:
+        groups.setdefault((f.rule, _site(f)), []).append(f)
+    return [(found[0], len(found)) for found in groups.values()]
 
 
 def _footer(report: CheckReport) -> str:
