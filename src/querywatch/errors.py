@@ -28,6 +28,9 @@ through the class named in brackets; tests/test_errors_tree.py keeps this list c
  querywatch.respond.actions             UnsafeValue     [MissingValue] a value starts with '-'
  querywatch.respond.sinks               SinkError       an alert sink cannot deliver
  querywatch.cli.respond                 ActionFailed    a rollback or runbook step failed
+ querywatch.respond.canary              CanaryActionFailed a canary weight or promote action failed
+ querywatch.web.canary                  BadCanaryRequest a canary endpoint parameter is unusable
+ querywatch.cli.canary                  CanaryAborted   `canary watch` ended with the canary aborted
  querywatch.demo.deployer               DeployError     the demo's new release did not get healthy
 """
 
