@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from cli_helpers import run_cli
 from querywatch.detect.model import Culprit, Detection, PhaseStats, Triage
 from querywatch.errors import InvalidTransition, NotFound
 from querywatch.incidents import service
@@ -387,3 +389,23 @@ def test_refresh_impact_measures_from_the_deploy_until_resolution(store: SqlStor
     refreshed = service.refresh_impact(store, incident.id, slo_ms=1000.0)
     assert refreshed.impact == Impact(5, 2, 2, 1, 1000.0, since=T0 - 40, until=T0 + 120)
     assert load_incident(store, incident.id) == refreshed
+
+
+def test_incidents_filter_by_the_release_their_deploy_shipped(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    """`incidents --release v2` lists what a release (a canary, a deploy) is blamed for."""
+    for id_, version in (("d1", "v1"), ("d2", "v2")):
+        store.record_deploy(DeployMarker(id_, version, None, "production", T0, T0 + 5))
+    on_v2 = opened(store, fp="fp-orders", deploy="d2")
+    on_v1 = opened(store, fp="fp-search", deploy="d1")
+    opened(store, fp="fp-other", deploy=None)  # blames no deploy: no release
+    assert [i.id for i in list_incidents(store, release="v2")] == [on_v2.id]
+    assert [i.id for i in list_incidents(store, release="v1")] == [on_v1.id]
+    assert list_incidents(store, release="v3") == []
+    assert len(list_incidents(store)) == 3
+    result = run_cli(
+        "incidents", "--store", str(tmp_path / "store.sqlite3"), "--release", "v2", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    assert [i["id"] for i in json.loads(result.stdout)["data"]] == [on_v2.id]

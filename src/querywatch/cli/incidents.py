@@ -26,6 +26,7 @@ _by_option = by_option("Who did it")
     help="Only incidents in this status (unresolved: open, acknowledged or mitigated).",
 )
 @since_option("Opened since")
+@click.option("--release", help="Only incidents that blame a deploy of this release (version).")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @json_option("the incidents as a list")
 @click.pass_obj
@@ -34,6 +35,7 @@ def incidents(
     store: str | None,
     status: str | None,
     since: str | None,
+    release: str | None,
     limit: int,
     as_json: bool,
 ) -> None:
@@ -45,7 +47,9 @@ def incidents(
     elif status is not None:
         statuses = (status,)  # type: ignore[assignment]
     with opened_store(obj.config(store=store), read_only=True) as the_store:
-        found = list_incidents(the_store, status=statuses, since=since_ts, limit=limit)
+        found = list_incidents(
+            the_store, status=statuses, since=since_ts, limit=limit, release=release
+        )
     if as_json:
         emit_json([incident_to_dict(i) for i in found])
     elif not found:

@@ -101,8 +101,10 @@ def list_incidents(
     status: Status | Sequence[Status] | None = None,
     since: float | None = None,
     limit: int = 50,
+    release: str | None = None,
 ) -> list[Incident]:
-    """Incidents newest first (opened at or after ``since``), optionally in some statuses."""
+    """Incidents newest first (opened at or after ``since``), optionally in some statuses, or
+    only those that blame a deploy of ``release`` (the version a canary or a deploy shipped)."""
     clauses, params = [], list[object]()
     if status is not None:
         statuses = [status] if isinstance(status, str) else list(status)
@@ -113,6 +115,9 @@ def list_incidents(
     if since is not None:
         clauses.append("opened_at >= ?")
         params.append(since)
+    if release is not None:
+        clauses.append("deploy_id IN (SELECT id FROM deploys WHERE version = ?)")
+        params.append(release)
     where = " WHERE " + " AND ".join(clauses) if clauses else ""
     sql = (
         f"SELECT {_INCIDENT_COLUMNS} FROM incidents{where} ORDER BY opened_at DESC, id DESC LIMIT ?"
