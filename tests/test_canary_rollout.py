@@ -27,7 +27,7 @@ from querywatch.respond.canary import (
     canary_rollout_from_config,
 )
 from querywatch.respond.canary_settings import CANARY_PLACEHOLDERS, CanarySettings
-from querywatch.respond.canary_state import load_rollout
+from querywatch.respond.canary_state import abort_due, fails_in_a_row, load_rollout
 from querywatch.respond.responder import Responder
 from querywatch.respond.settings import RollbackSettings
 from querywatch.store import SqlStore, open_store
@@ -60,10 +60,14 @@ def rollout(
     interval_s: float = 30.0,
     promote: CommandAction | None = None,
     responder: Responder | None = None,
+    fail_threshold: int = 2,
 ) -> CanaryRollout:
+    settings = CanarySettings(
+        environment=ENV, steps=steps, interval_s=interval_s, fail_threshold=fail_threshold
+    )
     return CanaryRollout(
         store,
-        CanarySettings(environment=ENV, steps=steps, interval_s=interval_s),
+        settings,
         weight=command(tmp_path, "weights.log", "{release}", "{weight}", "{stable_release}"),
         promote=promote,
         responder=responder,
@@ -112,6 +116,9 @@ def test_a_slow_canary_is_aborted_weight_0_first_then_the_incident_and_the_rollb
     r = rollout(store, tmp_path, responder=responder)
     assert r.start("v2", "v1", by="ci", now=T0).deploy_id == "d2"
 
+    first = r.step(now=T0 + 55)  # one failing verdict of the default two in a row: hold
+    assert (first.verdict.status, first.did) == ("fail", "held"), first.verdict.reason
+    assert written(tmp_path / "weights.log") == [["v2", "5", "v1"]]
     done = r.step(now=T0 + 60)
 
     assert done.did == "aborted" and done.verdict.status == "fail"
@@ -121,8 +128,8 @@ def test_a_slow_canary_is_aborted_weight_0_first_then_the_incident_and_the_rollb
     assert state is not None
     assert (state.status, state.weight, state.ended_by) == ("aborted", 0.0, "querywatch canary")
     assert state.aborted_at is not None and state.aborted_at >= T0 + 60
-    assert state.end_reason is not None and "failed it" in state.end_reason
-    assert [v.status for v in state.verdicts] == ["fail"]
+    assert state.end_reason is not None and "failed it (2 failing verdicts" in state.end_reason
+    assert [v.status for v in state.verdicts] == ["fail", "fail"]
     assert [(e.action, e.outcome) for e in state.events][-3:] == [
         ("weight", "ok"),
         ("incident", "recorded"),
@@ -140,6 +147,63 @@ def test_a_slow_canary_is_aborted_weight_0_first_then_the_incident_and_the_rollb
     assert "Caught in canary" in text and "v2 took 5% of users" in text
     with pytest.raises(InvalidTransition, match="already aborted"):
         r.step(now=T0 + 70)
+
+
+def slow_canary(store: SqlStore) -> None:
+    slow = replace(ORDERS, mean_ms=ORDERS.mean_ms * 100)
+    write(store, *simulate(1, 60, canary=swap(SHOP, ORDERS, slow)))
+
+
+def test_threshold_1_aborts_on_the_first_failing_verdict(store: SqlStore, tmp_path: Path) -> None:
+    slow_canary(store)
+    r = rollout(store, tmp_path, fail_threshold=1)
+    r.start("v2", "v1", by="ci", now=T0)
+    done = r.step(now=T0 + 60)
+    assert (done.verdict.status, done.did) == ("fail", "aborted"), done.verdict.reason
+    assert written(tmp_path / "weights.log") == [["v2", "5", "v1"], ["v2", "0", "v1"]]
+    assert done.rollout.end_reason is not None and "in a row" not in done.rollout.end_reason
+
+
+def test_a_verdict_that_does_not_fail_starts_the_count_again(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    slow_canary(store)
+    r = rollout(store, tmp_path, fail_threshold=2)
+    r.start("v2", "v1", by="ci", now=T0)
+    assert r.step(now=T0 + 50).did == "held"  # fail 1 of 2
+    # a poll with too little to judge: the span since the start holds no window yet
+    quiet = r.step(now=T0 + 1)
+    assert (quiet.verdict.status, quiet.did) == ("inconclusive", "held"), quiet.verdict.reason
+    again = r.step(now=T0 + 55)
+    assert (again.verdict.status, again.did) == ("fail", "held")  # 1 of 2 again, not 2
+    assert written(tmp_path / "weights.log") == [["v2", "5", "v1"]]
+    done = r.step(now=T0 + 60)
+    assert done.did == "aborted"
+    state = load_rollout(store, ENV)
+    assert state is not None and state.status == "aborted"
+    assert [v.status for v in state.verdicts] == ["fail", "inconclusive", "fail", "fail"]
+
+
+def test_the_fail_threshold_setting(tmp_path: Path) -> None:
+    assert CanarySettings.from_config(load_config({}, environ={}, cwd=tmp_path)).fail_threshold == 2
+    one = load_config({"canary_fail_threshold": 1}, environ={}, cwd=tmp_path)
+    assert CanarySettings.from_config(one).fail_threshold == 1
+    env = load_config({}, environ={"QUERYWATCH_CANARY_FAIL_THRESHOLD": "3"}, cwd=tmp_path)
+    assert CanarySettings.from_config(env).fail_threshold == 3
+    with pytest.raises(ConfigError, match="canary_fail_threshold"):
+        load_config({"canary_fail_threshold": 0}, environ={}, cwd=tmp_path)
+    never = load_config({"canary_fail_threshold": 1000}, environ={}, cwd=tmp_path)
+    with pytest.raises(ConfigError, match="would never abort"):
+        CanarySettings.from_config(never)
+
+
+def test_fails_in_a_row_counts_only_the_latest_run() -> None:
+    assert fails_in_a_row([]) == 0
+    assert fails_in_a_row(["fail", "fail", "pass", "fail"]) == 1
+    assert fails_in_a_row(["pass", "fail", "fail"]) == 2
+    assert fails_in_a_row(["fail", "inconclusive"]) == 0
+    assert abort_due(["fail"], 1) and not abort_due(["fail"], 2)
+    assert abort_due(["inconclusive", "fail", "fail"], 2)
 
 
 def test_a_harmless_canary_holds_each_step_then_advances_and_is_promoted(

@@ -121,6 +121,7 @@ DEFAULT_RECOVERY_CHECK_S = 60.0
 DEFAULT_CANARY_STEPS = "5,25,50,100"
 DEFAULT_CANARY_INTERVAL_S = 60.0
 DEFAULT_CANARY_TIMEOUT_S = 60.0
+DEFAULT_CANARY_FAIL_THRESHOLD = 2
 
 SETTINGS: tuple[Setting, ...] = (
     Setting(
@@ -260,6 +261,13 @@ SETTINGS: tuple[Setting, ...] = (
         DEFAULT_CANARY_INTERVAL_S,
         "Seconds a canary step is held before the analysis may move it on (a pass at its end).",
         _positive_float,
+    ),
+    Setting(
+        "canary_fail_threshold",
+        DEFAULT_CANARY_FAIL_THRESHOLD,
+        "Failing canary verdicts in a row that abort a rollout (an inconclusive or passing one "
+        "in between starts the count again); 1 aborts on the first.",
+        _positive_int,
     ),
     Setting(
         "canary_weight_command",

@@ -1,16 +1,19 @@
 """The demo's canary: the new release takes a share of users, is judged against the stable one at
 every monitor pass, and is aborted or promoted.
 
-At each pass :meth:`CanaryRun.judge` runs the canary analysis (:mod:`querywatch.detect.canary`)
-over the windows since the canary took traffic. "fail": the canary's weight goes to 0 at once (no
-user meets it any more), an incident is opened from the verdict's findings (alerted like any
-other), the verdict is written on its timeline, and the configured rollback path runs as it does
-for any incident (the guarded rollback, here the demo's deployer stopping the canary, then the
+At each pass :meth:`CanaryRun.judge` runs the canary analysis (:mod:`querywatch.detect.canary`) over
+the windows since the canary took traffic. ``canary_fail_threshold`` failing verdicts in a row
+(:attr:`CanaryRun.abort_due`, the rollout driver's rule; 2 by default): the canary's weight goes to
+0 at once (no user meets it any more), an incident is opened from the verdict's findings (alerted
+like any other), the verdict is written on its timeline, and the configured rollback path runs as it
+does for any incident (the guarded rollback, here the demo's deployer stopping the canary, then the
 runbook and the recovery check). "pass", held for a step: the next weight, or promotion after the
-last. "inconclusive": hold.
+last. "inconclusive", or a fail short of the threshold: hold.
 
 The rollout driver of a real deployment (:mod:`querywatch.respond.canary`, with its state in the
-store) is not used here: the demo drives its own deployer from the verdicts directly.
+store) is not used here: the demo drives its own deployer from the verdicts directly, with the
+driver's abort rule (:func:`querywatch.respond.canary_state.abort_due`) and its detections
+(:func:`querywatch.respond.canary_abort.detections_of`).
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from querywatch.config import DEFAULT_CANARY_FAIL_THRESHOLD
 from querywatch.demo.deployer import Deploy, Deployer
 from querywatch.demo.load import RequestRecord
-from querywatch.detect.model import Detection, DetectionKind
+from querywatch.respond.canary_state import abort_due
 from querywatch.store.base import Store
 from querywatch.timefmt import clock
 
@@ -36,11 +40,6 @@ CANARY_AGENT = "querywatch canary analysis"
 #: analysis must pass at its end). A shorter bad phase shortens the steps to fit.
 DEFAULT_WEIGHT = 10.0
 STEP_S = 20.0
-
-_DETECTION_KIND: dict[str, DetectionKind] = {
-    "new_query": "new_fingerprint",
-    "n_plus_one": "n_plus_one",
-}
 
 
 @dataclass(frozen=True)
@@ -68,11 +67,12 @@ class CanaryRun:
     deploy: Deploy  # the canary's start: release, commit, when it took traffic
     plan: CanaryPlan
     step_s: float
+    fail_threshold: int = DEFAULT_CANARY_FAIL_THRESHOLD  # failing verdicts in a row that abort
     step: int = 0
     step_started_at: float = 0.0
     verdict: CanaryVerdict | None = None  # the latest
     failed: CanaryVerdict | None = None  # the one that aborted it
-    verdicts: int = 0
+    statuses: list[str] = field(default_factory=list)  # every verdict's, in order
     aborted_at: float | None = None  # when the canary's weight went to 0
     aborted_by: str | None = None  # the canary analysis, the regression detector or the demo
     promoted_at: float | None = None
@@ -106,6 +106,15 @@ class CanaryRun:
         return "promoted" if self.promoted_at is not None else "running"
 
     @property
+    def verdicts(self) -> int:
+        return len(self.statuses)
+
+    @property
+    def abort_due(self) -> bool:
+        """Enough failing verdicts in a row to abort (the rollout driver's rule)."""
+        return abort_due(self.statuses, self.fail_threshold)
+
+    @property
     def abort_after_s(self) -> float | None:
         """From the canary taking traffic to the bad release taking none."""
         return None if self.aborted_at is None else self.aborted_at - self.deploy.switched_at
@@ -127,7 +136,7 @@ class CanaryRun:
             until=now,
         )
         self.verdict = verdict
-        self.verdicts += 1
+        self.statuses.append(verdict.status)
         return verdict
 
     def advance(self, deployer: Deployer, now: float) -> Deploy | None:
@@ -201,30 +210,6 @@ def _finding_json(f: CanaryFinding) -> dict[str, Any]:
         "added_ms_per_s": round(f.canary.get("added_ms_per_s", 0.0), 1),
         "message": f.message,
     }
-
-
-def detections_of(verdict: CanaryVerdict, deploy_id: str | None, now: float) -> list[Detection]:
-    """The failing verdict's findings as detections blaming the canary's deploy: what an
-    incident, its culprits and the rollback guards are made of."""
-    found = []
-    for f in verdict.findings:
-        confidence = 1.0 - f.p_value if f.p_value is not None else 0.99
-        found.append(
-            Detection(
-                kind=_DETECTION_KIND.get(f.kind, "deploy_regression"),
-                detected_at=now,
-                confidence=max(0.0, min(1.0, confidence)),
-                summary=f"canary {verdict.canary_release}: {f.message}",
-                fingerprint=f.fingerprint,
-                normalized=f.normalized or None,
-                route=f.route,
-                deploy_id=deploy_id,
-                added_db_ms_per_s=f.canary.get("added_ms_per_s", 0.0),
-                p_value=f.p_value,
-                evidence={"canary_finding": f.as_dict()},
-            )
-        )
-    return found
 
 
 def abort_message(run: CanaryRun, users: tuple[int, int, int]) -> str:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from querywatch.demo.canary import CANARY_AGENT, CanaryRun, abort_data, abort_message, detections_of
+from querywatch.demo.canary import CANARY_AGENT, CanaryRun, abort_data, abort_message
 from querywatch.demo.deployer import Deploy, Deployer
 from querywatch.demo.report import DemoOptions, DemoProgress, iso
 from querywatch.demo.shop.db import explain_target
@@ -28,6 +28,7 @@ from querywatch.incidents.repository import load_incident
 from querywatch.monitor import Monitor
 from querywatch.respond.actions import ActionContext, CallableAction, CommandAction
 from querywatch.respond.alerts import Alert
+from querywatch.respond.canary_abort import detections_of
 from querywatch.respond.notifier import Notifier
 from querywatch.respond.responder import Responder
 from querywatch.respond.runbook import RunbookStep
@@ -197,7 +198,7 @@ class Watcher:
             verdict = run.judge(store, now)
             if verdict.status == "pass":
                 self.promoted = run.advance(self.deployer, now) or self.promoted
-            elif verdict.status == "fail":
+            elif run.abort_due:  # canary_fail_threshold failing verdicts in a row
                 self._abort(store, monitor, responder, run, now)
         except Exception as exc:  # the demo goes on; the summary says what failed
             self.errors.append(f"canary analysis: {type(exc).__name__}: {exc}")

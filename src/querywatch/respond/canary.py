@@ -7,13 +7,15 @@ passes, and is promoted after the last step or aborted on a failing verdict.
     rollout.promote(by="alice") / rollout.abort(by="alice", reason="…")
 
 Each :meth:`CanaryRollout.step` runs :func:`querywatch.detect.canary.analyze_canary` over the
-windows since the canary took traffic: "fail" aborts at once; "inconclusive" holds; "pass" holds
-until the step has lasted ``canary_interval_s``, then sets the next weight, or promotes after the
-last. Abort is weight 0 through the weight action first (no user meets the canary from then on),
-then the incident and the configured rollback (:mod:`querywatch.respond.canary_abort`). Weights
-and promotion run through :mod:`querywatch.respond.actions` like the rollback: no shell, values
-starting with ``-`` refused, a timeout, the webhook egress rules. State and every action are kept
-in the store (:mod:`querywatch.respond.canary_state`). See docs/canary.md.
+windows since the canary took traffic: ``canary_fail_threshold`` failing verdicts in a row (2 by
+default; an inconclusive or a pass in between starts the count again) abort it, a fail short of that
+holds; "inconclusive" holds; "pass" holds until the step has lasted ``canary_interval_s``, then sets
+the next weight, or promotes after the last. Abort is weight 0 through the weight action first (no
+user meets the canary from then on), then the incident and the configured rollback
+(:mod:`querywatch.respond.canary_abort`). Weights and promotion run through
+:mod:`querywatch.respond.actions` like the rollback: no shell, values starting with ``-`` refused, a
+timeout, the webhook egress rules. State and every action are kept in the store
+(:mod:`querywatch.respond.canary_state`). See docs/canary.md.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from querywatch.respond.canary_state import (
     Rollout,
     RolloutEvent,
     VerdictRecord,
+    abort_due,
     load_rollout,
     require_running,
     update_rollout,
@@ -180,7 +183,8 @@ class CanaryRollout:
     # -- the analysis ---------------------------------------------------------------------------
 
     def step(self, *, by: str = CANARY_AGENT, now: float | None = None) -> StepOutcome:
-        """Judge the canary over the windows since it took traffic, then act on the verdict."""
+        """Judge the canary over the windows since it took traffic, then act on the verdict (and
+        on the failing ones just before it: ``canary_fail_threshold``)."""
         from querywatch.detect.canary import analyze_canary
 
         now = self.clock() if now is None else now
@@ -206,12 +210,14 @@ class CanaryRollout:
             len(verdict.findings),
         )
         rollout = self._save(rollout.started_at, None, lambda r: r.add_verdict(record))
-        if verdict.status == "fail":
-            reason = f"the canary analysis failed it: {verdict.reason}"
+        threshold = self.settings.fail_threshold
+        if abort_due((v.status for v in rollout.verdicts), threshold):
+            times = f" ({threshold} failing verdicts in a row)" if threshold > 1 else ""
+            reason = f"the canary analysis failed it{times}: {verdict.reason}"
             done = self._abort(rollout, by, reason, verdict, now)
             return StepOutcome(done, verdict, "aborted")
         held = now - rollout.step_started_at < self.settings.interval_s
-        if verdict.status == "inconclusive" or held:
+        if verdict.status != "pass" or held:  # a fail short of the threshold holds too
             return StepOutcome(rollout, verdict, "held")
         following = rollout.step + 1
         if following < len(rollout.steps):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from querywatch.config import (
+    DEFAULT_CANARY_FAIL_THRESHOLD,
     DEFAULT_CANARY_INTERVAL_S,
     DEFAULT_CANARY_STEPS,
     DEFAULT_CANARY_TIMEOUT_S,
@@ -24,6 +25,7 @@ from querywatch.config import (
 )
 from querywatch.errors import ConfigError
 from querywatch.respond.actions import PLACEHOLDERS, Action, CommandAction, WebhookAction
+from querywatch.respond.canary_state import MAX_VERDICTS
 from querywatch.respond.egress import ALLOW_SETTING
 
 #: What a canary command template may name: the rollback's values and the canary's own.
@@ -76,9 +78,18 @@ class CanarySettings:
     timeout_s: float = DEFAULT_CANARY_TIMEOUT_S
     dry_run: bool = False
     slo_ms: float = DEFAULT_SLO_MS
+    fail_threshold: int = DEFAULT_CANARY_FAIL_THRESHOLD
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> CanarySettings:
+        threshold = int(cfg.get("canary_fail_threshold", DEFAULT_CANARY_FAIL_THRESHOLD))
+        if threshold > MAX_VERDICTS:  # the state keeps that many verdicts: it could never abort
+            raise ConfigError(
+                f"canary_fail_threshold: {threshold} is more than the {MAX_VERDICTS} verdicts a "
+                "rollout keeps; it would never abort (2 is the default)",
+                source=getattr(cfg, "origins", {}).get("canary_fail_threshold"),
+                setting="canary_fail_threshold",
+            )
         return cls(
             environment=str(cfg.get("environment") or DEFAULT_ENVIRONMENT),
             steps=parse_steps(str(cfg.get("canary_steps") or DEFAULT_CANARY_STEPS)),
@@ -86,6 +97,7 @@ class CanarySettings:
             timeout_s=float(cfg.get("canary_timeout_s", DEFAULT_CANARY_TIMEOUT_S)),
             dry_run=bool(cfg.get("rollback_dry_run", False)),
             slo_ms=float(cfg.get("slo_ms", DEFAULT_SLO_MS)),
+            fail_threshold=threshold,
         )
 
 

@@ -10,7 +10,7 @@ both move it (:func:`update_rollout` changes it under the store's lock).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
@@ -30,6 +30,21 @@ RolloutStatus = Literal["running", "promoted", "aborted"]
 
 def state_key(environment: str) -> str:
     return f"{STATE_PREFIX}{environment}"
+
+
+def fails_in_a_row(statuses: Iterable[str]) -> int:
+    """How many of the latest verdicts failed in a row (an inconclusive or a pass ends the run)."""
+    run = 0
+    for status in statuses:
+        run = run + 1 if status == "fail" else 0
+    return run
+
+
+def abort_due(statuses: Iterable[str], threshold: int) -> bool:
+    """The abort rule, shared by the rollout driver and the demo: ``threshold`` failing verdicts
+    in a row (``canary_fail_threshold``; 1 = the first fail). One failing poll of a benign
+    release is noise more often than two in a row (bench/RESULTS.md, "Canary analysis")."""
+    return fails_in_a_row(statuses) >= max(threshold, 1)
 
 
 @dataclass(slots=True)
@@ -91,6 +106,10 @@ class Rollout:
     @property
     def running(self) -> bool:
         return self.status == "running"
+
+    @property
+    def fails_in_a_row(self) -> int:
+        return fails_in_a_row(v.status for v in self.verdicts)
 
     @property
     def last_verdict(self) -> VerdictRecord | None:
