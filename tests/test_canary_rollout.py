@@ -144,7 +144,7 @@ def test_a_slow_canary_is_aborted_weight_0_first_then_the_incident_and_the_rollb
     assert "caught in canary" in abort.message and "went to 0" in abort.message
     assert any(e.data.get("action") == "rollback" for e in incident.timeline)
     text = render_postmortem(store, incident.id, now=T0 + 120).text
-    assert "Caught in canary" in text and "v2 took 5% of users" in text
+    assert "Caught in canary" in text and "v2 took 5% of traffic" in text  # no user ids here
     with pytest.raises(InvalidTransition, match="already aborted"):
         r.step(now=T0 + 70)
 

@@ -264,7 +264,9 @@ def _summary(f: Facts, t: Clock) -> Section:
 
 
 def _canary_line(f: Facts, t: Clock) -> Line | None:
-    """When a canary analysis aborted the release: its cohort, who it hurt, when, and why."""
+    """When a canary was aborted: its cohort, who it hurt, when, and why. Without user ids from
+    the middleware (``users_total`` 0) the user figures would read "0 met it": the canary's
+    request count stands in for them."""
     found = [e for e in f.of_kind("action") if e.action == "canary_abort"]
     if not found:
         return None
@@ -277,15 +279,32 @@ def _canary_line(f: Facts, t: Clock) -> Line | None:
 
     verdict = d.get("verdict")
     reason = verdict.get("reason") if isinstance(verdict, dict) else None
+    how = (
+        "the canary analysis failed it"
+        if isinstance(verdict, dict)
+        else f"{d.get('aborted_by') or 'a person'} aborted it"
+    )
+    outcome = d.get("weight_outcome")
+    went = (
+        "its weight went to 0"
+        if outcome in (None, "ok", "not_configured", "dry_run")
+        else f"setting its weight to 0 {outcome}"
+    )
     total = int(number("users_total"))
-    hurt = int(number("users_affected"))
-    pct = f" ({100.0 * hurt / total:.1f}% of {total:,} users)" if total else ""
+    if total:
+        hurt = int(number("users_affected"))
+        cohort = f"{number('weight_pct'):g}% of users ({int(number('users_in_canary')):,} met it)"
+        harm = (
+            f"; {hurt:,} users ({100.0 * hurt / total:.1f}% of {total:,} users) saw an error or "
+            f"a page slower than {number('slo_ms'):g} ms on it"
+        )
+    else:
+        requests = d.get("canary_requests")
+        served = f" ({int(requests):,} canary requests)" if isinstance(requests, int) else ""
+        cohort, harm = f"{number('weight_pct'):g}% of traffic{served}", ""
     return line(
-        f"{d.get('canary_release')} took {number('weight_pct'):g}% of users "
-        f"({int(number('users_in_canary')):,} met it) next to {d.get('stable_release')}; the "
-        f"canary analysis failed it and its weight went to 0 at {t(e.at)}, "
-        f"{number('abort_after_s'):.0f} s after it took traffic; {hurt:,} users{pct} saw an "
-        f"error or a page slower than {number('slo_ms'):g} ms on it."
+        f"{d.get('canary_release')} took {cohort} next to {d.get('stable_release')}; {how} and "
+        f"{went} at {t(e.at)}, {number('abort_after_s'):.0f} s after it took traffic{harm}."
         + (f" Evidence: {reason}" if reason else ""),
         source=f"timeline #{e.seq} (canary abort)",
     )
