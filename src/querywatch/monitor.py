@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from querywatch.config import DEFAULT_SLO_MS, DEFAULT_STATEMENT_TIMEOUT_MS
 from querywatch.detect.attribution import attribute
@@ -33,6 +33,9 @@ from querywatch.respond.responder import Responder
 from querywatch.respond.rollback import RollbackResult
 from querywatch.respond.routing import CodeOwners
 from querywatch.store.base import Store
+
+if TYPE_CHECKING:  # imported when `watch` builds it (monitor_from_config), not by every agent
+    from querywatch.respond.canary import CanaryRollout
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +71,13 @@ class Monitor:
         clock: Callable[[], float] = time.time,
         explain_target: str | None = None,
         explain_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
+        canary: CanaryRollout | None = None,
     ) -> None:
         """``explain_target`` (a PostgreSQL DSN or SQLite path of the monitored database) turns
         on plan evidence: plans kept when a deploy is first seen, and each culprit's plan,
-        findings, index advice and plan diff stored on its incident. None: no EXPLAIN at all."""
+        findings, index advice and plan diff stored on its incident. None: no EXPLAIN at all.
+        ``canary``: the environment's rollout, which `querywatch watch` steps at every poll
+        while one is running (see :class:`querywatch.watch.Agent`)."""
         self.store = store
         self.policy = policy or Policy()
         self.detector = Detector(store, self.policy, environment=environment)
@@ -86,6 +92,7 @@ class Monitor:
         self.responder = responder
         self.explain_target = explain_target
         self.explain_timeout_ms = explain_timeout_ms
+        self.canary = canary
 
     def check(self, now: float | None = None) -> CheckResult:
         """Detect at ``now``; open (or add to) an incident and alert when the policy fires."""
@@ -240,12 +247,15 @@ def monitor_from_config(
     on_event: Callable[[TimelineEvent], None] | None = None,
 ) -> Monitor:
     """The Monitor `querywatch watch` runs: alerts through ``notifier``, the responder and plan
-    evidence as the settings say, health and EXPLAIN on the monitored database."""
+    evidence as the settings say, health and EXPLAIN on the monitored database, and the
+    environment's canary rollout with its configured weight and promote actions."""
     from querywatch.detect.health import health_snapshot
+    from querywatch.respond.canary import canary_rollout_from_config
     from querywatch.respond.responder import responder_from_config
     from querywatch.respond.setup import codeowners_from_config
 
     dsn = cfg["dsn"]
+    responder = responder_from_config(cfg, store, notifier, on_event=on_event)
     return Monitor(
         store,
         health=lambda: health_snapshot(dsn),
@@ -256,5 +266,6 @@ def monitor_from_config(
         environment=cfg["environment"],
         explain_target=dsn,
         explain_timeout_ms=cfg["statement_timeout_ms"],
-        responder=responder_from_config(cfg, store, notifier, on_event=on_event),
+        responder=responder,
+        canary=canary_rollout_from_config(cfg, store, responder, cwd=repo_root),
     )

@@ -1,7 +1,10 @@
 """The agent loop: poll a source, store what it yields, keep its state so a restart resumes.
 
 A source that cannot be read does not stop the agent: it reports "monitoring is blind", keeps
-polling, and reports when it can see again. Nothing the store already holds is touched.
+polling, and reports when it can see again. Nothing the store already holds is touched. While a
+canary rollout of the environment runs (``querywatch canary start``), each poll also steps it
+(:meth:`querywatch.respond.canary.CanaryRollout.step`) before the regression check, so `watch`
+alone drives a rollout as ``querywatch canary watch`` does.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from dataclasses import dataclass, field
 
 from querywatch.capture.base import Source
 from querywatch.config import DEFAULT_INTERVAL_S
-from querywatch.errors import SourceError
+from querywatch.errors import QuerywatchError, SourceError
 from querywatch.monitor import Monitor
 from querywatch.records import StatementWindow
 from querywatch.respond.alerts import Alert, blind_alert, recovered_alert
@@ -28,7 +31,7 @@ RETENTION_EVERY_S = 600.0
 class AgentEvent:
     """Something the user should hear about: a poll's result, blindness, recovery."""
 
-    kind: str  # "polled" | "blind" | "recovered" | "incident"
+    kind: str  # "polled" | "blind" | "recovered" | "incident" | "canary"
     at: float
     message: str
     windows: list[StatementWindow] = field(default_factory=list)
@@ -103,6 +106,7 @@ class Agent:
             self._notify(recovered_alert(self.source.name, since, now))
         self.on_event(AgentEvent("polled", now, f"{len(windows)} fingerprints changed", windows))
         if self.monitor is not None:
+            self._step_canary(now)  # first: its verdict decides whether users keep meeting it
             result = self.monitor.check(now)
             self._save_notifier()
             if result.incident is not None and (result.opened or result.alerted):
@@ -117,6 +121,39 @@ class Agent:
         if now - self._last_retention >= RETENTION_EVERY_S:
             self.store.apply_retention(now, self.retention)
             self._last_retention = now
+
+    def _step_canary(self, now: float) -> None:
+        """Step the environment's running rollout once; say what it did unless it only held on a
+        verdict that did not fail. A failing action or a rollout ended meanwhile is an event,
+        not the end of the agent."""
+        rollout = self.monitor.canary if self.monitor is not None else None
+        if rollout is None:
+            return
+        try:
+            current = rollout.status()
+            if current is None or not current.running:
+                return
+            outcome = rollout.step(now=now)
+        except QuerywatchError as exc:
+            self.on_event(AgentEvent("canary", now, f"canary: {exc}"))
+            return
+        verdict, state = outcome.verdict, outcome.rollout
+        if outcome.did == "held" and verdict.status != "fail":
+            return
+        what = {
+            "held": f"held at {state.weight:g}% ({state.fails_in_a_row} of "
+            f"{rollout.settings.fail_threshold} failing verdicts in a row)",
+            "advanced": f"advanced to {state.weight:g}%",
+            "promoted": "promoted",
+            "aborted": "aborted, its weight set to 0",
+        }[outcome.did]
+        self.on_event(
+            AgentEvent(
+                "canary",
+                now,
+                f"canary {state.canary_release}: {verdict.status}, {what}: {verdict.reason}",
+            )
+        )
 
     def _notify(self, alert: Alert) -> None:
         if self.notifier is None:
