@@ -295,7 +295,7 @@ def _canary_line(f: Facts, t: Clock) -> Line | None:
         hurt = int(number("users_affected"))
         cohort = f"{number('weight_pct'):g}% of users ({int(number('users_in_canary')):,} met it)"
         harm = (
-            f"; {hurt:,} users ({100.0 * hurt / total:.1f}% of {total:,} users) saw an error or "
+            f"; {_users(hurt)} ({100.0 * hurt / total:.1f}% of {_users(total)}) saw an error or "
             f"a page slower than {number('slo_ms'):g} ms on it"
         )
     else:
@@ -334,3 +334,7 @@ def _cause_line(f: Facts, s: Suspect) -> Line:
         source = "culprit; incident detected_at"
     parts.append(f", adding {c.added_db_ms_per_s:,.1f} ms of database time per second.")
     return line(*parts, source=source)
+
+
+def _users(n: int) -> str:
+    return f"{n:,} user" if n == 1 else f"{n:,} users"
