@@ -76,5 +76,5 @@ def test_with_user_ids_the_line_gives_who_met_the_canary_and_who_it_hurt(
     line, data = caught_in_canary(store)
     assert (data["users_in_canary"], data["users_affected"], data["users_total"]) == (2, 1, 10)
     assert "v2 took 5% of users (2 met it) next to v1" in line, line
-    assert "1 users (10.0% of 10 users) saw an error or a page slower than" in line
+    assert "1 user (10.0% of 10 users) saw an error or a page slower than" in line
     assert "canary requests" not in line
