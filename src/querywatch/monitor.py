@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from querywatch.config import DEFAULT_SLO_MS, DEFAULT_STATEMENT_TIMEOUT_MS
 from querywatch.detect.attribution import attribute
+from querywatch.detect.comparison import traffic_start
 from querywatch.detect.model import Detection
 from querywatch.detect.policy import Policy
-from querywatch.detect.regression import Detector, traffic_start
+from querywatch.detect.regression import Detector
 from querywatch.detect.triage import triage
 from querywatch.errors import QuerywatchError
 from querywatch.incidents.impact import impact_between

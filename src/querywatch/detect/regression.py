@@ -21,15 +21,25 @@ raise database time without anything being wrong with a query. See docs/detectio
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from querywatch.detect.baseline import BaselineBuilder, KeyBaseline
+from querywatch.detect.comparison import (
+    Comparison,
+    Phases,
+    Sides,
+    W,
+    ceil_w,
+    floor_w,
+    traffic_start,
+)
+from querywatch.detect.confidence import combine, g_high, g_low
 from querywatch.detect.model import Detection, PhaseStats
+from querywatch.detect.new_fingerprints import new_fingerprint_detections
 from querywatch.detect.policy import Policy
 from querywatch.detect.stats import (
-    MannWhitney,
     leave_one_out_weighted_medians,
     mann_whitney_greater_weighted,
     median,
@@ -40,77 +50,8 @@ from querywatch.detect.wording import ms as _ms
 from querywatch.detect.wording import rate as _rate
 from querywatch.detect.wording import short_sql as _short
 from querywatch.detect.wording import times as _x
-from querywatch.records import WINDOW_SECONDS, DeployMarker, RequestWindow, StatementWindow
+from querywatch.records import DeployMarker, RequestWindow, StatementWindow
 from querywatch.store.base import Store
-
-W = WINDOW_SECONDS
-
-
-def _floor_w(t: float) -> int:
-    return math.floor(t / W) * W
-
-
-def _ceil_w(t: float) -> int:
-    return math.ceil(t / W) * W
-
-
-def traffic_start(deploy: DeployMarker) -> float:
-    """When the new release had all the traffic: the finish if known, else the start."""
-    return deploy.finished_at if deploy.finished_at is not None else deploy.started_at
-
-
-@dataclass(frozen=True, slots=True)
-class Phases:
-    """The time ranges compared: ``[before_start, before_end)`` and ``[after_start, after_end)``.
-
-    Windows that straddle the deploy (or fall within its rollout) belong to neither side.
-    """
-
-    before_start: float
-    before_end: float
-    after_start: float
-    after_end: float
-
-    def as_dict(self) -> dict[str, float]:
-        return {
-            "before_start": self.before_start,
-            "before_end": self.before_end,
-            "after_start": self.after_start,
-            "after_end": self.after_end,
-        }
-
-
-@dataclass(slots=True)
-class Comparison:
-    """One fingerprint (or route) before and after, with the test and the control applied."""
-
-    key: str
-    label: str
-    before: KeyBaseline
-    after: KeyBaseline
-    control: float = 1.0  # the others' typical slowdown (≥ 1 is applied; speed-ups are not)
-    test: MannWhitney | None = None  # after divided by the control, against before
-    raw_test: MannWhitney | None = None  # after as measured, against before (load membership)
-    slow_chunks: int = 0  # after-chunks slower than the (controlled) threshold: persistence
-    per_call: bool = False  # whether the test used per-call latencies (sketches)
-
-    @property
-    def ratio(self) -> float:
-        b = self.before.mean_ms
-        return self.after.mean_ms / b if b > 0 else math.inf
-
-    @property
-    def relative(self) -> float:
-        return self.ratio / max(self.control, 1.0)
-
-    @property
-    def added_db_ms_per_s(self) -> float:
-        """Database time the slowdown adds at the current call rate (bursts add nothing here)."""
-        return self.after.calls_per_s * (self.after.mean_ms - self.before.mean_ms)
-
-
-Sides = tuple[dict[str, KeyBaseline], dict[str, KeyBaseline]]
-"""Baselines of every key before and after, for one pair of phases."""
 
 
 @dataclass(slots=True)
@@ -123,39 +64,6 @@ class _Context:
     routes: Sides | None = None  # routes over the deploy's phases
     unannounced: Phases | None = None  # the trailing baseline and the recent windows
     unannounced_sides: Sides | None = None
-
-
-def _g_high(value: float, threshold: float, power: float = 1.0) -> float:
-    """A confidence factor for "value above threshold": 0.5 at the threshold, → 1 far above."""
-    if value <= 0 or math.isinf(threshold):
-        return 0.0
-    if math.isinf(value):
-        return 1.0
-    return min(1.0, max(0.0, 1.0 - 0.5 * math.pow(threshold / value, power)))
-
-
-def _g_low(value: float, threshold: float, power: float = 1.0) -> float:
-    """A confidence factor for "value below threshold": 0.5 at the threshold, → 1 near zero."""
-    if threshold <= 0:
-        return 0.0
-    return min(1.0, max(0.0, 1.0 - 0.5 * math.pow(max(value, 0.0) / threshold, power)))
-
-
-def combine(factors: dict[str, tuple[float, float]]) -> float:
-    """Weighted geometric mean of factors ``{name: (g, weight)}``, each g in 0..1.
-
-    A detection that just clears every threshold scores 0.5; one far past all of them nears 1;
-    one weak factor pulls the whole down (a geometric mean), without zeroing it.
-    """
-    total = sum(w for _, w in factors.values())
-    if total <= 0:
-        return 0.0
-    log_sum = 0.0
-    for g, w in factors.values():
-        if g <= 0:
-            return 0.0
-        log_sum += w * math.log(g)
-    return round(math.exp(log_sum / total), 4)
 
 
 class Detector:
@@ -213,7 +121,7 @@ class Detector:
             every = self.store.deploys(environment=self.environment)
             return next((d for d in every if d.id == forced), None)
         for d in reversed(deploys):
-            start = _ceil_w(traffic_start(d))
+            start = ceil_w(traffic_start(d))
             if now - start > p.deploy_horizon_seconds:
                 return None  # older deploys are older still
             if now - start >= p.min_duration_s:
@@ -288,14 +196,14 @@ class Detector:
         assert c.test is not None
         return combine(
             {
-                "significance": (_g_low(c.test.p_value, p.max_p_value, 0.5), 0.25),
-                "effect": (_g_high(c.relative, p.min_latency_ratio, 2.0), 0.25),
+                "significance": (g_low(c.test.p_value, p.max_p_value, 0.5), 0.25),
+                "effect": (g_high(c.relative, p.min_latency_ratio, 2.0), 0.25),
                 "superiority": (
-                    _g_low(1.0 - c.test.superiority, 1.0 - p.min_superiority),
+                    g_low(1.0 - c.test.superiority, 1.0 - p.min_superiority),
                     0.15,
                 ),
-                "volume": (_g_high(c.after.calls, p.min_calls_after), 0.15),
-                "persistence": (_g_high(c.slow_chunks, p.min_after_windows), 0.2),
+                "volume": (g_high(c.after.calls, p.min_calls_after), 0.15),
+                "persistence": (g_high(c.slow_chunks, p.min_after_windows), 0.2),
             }
         )
 
@@ -351,11 +259,11 @@ class Detector:
         p_typical = median([c.raw_test.p_value for c in together if c.raw_test is not None])
         return combine(
             {
-                "share": (_g_low(1.0 - share, 1.0 - p.load_share), 0.35),
-                "count": (_g_high(len(together), p.load_min_fingerprints), 0.2),
-                "similarity": (_g_low(dispersion, math.log(p.load_similarity)), 0.2),
-                "significance": (_g_low(p_typical, p.max_p_value, 0.5), 0.15),
-                "size": (_g_high(math.exp(spread), p.load_min_ratio, 2.0), 0.1),
+                "share": (g_low(1.0 - share, 1.0 - p.load_share), 0.35),
+                "count": (g_high(len(together), p.load_min_fingerprints), 0.2),
+                "similarity": (g_low(dispersion, math.log(p.load_similarity)), 0.2),
+                "significance": (g_low(p_typical, p.max_p_value, 0.5), 0.15),
+                "size": (g_high(math.exp(spread), p.load_min_ratio, 2.0), 0.1),
             }
         )
 
@@ -431,8 +339,8 @@ class Detector:
         """Before: whole windows before the deploy started; after: whole windows from when the
         new release had the traffic, up to the next deploy, ``after_max_seconds`` or now."""
         p = self.policy
-        before_end = _floor_w(deploy.started_at)
-        after_start = _ceil_w(traffic_start(deploy))
+        before_end = floor_w(deploy.started_at)
+        after_start = ceil_w(traffic_start(deploy))
         after_end = min(now + 1, after_start + p.after_max_seconds)
         later = [
             d.started_at
@@ -440,7 +348,7 @@ class Detector:
             if d.id != deploy.id and d.started_at > deploy.started_at
         ]
         if later:
-            after_end = min(after_end, _floor_w(min(later)))
+            after_end = min(after_end, floor_w(min(later)))
         return Phases(before_end - p.baseline_seconds, before_end, after_start, after_end)
 
     def _deploy_detections(
@@ -513,126 +421,10 @@ class Detector:
                     evidence={**self._evidence(c, ph), "routes": routes},
                 )
             )
-        found += self._new_fingerprints(ctx, deploy, ph, before, after)
-        return mark_victims(found, before, after, p, when=f"after deploy {deploy.version}")
-
-    def _new_fingerprints(
-        self,
-        ctx: _Context,
-        deploy: DeployMarker,
-        ph: Phases,
-        before: dict[str, KeyBaseline],
-        after: dict[str, KeyBaseline],
-    ) -> list[Detection]:
-        p = self.policy
-        total_after = sum(a.total_ms for a in after.values())
-        if total_after <= 0:
-            return []
-        covered_before = next(iter(before.values())).covered_s if before else 0.0
-        if covered_before < p.min_baseline_chunks * W:
-            return []  # nothing was watched before the deploy: everything would look new
-        # Anything with a window before the deploy (the whole look-back read) is not new.
-        seen_before = ctx.seen_before
-        candidates = [
-            a
-            for key, a in after.items()
-            if key not in seen_before
-            and a.calls >= p.new_fingerprint_min_calls
-            and a.windows >= p.min_after_windows
-            and (
-                a.total_ms / total_after >= p.new_fingerprint_share
-                or a.db_ms_per_s >= p.new_fingerprint_db_ms_per_s
-            )
-        ]
-        if not candidates:
-            return []
-        # Merely rare is not new: the store remembers every fingerprint's first window.
-        first_seen = {
-            s.fingerprint: s.first_seen
-            for s in self.store.top(since=ph.after_start, until=ph.after_end, limit=len(after) + 1)
-        }
-        candidates = [
-            a for a in candidates if first_seen.get(a.key, ph.after_start) >= ph.before_end
-        ]
-        # Queries that vanished with the deploy: a new fingerprint may only replace one of them.
-        vanished = sorted(
-            (b for key, b in before.items() if key not in after and b.calls >= p.min_calls_before),
-            key=lambda b: -b.db_ms_per_s,
+        found += new_fingerprint_detections(
+            self.store, self.policy, ctx.now, ctx.seen_before, deploy, ph, before, after
         )
-        found: list[Detection] = []
-        for a in sorted(candidates, key=lambda a: -a.total_ms):
-            replaced = self._pair(a, vanished)
-            added = a.db_ms_per_s - (
-                replaced.mean_ms * a.calls_per_s if replaced is not None else 0.0
-            )
-            ratio = a.mean_ms / replaced.mean_ms if replaced and replaced.mean_ms > 0 else None
-            if replaced is not None:
-                vanished.remove(replaced)
-                if ratio is not None and ratio < p.min_latency_ratio:
-                    continue  # a rewrite of a query that costs about what the old one did
-            if added < p.min_added_db_ms_per_s:
-                continue
-            share = a.total_ms / total_after
-            factors = {
-                "share": (
-                    max(
-                        _g_high(share, p.new_fingerprint_share),
-                        _g_high(a.db_ms_per_s, p.new_fingerprint_db_ms_per_s),
-                    ),
-                    0.4,
-                ),
-                "volume": (_g_high(a.calls, p.new_fingerprint_min_calls), 0.2),
-                "persistence": (_g_high(a.windows, p.min_after_windows), 0.25),
-            }
-            if ratio is not None:
-                factors["effect"] = (_g_high(ratio, p.min_latency_ratio, 2.0), 0.15)
-            tail = (
-                f", replacing a query that took {_ms(replaced.mean_ms)} ms at "
-                f"{_rate(replaced.calls_per_s)} calls/s"
-                if replaced is not None
-                else ""
-            )
-            found.append(
-                Detection(
-                    kind="new_fingerprint",
-                    detected_at=ctx.now,
-                    confidence=combine(factors),
-                    summary=(
-                        f"{_short(a.label)} is new with deploy {deploy.version} and takes "
-                        f"{share:.0%} of database time ({_ms(a.mean_ms)} ms mean, "
-                        f"{_rate(a.calls_per_s)} calls/s, {_ms(a.db_ms_per_s)} ms of database time "
-                        f"per second){tail}"
-                    ),
-                    fingerprint=a.key,
-                    normalized=a.label,
-                    deploy_id=deploy.id,
-                    before=replaced.phase_stats() if replaced is not None else None,
-                    after=a.phase_stats(),
-                    added_db_ms_per_s=added,
-                    evidence={
-                        "share_of_db_time": share,
-                        "first_seen": first_seen.get(a.key),
-                        "after_windows": a.windows,
-                        "replaced_fingerprint": replaced.key if replaced is not None else None,
-                        "replaced_normalized": replaced.label if replaced is not None else None,
-                        "ratio_to_replaced": ratio,
-                        **ph.as_dict(),
-                    },
-                )
-            )
-        return found
-
-    @staticmethod
-    def _pair(new: KeyBaseline, vanished: Sequence[KeyBaseline]) -> KeyBaseline | None:
-        """The vanished query with the closest call rate (within 2x), if any: its likely source."""
-        best: tuple[float, KeyBaseline] | None = None
-        for b in vanished:
-            if b.calls_per_s <= 0 or new.calls_per_s <= 0:
-                continue
-            distance = abs(math.log(new.calls_per_s / b.calls_per_s))
-            if distance <= math.log(2.0) and (best is None or distance < best[0]):
-                best = (distance, b)
-        return best[1] if best is not None else None
+        return mark_victims(found, before, after, p, when=f"after deploy {deploy.version}")
 
     def _route_evidence(self, ctx: _Context) -> list[dict[str, Any]]:
         """Routes whose request latency rose after the deploy (what users felt), top five."""
@@ -665,10 +457,10 @@ class Detector:
     def _unannounced_phases(self, now: float, deploys: list[DeployMarker]) -> Phases | None:
         """The trailing baseline and the recent windows, or None when a deploy is that recent."""
         p = self.policy
-        recent_start = _floor_w(now) - (p.recent_windows - 1) * W
+        recent_start = floor_w(now) - (p.recent_windows - 1) * W
         base_start = recent_start - p.baseline_seconds
         if deploys:
-            base_start = max(base_start, _ceil_w(traffic_start(deploys[-1])))
+            base_start = max(base_start, ceil_w(traffic_start(deploys[-1])))
         if base_start >= recent_start:
             return None  # a deploy inside the recent windows: the deploy detector's business
         return Phases(base_start, recent_start, recent_start, now + 1)
@@ -761,10 +553,4 @@ def detect(
     return Detector(store, policy, environment=environment).detect(now, deploy=since_deploy)
 
 
-__all__ = [
-    "Comparison",
-    "Detector",
-    "Phases",
-    "detect",
-    "traffic_start",
-]
+__all__ = ["Detector", "detect"]
