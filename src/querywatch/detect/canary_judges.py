@@ -92,7 +92,8 @@ def match(c: Query, s: Query, policy: CanaryPolicy) -> Matched:
     return Matched(stratified_mann_whitney(strata), c_calls, s_calls, c_ms, expected, slow)
 
 
-def _side_figures(q: Query, scale: Scale, *, canary: bool) -> dict[str, float]:
+def side_figures(q: Query, scale: Scale, *, canary: bool) -> dict[str, float]:
+    """One side's figures for a finding's evidence: calls, rates, latency, rows, errors."""
     out = {
         "calls": float(q.calls),
         "mean_ms": q.mean_ms,
@@ -152,14 +153,14 @@ def judge_latency(c: Query, s: Query, scale: Scale, policy: CanaryPolicy, out: O
                 route=None,
                 normalized=c.normalized,
                 canary={
-                    **_side_figures(c, scale, canary=True),
+                    **side_figures(c, scale, canary=True),
                     "matched_mean_ms": m.canary_ms / m.canary_calls,
                     "superiority": m.test.superiority,
                     "windows": float(m.test.strata),
                     "added_ms_per_s": added,
                 },
                 stable={
-                    **_side_figures(s, scale, canary=False),
+                    **side_figures(s, scale, canary=False),
                     "matched_mean_ms": expected_mean,
                 },
                 p_value=m.test.p_value,
@@ -196,8 +197,8 @@ def judge_rows(c: Query, s: Query, scale: Scale, policy: CanaryPolicy, out: Outc
             fingerprint=c.fingerprint,
             route=None,
             normalized=c.normalized,
-            canary={**_side_figures(c, scale, canary=True), "windows": float(windows)},
-            stable=_side_figures(s, scale, canary=False),
+            canary={**side_figures(c, scale, canary=True), "windows": float(windows)},
+            stable=side_figures(s, scale, canary=False),
             p_value=None,
             effect=effect,
             call_sites=tuple(c.call_sites),
@@ -264,8 +265,8 @@ def judge_query_errors(
             fingerprint=c.fingerprint,
             route=None,
             normalized=c.normalized,
-            canary={**_side_figures(c, scale, canary=True), "error_rate": c_rate},
-            stable={**_side_figures(s, scale, canary=False), "error_rate": s_rate},
+            canary={**side_figures(c, scale, canary=True), "error_rate": c_rate},
+            stable={**side_figures(s, scale, canary=False), "error_rate": s_rate},
             p_value=p,
             effect=c_rate / s_rate if s_rate > 0 else None,
             call_sites=tuple(c.call_sites),

@@ -20,6 +20,7 @@ from querywatch.detect.canary_judges import (
     Scale,
     judge_errors,
     match,
+    side_figures,
 )
 from querywatch.detect.canary_model import CanaryFinding, CanaryPolicy
 from querywatch.detect.canary_sides import Query, Route, Side
@@ -76,16 +77,9 @@ def judge_new_queries(
 
 
 def _figures(q: Query, scale: Scale, *, canary: bool) -> dict[str, float]:
-    out = {
-        "calls": float(q.calls),
-        "mean_ms": q.mean_ms,
-        f"calls_per_{scale.unit}": scale.per_unit(q.calls, canary=canary),
-        f"ms_per_{scale.unit}": scale.per_unit(q.calls, canary=canary) * q.mean_ms,
-    }
-    p95 = q.p95_ms()
-    if p95 is not None:
-        out["p95_ms"] = p95
-    return out
+    """A side's figures plus its database time per unit: what a replaced query is judged by."""
+    per_unit = scale.per_unit(q.calls, canary=canary)
+    return {**side_figures(q, scale, canary=canary), f"ms_per_{scale.unit}": per_unit * q.mean_ms}
 
 
 def _judge_pair(c: Query, s: Query, scale: Scale, p: CanaryPolicy, out: Outcome) -> None:
