@@ -107,6 +107,18 @@ def _positive_int(value: Any) -> int:
     return number
 
 
+#: The most fingerprint series /metrics may expose: beyond this a Prometheus server pays for
+#: series nobody graphs, and the rest is summed into ``fingerprint="other"`` anyway.
+MAX_METRICS_TOP_N = 1000
+
+
+def _metrics_top_n(value: Any) -> int:
+    number = _positive_int(value)
+    if number > MAX_METRICS_TOP_N:
+        raise ValueError(f"must be at most {MAX_METRICS_TOP_N} (each one is a Prometheus series)")
+    return number
+
+
 #: Defaults that library functions also use as keyword defaults: named once here and used in the
 #: table below, so a function's default and the setting's cannot drift apart.
 DEFAULT_INTERVAL_S = 10.0
@@ -122,6 +134,7 @@ DEFAULT_CANARY_STEPS = "5,25,50,100"
 DEFAULT_CANARY_INTERVAL_S = 60.0
 DEFAULT_CANARY_TIMEOUT_S = 60.0
 DEFAULT_CANARY_FAIL_THRESHOLD = 2
+DEFAULT_METRICS_TOP_N = 50
 
 SETTINGS: tuple[Setting, ...] = (
     Setting(
@@ -297,6 +310,13 @@ SETTINGS: tuple[Setting, ...] = (
         DEFAULT_CANARY_TIMEOUT_S,
         "Seconds a canary weight or promote command (or webhook) may run before it is killed.",
         _positive_float,
+    ),
+    Setting(
+        "metrics_top_n",
+        DEFAULT_METRICS_TOP_N,
+        "Fingerprints /metrics exposes one by one (the most database time first, at most 1000); "
+        'the rest are summed into one fingerprint="other" series.',
+        _metrics_top_n,
     ),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
