@@ -5,13 +5,19 @@ polling, and reports when it can see again. Nothing the store already holds is t
 canary rollout of the environment runs (``querywatch canary start``), each poll also steps it
 (:meth:`querywatch.respond.canary.CanaryRollout.step`) before the regression check, so `watch`
 alone drives a rollout as ``querywatch canary watch`` does.
+
+After every poll the agent writes an :class:`AgentHealth` row (key ``agent/<state key>``): when it
+polled, how long the poll took, whether it is blind, and its own memory and CPU, so `serve`'s
+/metrics can tell a stopped, slow or blind agent apart from a quiet database.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from querywatch.capture.base import Source
 from querywatch.config import DEFAULT_INTERVAL_S
@@ -23,6 +29,8 @@ from querywatch.respond.notifier import Notifier
 from querywatch.store.base import Retention, Store
 
 NOTIFIER_STATE = "notifier"
+#: State keys of :class:`AgentHealth` rows: this prefix and the agent's own state key.
+HEALTH_PREFIX = "agent/"
 
 RETENTION_EVERY_S = 600.0
 
@@ -42,6 +50,50 @@ class AgentStats:
     polls: int = 0
     failed_polls: int = 0
     windows_stored: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AgentHealth:
+    """What an agent says of itself after each poll (read by `serve`'s /metrics).
+
+    ``polls``, ``failed_polls`` and ``cpu_seconds`` count from the agent process's start
+    (``started_at``), so a restart resets them as Prometheus expects of a counter.
+    """
+
+    agent: str  # the agent's state key: its source and (redacted) target
+    at: float  # when the last poll started
+    duration_s: float  # how long it took, detection included
+    blind: bool  # the source could not be read at the last poll
+    interval_s: float
+    polls: int
+    failed_polls: int
+    started_at: float
+    last_success_at: float | None = None
+    blind_since: float | None = None
+    rss_bytes: int | None = None
+    cpu_seconds: float = 0.0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> AgentHealth | None:
+        """The row as written, or ``None`` for one this version cannot read."""
+        try:
+            data = json.loads(text)
+            known = {f.name for f in fields(cls)}
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except (ValueError, TypeError, AttributeError):
+            return None
+
+
+def _resident_bytes() -> int | None:
+    """This process's resident memory now (Linux /proc); ``None`` where it cannot be read."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 class Agent:
@@ -71,6 +123,8 @@ class Agent:
         self.notifier = notifier
         self.stats = AgentStats()
         self._blind_since: float | None = None
+        self._last_success: float | None = None
+        self._started_at = clock()
         self._last_retention = 0.0
         saved = store.get_state(state_key)
         if saved is not None:
@@ -82,6 +136,11 @@ class Agent:
         """One poll. ``strict`` re-raises a source error (used for the first poll: a wrong DSN
         should stop the command, while a database that goes away later should not)."""
         now = self.clock()
+        began = time.perf_counter()
+        self._poll(now, strict=strict)
+        self._record_health(now, time.perf_counter() - began)
+
+    def _poll(self, now: float, *, strict: bool) -> None:
         self.stats.polls += 1
         try:
             windows = self.source.poll(now)
@@ -94,6 +153,7 @@ class Agent:
             self.on_event(AgentEvent("blind", now, f"monitoring is blind: {exc}"))
             self._notify(blind_alert(self.source.name, str(exc), self._blind_since))
             return
+        self._last_success = now
         if windows:
             self.store.write_windows(windows)
             self.stats.windows_stored += len(windows)
@@ -121,6 +181,24 @@ class Agent:
         if now - self._last_retention >= RETENTION_EVERY_S:
             self.store.apply_retention(now, self.retention)
             self._last_retention = now
+
+    def _record_health(self, at: float, duration_s: float) -> None:
+        cpu = os.times()
+        health = AgentHealth(
+            agent=self.state_key,
+            at=at,
+            duration_s=duration_s,
+            blind=self._blind_since is not None,
+            interval_s=self.interval,
+            polls=self.stats.polls,
+            failed_polls=self.stats.failed_polls,
+            started_at=self._started_at,
+            last_success_at=self._last_success,
+            blind_since=self._blind_since,
+            rss_bytes=_resident_bytes(),
+            cpu_seconds=cpu.user + cpu.system,
+        )
+        self.store.set_state(HEALTH_PREFIX + self.state_key, health.to_json())
 
     def _step_canary(self, now: float) -> None:
         """Step the environment's running rollout once; say what it did unless it only held on a
