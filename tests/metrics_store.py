@@ -1,6 +1,7 @@
 """A store with something in every /metrics family, filled through the real write paths: the
 shop's traffic and bad deploy, an incident on it, a canary rollout judged once, and two real
-agents' health rows (one polling a real pg_stat_statements, one blind on a closed port)."""
+agents' health rows (one polling a real pg_stat_statements, one blind on a closed port), their
+clock at the shop's time (an agent at today's clock would expire the shop's windows)."""
 
 from __future__ import annotations
 
@@ -31,13 +32,14 @@ def filled_store(path: Path, pg_dsn: str) -> SqlStore:
     canary.step(now=NOW)
     live = PgStatStatementsSource(pg_dsn)
     try:
-        Agent(live, store, state_key=LIVE_AGENT, interval=10).poll_once(strict=True)
+        agent = Agent(live, store, state_key=LIVE_AGENT, interval=10, clock=lambda: NOW + 5)
+        agent.poll_once(strict=True)
     finally:
         live.close()
     gone = PgStatStatementsSource(
         f"postgresql://app@127.0.0.1:{free_port()}/shop", connect_timeout_s=2
     )
-    Agent(gone, store, state_key=BLIND_AGENT, interval=10).poll_once()
+    Agent(gone, store, state_key=BLIND_AGENT, interval=10, clock=lambda: NOW + 5).poll_once()
     gone.close()
     return store
 

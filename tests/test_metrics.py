@@ -203,6 +203,7 @@ def test_canary_and_agent_health_from_real_agents(tmp_path: Path, pg_dsn: str) -
         BLIND_AGENT: 1,
     }
     polled = agent("querywatch_agent_last_poll_timestamp_seconds")
+    assert polled == {LIVE_AGENT: NOW + 5, BLIND_AGENT: NOW + 5}
     assert set(agent("querywatch_agent_last_success_timestamp_seconds")) == {LIVE_AGENT}
     assert (
         agent("querywatch_agent_last_success_timestamp_seconds")[LIVE_AGENT] == polled[LIVE_AGENT]
