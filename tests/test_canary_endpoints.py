@@ -28,7 +28,7 @@ from querywatch.detect.canary import ReleaseWindows
 from querywatch.respond.canary import CanaryRollout
 from querywatch.respond.canary_settings import CanarySettings
 from querywatch.store import open_store
-from querywatch.web.server import ApiServer, make_server
+from querywatch.web.server import WebServer, make_server
 from test_canary_analysis import ORDERS, SHOP, T0, simulate, swap
 from test_canary_analysis_store import write
 
@@ -69,9 +69,9 @@ def _moved(side: ReleaseWindows, delta: int, release: str) -> ReleaseWindows:
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Any]:
-    servers: list[ApiServer] = []
+    servers: list[WebServer] = []
 
-    def start(*, slow: bool, names: tuple[str, str], no_auth: bool = False) -> ApiServer:
+    def start(*, slow: bool, names: tuple[str, str], no_auth: bool = False) -> WebServer:
         path = tmp_path / f"store-{len(servers)}.sqlite3"
         store_with(path, *names, slow=slow)
         server = make_server(str(path), "127.0.0.1", 0, None if no_auth else TOKEN, no_auth=no_auth)
@@ -97,7 +97,7 @@ def send(
             return err.code, json.loads(err.read())
 
 
-def on(server: ApiServer, url: str) -> str:
+def on(server: WebServer, url: str) -> str:
     """The manifest's URL, sent to the test server instead of the cluster's Service."""
     parts = urlsplit(url)
     return urlunsplit(parts._replace(scheme="http", netloc=urlsplit(server.url).netloc))
@@ -106,7 +106,7 @@ def on(server: ApiServer, url: str) -> str:
 # -- Argo Rollouts --------------------------------------------------------------------------------
 
 
-def argo_measure(server: ApiServer) -> tuple[int, Any, bool, bool]:
+def argo_measure(server: WebServer) -> tuple[int, Any, bool, bool]:
     """What Argo's web provider does: fill the args, GET with the headers, apply jsonPath and
     both conditions. Returns (status, result, success, failure)."""
     (template,) = kind("AnalysisTemplate")
@@ -194,7 +194,7 @@ def test_the_verdict_endpoint_keeps_the_token_rules(serve: Any) -> None:
 # -- Flagger --------------------------------------------------------------------------------------
 
 
-def flagger_call(server: ApiServer, hook_type: str, token: str | None = TOKEN) -> tuple[int, Any]:
+def flagger_call(server: WebServer, hook_type: str, token: str | None = TOKEN) -> tuple[int, Any]:
     """What Flagger does: POST {name, namespace, phase, checksum, metadata} as JSON, no other
     header (it cannot send one)."""
     (canary,) = kind("Canary")
@@ -280,7 +280,7 @@ def test_status_endpoint_shows_the_stored_rollout(serve: Any, tmp_path: Path) ->
     auth = {"Authorization": f"Bearer {TOKEN}"}
     status, empty = send(f"{server.url}/api/canary/status", headers=auth)
     assert status == 200 and empty["data"] is None
-    CanaryRollout(server.api.store, CanarySettings()).start("shop", "shop-primary", by="ci")
+    CanaryRollout(server.store, CanarySettings()).start("shop", "shop-primary", by="ci")
     status, shown = send(f"{server.url}/api/canary/status?environment=production", headers=auth)
     assert status == 200 and shown["data"]["canary_release"] == "shop"
     # With a stored rollout, a request may name no releases at all.

@@ -37,7 +37,7 @@ from querywatch.respond.notifier import Notifier
 from querywatch.respond.responder import Responder, responder_from_config
 from querywatch.respond.settings import RollbackSettings
 from querywatch.store import SqlStore, open_store
-from querywatch.web.server import ApiServer, make_server
+from querywatch.web.server import WebServer, make_server
 from respond_helpers import (
     DEPLOY_AT,
     FINISHED_AT,
@@ -906,7 +906,7 @@ TOKEN = "s3cret-token-for-tests-0123456789"
 
 
 @pytest.fixture
-def api(project: tuple[Path, dict[str, str], str]) -> Iterator[tuple[ApiServer, str]]:
+def api(project: tuple[Path, dict[str, str], str]) -> Iterator[tuple[WebServer, str]]:
     cwd, env, incident_id = project
     toml = cwd / "querywatch.toml"
     store_path = env["QUERYWATCH_STORE"]
@@ -942,7 +942,7 @@ def post(base: str, path: str, body: object = None, token: str | None = TOKEN) -
             return err.code, json.loads(err.read())
 
 
-def test_api_rollback_status_codes(api: tuple[ApiServer, str], out: Path) -> None:
+def test_api_rollback_status_codes(api: tuple[WebServer, str], out: Path) -> None:
     server, incident_id = api
     path = f"/api/incidents/{incident_id}/rollback"
     assert post(server.url, path, {"dry_run": True}, token=None)[0] == 401

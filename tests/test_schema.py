@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import socket
 import sqlite3
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import psycopg
@@ -15,7 +17,7 @@ from querywatch.deploys import describe, start_deploy
 from querywatch.errors import DatabaseUnavailable
 from querywatch.schema import Column, SchemaSnapshot, SnapshotError, diff, snapshot
 from querywatch.store import open_store
-from querywatch.web.api import DeployApi
+from querywatch.web.server import make_server
 
 ORDERS = """
 CREATE TABLE orders (
@@ -278,19 +280,26 @@ def test_a_declared_migration_is_kept_on_the_marker_and_described(tmp_path: Path
 
 
 def test_the_api_accepts_a_migration(tmp_path: Path) -> None:
-    store = open_store(str(tmp_path / "store.sqlite3"))
-    try:
-        api = DeployApi(store, None, clock=lambda: 1_700_000_000.0)
+    with make_server(tmp_path / "store.sqlite3", "127.0.0.1", 0, no_auth=True) as server:
+        server.start()
         body = json.dumps({"version": "v3", "migration": "drop orders.status"}).encode()
-        reply = api.handle("POST", "/api/deploys", {"content-type": "application/json"}, body)
-        assert reply.status == 201, reply.envelope
-        assert reply.envelope["data"]["migration"] == "drop orders.status"
-        assert store.deploys()[0].migration == "drop orders.status"
+        status, reply = _post(server.url + "/api/deploys", body)
+        assert status == 201, reply
+        assert reply["data"]["migration"] == "drop orders.status"
+        assert server.store.deploys()[0].migration == "drop orders.status"
         bad = json.dumps({"version": "v4", "migration": "line one\nline two"}).encode()
-        refused = api.handle("POST", "/api/deploys", {"content-type": "application/json"}, bad)
-        assert refused.status == 400 and "migration must be one line" in str(refused.envelope)
-    finally:
-        store.close()
+        status, refused = _post(server.url + "/api/deploys", bad)
+        assert status == 400 and "migration must be one line" in str(refused)
+
+
+def _post(url: str, body: bytes) -> tuple[int, dict[str, object]]:
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status), json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        with err:
+            return err.code, json.loads(err.read())
 
 
 def deploys_json(store: Path) -> list[dict[str, object]]:

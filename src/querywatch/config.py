@@ -205,7 +205,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "api_token",
         None,
-        "Bearer token `querywatch serve` requires on the deploy API (at least 16 characters).",
+        "Write token of `querywatch serve`: the API, /metrics, the dashboard and its actions "
+        "(at least 16 characters).",
+        secret=True,
+    ),
+    Setting(
+        "api_read_token",
+        None,
+        "Read token of `querywatch serve`: GET on the API, /metrics and the dashboard's pages, "
+        "no actions (at least 16 characters; Prometheus scrapes with it).",
+        secret=True,
+    ),
+    Setting(
+        "session_secret",
+        None,
+        "Key that signs dashboard session cookies, so sign-ins survive a restart and several "
+        "servers share them (default: a random key per start).",
         secret=True,
     ),
     Setting(

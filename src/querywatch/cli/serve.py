@@ -1,4 +1,5 @@
-"""`querywatch serve`: the deploy API (:mod:`querywatch.web`) for CI/CD, until Ctrl-C or SIGTERM."""
+"""`querywatch serve`: the dashboard, the API and /metrics (:mod:`querywatch.web`), until Ctrl-C
+or SIGTERM."""
 
 from __future__ import annotations
 
@@ -41,36 +42,45 @@ def serve(
     environment: str | None,
     no_auth: bool,
 ) -> None:
-    """Serve the deploy API for CI/CD (see docs/api.md)."""
+    """Serve the dashboard, the API for CI/CD and /metrics (see docs/api.md)."""
     cfg = obj.config(store=store, environment=environment)
     server = make_server(
         cfg["store"],
         host,
         port,
         cfg["api_token"],
+        read_token=cfg["api_read_token"],
+        session_secret=cfg["session_secret"],
         no_auth=no_auth,
         environment=cfg["environment"],
         config_for=lambda env: obj.config(store=store, environment=env),
+        settings=cfg,
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
+    uvicorn_log = logging.getLogger("uvicorn.error")  # its warnings (a malformed request…)
+    for logger, level in ((log, logging.INFO), (uvicorn_log, logging.WARNING)):
+        logger.addHandler(handler)
+        logger.setLevel(level)
+    uvicorn_log.propagate = False
     auth = "no auth, loopback only" if no_auth else "bearer token required"
     click.echo(
-        f"serving the deploy API on {server.url} ({auth}), storing in "
+        f"serving the dashboard and the API on {server.url} ({auth}), storing in "
         f"{redact(str(cfg['store']))} (Ctrl-C to stop)",
         err=True,
     )
     previous = signal.signal(signal.SIGTERM, _interrupt)  # containers stop with SIGTERM
     try:
-        server.serve_forever()
+        server.serve_forever()  # in the main thread: returns after SIGINT/SIGTERM, re-raised
     except KeyboardInterrupt:
-        click.echo("stopped", err=True)
+        pass
     finally:
         signal.signal(signal.SIGTERM, previous)
         server.server_close()
-        log.removeHandler(handler)
+        for logger in (log, uvicorn_log):
+            logger.removeHandler(handler)
+        uvicorn_log.propagate = True
+    click.echo("stopped", err=True)
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -1,7 +1,7 @@
-"""HTTP: ``querywatch serve``, the API that CI/CD and people call.
+"""HTTP: ``querywatch serve``, one Starlette app on uvicorn for CI/CD, people and Prometheus.
 
-Deploy markers (start, finish, list), a health check, and the guarded rollback of the deploy an
-incident blames (docs/api.md, docs/respond.md). ``api`` maps a request to a status and an
-envelope without sockets; ``server`` carries it over the standard library's HTTP server, with the
-token and the request checks.
+``app`` builds the app and its request checks, ``api`` the JSON API (deploy markers, the guarded
+rollback, the canary endpoints; docs/api.md), ``pages`` the dashboard, ``metrics`` /metrics,
+``auth`` and ``login`` who may read and act, ``templating`` the HTML, ``state`` what requests
+share, and ``server`` binds the socket and runs uvicorn.
 """

@@ -12,7 +12,7 @@
 
 Which releases and span: :mod:`querywatch.respond.canary_judge`. Flagger cannot send headers
 (fluxcd/flagger#1192), so its webhook may carry the API token as ``metadata.token`` instead of
-the ``Authorization`` header (:meth:`querywatch.web.api.DeployApi.handle`). See docs/api.md.
+the ``Authorization`` header (:func:`querywatch.web.auth.grant_body_token`). See docs/api.md.
 
 Each endpoint returns a status and an envelope; :mod:`querywatch.web.api` routes, authorizes and
 parses the body, and turns a :class:`BadCanaryRequest` into a 400, NotFound into a 404.

@@ -1,160 +1,189 @@
-"""The deploy API over the standard library's threading HTTP server (`querywatch serve` runs it).
+"""`querywatch serve`'s server: the app (:mod:`querywatch.web.app`) on uvicorn, on a socket we bind.
 
-No web framework: the API is four small endpoints that CI calls a few times per deploy, so
-``http.server`` keeps the core install light. One store is opened for the server's lifetime and
-shared by the request threads (both store backends serialise access with a lock).
+We bind the socket ourselves, so port 0 picks a free port whose URL is known before serving, a
+busy port is one clear line, and connections made before the loop starts wait in the backlog.
+:class:`WebServer` runs uvicorn in the calling thread (``serve_forever``, which in the main thread
+stops on SIGINT/SIGTERM) or in a background one (``start``, for tests and the demo), and closes
+the store with the server.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import asyncio
 import socket
+import threading
+import time
 from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
+
+import h11
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from querywatch.config import DEFAULT_ENVIRONMENT
 from querywatch.deploys import check_environment
 from querywatch.dsn import redact
-from querywatch.envelope import encode
+from querywatch.envelope import encode, failure
 from querywatch.errors import ConfigError
-from querywatch.web.api import MAX_BODY_BYTES, DeployApi, Response, error, escape_controls, log
+from querywatch.store.base import Store
+from querywatch.web.api import escape_controls, log
+from querywatch.web.app import create_app
+from querywatch.web.auth import access_for
+from querywatch.web.state import WebState, public_settings
 
 if TYPE_CHECKING:
     from querywatch.respond.responder import Responder
 
-MIN_TOKEN_LENGTH = 16
-_DRAIN_LIMIT = 1024 * 1024  # read (and drop) an oversized body up to this, so the 413 arrives
 DEFAULT_PORT = 8765
 DEFAULT_HOST = "127.0.0.1"  # loopback unless told: the API changes what the store records
+#: A client has this long to send a request's line and headers (a stalled one is dropped).
+HEAD_TIMEOUT_S = 30.0
+_HEAD_KEEP = 8192  # bytes of a request's head kept to log the request line h11 could not parse
 
 
-class ApiServer(ThreadingHTTPServer):
-    """A threading HTTP server that owns its store and closes it with the server."""
+class _Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with our answer to what h11 cannot parse (a request line with
+    control bytes, a bad header): the error envelope, and the request line in the log with its
+    control bytes escaped. A request's head must arrive within :data:`HEAD_TIMEOUT_S`."""
 
-    daemon_threads = True
-    request_queue_size = 64  # a burst of parallel CI jobs should queue, not wait for a SYN retry
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head = bytearray()
+        self._head_deadline: float | None = None
 
-    def __init__(self, address: tuple[str, int], api: DeployApi) -> None:
-        self.api = api
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn.their_state is h11.IDLE and len(self._head) < _HEAD_KEEP:
+            self._head += data[: _HEAD_KEEP - len(self._head)]
+        super().data_received(data)
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self._arm_head_timer()  # still waiting for the rest of the head
+
+    def on_response_complete(self) -> None:
+        self._head.clear()
+        self._head_deadline = None
+        super().on_response_complete()
+
+    def _arm_head_timer(self) -> None:
+        now = self.loop.time()
+        if self._head_deadline is None:
+            self._head_deadline = now + HEAD_TIMEOUT_S
+        self._unset_keepalive_if_required()
+        self.timeout_keep_alive_task = self.loop.call_later(
+            max(0.0, self._head_deadline - now), self.timeout_keep_alive_handler
+        )
+
+    def send_400_response(self, msg: str) -> None:
+        line = bytes(self._head).split(b"\n", 1)[0].rstrip(b"\r").decode("latin-1")
+        client = self.client[0] if self.client else "-"
+        log.info('%s "%s" 400', client, redact(escape_controls(line)))
+        payload = encode(
+            failure(
+                "bad_request",
+                "malformed HTTP request: the request line or a header is not valid HTTP/1.1",
+            )
+        )
+        # HTTP/1.0: the client's own version could not be read, and the connection closes.
+        head = (
+            "HTTP/1.0 400 Bad Request\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\nCache-Control: no-store\r\n"
+            "Server: querywatch\r\nConnection: close\r\n\r\n"
+        )
+        self.transport.write(head.encode() + payload)
+        self.transport.close()
+
+
+class WebServer:
+    """A bound server for the app over one store; ``url`` is known before serving starts."""
+
+    def __init__(self, state: WebState, sock: socket.socket) -> None:
+        self.state = state
+        self.socket = sock
+        config = uvicorn.Config(
+            create_app(state),
+            http=_Protocol,
+            lifespan="off",
+            log_config=None,  # our own request log (querywatch.web); the operator's handlers
+            access_log=False,
+            server_header=False,  # the Guard says "querywatch", no version
+            proxy_headers=True,  # X-Forwarded-Proto/-For from a TLS proxy on this host only
+            forwarded_allow_ips="127.0.0.1",
+            timeout_keep_alive=5,
+            timeout_graceful_shutdown=5,
+        )
+        self._uvicorn = uvicorn.Server(config)
+        self._serving = threading.Event()
+        self._stopped = threading.Event()
+        self._closed = False
+
+    @property
+    def server_address(self) -> tuple[str, int]:
+        host, port = self.socket.getsockname()[:2]
+        return str(host), int(port)
 
     @property
     def url(self) -> str:
-        host, port = str(self.server_address[0]), self.server_address[1]
+        host, port = self.server_address
         shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{port}"
 
+    @property
+    def store(self) -> Store:
+        return self.state.store
+
+    def serve_forever(self, poll_interval: float | None = None) -> None:
+        """Serve until :meth:`shutdown` (in the main thread also SIGINT or SIGTERM, after which
+        the signal is raised again: KeyboardInterrupt for Ctrl-C). ``poll_interval`` is accepted
+        for ``socketserver``'s signature; uvicorn polls on its own."""
+        if self._closed or self._uvicorn.should_exit:
+            self._stopped.set()
+            return
+        self._serving.set()
+        try:
+            self._uvicorn.run(sockets=[self.socket])
+        finally:
+            self._stopped.set()
+
+    def start(self) -> threading.Thread:
+        """Serve in a daemon thread; returns once the server accepts connections."""
+        thread = threading.Thread(target=self.serve_forever, name="querywatch-serve", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not self._uvicorn.started and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return thread
+
+    def shutdown(self) -> None:
+        """Stop serving and wait until ``serve_forever`` has returned (in-flight requests get up
+        to 5 s to finish)."""
+        self._uvicorn.should_exit = True
+        if self._serving.is_set():
+            self._stopped.wait(15)
+
     def server_close(self) -> None:
-        super().server_close()
-        self.api.store.close()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: ApiServer
-    server_version = "querywatch"
-    timeout = 30  # a client that stops sending does not hold a thread forever
-
-    def _dispatch(self) -> None:
-        if self.headers.get("Transfer-Encoding"):
-            self._send(error(411, "send the body with a Content-Length (chunked is not supported)"))
+        """Close the socket and the store (after :meth:`shutdown`)."""
+        if self._closed:
             return
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length < 0:
-                raise ValueError(length)
-        except ValueError:
-            self._send(error(400, "Content-Length must be a non-negative whole number"))
-            return
-        if length > MAX_BODY_BYTES:
-            self._drain(length)
-            self._send(error(413, f"the body is {length} bytes; the limit is {MAX_BODY_BYTES}"))
-            return
-        body = self.rfile.read(length) if length else b""
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        self._send(self.server.api.handle(self.command, self.path, headers, body))
+        self._closed = True
+        self.socket.close()
+        self.state.store.close()
 
-    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _dispatch
+    def __enter__(self) -> WebServer:
+        return self
 
-    def version_string(self) -> str:
-        return self.server_version  # no Python version in the Server header
-
-    def _drain(self, length: int) -> None:
-        """Read what the client is sending, so closing the socket does not reset the response."""
-        left = min(length, _DRAIN_LIMIT)
-        try:
-            while left > 0:
-                chunk = self.rfile.read(min(left, 65536))
-                if not chunk:
-                    break
-                left -= len(chunk)
-        except OSError:
-            pass
-
-    def _send(self, response: Response) -> None:
-        payload = encode(response.envelope)
-        self.send_response(response.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Cache-Control", "no-store")
-        for name, value in response.headers:
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """http.server's own errors (bad request line, unknown method…) in the same envelope."""
-        self.close_connection = True
-        self._send(error(code, message or self.responses.get(code, ("error",))[0]))
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # The request line and status only: headers (and so the token) are never logged. The
-        # request line is the client's: its control bytes are escaped, not written out.
-        log.info("%s %s", self.address_string(), redact(escape_controls(format % args)))
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_token(token: str | None, *, no_auth: bool, host: str) -> str | None:
-    """The token to require, or ``None`` when serving without auth is allowed (loopback only)."""
-    if no_auth:
-        if token:
-            raise ConfigError(
-                "--no-auth conflicts with the configured api_token: drop one of them",
-                setting="api_token",
-            )
-        if not _is_loopback(host):
-            raise ConfigError(
-                f"--no-auth serves on loopback only, not on {host}: set api_token to serve there",
-                setting="api_token",
-            )
-        return None
-    if not token:
-        raise ConfigError(
-            "refusing to serve the API without a token: set QUERYWATCH_API_TOKEN (or api_token "
-            "in querywatch.toml), or pass --no-auth to serve on loopback only",
-            setting="api_token",
-        )
-    if len(token) < MIN_TOKEN_LENGTH or not token.isascii() or not token.isprintable():
-        raise ConfigError(
-            f"api_token must be at least {MIN_TOKEN_LENGTH} printable ASCII characters; make one "
-            "with: python -c 'import secrets; print(secrets.token_urlsafe(32))'",
-            setting="api_token",
-        )
-    if any(c.isspace() for c in token):
-        raise ConfigError("api_token must not contain spaces", setting="api_token")
-    return token
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.shutdown()
+        self.server_close()
 
 
 def make_server(
@@ -163,16 +192,25 @@ def make_server(
     port: int = DEFAULT_PORT,
     token: str | None = None,
     *,
+    read_token: str | None = None,
+    session_secret: str | None = None,
     no_auth: bool = False,
     environment: str = DEFAULT_ENVIRONMENT,
     config_for: Callable[[str], Mapping[str, Any]] | None = None,
-) -> ApiServer:
-    """A bound server (port 0 picks a free one) ready for ``serve_forever``; refuses to serve
-    without a token unless ``no_auth`` is set and ``host`` is loopback. ``config_for`` (an
-    environment -> its settings) enables the rollback endpoint."""
+    settings: Mapping[str, Any] | None = None,
+    clock: Callable[[], float] = time.time,
+) -> WebServer:
+    """A bound server (port 0 picks a free one) ready for ``serve_forever`` or ``start``.
+
+    Refuses to serve without a token unless ``no_auth`` is set and ``host`` is loopback.
+    ``config_for`` (an environment -> its settings) enables the rollback endpoint; ``settings``
+    (the resolved config) gives the pages and /metrics theirs (base_url, metrics_top_n…).
+    """
     from querywatch.store import open_store
 
-    required = check_token(token, no_auth=no_auth, host=host)
+    access = access_for(
+        token, read_token=read_token, session_secret=session_secret, no_auth=no_auth, host=host
+    )
     check_environment(environment)
     store = open_store(store_location)
     responder_for = None
@@ -187,11 +225,24 @@ def make_server(
     try:
         if responder_for is not None:
             responder_for(environment)  # a broken rollback setting stops the start, not a request
-        api = DeployApi(store, required, environment=environment, responder_for=responder_for)
-        return ApiServer((host, port), api)
+        state = WebState(
+            store=store,
+            access=access,
+            environment=environment,
+            clock=clock,
+            settings=public_settings(settings),
+            responder_for=responder_for,
+        )
+        return WebServer(state, _listen(host, port))
     except ConfigError:
         store.close()
         raise
     except OSError as exc:
         store.close()
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # A burst of parallel CI jobs should queue, not wait for a SYN retry.
+    return socket.create_server((host.strip("[]"), port), family=family, backlog=128)
