@@ -346,13 +346,15 @@ async def read_form(request: Request) -> FormData:
 async def checked_form(request: Request) -> FormData:
     """A POSTed HTML form of an action, after the checks: same origin, write access, CSRF.
 
-    A request with a bearer token is a script, not a browser another site could steer, so it
-    needs no CSRF token (the Origin check still applies).
+    A request with a bearer token is a script, not a browser another site could steer: it needs
+    neither the CSRF token nor an Origin (one it sends must still be this server's).
     """
-    check_form_origin(request)
+    browser = grant_of(request).via != "bearer"
+    if browser:
+        check_form_origin(request)
     require_write(request)
     form = await read_form(request)
-    if grant_of(request).via != "bearer":
+    if browser:
         check_csrf(request, form)
     return form
 

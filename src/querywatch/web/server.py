@@ -104,8 +104,9 @@ class WebServer:
     def __init__(self, state: WebState, sock: socket.socket) -> None:
         self.state = state
         self.socket = sock
+        self.app = create_app(state)
         config = uvicorn.Config(
-            create_app(state),
+            self.app,
             http=_Protocol,
             lifespan="off",
             log_config=None,  # our own request log (querywatch.web); the operator's handlers
