@@ -244,6 +244,12 @@ def make_server(
 
 
 def _listen(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # A burst of parallel CI jobs should queue, not wait for a SYN retry.
-    return socket.create_server((host.strip("[]"), port), family=family, backlog=128)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.strip("[]"), port))
+        sock.listen(128)  # a burst of parallel CI jobs should queue, not wait for a SYN retry
+    except OSError:
+        sock.close()
+        raise
+    return sock
