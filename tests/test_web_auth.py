@@ -44,9 +44,14 @@ async def form_page(request: Request) -> HTMLResponse:
     return HTMLResponse(f'<form method="post"><input name="csrf" value="{csrf_token(request)}">')
 
 
+async def broken_page(request: Request) -> HTMLResponse:
+    raise RuntimeError("a bug with a secret-looking detail")
+
+
 TEST_ROUTES = [
     Route("/test/action", action, methods=["POST"]),
     Route("/test/form", form_page, methods=["GET"]),
+    Route("/test/broken", broken_page, methods=["GET"]),
 ]
 
 
@@ -396,3 +401,28 @@ def test_the_server_refuses_unsafe_access_settings(
         make_server(tmp_path / "s.sqlite3", host, 0, **kwargs)  # type: ignore[arg-type]
     assert needle in str(caught.value)
     assert WRITE not in str(caught.value) and READ not in str(caught.value)
+
+
+def test_pages_are_not_cached_framed_or_sniffed(browser: Browser) -> None:
+    page = browser.get("/", headers=bearer(READ))
+    assert page.headers["Cache-Control"] == "no-store"
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert page.headers["Server"] == "querywatch"
+    assert "Set-Cookie" not in page.headers  # no form on the page: no pre-session
+
+
+def test_errors_are_pages_for_browsers_and_envelopes_for_scripts(
+    browser: Browser, caplog: pytest.LogCaptureFixture
+) -> None:
+    missing = browser.get("/no/such/page", headers=bearer(READ))
+    assert missing.status == 404 and missing.headers["Content-Type"].startswith("text/html")
+    assert "There is no page at /no/such/page" in missing.text
+    scripted = browser.get("/no/such/page", headers={**bearer(READ), "Accept": "*/*"})
+    assert scripted.status == 404
+    assert json.loads(scripted.body)["error"]["code"] == "not_found"
+    broken = browser.get("/test/broken", headers=bearer(READ))
+    assert broken.status == 500 and "Internal error" in broken.text
+    assert "secret-looking" not in broken.text and "Traceback" not in broken.text
+    assert "secret-looking" in caplog.text  # the operator's log has it

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -60,6 +60,11 @@ log = logging.getLogger("querywatch.web")
 #: The methods a route may name; any other is a 501 (as with the earlier http.server API).
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _DRAIN_LIMIT = 1024 * 1024  # read (and drop) an oversized body up to this, so the 413 arrives
+_INTERNAL_ERROR_PAGE = (
+    '<!doctype html><html lang="en"><meta charset="utf-8"><title>Internal error · querywatch'
+    "</title><h1>Internal error</h1><p>The server could not show this page: the details are in "
+    'its log.</p><p><a href="/">Back to the overview</a></p></html>'
+)
 _CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
     "script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
@@ -110,10 +115,13 @@ async def metrics(request: Request) -> Response:
 def answers_json(request: Request) -> bool:
     """Whether errors go out as the envelope: the API, health, /metrics, and any client that
     does not ask for HTML (curl, CI); a browser gets a page."""
-    path = request.url.path
-    if path == "/healthz" or path == "/metrics" or path == "/api" or path.startswith("/api/"):
+    return _json_client(request.url.path, request.headers)
+
+
+def _json_client(path: str, headers: Headers) -> bool:
+    if path in ("/healthz", "/metrics", "/api") or path.startswith("/api/"):
         return True
-    return "text/html" not in request.headers.get("accept", "")
+    return "text/html" not in headers.get("accept", "")
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -226,9 +234,7 @@ class Guard:
                 "internal error on %s %s", scope["method"], escape_controls(scope["path"])
             )
             if not status:
-                await json_response(error(500, "internal error: see the server log"))(
-                    scope, receive, send_finished
-                )
+                await _internal_error(scope)(scope, receive, send_finished)
         finally:
             _log_request(scope, status)
 
@@ -249,6 +255,14 @@ class Guard:
                 (("Connection", "close"),),
             )
         return _browser_refusal(headers, open_access=self.state.access.open)
+
+
+def _internal_error(scope: Scope) -> Response:
+    """A 500 that says where to look (the traceback is in the server log, never in the reply);
+    plain HTML for a browser, since the page templates may be what failed."""
+    if _json_client(scope["path"], Headers(scope=scope)):
+        return json_response(error(500, "internal error: see the server log"))
+    return HTMLResponse(_INTERNAL_ERROR_PAGE, 500)
 
 
 def _browser_refusal(headers: Headers, *, open_access: bool) -> Answer | None:
