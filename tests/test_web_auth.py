@@ -224,6 +224,19 @@ def test_a_session_cookie_remembers_the_read_token(
     assert READ not in caplog.text and READ not in page.text
 
 
+def test_the_session_cookie_is_secure_behind_a_tls_proxy(browser: Browser) -> None:
+    """A TLS proxy on this host says https in X-Forwarded-Proto: the cookie is then Secure."""
+    csrf = browser.csrf()
+    signed_in = browser.send(
+        "POST",
+        "/login",
+        {"token": READ, "csrf": csrf, "next": "/"},
+        headers={"X-Forwarded-Proto": "https"},
+    )
+    assert signed_in.status == 303
+    assert "; Secure" in signed_in.headers["Set-Cookie"]
+
+
 def test_a_session_from_the_write_token_acts_with_its_csrf_token(browser: Browser) -> None:
     assert browser.sign_in(WRITE).status == 303
     page = browser.get("/")
