@@ -3,12 +3,20 @@ SQLite (and PostgreSQL) stores filled through the store's write paths and real a
 
 from __future__ import annotations
 
+import os
+import re
 import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 
 from metrics_store import BLIND_AGENT, LIVE_AGENT, filled_store, samples, scrape
 from querywatch import deploys
@@ -19,7 +27,14 @@ from querywatch.records import StatementWindow, window_start
 from querywatch.store import SqlStore, open_store
 from querywatch.web.metrics import CONTENT_TYPE
 from querywatch.web.metrics_reads import DEPLOYS_PER_ENVIRONMENT, LOOKBACK_S
-from respond_helpers import DEPLOY_AT, NOW, ORDERS_FP, open_incident, ship_bad_release
+from respond_helpers import (
+    DEPLOY_AT,
+    NOW,
+    ORDERS_FP,
+    open_incident,
+    ship_bad_release,
+    write_traffic,
+)
 
 UNTIL = window_start(NOW)  # the window still filling at NOW is left out
 SINCE = UNTIL - LOOKBACK_S
@@ -249,3 +264,54 @@ def test_metrics_top_n_is_checked(tmp_path: Path, value: str) -> None:
 
 def test_metrics_top_n_defaults_to_fifty(tmp_path: Path) -> None:
     assert load_config(environ={}, cwd=tmp_path)["metrics_top_n"] == 50
+
+
+READ_TOKEN = "read-token-for-prometheus-0123456"
+
+
+def test_prometheus_scrapes_serve_with_the_read_token(tmp_path: Path) -> None:
+    """`querywatch serve` as a user runs it, scraped as Prometheus does: the read token in the
+    Authorization header, metrics_top_n from the environment; without a token, a 401."""
+    path = tmp_path / "store.sqlite3"
+    store = open_store(path)
+    now = time.time()
+    write_traffic(store, window_start(now) - 120, window_start(now) + 10)
+    store.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUERYWATCH_")}
+    env |= {
+        "QUERYWATCH_API_TOKEN": "write-token-for-ci-deploys-000000",
+        "QUERYWATCH_API_READ_TOKEN": READ_TOKEN,
+        "QUERYWATCH_METRICS_TOP_N": "1",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "querywatch", "serve", "--port", "0", "--store", str(path)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        banner = process.stderr.readline()
+        found = re.search(r"on (http://\S+) ", banner)
+        assert found, banner
+        url = found.group(1) + "/metrics"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url, timeout=10)
+        assert refused.value.code == 401
+        refused.value.close()
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {READ_TOKEN}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.headers["Content-Type"] == CONTENT_TYPE
+            text = response.read().decode()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stderr is not None:
+            process.stderr.close()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    calls = by_fingerprint(families["querywatch_fingerprint_calls_per_second"])
+    assert set(calls) == {ORDERS_FP.id, "other"}  # metrics_top_n=1: one query, then the rest
+    assert samples(families["querywatch_store_up"]) == {(): 1}
+    assert samples(families["process_resident_memory_bytes"])[()] > 0
