@@ -76,8 +76,10 @@ class StoreCollector:
             snapshot = read_snapshot(self.store, top_n=self.top_n, now=self.now)
         except QuerywatchError:
             snapshot = None
-        yield _gauge("querywatch_store_up", "1 if the store could be read for this scrape.")(
-            int(snapshot is not None)
+        yield GaugeMetricFamily(
+            "querywatch_store_up",
+            "1 if the store could be read for this scrape.",
+            value=int(snapshot is not None),
         )
         if snapshot is not None:
             yield from _load(snapshot)
@@ -85,9 +87,11 @@ class StoreCollector:
             yield from _deploys(snapshot)
             yield from _canaries(snapshot)
             yield from _agents(snapshot)
-        yield _gauge(
-            "querywatch_scrape_duration_seconds", "Seconds this scrape spent reading the store."
-        )(time.perf_counter() - began)
+        yield GaugeMetricFamily(
+            "querywatch_scrape_duration_seconds",
+            "Seconds this scrape spent reading the store.",
+            value=time.perf_counter() - began,
+        )
 
 
 @cache
@@ -99,14 +103,10 @@ def _querywatch_version() -> str:
 
 
 class _Family:
-    """A gauge or counter family filled one labelled sample at a time."""
+    """A labelled gauge or counter family, filled one sample at a time."""
 
     def __init__(self, family: GaugeMetricFamily | CounterMetricFamily) -> None:
         self.family = family
-
-    def __call__(self, value: float, *labels: str) -> Metric:
-        self.family.add_metric(list(labels), value)
-        return self.family
 
     def add(self, value: float, *labels: str) -> None:
         self.family.add_metric(list(labels), value)
@@ -122,18 +122,24 @@ def _counter(name: str, doc: str, labels: Iterable[str] = ()) -> _Family:
 
 def _load(s: Snapshot) -> Iterator[Metric]:
     seconds = s.seconds
-    yield _gauge(
+    yield GaugeMetricFamily(
         "querywatch_metrics_window_seconds",
         "The span the per-second and latency series cover (whole windows before the scrape).",
-    )(LOOKBACK_S)
-    yield _gauge("querywatch_calls_per_second", "Calls per second of every fingerprint.")(
-        s.calls / seconds
+        value=LOOKBACK_S,
     )
-    yield _gauge(
+    yield GaugeMetricFamily(
+        "querywatch_calls_per_second",
+        "Calls per second of every fingerprint.",
+        value=s.calls / seconds,
+    )
+    yield GaugeMetricFamily(
         "querywatch_db_time_seconds_per_second",
         "Database seconds per second spent by every fingerprint (1 = one busy connection).",
-    )(s.total_ms / 1000 / seconds)
-    yield _gauge("querywatch_fingerprints_active", "Fingerprints called in the window.")(s.active)
+        value=s.total_ms / 1000 / seconds,
+    )
+    yield GaugeMetricFamily(
+        "querywatch_fingerprints_active", "Fingerprints called in the window.", value=s.active
+    )
     label = ["fingerprint"]
     calls = _gauge(
         "querywatch_fingerprint_calls_per_second",
@@ -172,8 +178,10 @@ def _incidents(s: Snapshot) -> Iterator[Metric]:
     for status in UNRESOLVED:
         unresolved.add(s.incidents_by_status.get(status, 0), status)
     yield unresolved.family
-    yield _counter("querywatch_incidents_opened", "Incidents opened (resolved ones included).")(
-        sum(s.incidents_by_status.values())
+    yield CounterMetricFamily(
+        "querywatch_incidents_opened",
+        "Incidents opened (resolved ones included).",
+        value=sum(s.incidents_by_status.values()),
     )
     opened = _gauge(
         "querywatch_incident_opened_timestamp_seconds",
