@@ -6,6 +6,7 @@ every other test shares is never restarted.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -13,6 +14,7 @@ import signal
 import subprocess
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,8 +29,9 @@ from querywatch.capture.pg_stat_statements import PRELOAD_FIX, PgStatStatementsS
 from querywatch.capture.pgss_counters import (
     Counters,
     counters_sql,
+    decode_entries,
+    encode_entries,
     entry_delta,
-    entry_json,
     key_of,
     key_parts,
     map_columns,
@@ -168,11 +171,24 @@ def test_an_entry_key_packs_and_unpacks_exactly(
         (2**40, 0.0, 0.0, 0.0, 0, 2**33, 1, None, '2026-12-05 "odd"'),
     ],
 )
-def test_a_state_entry_is_exactly_the_json_of_its_values(raw: tuple[object, ...]) -> None:
-    key = key_of(16_384, -123_456_789_012_345, True)
-    text = entry_json(key, pack(raw))
+def test_a_state_entry_keeps_every_value_exactly(raw: tuple[object, ...]) -> None:
+    entries = [
+        (key_of(16_384, -123_456_789_012_345, True), pack(raw)),
+        (key_of(2**32 - 1, 2**63 - 1, None), pack(raw)),
+        (key_of(10, -(2**63), False), pack((1, 0.5, 0.1, 0.9, 3, 4, 5, None, None))),
+    ]
     assert unpack(pack(raw)) == raw  # the record keeps every value exactly
-    assert text == json.dumps([16_384, -123_456_789_012_345, True, *raw], separators=(",", ":"))
+    assert list(decode_entries(encode_entries(iter(entries)))) == entries
+
+
+def test_state_entries_that_are_cut_or_foreign_are_refused() -> None:
+    text = encode_entries([(key_of(1, 2, None), pack((1, 0.5, 0.1, 0.9, 3, 4, 5, None, None)))])
+    assert list(decode_entries(encode_entries([]))) == []
+    packed = zlib.decompress(base64.b64decode(text))
+    cut = base64.b64encode(zlib.compress(packed[:-3])).decode()
+    for bad in (cut, "not base64!", base64.b64encode(b"plain").decode()):
+        with pytest.raises(ValueError):
+            list(decode_entries(bad))
 
 
 # -- the workload --------------------------------------------------------------------------------
@@ -346,7 +362,8 @@ def test_state_restore_across_pollers_is_exact(app_dsn: str) -> None:
         second.close()
 
 
-def test_state_written_by_the_previous_version_resumes_exactly(app_dsn: str) -> None:
+@pytest.mark.parametrize("version", [1, 2])
+def test_state_written_by_a_previous_version_resumes_exactly(app_dsn: str, version: int) -> None:
     """An agent upgraded across the state format neither loses nor repeats an interval."""
     first = PgStatStatementsSource(app_dsn)
     first.poll(time.time())
@@ -355,12 +372,16 @@ def test_state_written_by_the_previous_version_resumes_exactly(app_dsn: str) -> 
     now = json.loads(first.snapshot_state())
     first.close()
     dbid = now["database"][1]
-    # Version 1 kept [userid, dbid, queryid, toplevel, 7 counters, blk_read_ms, 2 stamps].
-    v1 = dict(now, version=1)
-    v1["entries"] = [[e[0], dbid, e[1], e[2], *e[3:10], 0.0, *e[10:12]] for e in now["entries"]]
+    # Versions 1 and 2 listed each entry as a JSON array: version 2 [userid, queryid, toplevel,
+    # 7 counters, 2 stamps]; version 1 [userid, dbid, queryid, toplevel, 7 counters,
+    # blk_read_ms, 2 stamps].
+    listed = [[*key_parts(key), *unpack(raw)] for key, raw in decode_entries(now["entries"])]
+    if version == 1:
+        listed = [[e[0], dbid, e[1], e[2], *e[3:10], 0.0, *e[10:12]] for e in listed]
+    old = dict(now, version=version, entries=listed)
     run_a(app_dsn, 5)
     second = PgStatStatementsSource(app_dsn)
-    second.restore_state(json.dumps(v1))
+    second.restore_state(json.dumps(old))
     try:
         assert calls_of(second.poll(time.time()), FP_A) == 5
     finally:

@@ -13,6 +13,8 @@ import contextlib
 import json
 import logging
 import struct
+from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 
@@ -23,8 +25,9 @@ from querywatch.capture.pgss_counters import (
     Key,
     Raw,
     counters_sql,
+    decode_entries,
+    encode_entries,
     entry_delta,
-    entry_json,
     ident,
     key_of,
     key_parts,
@@ -40,10 +43,12 @@ from querywatch.sql import Fingerprint, fingerprint
 log = logging.getLogger(__name__)
 
 SOURCE_NAME = "pg_stat_statements"
-STATE_VERSION = 2  # 1 also kept dbid and blk_read_time per entry; still restored
+STATE_VERSION = 3  # 2 listed entries as JSON arrays, 1 also kept dbid and blk_read_time; restored
 
 TEXT_BATCH = 1000
 """Query texts read per query (each read makes the server scan its query-text file once)."""
+STREAM_ROWS = 500
+"""Counter rows libpq holds at once while a poll converts them (see ``_read``)."""
 
 PRELOAD_FIX = (
     "pg_stat_statements is not loaded: add it to shared_preload_libraries in postgresql.conf "
@@ -251,7 +256,9 @@ class PgStatStatementsSource:
             before = self._read_info(conn)
             current: dict[Key, Raw] = {}
             hidden = 0
-            for r in conn.execute(sql):
+            # Streamed in chunks: the whole result would sit in libpq (and so in malloc's heap,
+            # which keeps it) while Python converts it.
+            for r in conn.cursor().stream(sql, size=STREAM_ROWS):
                 if r[2] is None:  # another user's entry, and we lack pg_read_all_stats
                     hidden += 1
                     continue
@@ -402,56 +409,38 @@ class PgStatStatementsSource:
     def snapshot_state(self) -> str:
         """The last snapshot as JSON: restoring it makes the next poll yield exact deltas.
 
-        An entry is ``[userid, queryid, toplevel, *counters]``; its dbid is the database's.
-        Entries are written one string each (no list per entry first): the agent stores this
-        after every poll, for every entry.
+        ``entries`` holds every entry's key and counters in :func:`encode_entries`'s packed
+        text (the agent stores this after every poll, for every entry); its dbid is the
+        database's.
         """
-        head = json.dumps(
+        return json.dumps(
             {
                 "version": STATE_VERSION,
                 "database": list(self._prev_db) if self._prev_db else None,
                 "stats_reset": self._stats_reset,
                 "dealloc": self._dealloc,
+                "entries": None if self._prev is None else encode_entries(self._prev.items()),
             },
             separators=(",", ":"),
         )
-        if self._prev is None:
-            return head[:-1] + ',"entries":null}'
-        entries = ",".join(entry_json(k, raw) for k, raw in self._prev.items())
-        return f'{head[:-1]},"entries":[{entries}]}}'
 
     def restore_state(self, state: str) -> None:
         """Resume from :meth:`snapshot_state`; unreadable state is ignored (a new baseline)."""
         try:
             data = json.loads(state)
             version = data.get("version")
-            if version not in (1, STATE_VERSION):
+            if version not in (1, 2, STATE_VERSION):
                 raise ValueError(f"state version {version!r}")
             entries = data["entries"]
             db = data["database"]
             prev_db = (str(db[0]), int(db[1])) if db else None
             prev: dict[Key, Raw] | None = None
-            if entries is not None:
-                prev = {}
-                for e in entries:
-                    if version == 1:  # [userid, dbid, queryid, toplevel, ..., blk_read_ms, ...]
-                        e = [e[0], e[2], e[3], *e[4:11], *e[12:14]]
-                    elif prev_db is None:
-                        raise ValueError("entries without a database")
-                    top = None if e[2] is None else bool(e[2])
-                    prev[key_of(int(e[0]), int(e[1]), top)] = pack(
-                        (
-                            int(e[3]),
-                            float(e[4]),
-                            float(e[5]),
-                            float(e[6]),
-                            int(e[7]),
-                            int(e[8]),
-                            int(e[9]),
-                            None if e[10] is None else str(e[10]),
-                            None if e[11] is None else str(e[11]),
-                        )
-                    )
+            if entries is not None and prev_db is None and version != 1:
+                raise ValueError("entries without a database")
+            if version == STATE_VERSION and entries is not None:
+                prev = dict(decode_entries(entries))
+            elif entries is not None:
+                prev = dict(_listed_entries(entries, version))
             stats_reset = data.get("stats_reset")
             dealloc = data.get("dealloc")
         except (ValueError, KeyError, TypeError, IndexError, struct.error) as exc:
@@ -466,3 +455,25 @@ class PgStatStatementsSource:
 
     def close(self) -> None:
         self._drop_connection()
+
+
+def _listed_entries(entries: list[list[Any]], version: int) -> Iterator[tuple[Key, Raw]]:
+    """Entries of a state written before version 3, one JSON array each."""
+    for e in entries:
+        if version == 1:  # [userid, dbid, queryid, toplevel, ..., blk_read_ms, ...]
+            e = [e[0], e[2], e[3], *e[4:11], *e[12:14]]
+        top = None if e[2] is None else bool(e[2])
+        raw = pack(
+            (
+                int(e[3]),
+                float(e[4]),
+                float(e[5]),
+                float(e[6]),
+                int(e[7]),
+                int(e[8]),
+                int(e[9]),
+                None if e[10] is None else str(e[10]),
+                None if e[11] is None else str(e[11]),
+            )
+        )
+        yield key_of(int(e[0]), int(e[1]), top), raw
