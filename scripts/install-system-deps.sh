@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs (a PostgreSQL server with pg_stat_statements,
-# HypoPG, and promtool for the Prometheus rules) when they are missing. Without root or apt, it
-# says exactly what to install.
+# HypoPG, promtool for the Prometheus rules, and Chromium for the dashboard's browser tests) when
+# they are missing. Without root or apt, it says exactly what to install.
 set -euo pipefail
 
 PG_MAJOR="${PG_MAJOR:-15}"
@@ -11,6 +11,9 @@ packages=()
   || packages+=("postgresql-contrib")
 [ -f "/usr/share/postgresql/${PG_MAJOR}/extension/hypopg.control" ] \
   || packages+=("postgresql-${PG_MAJOR}-hypopg")
+# Debian's Chromium, which Playwright drives in tests/test_web_browser.py (Playwright's own browser
+# download is not used: it is not reachable from every CI machine).
+[ -x /usr/bin/chromium ] || packages+=("chromium")
 
 # promtool checks docs/prometheus/alerts.yml (tests/test_prometheus_docs.py).
 need_promtool=false
