@@ -3,7 +3,8 @@
 Append a :class:`Migration` to :data:`MIGRATIONS` to change the schema; never edit a released one.
 The DDL uses PostgreSQL type names, which SQLite maps onto its own affinities, so one text serves
 both backends; ``postgres`` holds what only PostgreSQL needs (SQLite registers the same ``qw_*``
-functions on each connection instead).
+functions on each connection instead) and ``sqlite`` what only SQLite does; ``fill`` runs last,
+for data a new table starts with.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from querywatch.errors import StoreError
+from querywatch.store import rollups
 
 if TYPE_CHECKING:
     from querywatch.store.base import Tx
@@ -25,6 +27,8 @@ class Migration:
     description: str
     statements: tuple[str, ...]
     postgres: tuple[str, ...] = ()
+    sqlite: tuple[str, ...] = ()
+    fill: Callable[[Tx], None] | None = None
 
 
 _MERGE_SKETCH = """
@@ -285,6 +289,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX request_repeats_by_time ON request_repeats (window_start)",
         ),
     ),
+    Migration(
+        8,
+        "rollups for the dashboard: totals per bucket, per-fingerprint slots of 5 min to a day",
+        (),
+        postgres=rollups.POSTGRES_DDL,
+        sqlite=rollups.SQLITE_DDL,
+        fill=rollups.rebuild_rollups,
+    ),
 )
 #: The first schema whose windows carry a release; reads of an older store (read-only, not
 #: migrated) see every window as release '' (unknown).
@@ -324,9 +336,10 @@ def migrate(
             continue
         for statement in migration.statements:
             tx.run(statement)
-        if dialect == "postgres":
-            for statement in migration.postgres:
-                tx.run(statement)
+        for statement in migration.postgres if dialect == "postgres" else migration.sqlite:
+            tx.run(statement)
+        if migration.fill is not None:
+            migration.fill(tx)
         tx.run(
             "INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
             (migration.version, migration.description, time.time()),

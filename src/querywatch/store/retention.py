@@ -7,6 +7,7 @@ never both: a range read never counts the same statements twice.
 from __future__ import annotations
 
 from querywatch.records import WINDOW_SECONDS
+from querywatch.store import rollups
 from querywatch.store.base import DEPLOY_STATE_PREFIXES, MINUTE, Retention, Tx
 from querywatch.store.windows import (
     REPEAT_COLUMNS,
@@ -63,6 +64,7 @@ def apply_retention(tx: Tx, now: float, retention: Retention) -> None:
             (WINDOW_SECONDS, raw),
         )
         tx.run(f"DELETE FROM {table} WHERE window_start < ?", (oldest,))
+    rollups.apply_retention(tx, raw, oldest)
     tx.run("DELETE FROM fingerprints WHERE last_seen < ?", (oldest,))
     tx.run("DELETE FROM call_sites WHERE fingerprint NOT IN (SELECT fingerprint FROM fingerprints)")
     for prefix in DEPLOY_STATE_PREFIXES:

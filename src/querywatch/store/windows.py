@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 
 from querywatch.records import WINDOW_SECONDS, RepeatWindow, RequestWindow, StatementWindow
+from querywatch.store import rollups
 from querywatch.store.base import MAX_CALL_SITES, Tx
 
 # Merging happens in the upsert itself, so a write never reads first and concurrent writers (many
@@ -92,7 +93,8 @@ _INSERT_REPEAT = (
 
 
 def write_windows(tx: Tx, windows: Sequence[StatementWindow]) -> None:
-    """Merge statement windows in, with their fingerprints' text and call sites."""
+    """Merge statement windows in, with their fingerprints' text and call sites, and into the
+    dashboard's rollups (:mod:`querywatch.store.rollups`)."""
     fingerprints = _fingerprint_rows(windows)
     sites = {(w.fingerprint, s.path, s.line, s.function) for w in windows for s in w.call_sites}
     site_rows = [(*s, s[0], MAX_CALL_SITES) for s in sorted(sites)]
@@ -103,6 +105,7 @@ def write_windows(tx: Tx, windows: Sequence[StatementWindow]) -> None:
     tx.run_many(_INSERT_WINDOW, (_window_row(w) for w in ordered))
     if site_rows:
         tx.run_many(_INSERT_CALL_SITE, site_rows)
+    rollups.add_windows(tx, windows)
 
 
 def write_requests(tx: Tx, windows: Sequence[RequestWindow]) -> None:
