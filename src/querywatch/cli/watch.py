@@ -23,6 +23,7 @@ from querywatch.timefmt import clock
 
 if TYPE_CHECKING:
     from querywatch.demo.canary import CanaryPlan
+    from querywatch.demo.run import DemoOptions, DemoReport
 
 
 @click.command()
@@ -201,6 +202,24 @@ def watch(
     is_flag=True,
     help="Deploy the bad release to every user at once, as the report's team did.",
 )
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="Serve the dashboard over the demo's store while it runs (loopback, no auth) and print "
+    "its URL first: watch the outage happen on the page.",
+)
+@click.option(
+    "--serve-port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="The dashboard's port with --serve (0: any free port).",
+)
+@click.option(
+    "--keep-serving",
+    is_flag=True,
+    help="With --serve (implied): keep the dashboard up after the demo ends, until Ctrl-C.",
+)
 def demo(
     dsn: str | None,
     scale: int | None,
@@ -213,21 +232,20 @@ def demo(
     canary_weight: float,
     canary_steps: str,
     no_canary: bool,
+    serve: bool,
+    serve_port: int,
+    keep_serving: bool,
 ) -> None:
     """Replay the outage: a bad deploy under load, and querywatch closing the loop by itself.
 
     The bad release goes out as a canary to a share of users; the canary analysis compares it
     with v1 query by query and aborts it. Then the guarded rollback, the cache-flush runbook
     step, recovery verified, the incident resolved and a postmortem written to the work
-    directory. --no-canary replays the all-at-once deploy of the report.
+    directory. --no-canary replays the all-at-once deploy of the report. --serve shows it all
+    on the dashboard as it happens.
     """
-    import signal
-    import threading
-
-    from rich.progress import Progress
-
-    from querywatch.demo.run import DemoOptions, DemoProgress, run_demo
-    from querywatch.demo.view import alert_view, live_panel, step_view, summary_view
+    from querywatch.demo.run import DemoOptions
+    from querywatch.demo.view import summary_view
 
     options = DemoOptions(
         workdir=workdir,
@@ -242,6 +260,44 @@ def demo(
     if json_path is not None:
         check_writable(json_path)
     out = Console(highlight=False)
+    dashboard = None
+    if serve or keep_serving:
+        from querywatch.demo.dashboard import Dashboard
+
+        dashboard = Dashboard(options.store_path, serve_port)
+        # One line, never wrapped: a terminal makes it a link, a script reads it.
+        out.print(
+            f"dashboard: {dashboard.url} (loopback, no auth): watch the outage there",
+            soft_wrap=True,
+        )
+    try:
+        report = _play(options, out)
+        out.print(summary_view(report))
+        if json_path is not None:
+            json_path.write_text(dumps(success(report.as_json())) + "\n")
+            out.print(f"summary written to {json_path}")
+        if dashboard is not None and keep_serving and report.completed:
+            out.print(f"the dashboard stays up at {dashboard.url} (Ctrl-C to stop)", soft_wrap=True)
+            dashboard.serve_until_interrupted()
+            err_console.print("stopped")
+    finally:
+        if dashboard is not None:
+            dashboard.close()
+    if not report.completed:
+        sys.exit(130)
+
+
+def _play(options: DemoOptions, out: Console) -> DemoReport:
+    """Run the demo in a worker thread, drawing its progress live; Ctrl-C stops it early (a
+    partial report), a second Ctrl-C (or one while seeding) interrupts."""
+    import signal
+    import threading
+
+    from rich.progress import Progress
+
+    from querywatch.demo.run import DemoProgress, DemoReport, run_demo
+    from querywatch.demo.view import alert_view, live_panel, step_view
+
     state = DemoProgress()
     stop = threading.Event()
 
@@ -252,7 +308,6 @@ def demo(
         stop.set()
 
     previous = signal.signal(signal.SIGINT, on_sigint)
-    report = None
     try:
         with Progress(console=out, transient=True) as bar:
             task = bar.add_task("seeding the shop", total=1.0)
@@ -288,19 +343,12 @@ def demo(
                 worker.join(0.25)
         if "error" in result:
             raise result["error"]  # type: ignore[misc]
-        report = result["report"]
     finally:
         signal.signal(signal.SIGINT, previous)
         stop.set()
-    from querywatch.demo.run import DemoReport
-
+    report = result["report"]
     assert isinstance(report, DemoReport)
-    out.print(summary_view(report))
-    if json_path is not None:
-        json_path.write_text(dumps(success(report.as_json())) + "\n")
-        out.print(f"summary written to {json_path}")
-    if not report.completed:
-        sys.exit(130)
+    return report
 
 
 def canary_plan(weight: float, steps: str) -> CanaryPlan:
