@@ -13,7 +13,9 @@ import signal
 import threading
 from pathlib import Path
 
+from querywatch.demo.run import check_workdir
 from querywatch.demo.watcher import ENVIRONMENT
+from querywatch.errors import ConfigError
 from querywatch.web.server import DEFAULT_PORT, WebServer, make_server
 
 __all__ = ["DEFAULT_PORT", "Dashboard"]
@@ -27,16 +29,20 @@ class Dashboard:
     """The demo's dashboard: serving from construction until :meth:`close`."""
 
     def __init__(self, store_path: Path, port: int = DEFAULT_PORT) -> None:
-        store_path.parent.mkdir(parents=True, exist_ok=True)
-        # make_server says "cannot listen on 127.0.0.1:PORT: Address already in use" in one line.
-        self.server: WebServer = make_server(
-            store_path,
-            HOST,
-            port,
-            no_auth=True,
-            environment=ENVIRONMENT,
-            settings={"environment": ENVIRONMENT},
-        )
+        check_workdir(store_path.parent)  # one line when it cannot be written, as the demo says
+        try:
+            self.server: WebServer = make_server(
+                store_path,
+                HOST,
+                port,
+                no_auth=True,
+                environment=ENVIRONMENT,
+                settings={"environment": ENVIRONMENT},
+            )
+        except ConfigError as exc:
+            if "cannot listen" not in str(exc):
+                raise
+            raise ConfigError(f"{exc}: pick another --serve-port (0: any free port)") from None
         self._thread = self.server.start()
 
     @property
