@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from querywatch.errors import StoreError
+from querywatch.records import CallSite
 from querywatch.sketch import LatencySketch
 from querywatch.store.base import Tx
 from querywatch.store.rollups import GRAINS, SKETCHED, whole_from
-from querywatch.store.window_reads import _one_source_each
+from querywatch.store.window_reads import _call_sites, _one_source_each
 
 Part = tuple[int | None, int, int]
 """A piece of a range: the grain its slots come from (``None``: the windows), ``[lo, hi)``."""
@@ -116,21 +117,33 @@ def series(
     """Per fingerprint, its figures per ``step``-second bucket (bucket starts are multiples of
     ``step``), from the source with the most calls over the range; buckets without calls absent.
     """
-    grains = (
-        [g for g in SKETCHED if step % g == 0] if sketches else [g for g in GRAINS if step % g == 0]
-    )
+    found = series_by_source(tx, fingerprints, since, until, step, sketches=sketches)
+    calls = ((fp, src, sum(f.calls for f in bs.values())) for (fp, src), bs in found.items())
+    return {fp: found[fp, src] for fp, src in _one_source_each(calls).items()}
+
+
+def series_by_source(
+    tx: Tx,
+    fingerprints: Sequence[str],
+    since: float,
+    until: float,
+    step: int,
+    *,
+    sketches: bool = False,
+) -> dict[tuple[str, str], dict[int, Figures]]:
+    """As :func:`series`, for every source apart: ``{(fingerprint, source): {bucket: …}}`` (a
+    page may take latencies from the source that has them and counts from the fuller one)."""
+    grains = [g for g in (SKETCHED if sketches else GRAINS) if step % g == 0]
     parts = plan(since, until, grains, whole_from(tx))
-    buckets: dict[tuple[str, str], dict[int, Figures]] = {}
+    found: dict[tuple[str, str], dict[int, Figures]] = {}
     for fp, source, start, *values in _read(tx, fingerprints, parts, sketches):
-        by_bucket = buckets.setdefault((fp, source), {})
+        by_bucket = found.setdefault((fp, source), {})
         b = int(start) // step * step
         f = by_bucket.get(b)
         if f is None:
             f = by_bucket[b] = Figures(fp, source)
         f.add(*values)
-    calls = ((fp, src, sum(f.calls for f in bs.values())) for (fp, src), bs in buckets.items())
-    chosen = _one_source_each(calls)
-    return {fp: buckets[fp, src] for fp, src in chosen.items()}
+    return found
 
 
 def totals(
@@ -192,24 +205,66 @@ def top(tx: Tx, since: float, until: float, limit: int, key: RankKey = "total") 
     return [with_sketches.get(f.fingerprint, f) for f in chosen]
 
 
-def phase(tx: Tx, since: float, until: float) -> tuple[int, int, dict[str, Figures]]:
-    """Calls and database time of every fingerprint over the finest whole slots that cover
-    ``[since, until)`` (a deploy's before and after): ``(lo, hi, figures)``, the slots' bounds.
-
-    Only calls and total time are summed (what a before/after comparison of every fingerprint
-    needs), from the slot index alone.
-    """
+def whole_grain(tx: Tx, since: float) -> int:
+    """The finest grain whose slots are whole from ``since`` on."""
     whole = whole_from(tx)
-    grain = next((g for g in GRAINS if whole.get(g, -(2**62)) <= int(since) // g * g), GRAINS[-1])
-    lo, hi = int(since) // grain * grain, _ceil(until, grain)
-    found: dict[tuple[str, str], Figures] = {}
-    for fp, source, calls, total in tx.each(
-        "SELECT fingerprint, source, SUM(calls), SUM(total_ms) FROM fingerprint_rollups "
-        "WHERE grain = ? AND slot_start >= ? AND slot_start < ? GROUP BY fingerprint, source",
-        (grain, lo, hi),
-    ):
-        found[fp, source] = Figures(fp, source, int(calls), float(total))
-    return lo, hi, _one_each(found)
+    return next((g for g in GRAINS if whole.get(g, -(2**62)) <= int(since) // g * g), GRAINS[-1])
+
+
+def slot_totals(
+    tx: Tx, grain: int, lo: int, hi: int, *, min_total_ms: float = 0.0
+) -> dict[str, tuple[int, float]]:
+    """``{fingerprint: (calls, total_ms)}`` over the ``grain`` slots starting in ``[lo, hi)``
+    (a deploy's before or after, in whole slots), read from the slot index alone; only
+    fingerprints with at least ``min_total_ms``. One source each (the most calls)."""
+    return _best_source(
+        tx.each(
+            "SELECT fingerprint, source, SUM(calls), SUM(total_ms) FROM fingerprint_rollups "
+            "WHERE grain = ? AND slot_start >= ? AND slot_start < ? GROUP BY fingerprint, source "
+            "HAVING SUM(total_ms) >= ?",
+            (grain, lo, hi, min_total_ms),
+        )
+    )
+
+
+def slot_figures(
+    tx: Tx, fingerprints: Sequence[str], grain: int, lo: int, hi: int
+) -> dict[str, tuple[int, float]]:
+    """As :func:`slot_totals` for the given fingerprints only (each read by its key)."""
+    out: dict[str, tuple[int, float]] = {}
+    for chunk in _chunks(fingerprints):
+        marks = ", ".join("?" * len(chunk))
+        out.update(
+            _best_source(
+                tx.rows(
+                    "SELECT fingerprint, source, SUM(calls), SUM(total_ms) "
+                    f"FROM fingerprint_rollups WHERE fingerprint IN ({marks}) AND grain = ? "
+                    "AND slot_start >= ? AND slot_start < ? GROUP BY fingerprint, source",
+                    [*chunk, grain, lo, hi],
+                )
+            )
+        )
+    return out
+
+
+def _best_source(rows: Iterable[tuple[Any, ...]]) -> dict[str, tuple[int, float]]:
+    """Per fingerprint, the (calls, total) of its source with the most calls (ties: the greater
+    name, as :func:`window_reads._one_source_each`)."""
+    best: dict[str, tuple[int, str, float]] = {}
+    for fp, source, calls, total in rows:
+        seen = best.get(fp)
+        if seen is None or (int(calls), source) > seen[:2]:
+            best[fp] = (int(calls), source, float(total))
+    return {fp: (c, t) for fp, (c, _, t) in best.items()}
+
+
+def first_seen_between(tx: Tx, since: float, until: float) -> list[str]:
+    """Fingerprints first seen in ``[since, until)``: born with a deploy."""
+    rows = tx.rows(
+        "SELECT fingerprint FROM fingerprints WHERE first_seen >= ? AND first_seen < ?",
+        (since, until),
+    )
+    return [str(r[0]) for r in rows]
 
 
 def texts(tx: Tx, fingerprints: Sequence[str]) -> dict[str, tuple[str, str, float, float]]:
@@ -224,6 +279,11 @@ def texts(tx: Tx, fingerprints: Sequence[str]) -> dict[str, tuple[str, str, floa
         ):
             out[fp] = (norm, dialect, float(first), float(last))
     return out
+
+
+def call_sites(tx: Tx, fingerprints: Sequence[str]) -> dict[str, tuple[CallSite, ...]]:
+    """The call sites kept for each fingerprint (at most ``MAX_CALL_SITES`` each)."""
+    return _call_sites(tx, list(fingerprints))
 
 
 def check_rollups(tx: Tx, where: str) -> None:

@@ -73,7 +73,9 @@ def parse_range(since: str | None, until: str | None, *, now: float) -> TimeRang
     if since in PRESETS and not until:
         return preset_range(since, now)
     try:
-        start = parse_time(since, now=now, option="since") if since else now - PRESETS[DEFAULT_PRESET]
+        start = (
+            parse_time(since, now=now, option="since") if since else now - PRESETS[DEFAULT_PRESET]
+        )
         end = parse_time(until, now=now, option="until") if until else now
     except ConfigError as exc:
         return _fallback(now, str(exc))

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from querywatch.web.pages import overview
+from querywatch.web.pages import deploys, fingerprint, overview
 
 
 def routes() -> list[BaseRoute]:
     """Every dashboard page route, in the order the app mounts them."""
     return [
-        Route("/", overview.page, methods=["GET"], name="overview"),
+        Route("/", overview.overview, methods=["GET"], name="overview"),
+        Route("/fingerprints/{fingerprint}", fingerprint.fingerprint_page, methods=["GET"]),
+        Route("/deploys", deploys.deploys_page, methods=["GET"]),
+        Route("/deploys/{deploy_id}", deploys.deploy_page, methods=["GET"]),
     ]
