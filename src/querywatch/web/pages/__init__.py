@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from querywatch.web.pages import deploys, fingerprint, overview
+from querywatch.web.pages import (
+    actions,
+    canary,
+    checks,
+    deploys,
+    fingerprint,
+    incidents,
+    overview,
+    postmortem,
+)
 
 
 def routes() -> list[BaseRoute]:
@@ -18,4 +27,17 @@ def routes() -> list[BaseRoute]:
         Route("/fingerprints/{fingerprint}", fingerprint.fingerprint_page, methods=["GET"]),
         Route("/deploys", deploys.deploys_page, methods=["GET"]),
         Route("/deploys/{deploy_id}", deploys.deploy_page, methods=["GET"]),
+        Route("/incidents", incidents.incidents_page, methods=["GET"]),
+        Route("/incidents/{incident_id}", incidents.incident_page, methods=["GET"]),
+        Route("/incidents/{incident_id}/postmortem", postmortem.postmortem_page, methods=["GET"]),
+        Route(
+            "/incidents/{incident_id}/postmortem.md",
+            postmortem.postmortem_markdown,
+            methods=["GET"],
+        ),
+        Route("/incidents/{incident_id}/ack", actions.acknowledge, methods=["POST"]),
+        Route("/incidents/{incident_id}/note", actions.note, methods=["POST"]),
+        Route("/incidents/{incident_id}/rollback", actions.rollback, methods=["POST"]),
+        Route("/canary", canary.canary_page, methods=["GET"]),
+        Route("/checks", checks.checks_page, methods=["GET"]),
     ]
