@@ -16,6 +16,7 @@ own calls, which pg_stat_statements sees too: those fingerprints have rows from 
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
 import sqlite3
@@ -86,9 +87,24 @@ def _sketch(mean_ms: float, calls: int, rng: random.Random) -> str:
     return "{" + ",".join(f'"{k}":{v}' for k, v in counts.items()) + "}"
 
 
+@dataclass(slots=True)
+class _Query:
+    k: int
+    id: str
+    normalized: str
+    rate: float  # calls per second
+    mean_ms: float
+    sketched: bool  # also captured in-app
+    born: float
+    first: int = 0
+    last: int = 0
+
+
 def build(path: Path, shape: Shape, now: float, *, progress: bool = True) -> dict[str, int]:
-    """Fill a new store at ``path``; returns row counts."""
+    """Fill a new store at ``path`` in time order (as an agent writes it); returns row counts."""
+    from querywatch.sql import fingerprint
     from querywatch.store import open_store
+    from querywatch.store.rollups import rebuild_rollups
 
     path.unlink(missing_ok=True)
     open_store(path).close()  # the schema, migrated to the latest version
@@ -98,38 +114,104 @@ def build(path: Path, shape: Shape, now: float, *, progress: bool = True) -> dic
     conn.execute("DROP INDEX IF EXISTS windows_by_time")
     start = int(now) - shape.days * DAY
     raw_from = (int(now) - RAW_HORIZON) // 60 * 60
-    rates = _rates(shape)
     deploys = _deploys(conn, start, int(now), rng)
     bad = next(d for d in deploys if d[1] == "v2.4.0")
-    counts = {"fingerprints": 0, "windows": 0, "call_sites": 0}
-    conn.execute("BEGIN")
+    queries = []
+    for k, rate in enumerate(_rates(shape)):
+        fp = fingerprint(statement(k), "postgres", remember=False)
+        sketched = rng.random() < SKETCHED_SHARE or k == BAD_FP
+        mean_ms = math.exp(rng.gauss(0.5, 1.2))
+        born = float(start)
+        if k == BAD_FP:  # the bad release's new query: heavy, and called a lot
+            rate, mean_ms, born = 40.0, 80.0, bad[2] + 90
+        queries.append(_Query(k, fp.id, fp.normalized, rate, mean_ms, sketched, born))
+    written = 0
     started = time.monotonic()
-    for k in range(shape.fingerprints):
-        counts["windows"] += _fingerprint_rows(
-            conn, k, rates[k], start, raw_from, now, bad, rng, shape
-        )
-        counts["fingerprints"] += 1
-        if k % 500 == 499:
-            conn.execute("COMMIT")
-            conn.execute("BEGIN")
-            if progress:
-                took = time.monotonic() - started
-                print(
-                    f"  {k + 1:,} fingerprints, {counts['windows']:,} windows, {took:.0f} s",
-                    flush=True,
+    for resolution, lo, hi in ((60, start, raw_from), (10, raw_from, int(now))):
+        written += _rows_in_time_order(conn, queries, resolution, lo, hi, rng, progress, started)
+    conn.execute("BEGIN")
+    for q in queries:
+        if q.first:
+            conn.execute(
+                "INSERT INTO fingerprints (fingerprint, normalized, dialect, first_seen, "
+                "last_seen) VALUES (?, ?, 'postgres', ?, ?)",
+                (q.id, q.normalized, q.first, q.last),
+            )
+        if q.sketched:
+            for n in range(1 + q.k % 3):
+                conn.execute(
+                    "INSERT INTO call_sites (fingerprint, path, line, function) VALUES (?,?,?,?)",
+                    (q.id, f"shop/models/m{q.k % 97}.py", 10 + 7 * n + q.k % 300, f"load_{q.k}"),
                 )
     conn.execute("COMMIT")
     conn.execute("CREATE INDEX windows_by_time ON windows (window_start)")
     conn.close()
     with open_store(path) as store:
-        try:
-            from querywatch.store.rollups import rebuild_rollups
-        except ImportError:
-            pass
-        else:
-            store.transaction(lambda tx: rebuild_rollups(tx))
+        store.transaction(rebuild_rollups)
         _incident(store, bad, now)
-    return counts
+    return {"fingerprints": len(queries), "windows": written}
+
+
+def _rows_in_time_order(
+    conn: sqlite3.Connection,
+    queries: list[_Query],
+    resolution: int,
+    lo: int,
+    hi: int,
+    rng: random.Random,
+    progress: bool,
+    started: float,
+) -> int:
+    """Windows of ``resolution`` over ``[lo, hi)``, bucket by bucket: each query is in a bucket
+    with the chance of at least one call at its rate (the next one drawn, not each tried)."""
+    heap: list[tuple[int, int]] = []
+    chance = {}
+    for q in queries:
+        p = 1 - math.exp(-q.rate * resolution)
+        first = max(lo, math.ceil(q.born / resolution) * resolution)
+        if p > 0 and first < hi:
+            chance[q.k] = p
+            heapq.heappush(heap, (first + resolution * (_gap(p, rng) - 1), q.k))
+    batch: list[tuple[object, ...]] = []
+    written = 0
+    conn.execute("BEGIN")
+    while heap and heap[0][0] < hi:
+        at, k = heapq.heappop(heap)
+        q = queries[k]
+        day = 1 + 0.5 * math.sin(2 * math.pi * (at % DAY) / DAY)
+        calls = max(1, round(q.rate * resolution * day * rng.uniform(0.7, 1.3)))
+        mean = q.mean_ms * rng.uniform(0.85, 1.2)
+        row = (q.id, at, resolution, calls, calls * mean, mean * 2.5, mean * 0.4)
+        rest = (calls * (k % 40), 0, calls * 12, calls // 50)
+        batch.append((*row, *rest, None, "pg_stat_statements", ""))
+        if q.sketched:  # in-app capture sees the same calls, with their latencies
+            batch.append((*row, *rest, _sketch(mean, calls, rng), "app", ""))
+        q.first = q.first or at
+        q.last = at
+        heapq.heappush(heap, (at + resolution * _gap(chance[k], rng), k))
+        if len(batch) >= 200_000:
+            written += _insert(conn, batch)
+            if progress:
+                stamp = time.strftime("%m-%d %H:%M", time.gmtime(at))
+                took = time.monotonic() - started
+                print(f"  {written:,} windows, up to {stamp}, {took:.0f} s", flush=True)
+    written += _insert(conn, batch)
+    conn.execute("COMMIT")
+    return written
+
+
+def _insert(conn: sqlite3.Connection, batch: list[tuple[object, ...]]) -> int:
+    conn.executemany(
+        "INSERT INTO windows (fingerprint, window_start, resolution, calls, total_ms, max_ms, "
+        "min_ms, rows, errors, shared_blks_hit, shared_blks_read, sketch, source, release) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        batch,
+    )
+    conn.execute("COMMIT")
+    conn.execute("BEGIN")
+    n = len(batch)
+    batch.clear()
+    return n
 
 
 def _deploys(
@@ -164,65 +246,6 @@ def _deploys(
         )
     conn.execute("COMMIT")
     return rows
-
-
-def _fingerprint_rows(
-    conn: sqlite3.Connection,
-    k: int,
-    rate: float,
-    start: int,
-    raw_from: int,
-    now: float,
-    bad: tuple[str, str, float],
-    rng: random.Random,
-    shape: Shape,
-) -> int:
-    from querywatch.sql import fingerprint
-
-    fp = fingerprint(statement(k), "postgres", remember=False)
-    sketched = rng.random() < SKETCHED_SHARE or k == BAD_FP
-    mean_ms = math.exp(rng.gauss(0.5, 1.2))
-    born = bad[2] + 90 if k == BAD_FP else start
-    if k == BAD_FP:
-        rate, mean_ms = 40.0, 80.0  # the bad release's new query: heavy, and called a lot
-    rows: list[tuple[object, ...]] = []
-    for resolution, lo, hi in ((60, start, raw_from), (10, raw_from, int(now))):
-        lo = max(lo, int(born) // resolution * resolution)
-        expected = rate * resolution
-        p = 1 - math.exp(-expected)
-        if p <= 0 or lo >= hi:
-            continue
-        at = lo + resolution * _gap(p, rng)
-        while at < hi:
-            day = 1 + 0.5 * math.sin(2 * math.pi * (at % DAY) / DAY)
-            calls = max(1, round(expected * day * rng.uniform(0.7, 1.3)))
-            mean = mean_ms * rng.uniform(0.85, 1.2)
-            total = calls * mean
-            row = (fp.id, at, resolution, calls, total, mean * 2.5, mean * 0.4)
-            rest = (calls * (k % 40), 0, calls * 12, calls // 50)
-            rows.append((*row, *rest, None, "pg_stat_statements", ""))
-            if sketched:  # in-app capture sees the same calls, with their latencies
-                rows.append((*row, *rest, _sketch(mean, calls, rng), "app", ""))
-            at += resolution * _gap(p, rng)
-    conn.executemany(
-        "INSERT INTO windows (fingerprint, window_start, resolution, calls, total_ms, max_ms, "
-        "min_ms, rows, errors, shared_blks_hit, shared_blks_read, sketch, source, release) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        rows,
-    )
-    if rows:
-        conn.execute(
-            "INSERT INTO fingerprints (fingerprint, normalized, dialect, first_seen, last_seen) "
-            "VALUES (?, ?, 'postgres', ?, ?)",
-            (fp.id, fp.normalized, rows[0][1], rows[-1][1]),
-        )
-        if sketched:
-            for n in range(1 + k % 3):
-                conn.execute(
-                    "INSERT INTO call_sites (fingerprint, path, line, function) VALUES (?,?,?,?)",
-                    (fp.id, f"shop/models/m{k % 97}.py", 10 + 7 * n + k % 300, f"load_{k}"),
-                )
-    return len(rows)
 
 
 def _gap(p: float, rng: random.Random) -> int:

@@ -1,9 +1,10 @@
 """What a deploy did: database time before and after, the queries that got slower, the new ones.
 
 The phases are the detector's own (:meth:`Detector.deploy_phases`: 30 min before the deploy,
-up to 15 min after its traffic started), in the store's whole slots (5 min, or an hour for a
-deploy older than the 10 s windows are kept): the before side ends at the last slot boundary
-before the deploy, the after side starts at the first one after its traffic started. Each
+up to 15 min after its traffic started). The before side is read in the store's whole slots
+(5 min, or an hour for a deploy older than the 10 s windows are kept) ending at the last slot
+boundary before the deploy; the after side exactly (a fresh deploy's first minutes are when
+people look), for the queries whose covering slots cost the most and those born with it. Each
 query's before/after is a :class:`~querywatch.detect.comparison.Comparison`, judged by the
 policy's gates (enough calls on both sides, ``min_latency_ratio`` slower,
 ``min_added_db_ms_per_s`` added) without the rank test, which needs the per-chunk latencies the
@@ -30,6 +31,7 @@ from querywatch.store.base import Store, Tx
 
 CHANGES_SHOWN = 15
 NEW_SHOWN = 15
+CANDIDATES = 50  # queries whose exact after-figures are read, by their covering slots' time
 _REMEMBERED = 512
 _ALL_OF_IT = 10**12  # one bucket covering any range
 
@@ -104,26 +106,34 @@ def _measure(
     tx: Tx, deploy: DeployMarker, exact: Phases, now: float, p: Policy, full: bool
 ) -> Effect:
     g = rollup_reads.whole_grain(tx, exact.before_start)
+    # Before: whole slots that end before the deploy started (none of its traffic in them).
     before_hi = int(exact.before_end) // g * g
     before_lo = min(before_hi - g, _ceil(exact.before_start, g))
-    after_lo = _ceil(exact.after_start, g)
-    after_hi = max(after_lo + g, _ceil(exact.after_end, g))
+    # After: exact (a fresh deploy's first minutes matter most), candidates from covering slots.
+    after_lo, after_hi = exact.after_start, exact.after_end
     ph = Phases(before_lo, before_hi, after_lo, after_hi)
     effect = Effect(deploy, ph, complete=after_hi <= now - 60)
     before_s = before_hi - before_lo
     after_s = max(min(after_hi, now) - after_lo, 1.0)
     effect.db_before = _db_rate(tx, before_lo, before_hi)
     effect.db_after = _db_rate(tx, after_lo, after_hi)
+    wide_lo = int(after_lo) // g * g
     floor = 0.0 if full else p.min_added_db_ms_per_s * after_s
-    after = rollup_reads.slot_totals(tx, g, after_lo, after_hi, min_total_ms=floor)
+    covering = rollup_reads.slot_totals(
+        tx, g, wide_lo, max(_ceil(after_hi, g), wide_lo + g), min_total_ms=floor
+    )
+    ranked = sorted(covering, key=lambda fp: -covering[fp][1])
     born = set(rollup_reads.first_seen_between(tx, before_lo, after_hi))
+    wanted = set(ranked[:CANDIDATES]) | {fp for fp in ranked if fp in born}
     if full:
         before = rollup_reads.slot_totals(tx, g, before_lo, before_hi)
-    else:  # only what could pass the gates, and what was born with the deploy
-        before = rollup_reads.slot_figures(tx, sorted(after), g, before_lo, before_hi)
-        after.update(
-            rollup_reads.slot_figures(tx, sorted(born - set(after)), g, after_lo, after_hi)
-        )
+        wanted |= set(sorted(before, key=lambda fp: -before[fp][1])[:CHANGES_SHOWN])
+    else:
+        before = rollup_reads.slot_figures(tx, sorted(wanted), g, before_lo, before_hi)
+    after = {
+        fp: (f.calls, f.total_ms)
+        for fp, f in rollup_reads.figures(tx, sorted(wanted), after_lo, after_hi).items()
+    }
     # Added time per query, in plain arithmetic first: Comparisons only for what is shown.
     added = {
         fp: (a[0] / after_s) * (a[1] / a[0] - before[fp][1] / before[fp][0])
