@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from querywatch.errors import ConfigError
 
@@ -110,6 +111,18 @@ def _positive_int(value: Any) -> int:
 #: The most fingerprint series /metrics may expose: beyond this a Prometheus server pays for
 #: series nobody graphs, and the rest is summed into ``fingerprint="other"`` anyway.
 MAX_METRICS_TOP_N = 1000
+
+
+def _base_url(value: Any) -> str:
+    """The dashboard's address as people open it: http(s), a host, maybe a path; no query,
+    fragment or credentials (it is pasted into every alert). Kept without a trailing slash."""
+    text = str(value).strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// address, e.g. https://qw.example.com")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError("must be a plain address: no query, fragment or credentials")
+    return text.rstrip("/")
 
 
 def _metrics_top_n(value: Any) -> int:
@@ -222,6 +235,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Key that signs dashboard session cookies, so sign-ins survive a restart and several "
         "servers share them (default: a random key per start).",
         secret=True,
+    ),
+    Setting(
+        "base_url",
+        None,
+        "Where people open the dashboard, e.g. `https://querywatch.example.com`: alerts link to "
+        "`<base_url>/incidents/<id>` (no link when unset).",
+        _base_url,
     ),
     Setting(
         "rollback_command",

@@ -57,7 +57,9 @@ def _quiet_notifier(cfg: Mapping[str, Any]) -> Notifier:
 
     full = notifier_from_config(cfg)
     return Notifier(
-        [s for s in full.sinks if not isinstance(s, TerminalSink)], renotify_s=full.renotify_s
+        [s for s in full.sinks if not isinstance(s, TerminalSink)],
+        renotify_s=full.renotify_s,
+        base_url=full.base_url,
     )
 
 

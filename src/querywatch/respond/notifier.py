@@ -4,7 +4,8 @@ The agent calls :meth:`Notifier.notify` every cycle for every open problem; the 
 what goes out. Per sink and per alert key it remembers what it last delivered, so a page is not
 repeated before ``renotify_s``, a changed severity or a resolve goes out at once, a sink that failed
 is tried again next cycle, and one broken sink never stops the others. The state serializes to JSON
-so a restarted agent does not page everyone again.
+so a restarted agent does not page everyone again. With a ``base_url`` (the dashboard's address)
+every alert links to its page: ``<base_url>/incidents/<id>``, or the overview.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import quote
 
 from querywatch.config import DEFAULT_RENOTIFY_S
 from querywatch.dsn import redact
@@ -79,16 +81,20 @@ class Notifier:
         *,
         renotify_s: float = DEFAULT_RENOTIFY_S,
         clock: Callable[[], float] = time.time,
+        base_url: str | None = None,
     ):
         self.sinks = tuple(sinks)
         self.names = _unique_names(self.sinks)
         self.renotify_s = renotify_s
         self.clock = clock
+        self.base_url = base_url.rstrip("/") if base_url else None
         self.deliveries: list[Delivery] = []
         self._state = _State()
 
     def notify(self, alert: Alert) -> bool:
         """Send ``alert`` to every sink it is due at; True when any sink was tried."""
+        if self.base_url and alert.url is None:
+            alert = replace(alert, url=page_url(self.base_url, alert.incident_id))
         now = self.clock()
         sent = self._state.by_key.setdefault(alert.key, {})
         due = [
@@ -188,10 +194,18 @@ class Notifier:
         *,
         renotify_s: float = DEFAULT_RENOTIFY_S,
         clock: Callable[[], float] = time.time,
+        base_url: str | None = None,
     ) -> Notifier:
-        notifier = cls(sinks, renotify_s=renotify_s, clock=clock)
+        notifier = cls(sinks, renotify_s=renotify_s, clock=clock, base_url=base_url)
         notifier.load_json(text)
         return notifier
+
+
+def page_url(base_url: str, incident_id: str | None) -> str:
+    """The dashboard page an alert links to: its incident's, or the overview."""
+    if incident_id is None:
+        return f"{base_url}/"
+    return f"{base_url}/incidents/{quote(incident_id, safe='')}"
 
 
 def sink_name(sink: AlertSink) -> str:

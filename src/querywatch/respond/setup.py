@@ -31,7 +31,11 @@ def notifier_from_config(cfg: Mapping[str, Any], console: Console | None = None)
         sinks.append(SlackWebhookSink(cfg["alert_slack_url"], http=http))
     if cfg.get("alert_alertmanager_url"):
         sinks.append(AlertmanagerSink(cfg["alert_alertmanager_url"], http=http))
-    return Notifier(sinks, renotify_s=float(cfg.get("alert_renotify_s") or 3600.0))
+    return Notifier(
+        sinks,
+        renotify_s=float(cfg.get("alert_renotify_s") or 3600.0),
+        base_url=cfg.get("base_url"),
+    )
 
 
 def codeowners_from_config(cfg: Mapping[str, Any], repo_root: Path) -> CodeOwners | None:
