@@ -103,6 +103,32 @@ def test_figures_stay_exact_after_retention_rolls_the_windows(store: SqlStore) -
     assert whole[FINE] == T0 + 3 * 3600
 
 
+def test_percentiles_over_a_range_merge_every_sketch_before_and_after_retention(
+    store: SqlStore,
+) -> None:
+    store.write_windows(windows(9, T0, T0 + 4 * 3600))
+    since, until = T0 + 1234, T0 + 4 * 3600 - 77
+    sketched = FPS[:4]  # in-app capture only: their sketches are the source's
+
+    def expected() -> dict[str, float | None]:
+        merged: dict[str, LatencySketch] = {}
+        for w in store.statement_windows(since=since, until=until):
+            if w.fingerprint in sketched and w.sketch is not None:
+                merged.setdefault(w.fingerprint, LatencySketch()).merge(w.sketch)
+        return {fp: s.quantile(0.95) for fp, s in merged.items()}
+
+    def p95() -> dict[str, float | None]:
+        got = store.transaction(
+            lambda tx: rr.figures(tx, sketched, since, until, sketches=True), write=False
+        )
+        return {fp: f.p95_ms for fp, f in got.items()}
+
+    before = expected()
+    assert p95() == before
+    store.apply_retention(T0 + 4 * 3600, Retention(raw_seconds=3600))  # hours 0-2: hourly
+    assert p95() == before == expected()
+
+
 def test_totals_sum_every_fingerprint_per_bucket_from_one_source(store: SqlStore) -> None:
     batch = windows(5, T0, T0 + 600)
     store.write_windows(batch)

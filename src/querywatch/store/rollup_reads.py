@@ -20,7 +20,7 @@ from querywatch.errors import StoreError
 from querywatch.records import CallSite
 from querywatch.sketch import LatencySketch
 from querywatch.store.base import Tx
-from querywatch.store.rollups import GRAINS, SKETCHED, whole_from
+from querywatch.store.rollups import FINE, GRAINS, HOUR, whole_from
 from querywatch.store.window_reads import _call_sites, _one_source_each
 
 Part = tuple[int | None, int, int]
@@ -71,17 +71,25 @@ class Figures:
                 self.sketch.merge(other)
 
 
-def plan(since: float, until: float, grains: Iterable[int], whole: dict[int, int]) -> list[Part]:
+def plan(
+    since: float,
+    until: float,
+    grains: Iterable[int],
+    whole: dict[int, int],
+    before: dict[int, int] | None = None,
+) -> list[Part]:
     """``[since, until)`` as whole slots of the coarsest grain that fits, finer grains towards
-    the edges, the windows for the rest; a grain is used only where its slots are whole."""
+    the edges, the windows for the rest; a grain is used only where its slots are whole (from
+    ``whole[g]``, and before ``before[g]`` when given)."""
     ordered = sorted(grains, reverse=True)
+    limits = before or {}
 
     def cut(lo: int, hi: int, gs: list[int]) -> list[Part]:
         if lo >= hi:
             return []
         for i, g in enumerate(gs):
             a = max(_ceil(lo, g), whole.get(g, -(2**62)))
-            b = hi // g * g
+            b = min(hi // g * g, limits.get(g, 2**62))
             if a < b:
                 return [*cut(lo, a, gs[i + 1 :]), (g, a, b), *cut(b, hi, gs[i + 1 :])]
         return [(None, lo, hi)]
@@ -95,7 +103,7 @@ def figures(
 ) -> dict[str, Figures]:
     """Exact figures of each fingerprint over ``[since, until)``, one source each (with their
     merged latency sketches: read from the grains that keep them)."""
-    parts = plan(since, until, SKETCHED if sketches else GRAINS, whole_from(tx))
+    parts = _plan(tx, since, until, GRAINS, sketches)
     found: dict[tuple[str, str], Figures] = {}
     for fp, source, _start, *values in _read(tx, fingerprints, parts, sketches):
         f = found.get((fp, source))
@@ -133,8 +141,7 @@ def series_by_source(
 ) -> dict[tuple[str, str], dict[int, Figures]]:
     """As :func:`series`, for every source apart: ``{(fingerprint, source): {bucket: …}}`` (a
     page may take latencies from the source that has them and counts from the fuller one)."""
-    grains = [g for g in (SKETCHED if sketches else GRAINS) if step % g == 0]
-    parts = plan(since, until, grains, whole_from(tx))
+    parts = _plan(tx, since, until, [g for g in GRAINS if step % g == 0], sketches)
     found: dict[tuple[str, str], dict[int, Figures]] = {}
     for fp, source, start, *values in _read(tx, fingerprints, parts, sketches):
         by_bucket = found.setdefault((fp, source), {})
@@ -295,6 +302,19 @@ def check_rollups(tx: Tx, where: str) -> None:
             "command that writes to it (`querywatch watch`, or `querywatch serve` without a "
             "read-only store) once to upgrade it"
         )
+
+
+def _plan(tx: Tx, since: float, until: float, grains: Sequence[int], sketches: bool) -> list[Part]:
+    """:func:`plan` over the grains that keep what is read: for sketches, the 5 min slots where
+    they are whole and the hourly ones before them (retention merged their sketches in)."""
+    whole = whole_from(tx)
+    if not sketches:
+        return plan(since, until, grains, whole)
+    kept = [g for g in grains if g in (FINE, HOUR)]
+    fine_from = whole.get(FINE)
+    if fine_from is None:  # every 5 min slot is whole: hourly sketches were never needed
+        return plan(since, until, [g for g in kept if g == FINE], whole)
+    return plan(since, until, kept, whole, {HOUR: fine_from})
 
 
 def _covering(tx: Tx, since: float, until: float) -> tuple[int, int, int]:

@@ -8,10 +8,11 @@ transaction and with the same upsert-merge as the windows themselves:
   bucket and source (retention rolls them into minute rows with the windows): the overview's
   "database time per second" over any range is a few thousand rows.
 * ``fingerprint_rollups``: per fingerprint and source, per slot of each grain in
-  :data:`GRAINS` (calls, time, max, rows, errors; the merged latency sketch in the grains of
-  :data:`SKETCHED`, which a week's percentiles are read from: merging sketches is most of a
-  write's cost). The 5 min grain is kept as long as the 10 s windows, the others as long as
-  the minute windows.
+  :data:`GRAINS` (calls, time, max, rows, errors). The 5 min grain is kept as long as the 10 s
+  windows, the others as long as the minute windows. Latency sketches: writes merge them into
+  the 5 min slots only (merging sketches is most of a write's cost); when retention drops an
+  hour's 5 min slots it merges their sketches into that hour's slot, so a week's percentiles
+  read hourly sketches before the 5 min grain and 5 min ones after.
 
 Retention cuts each grain at a slot boundary and records, in state :data:`FROM_KEY`, from when
 each grain's slots are whole; a reader uses a grain only from there (before it, finer grains or
@@ -30,8 +31,8 @@ from querywatch.sketch import LatencySketch
 from querywatch.store.base import MINUTE, Tx
 
 FINE = 300
-GRAINS: tuple[int, ...] = (FINE, 3600, 6 * 3600, 86400)
-SKETCHED: tuple[int, ...] = (FINE, 3600)
+HOUR = 3600
+GRAINS: tuple[int, ...] = (FINE, HOUR, 6 * HOUR, 24 * HOUR)
 FROM_KEY = "rollups:from"
 
 _TOTAL_MERGE = """
@@ -106,7 +107,7 @@ def add_windows(tx: Tx, windows: Sequence[StatementWindow]) -> None:
             key = (w.fingerprint, grain, w.window_start // grain * grain, w.source)
             slot = slots.get(key)
             if slot is None:
-                slots[key] = _Slot(w, grain in SKETCHED)
+                slots[key] = _Slot(w, grain == FINE)
             else:
                 slot.add(w)
     # Sorted keys give every writer the same lock order (see windows._fingerprint_rows).
@@ -163,31 +164,49 @@ GROUP BY window_start / {MINUTE} * {MINUTE}, source
 {_TOTAL_MERGE}"""
 
 
+_HOUR_SKETCHES = f"""
+UPDATE fingerprint_rollups SET sketch = (
+  SELECT qw_sketch_agg(f.sketch) FROM fingerprint_rollups f
+  WHERE f.fingerprint = fingerprint_rollups.fingerprint AND f.grain = {FINE}
+    AND f.slot_start >= fingerprint_rollups.slot_start
+    AND f.slot_start < fingerprint_rollups.slot_start + {HOUR}
+    AND f.source = fingerprint_rollups.source)
+WHERE grain = {HOUR} AND slot_start >= ? AND slot_start < ?"""
+
+
 def apply_retention(tx: Tx, raw: int, oldest: int) -> None:
     """Follow the windows' retention: totals older than ``raw`` become minute rows, everything
-    older than ``oldest`` goes; each grain is cut at a slot boundary, recorded in state."""
+    older than ``oldest`` goes. The 5 min slots of the hours before ``raw`` go, their sketches
+    merged into those hours' slots first; each grain is cut at a slot boundary, recorded in
+    state."""
     tx.run(_ROLLUP_TOTALS, (raw, oldest))
     tx.run(
         "DELETE FROM bucket_totals WHERE resolution = ? AND window_start < ?",
         (WINDOW_SECONDS, raw),
     )
     tx.run("DELETE FROM bucket_totals WHERE window_start < ?", (oldest,))
-    whole_from: dict[int, int] = {}
-    for grain in GRAINS:
-        cut = raw if grain == FINE else oldest
-        whole_from[grain] = _ceil(cut, grain)
-        tx.run(
-            "DELETE FROM fingerprint_rollups WHERE grain = ? AND slot_start < ?",
-            (grain, whole_from[grain]),
-        )
-    _set_from(tx, whole_from)
+    before = whole_from(tx)
+    fine_cut = raw // HOUR * HOUR
+    first = before.get(FINE)
+    if first is None:
+        rows = tx.rows("SELECT MIN(slot_start) FROM fingerprint_rollups WHERE grain = ?", (FINE,))
+        first = int(rows[0][0]) // HOUR * HOUR if rows[0][0] is not None else fine_cut
+    if first < fine_cut:
+        tx.run(_HOUR_SKETCHES, (first, fine_cut))
+    cuts = {FINE: max(fine_cut, before.get(FINE, fine_cut))}
+    for grain in GRAINS[1:]:
+        cuts[grain] = _ceil(oldest, grain)
+    for grain, cut in cuts.items():
+        tx.run("DELETE FROM fingerprint_rollups WHERE grain = ? AND slot_start < ?", (grain, cut))
+    _set_from(tx, cuts)
 
 
 def rebuild_rollups(tx: Tx) -> None:
     """Fill both tables from the windows (a store migrated to them, or one filled in bulk).
 
-    The coarse grains are made from every window; the 5 min grain only from the 10 s windows
-    newer than the last minute row, where it is whole.
+    The coarse grains are made from every window; the 5 min grain only from the 10 s windows of
+    the hours after the last minute row, where it is whole; the hours before it get their
+    sketches.
     """
     tx.run("DELETE FROM bucket_totals")
     tx.run("DELETE FROM fingerprint_rollups")
@@ -197,14 +216,17 @@ def rebuild_rollups(tx: Tx) -> None:
         "FROM windows GROUP BY window_start, resolution, source"
     )
     last_minute = tx.rows("SELECT MAX(window_start) FROM windows WHERE resolution = ?", (MINUTE,))
-    fine_from = None if last_minute[0][0] is None else _ceil(int(last_minute[0][0]) + MINUTE, FINE)
+    fine_from = None if last_minute[0][0] is None else _ceil(int(last_minute[0][0]) + MINUTE, HOUR)
     for grain in GRAINS:
         where = ""
         params: list[object] = []
+        sketch = "NULL"
         if grain == FINE:
             where = " WHERE resolution = ? AND window_start >= ?"
             params = [WINDOW_SECONDS, fine_from if fine_from is not None else -(2**62)]
-        sketch = "qw_sketch_agg(sketch)" if grain in SKETCHED else "NULL"
+            sketch = "qw_sketch_agg(sketch)"
+        elif grain == HOUR and fine_from is not None:
+            sketch = f"qw_sketch_agg(CASE WHEN window_start < {fine_from} THEN sketch END)"
         tx.run(
             f"INSERT INTO fingerprint_rollups ({_SLOT_COLUMNS}) "
             f"SELECT fingerprint, {grain}, window_start / {grain} * {grain}, source, SUM(calls), "
