@@ -4,8 +4,11 @@ Runs `querywatch demo` (in process, as the CLI would), serves its store as `quer
 --no-auth` does, and has Debian's Chromium (under Playwright, as the browser tests do) take the
 overview over the demo's minutes. Refuses to write a blank or oversized picture.
 
-    .venv/bin/python scripts/screenshot.py                 # docs/images/overview.png
-    .venv/bin/python scripts/screenshot.py --no-canary     # v2 to every user: the full outage
+    .venv/bin/python scripts/screenshot.py --no-canary --workdir /tmp/shot   # the README's
+    .venv/bin/python scripts/screenshot.py --reuse --workdir /tmp/shot       # again, no new demo
+
+--no-canary sends v2 to every user (the report's outage: the spike, then the rollback); without
+it the canary's 10% makes a smaller bump. About 90 s; the picture goes to docs/images/overview.png.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from browser import VIEWPORT, launch, read_png  # noqa: E402
 from querywatch.demo.canary import CanaryPlan  # noqa: E402
 from querywatch.demo.run import DemoOptions, run_demo  # noqa: E402
 from querywatch.demo.watcher import ENVIRONMENT  # noqa: E402
+from querywatch.incidents.repository import list_incidents  # noqa: E402
+from querywatch.store import open_store  # noqa: E402
 from querywatch.web.server import make_server  # noqa: E402
 
 MAX_BYTES = 300 * 1024
@@ -38,6 +43,10 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=200_000, help="orders to seed")
     parser.add_argument("--duration", type=float, default=100.0, help="seconds of load")
     parser.add_argument("--no-canary", action="store_true", help="v2 to every user at once")
+    parser.add_argument(
+        "--reuse", action="store_true", help="no new demo: the store already in --workdir"
+    )
+    parser.add_argument("--height", type=int, default=1400, help="the window's height in pixels")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="querywatch-screenshot-") as tmp:
         workdir = args.workdir or Path(tmp)
@@ -47,20 +56,22 @@ def main() -> None:
             duration=args.duration,
             canary=None if args.no_canary else CanaryPlan(10.0, ()),
         )
-        print(f"running the demo in {workdir} ({args.duration:g} s of load)…", file=sys.stderr)
-        report = run_demo(options)
-        if report.incident is None:
-            sys.exit("the demo opened no incident: nothing to show")
-        # The demo's minutes, with a little before and after, rather than the last hour.
-        since, until = report.run_started_at - 30, time.time() + 10
+        if args.reuse:
+            since, until = demo_span(options.store_path)
+        else:
+            print(f"running the demo in {workdir} ({args.duration:g} s of load)…", file=sys.stderr)
+            report = run_demo(options)
+            if report.incident is None:
+                sys.exit("the demo opened no incident: nothing to show")
+            since, until = report.run_started_at, time.time()
         server = make_server(
             options.store_path, "127.0.0.1", 0, no_auth=True, environment=ENVIRONMENT
         )
         server.start()
         try:
-            png = shoot(
-                f"{server.url}/?{urlencode({'since': f'{since:.0f}', 'until': f'{until:.0f}'})}"
-            )
+            # The demo's minutes, with a little before and after, rather than the last hour.
+            span = {"since": f"{since - 10:.0f}", "until": f"{until + 5:.0f}"}
+            png = shoot(f"{server.url}/?{urlencode(span)}", height=args.height)
         finally:
             server.shutdown()
             server.server_close()
@@ -73,16 +84,27 @@ def main() -> None:
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(png)
-    print(
-        f"wrote {args.out} ({len(png) // 1024} KB, incident {report.incident.id})", file=sys.stderr
-    )
+    print(f"wrote {args.out} ({len(png) // 1024} KB)", file=sys.stderr)
 
 
-def shoot(url: str) -> bytes:
+def demo_span(store_path: Path) -> tuple[float, float]:
+    """From the first deploy to the last incident's end, in a demo store that is there already."""
+    if not store_path.exists():
+        sys.exit(f"no demo store at {store_path}: run without --reuse first")
+    store = open_store(store_path, read_only=True)
+    try:
+        (incident, *_) = list_incidents(store, limit=1)
+        since = min(d.started_at for d in store.deploys(since=incident.opened_at - 3600))
+        return since, incident.resolved_at or time.time()
+    finally:
+        store.close()
+
+
+def shoot(url: str, *, height: int) -> bytes:
     with sync_playwright() as playwright:
         browser = launch(playwright)
         try:
-            page = browser.new_page(viewport=VIEWPORT)
+            page = browser.new_page(viewport={"width": VIEWPORT["width"], "height": height})
             page.goto(url)
             page.locator("svg").first.wait_for()
             return page.screenshot()
