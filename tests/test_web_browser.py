@@ -15,6 +15,7 @@ import queue
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -27,6 +28,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from browser import VIEWPORT, launch, read_png
+from cli_helpers import assert_one_line_error, run_cli
 from querywatch import deploys
 from querywatch.incidents import service
 from querywatch.incidents.model import Incident
@@ -200,6 +202,16 @@ def test_demo_serve_prints_the_dashboard_first_and_shows_the_outage_as_it_happen
     assert f"the dashboard stays up at {demo.url} (Ctrl-C to stop)" in demo.stdout
     assert demo.returncode == 0, demo.stderr
     assert "Traceback" not in demo.stderr and "stopped" in demo.stderr
+
+
+def test_demo_serve_on_a_busy_port_is_one_line_before_anything_starts(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_cli("demo", "--serve", "--serve-port", str(port), "--workdir", str(tmp_path))
+    assert_one_line_error(result, f"cannot listen on 127.0.0.1:{port}", "--serve-port")
+    assert not (tmp_path / "shop.sqlite3").exists()  # nothing seeded
 
 
 # -- the demo's store, served with tokens ----------------------------------------------------------
