@@ -1,21 +1,18 @@
 """Shared by the dashboard page tests: a store with a shop's hour (a bad deploy, its incident), a
-server over it on loopback with a pinned clock, and a client that acts like a browser (keeps the
-session cookie, sends its origin on POST, does not follow redirects)."""
+server over it on loopback with a pinned clock, and test_web_auth's client that acts like a
+browser (keeps the session cookie, sends its origin on POST, does not follow redirects)."""
 
 from __future__ import annotations
 
 import re
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from email.message import Message
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 from querywatch.web.server import WebServer, make_server
 from respond_helpers import NOW
+from test_web_auth import Browser, Reply, bearer
 
 WRITE = "write-token-for-page-tests-0123456"
 READ = "read-token-for-page-tests-6543210"
@@ -23,78 +20,26 @@ SECRET = "session-secret-for-page-tests-0123456789"
 
 
 @dataclass
-class Reply:
-    status: int
-    headers: Message
-    body: bytes
+class Client(Browser):
+    """test_web_auth's browser, optionally a script with a bearer token instead of a session."""
 
-    @property
-    def text(self) -> str:
-        return self.body.decode()
+    token: str | None = None
 
-    @property
-    def location(self) -> str | None:
-        return self.headers.get("Location")
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirects)
-
-
-@dataclass
-class Client:
-    base: str
-    cookies: dict[str, str] = field(default_factory=dict)
-    token: str | None = None  # sent as a bearer token (a script), instead of a session
-
-    def send(
-        self, method: str, path: str, form: Mapping[str, str] | None = None, *, origin: bool = True
-    ) -> Reply:
-        headers = {"Accept": "text/html"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        if self.cookies:
-            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        data = None
-        if form is not None:
-            data = urlencode(form).encode()
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        if method == "POST" and origin:
-            headers["Origin"] = self.base
-        request = urllib.request.Request(self.base + path, data, headers, method=method)
-        try:
-            with _OPENER.open(request, timeout=30) as response:
-                reply = Reply(response.status, response.headers, response.read())
-        except urllib.error.HTTPError as exc:
-            with exc:
-                reply = Reply(exc.code, exc.headers, exc.read())
-        for cookie in reply.headers.get_all("Set-Cookie") or []:
-            name, _, rest = cookie.partition("=")
-            if "Max-Age=0" in cookie:
-                self.cookies.pop(name, None)
-            else:
-                self.cookies[name] = rest.split(";")[0]
-        return reply
-
-    def get(self, path: str) -> Reply:
-        return self.send("GET", path)
+    def get(self, path: str, **kwargs: object) -> Reply:
+        return self.send("GET", path, headers=self._auth())
 
     def post(self, path: str, form: Mapping[str, str], *, origin: bool = True) -> Reply:
-        return self.send("POST", path, form, origin=origin)
+        return self.send(
+            "POST", path, dict(form), headers=self._auth(), origin=("self" if origin else None)
+        )
 
-    def sign_in(self, token: str) -> None:
-        csrf = self.csrf("/login")
-        reply = self.post("/login", {"token": token, "csrf": csrf, "next": "/"})
+    def sign_in(self, token: str, next_path: str = "/") -> Reply:
+        reply = super().sign_in(token, next_path)
         assert reply.status == 303, reply.text
+        return reply
 
-    def csrf(self, path: str) -> str:
-        found = re.search(r'name="csrf" value="([^"]+)"', self.get(path).text)
-        assert found, f"no CSRF field on {path}"
-        return found.group(1)
+    def _auth(self) -> dict[str, str] | None:
+        return bearer(self.token) if self.token else None
 
 
 def serve(

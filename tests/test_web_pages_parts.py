@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
+from querywatch.gate.baseline import DEFAULT_BASELINE_PATH
+from querywatch.gate.runfile import DEFAULT_RUN_PATH
 from querywatch.web.charts import Marker, Series, line_chart, nice_ceiling, pick_step, sparkline
+from querywatch.web.pages.checks import BASELINE, RUN_FILE, checks_context
 from querywatch.web.pages.sqltext import highlight, one_line
 from querywatch.web.timerange import DEFAULT_PRESET, PRESETS, parse_range
 
@@ -113,3 +117,12 @@ def test_steps_and_scales_are_round() -> None:
     assert [nice_ceiling(v) for v in (0, 0.3, 7, 12, 230, 2600)] == [1, 0.5, 10, 20, 250, 5000]
     spark = str(sparkline("db_time", "x <y>", [1.0, None, 3.0]))
     assert 'data-series="db_time"' in spark and "x &lt;y&gt;" in spark
+
+
+def test_the_checks_page_looks_where_the_gate_writes(tmp_path: Path) -> None:
+    assert (RUN_FILE, BASELINE) == (DEFAULT_RUN_PATH, DEFAULT_BASELINE_PATH)
+    assert checks_context(tmp_path) == {"run": None, "baseline": None}
+    (tmp_path / RUN_FILE).parent.mkdir()
+    (tmp_path / RUN_FILE).write_text("{}")
+    found = checks_context(tmp_path)["run"]
+    assert found is not None and found["path"] == str(RUN_FILE) and found["bytes"] == 2

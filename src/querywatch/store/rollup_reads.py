@@ -114,18 +114,12 @@ def figures(
 
 
 def series(
-    tx: Tx,
-    fingerprints: Sequence[str],
-    since: float,
-    until: float,
-    step: int,
-    *,
-    sketches: bool = False,
+    tx: Tx, fingerprints: Sequence[str], since: float, until: float, step: int
 ) -> dict[str, dict[int, Figures]]:
     """Per fingerprint, its figures per ``step``-second bucket (bucket starts are multiples of
     ``step``), from the source with the most calls over the range; buckets without calls absent.
     """
-    found = series_by_source(tx, fingerprints, since, until, step, sketches=sketches)
+    found = series_by_source(tx, fingerprints, since, until, step)
     calls = ((fp, src, sum(f.calls for f in bs.values())) for (fp, src), bs in found.items())
     return {fp: found[fp, src] for fp, src in _one_source_each(calls).items()}
 

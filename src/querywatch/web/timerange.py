@@ -65,7 +65,7 @@ def preset_range(preset: str, now: float) -> TimeRange:
 
 
 def parse_range(since: str | None, until: str | None, *, now: float) -> TimeRange:
-    """The range that ``?since=&until=`` asks for; the default (last hour) with an error if unreadable."""
+    """The range ``?since=&until=`` asks for; the last hour, with the reason, if unreadable."""
     since = (since or "").strip()
     until = (until or "").strip()
     if not since and not until:

@@ -3,10 +3,12 @@ rollups, deploy markers, and rendering with the helpers every template gets."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -14,7 +16,7 @@ from querywatch.records import DeployMarker
 from querywatch.store import rollup_reads
 from querywatch.store.base import Retention, Store, Tx
 from querywatch.web.auth import require_read
-from querywatch.web.charts import Marker, pick_step
+from querywatch.web.charts import Marker, Series, line_chart, pick_step
 from querywatch.web.pages import fmt, sqltext
 from querywatch.web.state import WebState, web_state
 from querywatch.web.templating import render
@@ -50,6 +52,47 @@ def buckets(rng: TimeRange, step: int) -> list[int]:
     """The bucket starts a chart of the range draws (multiples of ``step``)."""
     first = int(rng.since) // step * step
     return list(range(first, int(rng.until), step))
+
+
+Points = list[tuple[float, float | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Every query together over a range: per second of data, per chart bucket."""
+
+    source: str | None  # the source they come from (the one with the most calls)
+    db_time: Points  # ms of database time per second
+    calls: Points  # calls per second
+    total_ms: float
+
+
+def totals(state: WebState, rng: TimeRange, step: int) -> Totals:
+    """Database time and calls per second over the range (a gap where no data was recorded)."""
+    source, found = rollups(
+        state.store, lambda tx: rollup_reads.totals(tx, rng.since, rng.until, step)
+    )
+    db_time: Points = []
+    calls: Points = []
+    for b in buckets(rng, step):
+        got = found.get(b)
+        seconds = got[3] if got else 0
+        db_time.append((b, got[1] / seconds if got and seconds else None))
+        calls.append((b, got[0] / seconds if got and seconds else None))
+    return Totals(source, db_time, calls, sum(t[1] for t in found.values()))
+
+
+def db_time_around(
+    state: WebState, title: str, since: float, until: float, extra: Sequence[Marker] = ()
+) -> Markup:
+    """A chart of database time per second over ``[since, until)`` (around a deploy or an
+    incident), with the deploys in it and ``extra`` markers."""
+    rng = TimeRange(since, until, None)
+    now = state.clock()
+    step = pick_step(until - since, 240, 60 if since < now - RAW_SECONDS else 10)
+    series = Series("db_time", "database time", "ms/s", totals(state, rng, step).db_time)
+    markers = [*deploy_markers(state, rng), *extra]
+    return line_chart("db_time", title, [series], since, until, step, markers)
 
 
 def deploy_title(d: DeployMarker) -> str:

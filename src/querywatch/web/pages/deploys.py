@@ -12,9 +12,7 @@ from querywatch.errors import NotFound
 from querywatch.incidents.model import Incident
 from querywatch.incidents.repository import list_incidents
 from querywatch.records import DeployMarker
-from querywatch.store import rollup_reads
-from querywatch.web.charts import Series, line_chart, pick_step
-from querywatch.web.pages.common import RAW_SECONDS, deploy_markers, page, readable, rollups
+from querywatch.web.pages.common import db_time_around, page, readable
 from querywatch.web.pages.effect import deploy_effect
 from querywatch.web.state import WebState
 from querywatch.web.timerange import TimeRange
@@ -66,32 +64,12 @@ def deploy_context(state: WebState, rng: TimeRange, deploy: DeployMarker) -> dic
     ph = effect.phases
     since = ph.before_start if ph else deploy.started_at - 1800
     until = min(ph.after_end if ph else deploy.started_at + 900, now) + 300
-    around = TimeRange(since, until, None)
-    step = pick_step(until - since, 240, 60 if since < now - RAW_SECONDS else 10)
-
-    def read(tx: Any) -> dict[int, tuple[int, float, int, int]]:
-        return rollup_reads.totals(tx, since, until, step)[1]
-
-    totals = rollups(state.store, read)
-    first = int(since) // step * step
-    points = [
-        (b, totals[b][1] / totals[b][3] if b in totals and totals[b][3] else None)
-        for b in range(first, int(until), step)
-    ]
     previous = _previous(state, deploy)
     return {
         "deploy": deploy,
         "previous": previous,
         "effect": effect,
-        "chart": line_chart(
-            "db_time",
-            "Database time per second around the deploy",
-            [Series("db_time", "database time", "ms/s", points)],
-            since,
-            until,
-            step,
-            deploy_markers(state, around),
-        ),
+        "chart": db_time_around(state, "Database time per second around the deploy", since, until),
         "incidents": _incidents_by_deploy(state).get(deploy.id, []),
     }
 

@@ -12,9 +12,8 @@ from querywatch.incidents.model import STATUSES, Incident, Status
 from querywatch.incidents.repository import list_incidents
 from querywatch.incidents.service import get_incident
 from querywatch.plans.model import Plan
-from querywatch.store import rollup_reads
-from querywatch.web.charts import Marker, Series, line_chart, pick_step
-from querywatch.web.pages.common import RAW_SECONDS, deploy_markers, page, readable, rollups
+from querywatch.web.charts import Marker
+from querywatch.web.pages.common import db_time_around, page, readable
 from querywatch.web.state import WebState
 from querywatch.web.timerange import TimeRange
 
@@ -70,19 +69,7 @@ def incident_context(
     since = incident.detected_at - 1800
     until = min((incident.resolved_at or now) + 600, now)
     until = max(until, incident.detected_at + 600)
-    step = pick_step(until - since, 240, 60 if since < now - RAW_SECONDS else 10)
-
-    def read(tx: Any) -> dict[int, tuple[int, float, int, int]]:
-        return rollup_reads.totals(tx, since, until, step)[1]
-
-    totals = rollups(state.store, read)
-    first = int(since) // step * step
-    points = [
-        (b, totals[b][1] / totals[b][3] if b in totals and totals[b][3] else None)
-        for b in range(first, int(until), step)
-    ]
-    markers = deploy_markers(state, TimeRange(since, until, None))
-    markers += [
+    markers = [
         Marker(e.at, incident.id, f"{e.kind}: {e.message}", None, "incident")
         for e in incident.timeline
         if e.kind in ("detected", "mitigated", "resolved", "action")
@@ -93,14 +80,8 @@ def incident_context(
     return {
         "incident": incident,
         "now": now,
-        "chart": line_chart(
-            "db_time",
-            "Database time per second around the incident",
-            [Series("db_time", "database time", "ms/s", points)],
-            since,
-            until,
-            step,
-            markers,
+        "chart": db_time_around(
+            state, "Database time per second around the incident", since, until, markers
         ),
         "plans": plans,
         "rollback_configured": state.responder_for is not None,

@@ -22,6 +22,7 @@ from querywatch.web.pages.common import (
     page,
     readable,
     rollups,
+    totals,
 )
 from querywatch.web.state import WebState
 from querywatch.web.timerange import TimeRange
@@ -42,22 +43,14 @@ def overview_context(state: WebState, rng: TimeRange) -> dict[str, Any]:
     markers = deploy_markers(state, rng)
 
     def read(tx: Tx) -> tuple[Any, ...]:
-        source, totals = rollup_reads.totals(tx, rng.since, rng.until, step)
         top = rollup_reads.top(tx, rng.since, rng.until, TOP_QUERIES)
         fps = [f.fingerprint for f in top]
         spark = rollup_reads.series(tx, fps, rng.since, rng.until, spark_step)
-        return source, totals, top, spark, rollup_reads.texts(tx, fps)
+        return top, spark, rollup_reads.texts(tx, fps)
 
-    source, totals, top, spark, texts = rollups(state.store, read)
-    starts = buckets(rng, step)
-    db_time: list[tuple[float, float | None]] = []
-    calls: list[tuple[float, float | None]] = []
-    for b in starts:
-        got = totals.get(b)
-        seconds = got[3] if got else 0
-        db_time.append((b, got[1] / seconds if got and seconds else None))
-        calls.append((b, got[0] / seconds if got and seconds else None))
-    all_ms = sum(t[1] for t in totals.values())
+    every = totals(state, rng, step)
+    source, all_ms = every.source, every.total_ms
+    top, spark, texts = rollups(state.store, read)
     spark_starts = buckets(rng, spark_step)
     rows = []
     for f in top:
@@ -83,7 +76,7 @@ def overview_context(state: WebState, rng: TimeRange) -> dict[str, Any]:
         "db_chart": line_chart(
             "db_time",
             "Database time per second",
-            [Series("db_time", "database time", "ms/s", db_time)],
+            [Series("db_time", "database time", "ms/s", every.db_time)],
             rng.since,
             rng.until,
             step,
@@ -92,7 +85,7 @@ def overview_context(state: WebState, rng: TimeRange) -> dict[str, Any]:
         "calls_chart": line_chart(
             "calls",
             "Calls per second",
-            [Series("calls", "calls", "calls/s", calls)],
+            [Series("calls", "calls", "calls/s", every.calls)],
             rng.since,
             rng.until,
             step,
