@@ -121,6 +121,24 @@ def test_open_store_picks_the_backend_from_the_location(location: str, store: Sq
 
 
 @pytest.mark.postgres
+def test_a_bounded_page_cache_keeps_what_is_stored(tmp_path: Path) -> None:
+    """The agent opens its SQLite store with a small page cache: reads and writes are the same."""
+    path = tmp_path / "s.sqlite3"
+    small = open_store(path, cache_kib=256)
+    try:
+        assert isinstance(small, SqliteStore)
+        assert small._conn.execute("PRAGMA cache_size").fetchone() == (-256,)
+        small.set_state("k", "v" * 100_000)  # overflow pages beyond the cache
+        assert small.get_state("k") == "v" * 100_000
+    finally:
+        small.close()
+    default = open_store(path)
+    try:
+        assert default.get_state("k") == "v" * 100_000
+    finally:
+        default.close()
+
+
 def test_a_libpq_key_value_dsn_opens_the_postgres_store(pg_dsn: str) -> None:
     with open_store(make_conninfo("", **conninfo_to_dict(pg_dsn))) as s:
         assert isinstance(s, PostgresStore)

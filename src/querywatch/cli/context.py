@@ -78,11 +78,13 @@ def time_range(since: str | None, until: str | None) -> tuple[float | None, floa
     return since_ts, until_ts, now
 
 
-def open_configured_store(cfg: Config, *, create: bool = True, read_only: bool = False) -> Store:
+def open_configured_store(
+    cfg: Config, *, create: bool = True, read_only: bool = False, cache_kib: int | None = None
+) -> Store:
     """The store the settings name; ``create=False``: a missing SQLite file is an error."""
     from querywatch.store import open_store
 
-    return open_store(str(cfg["store"]), create=create, read_only=read_only)
+    return open_store(str(cfg["store"]), create=create, read_only=read_only, cache_kib=cache_kib)
 
 
 @contextlib.contextmanager

@@ -12,7 +12,13 @@ from querywatch.store.sql_store import SqlStore
 __all__ = ["Retention", "SortKey", "SqlStore", "Store", "open_store"]
 
 
-def open_store(location: str | Path, *, create: bool = True, read_only: bool = False) -> SqlStore:
+def open_store(
+    location: str | Path,
+    *,
+    create: bool = True,
+    read_only: bool = False,
+    cache_kib: int | None = None,
+) -> SqlStore:
     """A PostgreSQL URL or key=value DSN opens the shared store; anything else is a SQLite file.
 
     Raises :class:`~querywatch.errors.StoreError` with one line (password redacted) on failure.
@@ -20,6 +26,8 @@ def open_store(location: str | Path, *, create: bool = True, read_only: bool = F
     rather than a new empty store. ``read_only=True`` (commands that only read: top, incidents,
     postmortem, deploys) implies it, and also writes nothing to a store that exists: no schema
     into an empty file or database (that is "no data yet"), no migration, no WAL header.
+    ``cache_kib`` bounds a SQLite store's page cache (SQLite's default is 2,000 KiB); the
+    PostgreSQL store ignores it.
     """
     if isinstance(location, str) and is_postgres_url(location):
         from querywatch.store.postgres import PostgresStore
@@ -33,4 +41,4 @@ def open_store(location: str | Path, *, create: bool = True, read_only: bool = F
             "QUERYWATCH_STORE",
             setting="store",
         )
-    return SqliteStore(location, read_only=read_only)
+    return SqliteStore(location, read_only=read_only, cache_kib=cache_kib)

@@ -141,7 +141,9 @@ class SqliteStore(SqlStore):
     (not even the WAL header), so a reader works in a directory it may not write to.
     """
 
-    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, *, read_only: bool = False, cache_kib: int | None = None
+    ) -> None:
         self.path = Path(path).expanduser()
         self.where = str(self.path)
         self.read_only = read_only
@@ -154,6 +156,8 @@ class SqliteStore(SqlStore):
             self._conn = _connect_read_only(self.path) if read_only else self._connect()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
+        if cache_kib is not None:
+            self._conn.execute(f"PRAGMA cache_size = {-int(cache_kib)}")
         self._conn.create_function("qw_merge_sketch", 2, _merge_sketch, deterministic=True)
         self._conn.create_function("qw_union_json", 2, _union_json, deterministic=True)
         # typeshed's aggregate protocol only admits int values; these take and return text.
