@@ -1,0 +1,1 @@
+"""Database server logs as a source: PostgreSQL stderr/csv/json logs and MySQL slow logs."""
