@@ -229,6 +229,27 @@ def test_sqlalchemy_engine_on_postgres(pg_dsn: str) -> None:
     assert_sqlalchemy(sink.windows, "postgres", "%(id)s", "%(id)s, %(name)s, %(qty)s")
 
 
+@pytest.mark.postgres
+def test_sqlalchemy_async_engine_on_postgres(pg_dsn: str) -> None:
+    """An AsyncEngine is instrumented through its sync_engine; the call site is the coroutine
+    that awaited the statement, although SQLAlchemy ran it inside a greenlet."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        app.create_table(conn)
+        app.insert_items(conn, "%s", ITEMS)
+    engine = create_async_engine(pg_dsn.replace("postgresql://", "postgresql+psycopg://", 1))
+    sink = CollectingSink()
+    inst = querywatch.instrument(engine, sink=sink)
+    assert inst.target is engine and inst.dialect == "postgres"
+    asyncio.run(app.sa_async_point_selects(engine, 30))
+    inst.close()
+    asyncio.run(engine.dispose())
+    point = totals(sink.windows, app.point_sql("%(id)s"), "postgres")
+    assert (point.calls, point.rows) == (30, 30)
+    assert point.site_at("sa-async-point-select", "sa_async_point_selects")
+
+
 def test_threads_exact_counts(tmp_path: Path) -> None:
     db = tmp_path / "app.db"
     with sqlite3.connect(db) as setup:

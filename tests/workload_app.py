@@ -77,6 +77,15 @@ def sa_run(engine: Any, *, items: int, selects: int) -> None:
             c.execute(text(point_sql(":id")), {"id": i % items}).fetchone()  # qw:sa-point-select
 
 
+async def sa_async_point_selects(engine: Any, n: int) -> None:
+    """Point selects through a SQLAlchemy AsyncEngine (the ORM side runs in a greenlet)."""
+    from sqlalchemy import text
+
+    async with engine.connect() as c:
+        for i in range(n):
+            await c.execute(text(point_sql(":id")), {"id": i})  # qw:sa-async-point-select
+
+
 def sa_bad_query(engine: Any) -> None:
     from sqlalchemy import text
 

@@ -7,8 +7,10 @@ Walking the stack costs a few microseconds, so callers sample it (see ``aggregat
 from __future__ import annotations
 
 import os
+import sys
 import sysconfig
 from types import FrameType
+from typing import Any
 
 from querywatch.records import CallSite
 
@@ -80,14 +82,34 @@ def display_path(filename: str) -> str:
 
 
 def find_call_site(frame: FrameType | None) -> CallSite | None:
-    """The innermost frame at or above ``frame`` that is application code, as a CallSite."""
-    while frame is not None:
-        code = frame.f_code
-        filename = code.co_filename
-        library = _is_library.get(filename)
-        if library is None:
-            library = is_library(filename)
-        if not library:
-            return CallSite(display_path(filename), frame.f_lineno, code.co_qualname)
-        frame = frame.f_back
-    return None
+    """The innermost frame at or above ``frame`` that is application code, as a CallSite.
+
+    A stack that ends inside a greenlet (SQLAlchemy's asyncio engines run the ORM in one) goes
+    on in the parent greenlet, where the application's coroutine awaits the result.
+    """
+    glet: Any = None
+    while True:
+        while frame is not None:
+            code = frame.f_code
+            filename = code.co_filename
+            library = _is_library.get(filename)
+            if library is None:
+                library = is_library(filename)
+            if not library:
+                return CallSite(display_path(filename), frame.f_lineno, code.co_qualname)
+            frame = frame.f_back
+        frame, glet = _parent_greenlet_frame(glet)
+        if frame is None:
+            return None
+
+
+def _parent_greenlet_frame(glet: Any) -> tuple[FrameType | None, Any]:
+    """Where the parent of ``glet`` (default: the current greenlet) is suspended, and that
+    parent; ``(None, None)`` without greenlets."""
+    module = sys.modules.get("greenlet")
+    if module is None:
+        return None, None
+    parent = (glet or module.getcurrent()).parent
+    if parent is None:
+        return None, None
+    return parent.gr_frame, parent
