@@ -5,7 +5,7 @@ watches the printed overview while the outage happens (the bad release's deploy 
 incident show up while the demo still runs). Then the demo's store is served as `querywatch serve`
 serves it, with a write and a read token, and the browser loads every page, checks that the
 charts drew, follows the overview's spike to the query and its line of code, signs in with the
-write token, acknowledges an incident and asks for a rollback's dry run.
+write token, acknowledges an incident, and gets a rollback's dry run before confirming it.
 """
 
 from __future__ import annotations
@@ -86,27 +86,10 @@ def browser() -> Iterator[Browser]:
 def demo(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
     workdir = tmp_path_factory.mktemp("demo")
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUERYWATCH_")}
+    # A short canary run (about 40 s): a deploy, a regression, an incident, a rollback.
+    args = "--scale 20000 --duration 50 --rate 25 --users 60 --serve --serve-port 0 --keep-serving"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "querywatch",
-            "demo",
-            "--serve",
-            "--serve-port",
-            "0",
-            "--keep-serving",
-            "--workdir",
-            str(workdir),
-            "--scale",
-            "20000",
-            "--duration",
-            "50",
-            "--rate",
-            "25",
-            "--users",
-            "60",
-        ],
+        [sys.executable, "-m", "querywatch", "demo", "--workdir", str(workdir), *args.split()],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -129,7 +112,6 @@ def demo(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     readers = [threading.Thread(target=f, daemon=True) for f in (read_stdout, read_stderr)]
     for reader in readers:
         reader.start()
-    run: DemoRun | None = None
     try:
         first = lines.get(timeout=60)
         assert first is not None, errors
@@ -190,6 +172,7 @@ def _summary_done(run: DemoRun, lines: queue.Queue[str | None]) -> bool:
 def test_demo_serve_prints_the_dashboard_first_and_shows_the_outage_as_it_happens(
     demo: DemoRun,
 ) -> None:
+    assert demo.stdout[0].startswith(f"dashboard: {demo.url} ")  # before the shop is seeded
     assert demo.live_loads >= 3, demo.stdout
     # The bad release's deploy marker, with its hover text, while the demo still ran...
     assert any(t.startswith("v2") or " v2" in t for t in demo.live_markers), demo.live_markers
