@@ -1,0 +1,177 @@
+"""Flask: ``QueryWatch(app)`` records every request by its URL rule and every statement of the
+app's Flask-SQLAlchemy engines.
+
+The WSGI middleware wraps ``app.wsgi_app``; a request's route is the rule Flask's own URL map
+matches (``/orders/<int:id>``, not ``/orders/42``), found with the app's URL adapter before the
+request runs, so a 404 or 405 is ``<unknown>`` instead of one route per probed path. The engines
+of ``app.extensions["sqlalchemy"]`` (every bind) are instrumented when ``QueryWatch`` is set up,
+or at the first app context when Flask-SQLAlchemy is initialised after it. Options come from
+``app.config["QUERYWATCH_*"]`` over the environment and ``querywatch.toml``
+(``QUERYWATCH_STORE``, ``QUERYWATCH_SLO_MS``, ``QUERYWATCH_RELEASE_HEADER``, ``QUERYWATCH_RELEASE``,
+``QUERYWATCH_REPEAT_THRESHOLD``, ``QUERYWATCH_FLUSH_INTERVAL``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from flask import Flask, appcontext_pushed
+from werkzeug.exceptions import HTTPException
+
+from querywatch.capture.instrument import Instrumentation, instrument
+from querywatch.capture.middleware import UNKNOWN_ROUTE, Environ, WSGIMiddleware
+from querywatch.capture.recorder import Recorder
+from querywatch.contrib.capture_settings import CaptureSettings, capture_settings
+
+EXTENSION = "querywatch"
+PREFIX = "QUERYWATCH_"
+
+
+def flask_route(app: Flask, environ: Environ) -> str:
+    """The URL rule ``environ`` matches in ``app`` (``/orders/<int:id>``), else ``<unknown>``."""
+    adapter = app.create_url_adapter(app.request_class(environ))
+    if adapter is None:
+        return UNKNOWN_ROUTE
+    try:
+        rule, _ = adapter.match(return_rule=True)
+    except HTTPException:  # no rule (404), wrong method (405), a redirect to the slash
+        return UNKNOWN_ROUTE
+    return str(rule.rule)
+
+
+def config_settings(app: Flask) -> CaptureSettings:
+    """``app.config["QUERYWATCH_*"]`` read as querywatch's settings and capture options."""
+    values = {
+        key[len(PREFIX) :].lower(): value
+        for key, value in app.config.items()
+        if key.startswith(PREFIX)
+    }
+    return capture_settings(values, source="app.config", name_of=lambda n: PREFIX + n.upper())
+
+
+class FlaskCapture:
+    """What ``QueryWatch`` set up for one app (``app.extensions["querywatch"]``)."""
+
+    def __init__(self, app: Flask, settings: CaptureSettings, recorder: Recorder) -> None:
+        self.app = app
+        self.settings = settings
+        self.recorder = recorder
+        self.instrumentations: list[Instrumentation] = []
+        self._engines: set[int] = set()
+        self._lock = threading.Lock()
+
+    def instrument(self, target: Any) -> Instrumentation:
+        """Record the statements of another connection or engine into this app's recorder."""
+        inst = instrument(target, recorder=self.recorder)
+        self.instrumentations.append(inst)
+        return inst
+
+    def instrument_sqlalchemy(self) -> int:
+        """Instrument the Flask-SQLAlchemy engines (every bind) not instrumented yet; needs the
+        app context. Returns how many were added."""
+        ext = self.app.extensions.get("sqlalchemy")
+        if ext is None:
+            return 0
+        added = 0
+        with self._lock:
+            for engine in ext.engines.values():
+                if id(engine) not in self._engines:
+                    self._engines.add(id(engine))
+                    self.instrument(engine)
+                    added += 1
+        return added
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Write what was recorded so far to the store now; True when it took it all."""
+        return self.recorder.flush(timeout)
+
+    def close(self) -> None:
+        """Stop recording the engines and flush (also happens at interpreter exit)."""
+        for inst in self.instrumentations:
+            inst.close()
+        self.instrumentations.clear()
+        self.recorder.close()
+
+
+class QueryWatch:
+    """The Flask extension: ``QueryWatch(app)``, or ``qw = QueryWatch()`` then
+    ``qw.init_app(app)`` in an application factory.
+
+    ``recorder``: share one recorder with other instrumentation (e.g. Celery tasks in the same
+    process); by default each app gets its own, writing to ``QUERYWATCH_STORE``. ``user_of``:
+    the user of a request from its WSGI environ, for the share of users affected (default the
+    ``X-User-Id`` header).
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        recorder: Recorder | None = None,
+        user_of: Callable[[Environ], str | None] | None = None,
+    ) -> None:
+        self._recorder = recorder
+        self._user_of = user_of
+        self._capture: FlaskCapture | None = None
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> FlaskCapture:
+        """Wrap ``app.wsgi_app`` and instrument the app's SQLAlchemy engines."""
+        if EXTENSION in app.extensions:
+            raise RuntimeError("querywatch: QueryWatch is already set up on this Flask app")
+        settings = config_settings(app)
+        recorder = self._recorder or settings.recorder()
+        capture = FlaskCapture(app, settings, recorder)
+        app.extensions[EXTENSION] = capture
+        self._capture = capture
+        users = {} if self._user_of is None else {"user_of": self._user_of}
+        app.wsgi_app = WSGIMiddleware(  # type: ignore[method-assign]
+            app.wsgi_app,
+            recorder,
+            route_of=partial(flask_route, app),
+            slo_ms=settings.slo_ms,
+            repeat_threshold=settings.repeat_threshold,
+            release=settings.release,
+            release_header=settings.release_header,
+            **users,
+        )
+        if "sqlalchemy" in app.extensions:
+            with app.app_context():
+                capture.instrument_sqlalchemy()
+        else:
+            _at_first_app_context(app, capture)
+        return capture
+
+    def capture(self, app: Flask | None = None) -> FlaskCapture:
+        """The set-up of ``app`` (default: the one this extension was last set up on)."""
+        if app is not None:
+            found = app.extensions.get(EXTENSION)
+            if not isinstance(found, FlaskCapture):
+                raise RuntimeError("querywatch: QueryWatch is not set up on this Flask app")
+            return found
+        if self._capture is None:
+            raise RuntimeError("querywatch: call QueryWatch(app) or init_app(app) first")
+        return self._capture
+
+    @property
+    def recorder(self) -> Recorder:
+        return self.capture().recorder
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Write what was recorded so far to the store now."""
+        return self.capture().flush(timeout)
+
+
+def _at_first_app_context(app: Flask, capture: FlaskCapture) -> None:
+    """Flask-SQLAlchemy set up after QueryWatch: instrument its engines at the first app
+    context (every request has one), then stop listening."""
+
+    def pushed(sender: Flask, **_: Any) -> None:
+        appcontext_pushed.disconnect(pushed, sender=app)
+        capture.instrument_sqlalchemy()
+
+    appcontext_pushed.connect(pushed, sender=app, weak=False)
