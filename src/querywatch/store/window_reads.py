@@ -111,15 +111,13 @@ def statement_windows(
     release, or every release's rows of a bucket summed. Each window carries its fingerprint's
     known call sites (they are kept per fingerprint).
     """
+    names = _names(tx, fingerprint, since)  # first: a PostgreSQL Tx has one cursor
     sql, params = _statement_sql(fingerprint, since, until, source, release, has_release)
-    # What repeats from row to row (the fingerprint and its text) is kept once: a list of
-    # half an hour of windows of every fingerprint holds each text once, not once per window.
-    known: dict[str, tuple[str, str, str]] = {}
-    windows = list(_statement_windows(tx.each(sql, params), known))
+    windows = list(_statement_windows(tx.each(sql, params), names))
     if source is None and len({w.source for w in windows}) > 1:
         chosen = _one_source_each((w.fingerprint, w.source, w.calls) for w in windows)
         windows = [w for w in windows if chosen[w.fingerprint] == w.source]
-    sites = _call_sites(tx, sorted(known))
+    sites = _call_sites(tx, sorted({w.fingerprint for w in windows}))
     for w in windows:
         w.call_sites = sites.get(w.fingerprint, ())
     return windows
@@ -146,8 +144,9 @@ def iter_statement_windows(
         if source is not None
         else _chosen_sources(tx, fingerprint, since, until, release, has_release)
     )
+    names = _names(tx, fingerprint, since)
     sql, params = _statement_sql(fingerprint, since, until, source, release, has_release)
-    for w in _statement_windows(tx.each(sql, params), None):
+    for w in _statement_windows(tx.each(sql, params), names):
         if chosen.get(w.fingerprint, w.source) == w.source:
             yield w
 
@@ -167,43 +166,44 @@ def _statement_sql(
         params.append(source)
     where, params = _and_release(where, params, rel, release)
     # Rows of one bucket that differ only by release come out next to each other, to be summed.
+    # No join: each fingerprint's text comes once from _names, not once per row.
     sql = (
-        "SELECT w.fingerprint, f.normalized, w.window_start, w.calls, w.total_ms, w.max_ms, "
-        "f.dialect, w.source, w.min_ms, w.rows, w.errors, w.shared_blks_hit, "
-        f"w.shared_blks_read, w.sketch, {rel} "
-        f"FROM windows w JOIN fingerprints f ON f.fingerprint = w.fingerprint{where} "
+        "SELECT w.fingerprint, w.window_start, w.calls, w.total_ms, w.max_ms, w.source, "
+        f"w.min_ms, w.rows, w.errors, w.shared_blks_hit, w.shared_blks_read, w.sketch, {rel} "
+        f"FROM windows w{where} "
         f"ORDER BY w.window_start, w.fingerprint, w.resolution, w.source, {rel}"
     )
     return sql, params
 
 
+def _names(tx: Tx, fingerprint: str | None, since: float | None) -> dict[str, tuple[str, str, str]]:
+    """``(fingerprint, normalized, dialect)`` of every fingerprint that may have windows since
+    ``since``: a fingerprint's ``last_seen`` is its latest window's start, so one whose
+    ``last_seen`` is older has none there. A window without its fingerprint row is not read
+    (as the join it replaces did)."""
+    where, params = _where("fingerprint", fingerprint, None, None)
+    if since is not None:
+        where += (" AND" if where else " WHERE") + " last_seen >= ?"
+        params.append(since)
+    return {
+        str(fp): (str(fp), str(norm), str(dialect))
+        for fp, norm, dialect in tx.each(
+            f"SELECT fingerprint, normalized, dialect FROM fingerprints{where}", params
+        )
+    }
+
+
 def _statement_windows(
-    rows: Iterable[tuple[Any, ...]], known: dict[str, tuple[str, str, str]] | None
+    rows: Iterable[tuple[Any, ...]], names: dict[str, tuple[str, str, str]]
 ) -> Iterator[StatementWindow]:
     """Rows as windows, in row order; rows of one bucket, fingerprint and source summed.
 
-    ``known`` keeps one copy of each fingerprint's names (and collects the fingerprints seen);
-    ``None`` keeps nothing per fingerprint, for a reader that drops each window once folded.
+    ``names`` (from :func:`_names`) gives each window its fingerprint's text and dialect, one
+    copy per fingerprint however many windows it has.
     """
     shared: dict[object, Any] = {}  # bucket starts, sources, releases: a few distinct values
     pending: StatementWindow | None = None
-    for (
-        fp,
-        norm,
-        start,
-        calls,
-        total,
-        mx,
-        dialect,
-        src,
-        mn,
-        nrows,
-        errors,
-        hit,
-        blks_read,
-        sk,
-        rls,
-    ) in rows:
+    for fp, start, calls, total, mx, src, mn, nrows, errors, hit, blks_read, sk, rls in rows:
         if pending is not None:
             if (
                 pending.fingerprint == fp
@@ -215,17 +215,18 @@ def _statement_windows(
                 )
                 continue
             yield pending
-        names = (fp, norm, dialect)
-        if known is not None:
-            names = known.setdefault(fp, names)
+            pending = None
+        named = names.get(fp)
+        if named is None:
+            continue
         pending = StatementWindow(
-            names[0],
-            names[1],
+            named[0],
+            named[1],
             shared.setdefault(int(start), int(start)),
             int(calls),
             float(total),
             float(mx),
-            names[2],
+            named[2],
             shared.setdefault(src, src),
             None if mn is None else float(mn),
             int(nrows),
@@ -252,6 +253,10 @@ def _chosen_sources(
     rel = _release_column(has_release, "w.")
     where, params = _where("fingerprint", fingerprint, since, until, prefix="w.")
     where, params = _and_release(where, params, rel, release)
+    # Most stores have one source: one pass without grouping says so.
+    bounds = tx.rows(f"SELECT MIN(w.source), MAX(w.source) FROM windows w{where}", params)
+    if not bounds or bounds[0][0] == bounds[0][1]:
+        return {}
     sql = (
         "SELECT w.fingerprint, w.source, SUM(w.calls) "
         f"FROM windows w JOIN fingerprints f ON f.fingerprint = w.fingerprint{where} "
