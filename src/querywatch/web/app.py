@@ -52,6 +52,7 @@ from querywatch.web.auth import (
 )
 from querywatch.web.login import login, logout
 from querywatch.web.metrics import CONTENT_TYPE, metrics_payload
+from querywatch.web.otlp import MAX_OTLP_BODY_BYTES, OTLP_PATH, otlp_routes
 from querywatch.web.state import WebState, web_state
 from querywatch.web.templating import render_error
 
@@ -77,6 +78,7 @@ def create_app(state: WebState) -> Starlette:
     routes: list[BaseRoute] = [
         *api_routes(),
         Route("/metrics", metrics, methods=["GET"]),
+        *otlp_routes(),  # POST /v1/traces: OpenTelemetry spans in (web/otlp.py)
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["GET", "POST"]),
         Mount("/static", StaticFiles(packages=[("querywatch.web", "static")]), name="static"),
@@ -247,11 +249,12 @@ class Guard:
         if "transfer-encoding" in headers:
             return error(411, "send the body with a Content-Length (chunked is not supported)")
         length = int(headers.get("content-length") or 0)  # h11 has checked it is digits
-        if length > MAX_BODY_BYTES:
+        limit = MAX_OTLP_BODY_BYTES if scope["path"] == OTLP_PATH else MAX_BODY_BYTES
+        if length > limit:
             await _drain(receive)
             return error(
                 413,
-                f"the body is {length} bytes; the limit is {MAX_BODY_BYTES}",
+                f"the body is {length} bytes; the limit is {limit}",
                 (("Connection", "close"),),
             )
         return _browser_refusal(headers, open_access=self.state.access.open)
