@@ -40,7 +40,8 @@ def write_project(root: Path, app: str, tests: str) -> Path:
 
 
 def pytest_in(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    # -p no:querywatch: the installed entry point must not load the same module a second time.
+    # -p no:querywatch: the installed entry point must not load the same module a second time;
+    # -p no:querywatch_django: these projects are not Django ones (and it names the distribution).
     env = {
         k: v
         for k, v in os.environ.items()
@@ -49,7 +50,7 @@ def pytest_in(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env["COLUMNS"] = "160"
     return subprocess.run(
         [
-            sys.executable, "-m", "pytest", "-p", "no:querywatch",
+            sys.executable, "-m", "pytest", "-p", "no:querywatch", "-p", "no:querywatch_django",
             "-p", "querywatch.gate.pytest_plugin", "-p", "no:cacheprovider",
             f"--basetemp={root / '.tmp'}", *args,
         ],

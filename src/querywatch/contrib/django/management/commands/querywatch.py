@@ -4,7 +4,8 @@ Runs ``querywatch <command> …`` in this process, with two defaults taken from 
 database to watch or EXPLAIN on (``dsn``: ``settings.QUERYWATCH['dsn']``, else the ``default``
 database when it is PostgreSQL) and the store (``settings.QUERYWATCH['store']``). They are given
 the way the CLI reads settings, ``QUERYWATCH_DSN`` and ``QUERYWATCH_STORE``, so a ``--dsn`` or
-``--store`` on the command line (or the variable already set) still wins.
+``--store`` on the command line (or the variable already set) still wins. The app's capture is
+stopped first: the command's own work is not the project's traffic.
 """
 
 from __future__ import annotations
@@ -67,7 +68,9 @@ class Command(BaseCommand):  # type: ignore[misc]  # Django ships no type hints
 
     def execute_querywatch(self, args: list[str]) -> None:
         from querywatch.cli import main
+        from querywatch.contrib.django import capture
 
+        capture.stop()  # the CLI's own work is not the project's traffic
         for name, value in project_defaults().items():
             if not os.environ.get(name):
                 os.environ[name] = value
