@@ -244,7 +244,11 @@ class _ClosingBody:
 
 class ASGIMiddleware(_Base):
     """Pure ASGI 3 middleware for HTTP (other scope types pass through untouched); arguments as
-    for :class:`WSGIMiddleware`."""
+    for :class:`WSGIMiddleware`.
+
+    ``route_of`` and ``user_of`` are asked when the app has finished, so they see the scope as
+    the app left it: the route its router matched (Starlette's ``scope["route"]``), the user an
+    authentication middleware set (``scope["user"]``)."""
 
     def __init__(
         self,
@@ -275,7 +279,6 @@ class ASGIMiddleware(_Base):
         if scope.get("type") != "http":
             await self.app(scope, receive, send)
             return
-        route, user = self._describe(scope)
         state = self._state(self._header_release(scope))
         status = [500]
 
@@ -292,4 +295,5 @@ class ASGIMiddleware(_Base):
             error = status[0] >= 500
         finally:
             current_request.reset(token)
+            route, user = self._describe(scope)  # as the app left it: routed, authenticated
             self._finish(route, user, t0, state, error)
