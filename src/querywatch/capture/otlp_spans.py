@@ -10,11 +10,12 @@ The windows are the ones in-app capture writes (:mod:`querywatch.records`), unde
 
 Spans of one trace need not arrive together: an exporter sends in batches, and a request that
 runs a thousand statements fills several before its own SERVER span ends. So the receiver keeps
-three bounded memories (:data:`RECENT_SPANS` entries each, least recently used dropped first):
-spans seen recently and the request they belong to (a child arriving later finds its route),
-database spans still waiting for an ancestor (claimed when it arrives), and finished requests'
-per-fingerprint counts (a late child still counts toward their repeats). Past those bounds a
-statement is still counted in its window; only its route is lost.
+bounded memories, least recently used dropped first: the last :data:`RECENT_SPANS` spans and the
+request each belongs to (a child arriving later finds its route); statements still waiting for
+an ancestor span (claimed when it arrives), and finished requests' calls per fingerprint (a late
+child still counts toward their repeats), :data:`MEMORY_ENTRIES` fingerprint counts each. Past
+those bounds a statement is still counted in its window; only its route is lost. Worst case the
+memories hold a few tens of megabytes; a service whose traces arrive whole uses far less.
 
 A database span with a database span below it (an ORM's span over the driver's, when both are
 instrumented) is one statement seen twice: the inner one counts, the outer one is skipped.
@@ -27,7 +28,7 @@ import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from querywatch.capture.aggregate import MAX_SITES, UNPARSED_FINGERPRINT
 from querywatch.capture.otlp_read import SpanFacts, SpanKey, read_spans, refusal_message
@@ -43,11 +44,16 @@ if TYPE_CHECKING:
 
 SOURCE = "otlp"
 RECENT_SPANS = 10_000
-"""Entries in each of the receiver's memories (spans, waiting statements, finished requests)."""
+"""Spans remembered with the request they belong to (and spans with a database span below)."""
+MEMORY_ENTRIES = 50_000
+"""Fingerprint counts kept for statements waiting for their request, and for finished requests
+(a request weighs one plus its distinct fingerprints)."""
 RECENT_BATCHES = 1000  # digests of recent batches: an exporter's retry of one is not counted twice
 MAX_COUNTED_FINGERPRINTS = 256  # per request, for its repeats (its time and calls count past it)
 MAX_HOPS = 256  # parent links followed from one span
 
+K = TypeVar("K")
+V = TypeVar("V")
 FpKey = tuple[str, str, str]
 """(dialect, fingerprint id, normalized text)."""
 
@@ -71,6 +77,9 @@ class _Tally:
         for fp, n in other.counts.items():
             self._count(fp, n)
 
+    def weight(self) -> int:
+        return 1 + len(self.counts)
+
     def _count(self, fp: FpKey, n: int) -> None:
         if fp in self.counts or len(self.counts) < MAX_COUNTED_FINGERPRINTS:
             self.counts[fp] = self.counts.get(fp, 0) + n
@@ -84,6 +93,9 @@ class _Done:
     release: str
     window: int
     counts: dict[FpKey, int]
+
+    def weight(self) -> int:
+        return 1 + len(self.counts)
 
 
 @dataclass(slots=True)
@@ -119,18 +131,18 @@ class SpanReceiver:
         repeat_threshold: int = 5,
         slo_ms: float = DEFAULT_SLO_MS,
         recent: int = RECENT_SPANS,
+        entries: int = MEMORY_ENTRIES,
         clock_ns: Callable[[], int] | None = None,
     ) -> None:
         self.repeat_threshold = repeat_threshold
         self.slo_ns = int(slo_ms * 1e6)
-        self.recent = recent
         self._clock_ns = clock_ns
         self._lock = threading.Lock()
-        self._known: OrderedDict[SpanKey, SpanKey | None] = OrderedDict()
-        self._waiting: OrderedDict[SpanKey, _Tally] = OrderedDict()
-        self._done: OrderedDict[SpanKey, _Done] = OrderedDict()
-        self._db_parents: OrderedDict[SpanKey, None] = OrderedDict()
-        self._batches: OrderedDict[bytes, None] = OrderedDict()
+        self._known: _Memory[SpanKey, SpanKey | None] = _Memory(recent)
+        self._db_parents: _Memory[SpanKey, None] = _Memory(recent)
+        self._waiting: _Memory[SpanKey, _Tally] = _Memory(entries, _Tally.weight)
+        self._done: _Memory[SpanKey, _Done] = _Memory(entries, _Done.weight)
+        self._batches: _Memory[bytes, None] = _Memory(RECENT_BATCHES)
 
     def receive(
         self,
@@ -155,7 +167,7 @@ class SpanReceiver:
             write(plan.batch())
             plan.commit()
             if digest is not None:
-                _remember(self._batches, digest, None, RECENT_BATCHES)
+                self._batches.put(digest, None)
         return Received(len(spans), rejected, refusal_message(refused), plan.statements)
 
 
@@ -187,17 +199,17 @@ class _Plan:
             anchor = self.anchor(s.key)
             if anchor is not None:
                 self.tallies.setdefault(anchor, _Tally()).add(fp, s.duration_ns)
-        for key in self.index.keys() & r._waiting.keys():  # statements that waited for a span
+        for key in self.index.keys() & r._waiting.items.keys():  # statements that waited
             self.claimed.append(key)
             anchor = self.anchor(key)
             if anchor is not None:
-                self.tallies.setdefault(anchor, _Tally()).merge(r._waiting[key])
+                self.tallies.setdefault(anchor, _Tally()).merge(r._waiting.items[key])
         for s in self.spans:
             if s.route is not None and s.key not in r._done:
                 self._count_request(s, self.tallies.pop(s.key, _Tally()))
         for key in [k for k in self.tallies if k in r._done]:
             self.late[key] = tally = self.tallies.pop(key)
-            self._count_late(r._done[key], tally)
+            self._count_late(r._done.items[key], tally)
 
     def anchor(self, key: SpanKey) -> SpanKey | None:
         """The request span ``key`` belongs to (this batch's or a recent one's), else the
@@ -212,10 +224,10 @@ class _Plan:
                 break
             span = self.index.get(at)
             if span is None:  # from an earlier batch, or not seen yet
-                if at not in known:
+                if at not in known.items:
                     found = at  # wait for it
                     break
-                nxt = known[at]
+                nxt = known.items[at]
                 if nxt is None or nxt == at:
                     found = nxt
                     break
@@ -302,31 +314,30 @@ class _Plan:
     def commit(self) -> None:
         """Remember this batch: its spans' requests, finished requests, statements still
         waiting for an ancestor, and which spans have a database span below them."""
-        r, limit = self.r, self.r.recent
+        r = self.r
         for key in self.claimed:
-            r._waiting.pop(key, None)
+            r._waiting.pop(key)
         for key, tally in self.tallies.items():
-            waiting = r._waiting.get(key)
-            if waiting is None:
-                _remember(r._waiting, key, tally, limit)
-            else:
-                waiting.merge(tally)
-                r._waiting.move_to_end(key)
+            waiting = r._waiting.pop(key)
+            if waiting is not None:
+                tally.merge(waiting)
+            r._waiting.put(key, tally)
         for key, tally in self.late.items():
-            counts = r._done[key].counts
-            for fp, n in tally.counts.items():
-                counts[fp] = counts.get(fp, 0) + n
+            done = r._done.pop(key)
+            if done is not None:
+                for fp, n in tally.counts.items():
+                    done.counts[fp] = done.counts.get(fp, 0) + n
+                r._done.put(key, done)
         for s in self.spans:
             if s.statement is not None:
                 if s.parent is not None:
-                    _remember(r._db_parents, s.parent, None, limit)
+                    r._db_parents.put(s.parent, None)
                 continue
-            _remember(r._known, s.key, self.anchor(s.key), limit)
+            r._known.put(s.key, self.anchor(s.key))
             ended = self.finished.get(s.key)
             if s.route is not None and ended is not None:
                 start = window_start(s.end_ns / 1e9)
-                done = _Done(s.route, s.release, start, dict(ended.counts))
-                _remember(r._done, s.key, done, limit)
+                r._done.put(s.key, _Done(s.route, s.release, start, dict(ended.counts)))
 
 
 class _StatementAgg:
@@ -435,8 +446,32 @@ def write_batch(store: Store, batch: Batch) -> None:
         store.transaction(write)
 
 
-def _remember(memory: OrderedDict[Any, Any], key: Any, value: Any, limit: int) -> None:
-    memory[key] = value
-    memory.move_to_end(key)
-    while len(memory) > limit:
-        memory.popitem(last=False)
+class _Memory(Generic[K, V]):
+    """A map that drops its least recently stored entries past ``limit`` in total weight."""
+
+    def __init__(self, limit: int, weight: Callable[[V], int] | None = None) -> None:
+        self.limit = limit
+        self.weight = weight
+        self.items: OrderedDict[K, V] = OrderedDict()
+        self.size = 0
+
+    def __contains__(self, key: K) -> bool:
+        return key in self.items
+
+    def put(self, key: K, value: V) -> None:
+        self.pop(key)
+        self.items[key] = value
+        self.size += self._weigh(value)
+        while self.size > self.limit and self.items:
+            _, dropped = self.items.popitem(last=False)
+            self.size -= self._weigh(dropped)
+
+    def pop(self, key: K) -> V | None:
+        if key not in self.items:
+            return None
+        value = self.items.pop(key)
+        self.size -= self._weigh(value)
+        return value
+
+    def _weigh(self, value: V) -> int:
+        return 1 if self.weight is None else self.weight(value)

@@ -3,7 +3,7 @@
 The path and content types the OTLP/HTTP exporters use by default, so an SDK or a Collector
 exports here by URL and header alone: protobuf (``application/x-protobuf``) or OTLP's JSON
 (``application/json``: hex trace and span ids, lowerCamelCase names, 64-bit integers as
-strings), each optionally gzip- or deflate-compressed. The spans become windows through
+strings), each optionally compressed with gzip or deflate (zlib). The spans become windows through
 :mod:`querywatch.capture.otlp_spans`; this module is the HTTP side.
 
 Answers follow the OTLP/HTTP specification, in the encoding of the request: ``200`` with an
@@ -151,9 +151,11 @@ def _decompress(data: bytes, encoding: str) -> bytes:
     name = encoding.strip().lower()
     if name in ("", "identity"):
         return data
-    if name not in ("gzip", "deflate"):
+    if name not in ("gzip", "deflate", "zlib"):
         shown = printable(name)
-        raise OtlpError(415, f"Content-Encoding {shown!r} is not supported: use gzip (or none)")
+        raise OtlpError(
+            415, f"Content-Encoding {shown!r} is not supported: use gzip, deflate or none"
+        )
     wbits = 16 + zlib.MAX_WBITS if name == "gzip" else zlib.MAX_WBITS
     limit = MAX_OTLP_DECODED_BYTES
     out = bytearray()
