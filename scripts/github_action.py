@@ -108,7 +108,13 @@ def pip_requirement(version: str, action_path: str) -> str | None:
         return None
     if _BARE_VERSION.match(version):
         return f"querywatch=={version.removeprefix('v')}"
-    return version
+    if "querywatch" in version.lower() or "://" in version or version.startswith((".", "/")):
+        return version
+    # A bare branch name would install whatever PyPI package has that name.
+    raise ActionError(
+        f"version {version}: give a release (0.2.0), a pip requirement naming querywatch, or"
+        " `installed`; for querywatch at a git ref, pin the action itself to that ref"
+    )
 
 
 def install(env: dict[str, str]) -> int:

@@ -298,17 +298,24 @@ def test_a_new_n_plus_one_fails_the_job_then_the_baseline_accepts_it(
 def test_a_failing_test_fails_the_job_when_the_gate_passes(tmp_path: Path) -> None:
     runner = Runner(tmp_path)
     tests = """
+    import os
     import sqlite3
 
     def test_broken(tmp_path):
         conn = sqlite3.connect(tmp_path / "db.sqlite")
         assert conn.execute("SELECT 1").fetchone() == (2,)
+
+    def test_the_dsn_and_store_inputs_reach_the_tests():
+        assert os.environ["QUERYWATCH_DSN"] == "postgresql://app@db/shop"
+        assert os.environ["QUERYWATCH_STORE"] == "qw.sqlite3"
     """
     write_project(runner.workspace, app="", tests=tests)
     sarif = runner.workspace / "reports" / "querywatch.sarif"
-    done = runner.run("gate", sarif="reports/querywatch.sarif")
+    done = runner.run(
+        "gate", sarif="reports/querywatch.sarif", dsn="postgresql://app@db/shop", store="qw.sqlite3"
+    )
     assert done.returncode == 1, done.log
-    assert "1 failed" in done.log
+    assert "1 failed, 1 passed" in done.log
     assert done.summary.startswith("## ✅ querywatch check passed")
     assert "`pytest --querywatch` exited 1 although the query gate passed" in done.summary
     assert done.outputs["exit-code"] == "1" and done.outputs["findings"] == "0"
@@ -384,7 +391,8 @@ def test_action_yml_declares_every_input_it_uses_and_runs_the_script() -> None:
 
 
 def test_the_version_input_picks_what_pip_installs() -> None:
-    pick = script().pip_requirement
+    module = script()
+    pick = module.pip_requirement
     assert pick("", str(ROOT)) == str(ROOT)  # the action's own checkout
     assert pick("installed", str(ROOT)) is None
     assert pick("0.2.0", str(ROOT)) == "querywatch==0.2.0"
@@ -392,6 +400,8 @@ def test_the_version_input_picks_what_pip_installs() -> None:
     assert pick("querywatch[sqlalchemy]>=0.2", str(ROOT)) == "querywatch[sqlalchemy]>=0.2"
     ref = "git+https://github.com/acme/querywatch@main"
     assert pick(ref, str(ROOT)) == ref
+    with pytest.raises(module.ActionError, match="version main: give a release"):
+        pick("main", str(ROOT))  # not PyPI's package "main"
 
 
 def test_gate_options_in_the_command_win_and_reach_the_report() -> None:
@@ -400,3 +410,28 @@ def test_gate_options_in_the_command_win_and_reach_the_report() -> None:
         "pytest --querywatch --querywatch-baseline ci/qw.json --querywatch-fail-on=error -x"
     ) == {"baseline": "ci/qw.json", "fail-on": "error"}
     assert options("pytest --querywatch") == {}
+
+
+def test_the_docs_workflows_use_only_inputs_and_outputs_the_action_has() -> None:
+    spec = action()
+    doc = (ROOT / "docs" / "integrations" / "github-actions.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", doc, re.S)
+    uses = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if str(node.get("uses", "")).startswith("OWNER/querywatch@"):
+                uses.append(node)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for block in blocks:
+        walk(yaml.safe_load(textwrap.dedent(block)))
+    assert len(uses) >= 4
+    for step in uses:
+        assert set(step.get("with", {})) <= set(spec["inputs"]), step
+    referenced = set(re.findall(r"steps\.querywatch\.outputs\.([\w-]+)", doc))
+    assert referenced and referenced <= set(spec["outputs"])
