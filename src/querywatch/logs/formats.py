@@ -18,22 +18,33 @@ from querywatch.logs.model import LogFormatError, ParseOptions, Parser
 class LogFormat:
     name: str
     module: str
+    dialect: str  # of its statements, for fingerprints: "postgres" or "mysql"
     description: str
 
+    def _module(self) -> Any:
+        try:
+            return importlib.import_module(self.module)
+        except ModuleNotFoundError as exc:
+            if exc.name != self.module:
+                raise
+            raise LogFormatError(f"the {self.name} format is not available in this build") from None
+
     def parser(self, options: ParseOptions) -> Parser:
-        cls: Any = importlib.import_module(self.module).Parser
-        parser: Parser = cls(options)
+        parser: Parser = self._module().Parser(options)
         return parser
 
     def sniff(self, head: Sequence[bytes]) -> bool:
-        return bool(importlib.import_module(self.module).sniff(head))
+        try:
+            return bool(self._module().sniff(head))
+        except LogFormatError:
+            return False
 
 
 FORMATS: tuple[LogFormat, ...] = (
-    LogFormat("pg-csv", "querywatch.logs.pg_csv", "PostgreSQL csvlog"),
-    LogFormat("pg-json", "querywatch.logs.pg_json", "PostgreSQL jsonlog (PostgreSQL 15+)"),
-    LogFormat("mysql-slow", "querywatch.logs.mysql_slow", "MySQL / MariaDB slow query log"),
-    LogFormat("pg-stderr", "querywatch.logs.pg_stderr", "PostgreSQL stderr log, any prefix"),
+    LogFormat("pg-csv", "querywatch.logs.pg_csv", "postgres", "PostgreSQL csvlog"),
+    LogFormat("pg-json", "querywatch.logs.pg_json", "postgres", "PostgreSQL jsonlog (15+)"),
+    LogFormat("mysql-slow", "querywatch.logs.mysql_slow", "mysql", "MySQL / MariaDB slow log"),
+    LogFormat("pg-stderr", "querywatch.logs.pg_stderr", "postgres", "PostgreSQL stderr log"),
 )
 NAMES = tuple(f.name for f in FORMATS)
 

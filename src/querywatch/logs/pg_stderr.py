@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 
-from querywatch.logs.model import LogFormatError, LogStatement, ParseOptions, Skipped
+from querywatch.logs.model import LogStatement, ParseOptions, Skipped
 from querywatch.logs.pg_messages import ERROR_SEVERITIES, PgMessages
 from querywatch.logs.pgtime import PgTimes
 
@@ -177,40 +177,43 @@ class Parser:
         return bool((self._regex or _GENERIC).match(text))
 
     def parse(self, chunks: Iterable[bytes]) -> Iterator[LogStatement]:
+        """Records of the chunks in order. An empty chunk means "no more for now" (a followed
+        log): what is read so far is finished and handed out, and reading goes on after it."""
         out = self._out
-        it = iter(chunks)
-        first = next(it, None)
-        if first is None:
-            return
-        if self._regex is None:
-            head = first.split(b"\n", 400)[:400]
-            self.prefix = detect_prefix(head)
-            if self.prefix is not None:
-                self._regex = entry_regex(prefix_pattern(self.prefix))
-            else:
-                self._generic = True
         line_no = self.options.first_line
         carry = ""
-        for chunk in _chain(first, it):
+        for chunk in chunks:
+            if self._regex is None and not self._generic and chunk:
+                self._choose_prefix(chunk)
             text = carry + chunk.decode("utf-8", "replace")
             if chunk:
                 # The last entry may go on in the next chunk (tab-indented lines): keep it.
                 cut = _last_entry_start(text)
                 text, carry = text[:cut], text[cut:]
-            else:  # an empty chunk: no more for now (``--follow``), finish what is there
+            else:
                 carry = ""
             line_no = self._scan(text, line_no)
-            if len(out) > 1:
+            if chunk and len(out) > 1:
                 # The last record may still get its DETAIL or STATEMENT from the next chunk.
                 last = out.pop()
                 yield from out
                 out.clear()
                 out.append(last)
+            elif not chunk and out:
+                yield from out
+                out.clear()
         if carry:
             self._scan(carry, line_no)
         self.messages.finish()
         yield from out
         out.clear()
+
+    def _choose_prefix(self, first: bytes) -> None:
+        self.prefix = detect_prefix(first.split(b"\n", 400)[:400])
+        if self.prefix is not None:
+            self._regex = entry_regex(prefix_pattern(self.prefix))
+        else:
+            self._generic = True
 
     def _scan(self, text: str, line_no: int) -> int:
         """Every entry in ``text`` (whole entries only); returns the next line's number.
@@ -363,20 +366,3 @@ def _last_entry_start(text: str) -> int:
         if text[nl + 1] != "\t":
             return nl + 1
         end = nl
-
-
-def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    yield first
-    yield from rest
-
-
-def no_entries_error(where: str, parser: Parser, head: Sequence[bytes]) -> LogFormatError:
-    """The one error for a stderr log none of whose lines fit."""
-    first = head[0].decode("utf-8", "replace")[:120] if head else ""
-    if parser.options.prefix is not None:
-        return LogFormatError(
-            f"{where}: no line matches the log_line_prefix {parser.options.prefix!r} "
-            f"(first line: {first!r}); check the server's log_line_prefix, or leave --prefix "
-            "out to detect it"
-        )
-    return LogFormatError(f"{where}: no PostgreSQL log entries found (first line: {first!r})")

@@ -258,3 +258,97 @@ def expand(paths: Sequence[str]) -> list[Path]:
 def file_identity(path: Path) -> tuple[int, int]:
     st = os.stat(path)
     return (st.st_dev, st.st_ino)
+
+
+class Tail:
+    """``tail -F`` for one log: new whole lines on each :meth:`read`, across rotation.
+
+    A rotation by rename (logrotate, PostgreSQL's collector) is seen as the path naming another
+    file: the old file is read to its end first, then the new one from its start. A truncation
+    in place (copytruncate) starts the file over. A missing file is waited for. ``offset`` and
+    ``identity`` (device, inode) resume a tail after a restart, also when the file was rotated
+    meanwhile (the old file is found by its inode beside the new one).
+    """
+
+    def __init__(
+        self, path: Path, *, offset: int | None = None, identity: tuple[int, int] | None = None
+    ) -> None:
+        self.path = path
+        self._f: IO[bytes] | None = None
+        self.identity: tuple[int, int] | None = None
+        self.offset = 0
+        self._rest = b""
+        self._resume(offset, identity)
+
+    def _resume(self, offset: int | None, identity: tuple[int, int] | None) -> None:
+        if offset is not None and identity is not None:
+            old = self._find(identity)
+            if old is not None:
+                self._open(old, offset)
+                return
+        if self.path.exists():
+            if compression_of(self.path) is not None:
+                raise LogFormatError(f"{self.path}: a compressed file cannot be followed")
+            # A fresh tail starts at the end, as tail -F does: what is already there is history.
+            self._open(self.path, self.path.stat().st_size if offset is None else 0)
+
+    def _find(self, identity: tuple[int, int]) -> Path | None:
+        candidates = [self.path, *sorted(self.path.parent.glob(self.path.name + "*"))]
+        for p in candidates:
+            try:
+                if file_identity(p) == identity:
+                    return p
+            except OSError:
+                continue
+        return None
+
+    def _open(self, path: Path, offset: int) -> None:
+        f = open(path, "rb")  # noqa: SIM115 - kept open between reads, closed by close()
+        st = os.fstat(f.fileno())
+        f.seek(min(offset, st.st_size))
+        self._f, self.identity, self.offset = f, (st.st_dev, st.st_ino), f.tell()
+
+    def read(self, limit: int = 64 << 20) -> bytes:
+        """Whole lines written since the last read (``b""`` when none), at most about
+        ``limit`` bytes; the rest waits for the next read."""
+        if self._f is None:
+            if not self.path.exists():
+                return b""
+            self._open(self.path, 0)
+        assert self._f is not None
+        data = self._f.read(limit)
+        if not data:
+            data = self._after_end(limit)
+        self.offset = self._f.tell() if self._f is not None else 0
+        data = self._rest + data
+        cut = data.rfind(b"\n") + 1
+        self._rest = data[cut:]
+        return data[:cut]
+
+    def _after_end(self, limit: int) -> bytes:
+        """At the end of the open file: has it been rotated or truncated?"""
+        assert self._f is not None
+        try:
+            now = file_identity(self.path)
+        except OSError:
+            return b""  # rotated away and not recreated yet: keep the old handle
+        if now != self.identity:
+            self._f.close()
+            self._open(self.path, 0)
+            self._rest = b""  # a partial last line of the old file stays unfinished
+            return self._f.read(limit)
+        if os.fstat(self._f.fileno()).st_size < self._f.tell():
+            self._f.seek(0)  # truncated in place
+            self._rest = b""
+            return self._f.read(limit)
+        return b""
+
+    @property
+    def position(self) -> int:
+        """The offset of the first byte not yet handed out (a partial line is not handed out)."""
+        return self.offset - len(self._rest)
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
