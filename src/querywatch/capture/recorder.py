@@ -6,6 +6,11 @@ statements the hot path leaves in ``aggregator.pending`` (woken every ``PENDING_
 and before every flush), so the application thread only appends them. A failed write keeps the
 records for the next flush, up to ``max_pending`` windows per kind (the oldest are dropped beyond
 that and counted); nothing is ever raised into the application.
+
+A process that forks after creating a recorder (gunicorn ``--preload``, Celery's prefork pool)
+gives each child a working recorder: the child starts its own flusher thread, opens its own
+store connection (when the sink was given as a path or DSN) and drops what the parent had
+recorded but not yet written, which the parent writes itself.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -128,6 +134,7 @@ class Recorder:
         self._thread = threading.Thread(target=self._run, name="querywatch-flush", daemon=True)
         self._thread.start()
         atexit.register(self.close)
+        _live.add(self)
 
     @property
     def sink(self) -> WindowSink | None:
@@ -174,6 +181,24 @@ class Recorder:
             self._thread.join(timeout)
         if self._thread.is_alive():
             log.warning("querywatch: the flusher did not finish within %.0f s", timeout)
+
+    def _restart_in_child(self) -> None:
+        """In a forked child: fresh locks and flusher thread, the parent's records dropped."""
+        if self.closed:
+            return
+        self._flush_lock = threading.Lock()
+        self._cond = threading.Condition()
+        self.aggregator.lock = threading.Lock()
+        self.aggregator.drain()  # the parent writes these
+        for queue in (self._pending_windows, self._pending_requests, self._pending_repeats):
+            queue.clear()
+        self._requested = self._done = 0
+        self._absorb_requested = self._stopping = False
+        if self._sink is not None and isinstance(self._sink_spec, str | os.PathLike):
+            _inherited.append(self._sink)  # the parent's connection: never used, never closed
+            self._sink = None
+        self._thread = threading.Thread(target=self._run, name="querywatch-flush", daemon=True)
+        self._thread.start()
 
     def _wake_absorb(self) -> None:
         """The hot path's signal that raw statements piled up (once per ``PENDING_WAKE``)."""
@@ -285,3 +310,16 @@ class Recorder:
                     close()
                 except Exception as exc:
                     log.warning("querywatch: closing the store failed: %s", exc)
+
+
+_live: weakref.WeakSet[Recorder] = weakref.WeakSet()
+_inherited: list[WindowSink] = []
+
+
+def _after_fork_in_child() -> None:
+    for recorder in list(_live):
+        recorder._restart_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
