@@ -1,7 +1,8 @@
 """``pytest --querywatch`` under pytest-django (the ``querywatch_django`` pytest11 entry point).
 
 Inactive unless ``--querywatch`` is given and Django is set up (pytest-django does that from
-``DJANGO_SETTINGS_MODULE`` or ``--ds``); importing it imports nothing from Django. Then Django's
+``DJANGO_SETTINGS_MODULE`` or ``--ds``); importing it imports nothing from Django. Then the app's
+own capture (production traffic to the store) is stopped for the session, Django's
 statements reach the gate's collector through Django's hook (:mod:`.gate`), pytest-django's
 ``django_db_setup`` (creating and migrating the test database) is not recorded, and the N+1
 findings of the report name the ORM relation to ``select_related``/``prefetch_related``.
@@ -43,11 +44,16 @@ class DjangoGatePlugin:
         self.gate = gate
         self.django: DjangoGate | None = None
 
-    @pytest.hookimpl(trylast=True)
+    @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # Before the gate patches sqlite3/psycopg: the app's own capture stops here (its last
+        # flush writes querywatch's store, which is no statement of the project's).
         if not _django_ready():
             return
+        from querywatch.contrib.django import capture
         from querywatch.contrib.django.gate import DjangoGate
+
+        capture.stop()
 
         self.django = DjangoGate(self.gate.collector)
         self.django.install()

@@ -4,8 +4,9 @@ Set ``TEST_RUNNER = "querywatch.contrib.django.runner.QueryWatchTestRunner"``; w
 ``--querywatch`` it is Django's ``DiscoverRunner``. With it, as ``pytest --querywatch`` does:
 every statement is recorded for the test that issued it (from ``startTest`` to ``stopTest``;
 class-level set-up belongs to no test), each new one is EXPLAINed at first sight on the test
-database, the test database's creation and migrations are not recorded, and at the end the run
-file is written, the check runs and its report is printed, N+1 findings naming the ORM relation.
+database, the test database's creation and migrations are not recorded (and the app's own
+capture is stopped: test traffic is not production traffic), and at the end the run file is
+written, the check runs and its report is printed, N+1 findings naming the ORM relation.
 Failing tests keep their exit status; otherwise the gate's (1 new findings, 2 could not check).
 """
 
@@ -95,6 +96,9 @@ class QueryWatchTestRunner(DiscoverRunner):  # type: ignore[misc]  # Django ship
     def run_tests(self, test_labels: Any, **kwargs: Any) -> int:
         if not self.querywatch:
             return int(super().run_tests(test_labels, **kwargs))
+        from querywatch.contrib.django import capture
+
+        capture.stop()  # the app's own capture: test traffic is not production traffic
         self.planner.attach()
         self.gate.install()
         try:
