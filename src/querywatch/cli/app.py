@@ -25,6 +25,7 @@ COMMANDS = {
     "canary": "querywatch.cli.canary:canary",
     "check": "querywatch.cli.gate:check",
     "demo": "querywatch.cli.watch:demo",
+    "digest": "querywatch.cli.digest:digest_cmd",
     "deploy": "querywatch.cli.deploys:deploy",
     "deploys": "querywatch.cli.deploys:deploys_cmd",
     "explain": "querywatch.cli.explain:explain_cmd",
