@@ -23,6 +23,8 @@ import jsonschema
 import pytest
 import yaml
 
+import gate_helpers
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "github_action.py"
 SCHEMAS = Path(__file__).parent / "fixtures" / "schemas"
@@ -191,9 +193,7 @@ def sarif_validator() -> Any:
 
 
 def write_project(root: Path, app: str = APP, tests: str = TESTS) -> None:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "app.py").write_text(textwrap.dedent(app).lstrip())
-    (root / "test_app.py").write_text(textwrap.dedent(tests).lstrip())
+    gate_helpers.write_project(root, app, tests)
 
 
 # -- the steps on a real project ------------------------------------------------------------------
