@@ -21,12 +21,14 @@ if TYPE_CHECKING:
 MAX_TEXT = 300  # characters kept of a route, user, path or function name
 MAX_RELEASE_CHARS = 100  # as the middleware keeps of a release header
 FUTURE_SLACK_NS = 3600 * 10**9  # a span ending further ahead of our clock is refused
+MAX_SITES_KEPT = 10_000  # call sites remembered by their raw attributes
 
 #: ``db.system`` / ``db.system.name`` values whose statements querywatch fingerprints.
 DIALECTS = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql", "sqlite": "sqlite"}
 
 _SERVER, _CONSUMER = 2, 5  # Span.SpanKind
 _STATUS_ERROR = 2  # Status.StatusCode
+_NO_SPAN = bytes(8)
 _STATEMENT = ("db.query.text", "db.statement")
 _SYSTEM = ("db.system.name", "db.system")
 _ROWS = "db.response.returned_rows"
@@ -44,6 +46,8 @@ _WANTED = frozenset(
 
 SpanKey = tuple[bytes, bytes]
 """(trace id, span id)."""
+
+_sites: dict[tuple[object, ...], CallSite] = {}
 
 
 @dataclass(slots=True)
@@ -97,18 +101,22 @@ def _problem(span: Span, now_ns: int) -> str | None:
 
 def _span(span: Span, release: str) -> SpanFacts:
     attrs = _attributes(span.attributes)
-    parent = span.parent_span_id
+    trace, parent = span.trace_id, span.parent_span_id
+    start, end = span.start_time_unix_nano, span.end_time_unix_nano
     s = SpanFacts(
-        key=(span.trace_id, span.span_id),
-        parent=(span.trace_id, parent) if parent and any(parent) else None,
-        end_ns=span.end_time_unix_nano,
-        duration_ns=span.end_time_unix_nano - span.start_time_unix_nano,
+        key=(trace, span.span_id),
+        parent=(trace, parent) if parent and parent != _NO_SPAN else None,
+        end_ns=end,
+        duration_ns=end - start,
         error=span.status.code == _STATUS_ERROR,
         release=release,
     )
-    if span.kind in (_SERVER, _CONSUMER):
+    kind = span.kind
+    if kind in (_SERVER, _CONSUMER):
         s.route = _text(attrs.get(_ROUTE)) or _text(span.name) or "<unnamed>"
         s.user = _first_text(attrs, _USER)
+        return s
+    if not attrs:
         return s
     statement = _first(attrs, _STATEMENT)
     dialect = DIALECTS.get(str(_first(attrs, _SYSTEM)).lower())
@@ -121,20 +129,42 @@ def _span(span: Span, release: str) -> SpanFacts:
 
 
 def _call_site(attrs: dict[str, object]) -> CallSite | None:
-    path = _first_text(attrs, _FILE)
+    """The span's ``code.*`` attributes as a call site (the same few repeat: kept, bounded)."""
+    path = _first(attrs, _FILE)
     if path is None:
         return None
-    line = _first(attrs, _LINE)
-    function = _first_text(attrs, _FUNCTION) or "?"
-    namespace = _text(attrs.get(_NAMESPACE))
-    if namespace and not function.startswith(namespace):
-        function = _text(f"{namespace}.{function}") or function
-    return CallSite(path, line if isinstance(line, int) and line > 0 else 0, function)
+    raw = (path, _first(attrs, _LINE), _first(attrs, _FUNCTION), attrs.get(_NAMESPACE))
+    site = _sites.get(raw)
+    if site is None:
+        site = _new_call_site(*raw)
+        if site is not None:
+            if len(_sites) >= MAX_SITES_KEPT:
+                _sites.clear()
+            _sites[raw] = site
+    return site
+
+
+def _new_call_site(
+    path: object, line: object, function: object, namespace: object
+) -> CallSite | None:
+    where = _text(path)
+    if where is None:
+        return None
+    name = _text(function) or "?"
+    prefix = _text(namespace)
+    if prefix and not name.startswith(prefix):
+        name = _text(f"{prefix}.{name}") or name
+    return CallSite(where, line if isinstance(line, int) and line > 0 else 0, name)
 
 
 def _attributes(kvs: Iterable[KeyValue], wanted: frozenset[str] = _WANTED) -> dict[str, object]:
     """The attributes querywatch reads, as Python values (the others are never decoded)."""
-    return {kv.key: _value(kv.value) for kv in kvs if kv.key in wanted}
+    found: dict[str, object] = {}
+    for kv in kvs:
+        key = kv.key
+        if key in wanted:
+            found[key] = _value(kv.value)
+    return found
 
 
 def _value(v: AnyValue) -> object:
@@ -157,8 +187,9 @@ def _text(value: object) -> str | None:
     """A short, printable, one-line text from a client's attribute (None when empty)."""
     if not isinstance(value, str):
         return None
-    text = "".join(c if c.isprintable() else " " for c in value[: MAX_TEXT * 2]).strip()
-    return text[:MAX_TEXT] or None
+    if len(value) > MAX_TEXT or not value.isprintable():
+        value = "".join(c if c.isprintable() else " " for c in value[: MAX_TEXT * 2])
+    return value.strip()[:MAX_TEXT] or None
 
 
 def refusal_message(refused: Counter[str]) -> str:
