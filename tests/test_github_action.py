@@ -435,3 +435,9 @@ def test_the_docs_workflows_use_only_inputs_and_outputs_the_action_has() -> None
         assert set(step.get("with", {})) <= set(spec["inputs"]), step
     referenced = set(re.findall(r"steps\.querywatch\.outputs\.([\w-]+)", doc))
     assert referenced and referenced <= set(spec["outputs"])
+    rows = {
+        m
+        for cell in re.findall(r"^\| ([^|]+) \|", doc, re.M)
+        for m in re.findall(r"`([\w-]+)`", cell)
+    }
+    assert set(spec["inputs"]) <= rows and set(spec["outputs"]) <= rows  # both tables complete
