@@ -70,6 +70,7 @@ class QueryWatch:
             "flush_interval": flush_interval,
         }
         self.settings = settings = capture_settings(given, source="QueryWatch()")
+        self._owns_recorder = recorder is None
         self.recorder = recorder or settings.recorder()
         self.instrumentations: list[Instrumentation] = []
         users = {} if user_of is None else {"user_of": user_of}
@@ -101,8 +102,12 @@ class QueryWatch:
         return self.recorder.flush(timeout)
 
     def close(self) -> None:
-        """Stop recording the instrumented handles and flush (also happens at exit)."""
+        """Stop recording the instrumented handles and flush (also happens at exit); the
+        recorder is closed too unless it was passed in."""
         for inst in self.instrumentations:
             inst.close()
         self.instrumentations.clear()
-        self.recorder.close()
+        if self._owns_recorder:
+            self.recorder.close()
+        else:
+            self.recorder.flush()

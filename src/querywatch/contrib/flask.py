@@ -55,10 +55,13 @@ def config_settings(app: Flask) -> CaptureSettings:
 class FlaskCapture:
     """What ``QueryWatch`` set up for one app (``app.extensions["querywatch"]``)."""
 
-    def __init__(self, app: Flask, settings: CaptureSettings, recorder: Recorder) -> None:
+    def __init__(
+        self, app: Flask, settings: CaptureSettings, recorder: Recorder, owns_recorder: bool
+    ) -> None:
         self.app = app
         self.settings = settings
         self.recorder = recorder
+        self._owns_recorder = owns_recorder
         self.instrumentations: list[Instrumentation] = []
         self._engines: set[int] = set()
         self._lock = threading.Lock()
@@ -89,11 +92,15 @@ class FlaskCapture:
         return self.recorder.flush(timeout)
 
     def close(self) -> None:
-        """Stop recording the engines and flush (also happens at interpreter exit)."""
+        """Stop recording the engines and flush (also happens at interpreter exit); the recorder
+        is closed too unless it was passed to ``QueryWatch``."""
         for inst in self.instrumentations:
             inst.close()
         self.instrumentations.clear()
-        self.recorder.close()
+        if self._owns_recorder:
+            self.recorder.close()
+        else:
+            self.recorder.flush()
 
 
 class QueryWatch:
@@ -125,7 +132,7 @@ class QueryWatch:
             raise RuntimeError("querywatch: QueryWatch is already set up on this Flask app")
         settings = config_settings(app)
         recorder = self._recorder or settings.recorder()
-        capture = FlaskCapture(app, settings, recorder)
+        capture = FlaskCapture(app, settings, recorder, self._recorder is None)
         app.extensions[EXTENSION] = capture
         self._capture = capture
         users = {} if self._user_of is None else {"user_of": self._user_of}
