@@ -29,7 +29,6 @@ import psycopg
 import pytest
 from google.protobuf import json_format
 from opentelemetry import trace
-from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -39,7 +38,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     SimpleSpanProcessor,
@@ -110,20 +109,22 @@ def orders(pg_dsn: str) -> str:
     return pg_dsn
 
 
-class CallSites(SpanProcessor):
-    """OpenTelemetry Python puts no ``code.*`` on database spans: this processor adds the
-    application's frame that issued the statement (docs/integrations/opentelemetry.md)."""
+DOC = Path(__file__).resolve().parent.parent / "docs" / "integrations" / "opentelemetry.md"
 
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        if span.kind is not trace.SpanKind.CLIENT:
-            return
-        frame = sys._getframe(1)
-        while frame is not None and frame.f_code.co_filename != __file__:
-            frame = frame.f_back  # type: ignore[assignment]
-        if frame is not None:
-            span.set_attribute("code.filepath", frame.f_code.co_filename)
-            span.set_attribute("code.lineno", frame.f_lineno)
-            span.set_attribute("code.function", frame.f_code.co_name)
+
+def documented_call_sites() -> type[SpanProcessor]:
+    """The span processor docs/integrations/opentelemetry.md gives for call sites from Python
+    (OpenTelemetry's instrumentations set no ``code.*``), run exactly as printed there."""
+    section = DOC.read_text().split("## Call sites from Python", 1)[1]
+    found = re.search(r"```python\n(.*?)```", section, re.S)
+    assert found, "no Python block under 'Call sites from Python'"
+    namespace: dict[str, Any] = {}
+    exec(compile(found.group(1), str(DOC), "exec"), namespace)
+    processor: type[SpanProcessor] = namespace["CallSites"]
+    return processor
+
+
+CallSites = documented_call_sites()
 
 
 class Results(SpanExporter):
