@@ -3,6 +3,8 @@ against the test PostgreSQL, checked in a real store."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,3 +146,16 @@ def test_a_wrong_querywatch_setting_in_app_config_is_one_clear_error(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         flask_shop.create_app("sqlite://", **{key: value})
+
+
+def test_import_querywatch_imports_no_framework() -> None:
+    """The integrations are optional extras: the core (and in-app capture, with its job
+    tracker) never imports Flask, FastAPI, Starlette, Celery or SQLAlchemy."""
+    code = (
+        "import sys, querywatch, querywatch.capture.jobs, querywatch.capture.middleware\n"
+        "frameworks = ('flask', 'werkzeug', 'fastapi', 'starlette', 'celery', 'sqlalchemy')\n"
+        "print(' '.join(m for m in frameworks if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
