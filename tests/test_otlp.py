@@ -51,6 +51,7 @@ from querywatch.records import CallSite
 from querywatch.sql import fingerprint
 from querywatch.store import SqlStore, open_store
 from querywatch.web.otlp import MAX_OTLP_BODY_BYTES, MAX_OTLP_DECODED_BYTES
+from querywatch.web.server import make_server
 
 pytestmark = pytest.mark.postgres
 
@@ -350,6 +351,42 @@ def test_bodies_past_the_limits_are_413(served: Served) -> None:
     reply = post(served, bomb, encoding="gzip")
     assert reply.status == 413
     assert b"send smaller batches" in reply.body
+
+
+def test_an_export_the_store_cannot_take_is_503_and_its_retry_counts_once(
+    pg_dsn: str, orders: str
+) -> None:
+    """A shared PostgreSQL store that stops taking connections: 503 with Retry-After (the
+    exporter retries), nothing of the export kept; the retry lands whole, and the same export
+    sent once more (its reply lost) is not counted twice."""
+    memory = InMemorySpanExporter()
+    tp = provider("2.5.0", SimpleSpanProcessor(memory))
+    serve_one_request(orders, tp)
+    body = encode_spans(memory.get_finished_spans()).SerializeToString()
+    server = make_server(pg_dsn, port=0, token=WRITE)
+    server.start()
+    served = Served(server.url, Path())
+    name = pg_dsn.rsplit("/", 1)[1]
+    try:
+        with psycopg.connect(orders.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+            refused = post(served, body)
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        assert refused.status == 503
+        assert refused.headers["Retry-After"] == "5"
+        assert post(served, body).status == 200  # the exporter's retry
+        assert post(served, body).status == 200  # and again, its reply lost on the way
+        windows = server.store.statement_windows(source="otlp", release="2.5.0")
+        assert sum(w.calls for w in windows) == LOOPS + 2
+        requests = server.store.request_windows(route=ROUTE, release="2.5.0")
+        assert sum(r.requests for r in requests) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # -- helpers --------------------------------------------------------------------------------------
