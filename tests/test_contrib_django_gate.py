@@ -46,6 +46,11 @@ def _findings(output: str) -> str:
     return " ".join(output.split())  # the report wraps long lines
 
 
+def _test_ids(prefix: str) -> set[str]:
+    """The example's three tests, as the runner names them."""
+    return {prefix + t for t in ("test_order_list_slow", "test_order_list", "test_customer_list")}
+
+
 def _check_run(run_file: Path, test_ids: set[str], name: str) -> dict[str, object]:
     run = json.loads(run_file.read_text())
     assert set(run["tests"]) >= test_ids
@@ -91,12 +96,7 @@ def test_pytest_django_gate(shop: tuple[Path, dict[str, str], str]) -> None:
     assert gate.returncode == 1, gate.stdout + gate.stderr  # the tests pass; the gate fails
     assert "3 passed" in gate.stdout
     _assert_named(gate.stdout, project / "shop" / "views.py")
-    prefix = "shop/tests.py::ShopPagesTests::"
-    _check_run(
-        project / "run.json",
-        {prefix + t for t in ("test_order_list_slow", "test_order_list", "test_customer_list")},
-        name,
-    )
+    _check_run(project / "run.json", _test_ids("shop/tests.py::ShopPagesTests::"), name)
 
 
 def test_manage_py_test_gate(shop: tuple[Path, dict[str, str], str]) -> None:
@@ -105,12 +105,7 @@ def test_manage_py_test_gate(shop: tuple[Path, dict[str, str], str]) -> None:
     assert gate.returncode == 1, gate.stdout + gate.stderr
     assert "Ran 3 tests" in gate.stderr and "\nOK\n" in gate.stderr
     _assert_named(gate.stderr, project / "shop" / "views.py")
-    prefix = "shop.tests.ShopPagesTests."
-    _check_run(
-        project / "run.json",
-        {prefix + t for t in ("test_order_list_slow", "test_order_list", "test_customer_list")},
-        name,
-    )
+    _check_run(project / "run.json", _test_ids("shop.tests.ShopPagesTests."), name)
     # without --querywatch it is Django's runner: nothing recorded, the tests' own status
     plain = run_in(project, env, "manage.py", "test")
     assert plain.returncode == 0, plain.stderr
