@@ -29,6 +29,7 @@ log = logging.getLogger("querywatch.django")
 HINT_PREFIX = "django:n_plus_one:"
 """Store state key prefix of the ORM advice for a fingerprint (``+ fingerprint id``)."""
 UID = "querywatch.capture"
+MAX_ADVISED = 10_000  # (route, fingerprint) pairs whose advice was logged
 
 
 class TimedExecute:
@@ -121,6 +122,8 @@ class DjangoCapture:
         """Log an N+1's ORM advice once per route and fingerprint, and keep it in the store."""
         if (route, fingerprint) in self._advised:
             return
+        if len(self._advised) >= MAX_ADVISED:  # bounded: a pattern may be logged again
+            self._advised.clear()
         self._advised.add((route, fingerprint))
         log.warning("querywatch: N+1 in %s: %s; %s", route, advice[0].message, advice[0].fix)
         self.sink.hint(fingerprint, route, advice)
