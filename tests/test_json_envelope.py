@@ -94,6 +94,7 @@ SUCCEEDS: dict[str, tuple[tuple[str, ...], type]] = {
     "canary watch": (("canary", "watch"), dict),
     "canary promote": (("canary", "promote"), dict),
     "canary abort": (("canary", "abort"), dict),
+    "digest": (("digest", "{pglog}"), dict),
 }
 
 # command -> (a run that fails, its error code, its exit code)
@@ -116,6 +117,7 @@ FAILS: dict[str, tuple[tuple[str, ...], str, int]] = {
     "canary watch": (("canary", "watch"), "not_found", 1),
     "canary promote": (("canary", "promote"), "not_found", 1),
     "canary abort": (("canary", "abort"), "not_found", 1),
+    "digest": (("digest", "{missing}"), "source_error", 1),
 }
 
 
@@ -145,6 +147,11 @@ def fill(args: tuple[str, ...], world: World) -> list[str]:
     broken = world.cwd / "broken-runbook.toml"
     broken.write_text("[runbook.flush]\ntimeout_s = 1\n")  # no command
     values["{broken_runbook}"] = str(broken)
+    pglog = world.cwd / "postgresql.log"
+    pglog.write_text(
+        "2026-12-05 10:00:00.000 UTC [42] LOG:  duration: 1.500 ms  statement: SELECT 1\n"
+    )
+    values["{pglog}"] = str(pglog)
     return [values.get(a, a) for a in args]
 
 

@@ -80,6 +80,9 @@ class ParseOptions:
     prefix: str | None = None  # PostgreSQL log_line_prefix (None: detect it)
     first_line: int = 1  # line number of the first line given (a byte range starts mid-file)
     timezone: str | None = None  # for times logged without a zone (None: UTC)
+    #: The lines are a piece of a log and more follow in another piece (``digest -j``): a
+    #: statement still waiting for its duration line is handed over, not reported untimed.
+    more_follows: bool = False
 
 
 class Parser(Protocol):

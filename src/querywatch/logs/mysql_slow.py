@@ -103,7 +103,7 @@ class Parser:
         head = _HEAD.match
         find = buf.find
         count = buf.count
-        while True:
+        while pos < len(buf):
             if not in_entry:
                 start = _next_start(buf, pos)
                 if start < 0:
@@ -124,7 +124,12 @@ class Parser:
                 pos = start
                 in_entry = True
             m = head(buf, pos)
-            body_at = m.end() if m is not None else find(b"\n", pos) + 1
+            if m is not None:
+                body_at = m.end()
+            else:  # past the entry's "# User@Host:" line (after its "# Time:" line, if any)
+                body_at = find(b"\n", pos) + 1
+                if buf.startswith(_USER, body_at):
+                    body_at = find(b"\n", body_at) + 1 or len(buf)
             end = _next_start(buf, body_at)
             if end < 0:
                 if not final:

@@ -111,7 +111,7 @@ class Parser:
                 yield from out
                 out.clear()
         self.lines = reader.line_num
-        self.messages.finish()
+        self.messages.finish(self.options.more_follows)
         yield from out
         out.clear()
 

@@ -89,6 +89,6 @@ class Parser:
                 yield from out
                 out.clear()
         self.lines = line_no - self.options.first_line + 1
-        self.messages.finish()
+        self.messages.finish(self.options.more_follows)
         yield from out
         out.clear()

@@ -23,6 +23,9 @@ are reported without a duration (a session that ended mid-statement would otherw
 
 ERROR_SEVERITIES = frozenset({"ERROR", "FATAL", "PANIC"})
 
+LEADING_WATCH = 10_000
+"""Messages at the start of a piece watched for the end of the previous piece's statements."""
+
 
 class PgMessages:
     """Turns messages into :class:`LogStatement` records, appended to ``out``."""
@@ -31,6 +34,11 @@ class PgMessages:
         self.out = out
         self.pending: dict[str, LogStatement] = {}
         self.step_durations = 0  # parse / bind durations: not a statement's run
+        #: For a piece of a log read apart (``digest -j``): sessions whose first message here
+        #: ends a statement the previous piece began — its duration, or None for an error.
+        self.leading: dict[str, float | None] = {}
+        self._seen: set[str] = set()
+        self._watch = LEADING_WATCH
 
     def log(
         self,
@@ -65,6 +73,8 @@ class PgMessages:
                 rec = self.pending.pop(session, None)
                 if rec is None:
                     self.step_durations += 1
+                    if self._watch:
+                        self._first(session, ms, True)
                     return None
                 rec.duration_ms = ms
             elif rest.startswith("  plan:"):
@@ -128,6 +138,8 @@ class PgMessages:
     ) -> LogStatement:
         """One ERROR, FATAL or PANIC: the statement (if logged) failed."""
         pending = self.pending.pop(session, None) if session else None
+        if self._watch and pending is None:
+            self._first(session, None, True)
         text = statement if statement is not None else (pending.text if pending else "")
         rec = LogStatement(at, None, text, "error", line, None, user, database, session)
         rec.detail = f"{severity}:  {message}"
@@ -135,12 +147,28 @@ class PgMessages:
         self.out.append(rec)
         return rec
 
-    def finish(self) -> None:
-        """The log ended: statements still waiting for a duration are reported without one."""
-        self.out.extend(self.pending.values())
-        self.pending.clear()
+    def finish(self, more_follows: bool = False) -> None:
+        """The log ended: statements still waiting for a duration are reported without one —
+        unless ``more_follows`` (a piece of a log): they stay in ``pending`` for the caller to
+        match with the next piece's ``leading``."""
+        if not more_follows:
+            self.out.extend(self.pending.values())
+            self.pending.clear()
+
+    def _first(self, session: str, ms: float | None, ends: bool) -> None:
+        """A session's message near the start of a piece: the first one of each session says
+        whether it ends a statement begun before the piece (a bare duration, an error)."""
+        self._watch -= 1
+        if session not in self._seen:
+            self._seen.add(session)
+            if ends:
+                self.leading[session] = ms
+        if not self._watch:
+            self._seen.clear()
 
     def _pending(self, rec: LogStatement) -> None:
+        if self._watch:
+            self._first(rec.session, None, False)
         before = self.pending.pop(rec.session, None)
         if before is not None:  # the session's previous statement never got a duration line
             self.out.append(before)

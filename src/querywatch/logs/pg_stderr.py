@@ -171,10 +171,11 @@ class Parser:
             self._regex = entry_regex(prefix_pattern(self.prefix))
 
     def starts_entry(self, line: bytes) -> bool:
+        """A message's first line: prefixed, and not the DETAIL or STATEMENT of the one before."""
         if line.startswith(b"\t"):
             return False
-        text = line.decode("utf-8", "replace").rstrip("\n")
-        return bool((self._regex or _GENERIC).match(text))
+        m = (self._regex or _GENERIC).match(line.decode("utf-8", "replace").rstrip("\n"))
+        return m is not None and m["sev"] not in _AUX
 
     def parse(self, chunks: Iterable[bytes]) -> Iterator[LogStatement]:
         """Records of the chunks in order. An empty chunk means "no more for now" (a followed
@@ -204,7 +205,7 @@ class Parser:
                 out.clear()
         if carry:
             self._scan(carry, line_no)
-        self.messages.finish()
+        self.messages.finish(self.options.more_follows)
         yield from out
         out.clear()
 

@@ -171,7 +171,7 @@ def split_ranges(path: Path, parts: int, starts_entry: Callable[[bytes], bool]) 
     """Cut an uncompressed file into about ``parts`` ranges, each starting at a log entry (a line
     ``starts_entry`` accepts), so no entry is split between two workers."""
     size = path.stat().st_size
-    if parts <= 1 or size < 4 * CHUNK:
+    if parts <= 1:
         return [ByteRange(path, 0, size, 0)]
     cuts = [0]
     with open(path, "rb") as f:

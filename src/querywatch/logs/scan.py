@@ -20,7 +20,7 @@ from pathlib import Path
 
 from querywatch.logs import formats
 from querywatch.logs.digest import Digest, Phase
-from querywatch.logs.model import LogFormatError, ParseOptions, Parser, Skipped
+from querywatch.logs.model import LogFormatError, LogStatement, ParseOptions, Parser, Skipped
 from querywatch.logs.reader import ByteRange, LogFile, range_chunks, split_ranges
 
 PIECE = 32 << 20
@@ -100,13 +100,15 @@ def digest_files(
     digest: Digest | None = None,
     progress: Progress | None = None,
     jobs: int = 1,
+    piece: int = PIECE,
 ) -> tuple[Digest, list[FileReport]]:
     """Read every planned file into one digest (``digest``: add to one, e.g. with a window
-    sink for the store; only with ``jobs == 1``)."""
+    sink for the store; only with ``jobs == 1``). ``piece``: bytes per piece of work with
+    ``jobs > 1``."""
     if digest is None:
         digest = Digest(dialect_of(plans), phases=phases)
     if jobs > 1 and digest.window_sink is None:
-        return _parallel(plans, digest, progress, jobs)
+        return _parallel(plans, digest, progress, jobs, piece)
     reports: list[FileReport] = []
     done = 0
     for plan in plans:
@@ -180,28 +182,40 @@ def _finish_report(report: FileReport, parser: Parser) -> None:
 class _Piece:
     plan: Plan
     part: ByteRange | None  # None: the whole file (compressed, or small)
+    last: bool = True  # the file's last piece
 
 
-def _pieces(plans: Sequence[Plan]) -> list[_Piece]:
+@dataclass(slots=True)
+class _Done:
+    """A worker's result: its digest and report, and what crosses into the next piece."""
+
+    digest: Digest
+    report: FileReport
+    pending: list[LogStatement]  # statements still waiting for their duration at the end
+    leading: dict[str, float | None]  # sessions whose first message ends an earlier statement
+
+
+def _pieces(plans: Sequence[Plan], piece: int) -> list[_Piece]:
     out: list[_Piece] = []
     for plan in plans:
         if plan.format == "empty":
             continue
-        if plan.compressed or plan.size < 2 * PIECE:
+        if plan.compressed or plan.size < 2 * piece:
             out.append(_Piece(plan, None))
             continue
         parser = formats.get(plan.format).parser(plan.options)
-        parts = split_ranges(plan.path, max(1, plan.size // PIECE), parser.starts_entry)
-        out.extend(_Piece(plan, part) for part in parts)
+        parts = split_ranges(plan.path, max(1, plan.size // piece), parser.starts_entry)
+        out.extend(_Piece(plan, part, i == len(parts) - 1) for i, part in enumerate(parts))
     return out
 
 
-def _run_piece(piece: _Piece, phases: tuple[Phase, ...], dialect: str) -> tuple[Digest, FileReport]:
+def _run_piece(piece: _Piece, phases: tuple[Phase, ...], dialect: str) -> _Done:
     """One worker's job: a digest and a report of one piece (line numbers from its start)."""
     plan = piece.plan
     size = piece.part.end - piece.part.start if piece.part else plan.size
     report = FileReport(str(plan.path), plan.format, size, plan.options.prefix)
-    parser = formats.get(plan.format).parser(plan.options)
+    options = replace(plan.options, more_follows=not piece.last)
+    parser = formats.get(plan.format).parser(options)
     digest = Digest(dialect, phases=phases)
     if piece.part is None:
         with LogFile(plan.path) as f:
@@ -213,37 +227,57 @@ def _run_piece(piece: _Piece, phases: tuple[Phase, ...], dialect: str) -> tuple[
     report.skipped = parser.skipped
     messages = getattr(parser, "messages", None)
     report.step_durations = getattr(messages, "step_durations", 0)
-    return digest, report
+    pending = list(getattr(messages, "pending", {}).values())
+    return _Done(digest, report, pending, dict(getattr(messages, "leading", {})))
 
 
 def _parallel(
-    plans: Sequence[Plan], digest: Digest, progress: Progress | None, jobs: int
+    plans: Sequence[Plan], digest: Digest, progress: Progress | None, jobs: int, piece: int
 ) -> tuple[Digest, list[FileReport]]:
-    pieces = _pieces(plans)
+    pieces = _pieces(plans, piece)
     reports = {
         str(p.path): FileReport(str(p.path), p.format, p.size, p.options.prefix) for p in plans
     }
     offsets = dict.fromkeys(reports, 0)  # lines before the next piece of each file
+    handed: list[LogStatement] = []  # the previous piece's statements waiting for a duration
     done = 0
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(_run_piece, p, digest.phases, digest.dialect) for p in pieces]
         for future in futures:
-            part, report = future.result()
-            path = report.path
-            _shift_lines(part, report, offsets[path])
+            result = future.result()
+            report, path = result.report, result.report.path
+            _shift_lines(result.digest, report, offsets[path])
+            if handed:
+                digest.consume(_hand_over(handed, result.leading), path)
+                report.step_durations -= sum(1 for r in handed if result.leading.get(r.session))
+            handed = result.pending
             offsets[path] += report.lines
             whole = reports[path]
             whole.lines += report.lines
             whole.records += report.records
             whole.skipped.merge(report.skipped)
             whole.step_durations += report.step_durations
-            digest.merge(part)
+            digest.merge(result.digest)
             done += report.size
             if progress is not None:
                 progress(done)
     for report in reports.values():
         _check_readable(report, report.lines, report.skipped)
     return digest, list(reports.values())
+
+
+def _hand_over(handed: list[LogStatement], leading: dict[str, float | None]) -> list[LogStatement]:
+    """The previous piece's waiting statements, completed by this piece's first messages: a
+    duration times it, an error drops it (this piece counted the error), else it ran untimed."""
+    out = []
+    for rec in handed:
+        if rec.session in leading:
+            ms = leading[rec.session]
+            if ms is None:
+                continue
+            rec.duration_ms = ms
+        out.append(rec)
+    return out
 
 
 def _shift_lines(part: Digest, report: FileReport, offset: int) -> None:
