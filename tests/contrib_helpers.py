@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from querywatch.records import StatementWindow
+from querywatch.detect.nplusone import detect_n_plus_one
+from querywatch.records import RequestWindow, StatementWindow
 from querywatch.sql import fingerprint
+from querywatch.store.base import Store
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -48,6 +52,46 @@ def sites_of(windows: Sequence[StatementWindow], fp: str) -> set[tuple[Path, int
 def calls_of(windows: Sequence[StatementWindow], sql: str) -> int:
     fp = fingerprint(sql, "postgres").id
     return sum(w.calls for w in windows if w.fingerprint == fp)
+
+
+def by_route(store: Store) -> dict[str, RequestWindow]:
+    """The store's request windows summed per route (a test may straddle two 10 s windows)."""
+    routes: dict[str, RequestWindow] = {}
+    for w in store.request_windows():
+        seen = routes.get(w.route)
+        routes[w.route] = (
+            w
+            if seen is None
+            else replace(
+                seen,
+                requests=seen.requests + w.requests,
+                errors=seen.errors + w.errors,
+                db_ms=seen.db_ms + w.db_ms,
+                db_calls=seen.db_calls + w.db_calls,
+                users=seen.users | w.users,
+            )
+        )
+    return routes
+
+
+def assert_n_plus_one(
+    store: Store, *, route: str, requests: int, repeats: int, at: tuple[Path, str, str]
+) -> None:
+    """The example's N+1 (each customer's orders, one SELECT each) is the one repeated
+    statement in the store: on ``route``, ``repeats`` times in each of ``requests`` requests,
+    its call site the loop line of ``at`` = (file, a snippet of the line, function), and
+    detection names it."""
+    windows = store.repeat_windows()
+    assert {(w.route, w.fingerprint) for w in windows} == {(route, windows[0].fingerprint)}
+    lazy = windows[0]
+    assert sum(w.requests for w in windows) == requests
+    assert max(w.max_repeats for w in windows) == repeats
+    assert '"order"' in lazy.normalized and "customer_id" in lazy.normalized
+    path, snippet, function = at
+    site = (path, line_of(path, snippet), function)
+    assert site in sites_of(store.statement_windows(), lazy.fingerprint)
+    (found,) = detect_n_plus_one(store, time.time(), min_repeats=repeats)
+    assert (found.route, found.fingerprint) == (route, lazy.fingerprint)
 
 
 @contextmanager

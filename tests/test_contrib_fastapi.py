@@ -5,7 +5,6 @@ in a real store."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,9 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 
-from contrib_helpers import line_of, serve_asgi, sites_of, use_example
+from contrib_helpers import assert_n_plus_one, by_route, line_of, serve_asgi, sites_of, use_example
 from querywatch.capture.recorder import MemorySink, Recorder
 from querywatch.contrib.fastapi import QueryWatch
-from querywatch.detect.nplusone import detect_n_plus_one
 from querywatch.errors import ConfigError
 from querywatch.sql import fingerprint
 from querywatch.store import open_store
@@ -61,7 +59,7 @@ def test_routes_are_the_routers_templates_with_async_database_time(shop: Any) ->
     assert app.state.querywatch.flush()
 
     store = open_store(store_path)
-    requests = {w.route: w for w in store.request_windows()}
+    requests = by_route(store)
     assert {route: w.requests for route, w in requests.items()} == {
         "/customers": 3,
         "/customers/fixed": 3,
@@ -92,15 +90,13 @@ def test_n_plus_one_through_awaitable_attrs_is_named_on_the_route(shop: Any) -> 
     assert app.state.querywatch.flush()
 
     store = open_store(store_path)
-    (lazy,) = store.repeat_windows()  # the fixed page repeats nothing
-    assert (lazy.route, lazy.requests, lazy.max_repeats) == ("/customers", 4, CUSTOMERS)
-    assert '"order"' in lazy.normalized and "customer_id" in lazy.normalized
-    loop = line_of(SHOP, "# N+1: one SELECT per customer")
-    assert (SHOP, loop, "create_app.<locals>.list_customers") in sites_of(
-        store.statement_windows(), lazy.fingerprint
+    assert_n_plus_one(  # the fixed page repeats nothing
+        store,
+        route="/customers",
+        requests=4,
+        repeats=CUSTOMERS,
+        at=(SHOP, "# N+1: one SELECT per customer", "create_app.<locals>.list_customers"),
     )
-    (found,) = detect_n_plus_one(store, time.time(), min_repeats=CUSTOMERS)
-    assert (found.route, found.fingerprint) == ("/customers", lazy.fingerprint)
     store.close()
 
 

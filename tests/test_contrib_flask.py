@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,9 +13,8 @@ import httpx
 import pytest
 from flask import Flask
 
-from contrib_helpers import line_of, serve_wsgi, sites_of, sqlalchemy_url, use_example
+from contrib_helpers import assert_n_plus_one, by_route, serve_wsgi, sqlalchemy_url, use_example
 from querywatch.contrib.flask import QueryWatch
-from querywatch.detect.nplusone import detect_n_plus_one
 from querywatch.errors import ConfigError
 from querywatch.store import open_store
 
@@ -59,7 +57,7 @@ def test_routes_are_flask_url_rules_with_database_time_and_users(shop: Any) -> N
     assert app.extensions["querywatch"].flush()
 
     store = open_store(store_path)
-    requests = {w.route: w for w in store.request_windows()}
+    requests = by_route(store)
     assert {route: w.requests for route, w in requests.items()} == {
         "/customers": 3,
         "/customers/fixed": 3,
@@ -84,17 +82,13 @@ def test_n_plus_one_is_named_on_the_route_with_the_loop_as_call_site(shop: Any) 
     assert app.extensions["querywatch"].flush()
 
     store = open_store(store_path)
-    repeats = store.repeat_windows()
-    assert {w.route for w in repeats} == {"/customers"}  # the fixed page repeats nothing
-    (lazy,) = repeats
-    assert (lazy.requests, lazy.max_repeats) == (4, CUSTOMERS)
-    assert '"order"' in lazy.normalized and "customer_id" in lazy.normalized
-    loop = line_of(SHOP, "# N+1: one SELECT per customer")
-    assert (SHOP, loop, "create_app.<locals>.list_customers") in sites_of(
-        store.statement_windows(), lazy.fingerprint
+    assert_n_plus_one(  # the fixed page repeats nothing
+        store,
+        route="/customers",
+        requests=4,
+        repeats=CUSTOMERS,
+        at=(SHOP, "# N+1: one SELECT per customer", "create_app.<locals>.list_customers"),
     )
-    (found,) = detect_n_plus_one(store, time.time(), min_repeats=CUSTOMERS)
-    assert found.route == "/customers" and found.fingerprint == lazy.fingerprint
     store.close()
 
 
@@ -123,7 +117,7 @@ def test_init_app_before_flask_sqlalchemy_instruments_at_the_first_app_context(
         get(client, "/orders/3/total", 2)
     assert qw.flush()
     store = open_store(tmp_path / "q.db")
-    (window,) = store.request_windows()
+    (window,) = by_route(store).values()
     assert window.route == "/orders/<int:order_id>/total"
     assert (window.requests, window.db_calls) == (2, 2)
     assert sum(w.calls for w in store.statement_windows()) > 2  # the seeding statements too

@@ -14,52 +14,39 @@ Options are keyword arguments over the environment and ``querywatch.toml``: ``st
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Unpack
 
 from celery import signals  # type: ignore[import-untyped]
 
-from querywatch.capture.instrument import Instrumentation, instrument
 from querywatch.capture.jobs import Job, JobTracker
 from querywatch.capture.recorder import Recorder
-from querywatch.contrib.capture_settings import capture_settings
+from querywatch.contrib.integration import CaptureOptions, Integration, capture_settings
 
 ROUTE_PREFIX = "task:"
 ERROR_STATES = frozenset({"FAILURE", "RETRY"})
 
 
-class QueryWatch:
-    """Set up once per worker process (where the Celery app is created). Tasks of other Celery
-    apps in the same process are left alone."""
+class QueryWatch(Integration):
+    """Set up where the worker creates its Celery app; ``options``: ``store``, ``slo_ms``,
+    ``release``, ``repeat_threshold``, ``flush_interval``. Tasks of other Celery apps in the same
+    process are left alone."""
 
     def __init__(
         self,
         app: Any,
         *,
         recorder: Recorder | None = None,
-        store: str | None = None,
-        slo_ms: float | None = None,
-        release: str | None = None,
-        repeat_threshold: int | None = None,
-        flush_interval: float | None = None,
+        **options: Unpack[CaptureOptions],
     ) -> None:
-        given = {
-            "store": store,
-            "slo_ms": slo_ms,
-            "release": release,
-            "repeat_threshold": repeat_threshold,
-            "flush_interval": flush_interval,
-        }
-        settings = capture_settings(given, source="QueryWatch()")
+        settings = capture_settings(options, source="QueryWatch()")
+        super().__init__(settings, recorder)
         self.app = app
-        self._owns_recorder = recorder is None
-        self.recorder = recorder or settings.recorder()
         self.tracker = JobTracker(
             self.recorder,
             slo_ms=settings.slo_ms,
             repeat_threshold=settings.repeat_threshold,
             release=settings.release,
         )
-        self.instrumentations: list[Instrumentation] = []
         self._runs: dict[str, Job] = {}
         self._lock = threading.Lock()
         signals.task_prerun.connect(self._prerun, weak=False)
@@ -83,26 +70,9 @@ class QueryWatch:
     def _process_ends(self, **_: Any) -> None:
         self.recorder.flush()
 
-    def instrument(self, target: Any) -> Instrumentation:
-        """Record the statements of an engine or connection the tasks use."""
-        inst = instrument(target, recorder=self.recorder)
-        self.instrumentations.append(inst)
-        return inst
-
-    def flush(self, timeout: float = 30.0) -> bool:
-        """Write what was recorded so far to the store now; True when it took it all."""
-        return self.recorder.flush(timeout)
-
     def close(self) -> None:
-        """Stop recording tasks and the instrumented handles, and flush (the recorder is closed
-        too unless it was passed in)."""
+        """Stop recording tasks, then as :meth:`Integration.close`."""
         signals.task_prerun.disconnect(self._prerun)
         signals.task_postrun.disconnect(self._postrun)
         signals.worker_process_shutdown.disconnect(self._process_ends)
-        for inst in self.instrumentations:
-            inst.close()
-        self.instrumentations.clear()
-        if self._owns_recorder:
-            self.recorder.close()
-        else:
-            self.recorder.flush()
+        super().close()

@@ -16,12 +16,12 @@ Options are keyword arguments over the environment and ``querywatch.toml``: ``st
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Unpack
 
-from querywatch.capture.instrument import Instrumentation, instrument
+from querywatch.capture.instrument import instrument
 from querywatch.capture.middleware import UNKNOWN_ROUTE, ASGIMiddleware, Scope, template_path
 from querywatch.capture.recorder import Recorder
-from querywatch.contrib.capture_settings import capture_settings
+from querywatch.contrib.integration import CaptureOptions, Integration, capture_settings
 
 
 def starlette_route(scope: Scope) -> str:
@@ -40,8 +40,9 @@ def starlette_route(scope: Scope) -> str:
     return mounts or template_path(str(scope.get("path") or "/"))
 
 
-class QueryWatch:
-    """Set up on a FastAPI or Starlette app before it starts serving.
+class QueryWatch(Integration):
+    """Set up on a FastAPI or Starlette app before it starts serving; ``options``: ``store``,
+    ``slo_ms``, ``release_header``, ``release``, ``repeat_threshold``, ``flush_interval``.
 
     ``recorder``: share one recorder with other instrumentation; by default one writing to the
     ``store`` setting. ``user_of``: the user of a request from its ASGI scope, for the share of
@@ -53,26 +54,11 @@ class QueryWatch:
         app: Any,
         *,
         recorder: Recorder | None = None,
-        store: str | None = None,
-        slo_ms: float | None = None,
-        release_header: str | None = None,
-        release: str | None = None,
-        repeat_threshold: int | None = None,
-        flush_interval: float | None = None,
         user_of: Callable[[Scope], str | None] | None = None,
+        **options: Unpack[CaptureOptions],
     ) -> None:
-        given = {
-            "store": store,
-            "slo_ms": slo_ms,
-            "release_header": release_header,
-            "release": release,
-            "repeat_threshold": repeat_threshold,
-            "flush_interval": flush_interval,
-        }
-        self.settings = settings = capture_settings(given, source="QueryWatch()")
-        self._owns_recorder = recorder is None
-        self.recorder = recorder or settings.recorder()
-        self.instrumentations: list[Instrumentation] = []
+        settings = capture_settings(options, source="QueryWatch()")
+        super().__init__(settings, recorder)
         users = {} if user_of is None else {"user_of": user_of}
         app.add_middleware(
             ASGIMiddleware,
@@ -85,29 +71,7 @@ class QueryWatch:
             **users,
         )
 
-    def instrument(self, target: Any) -> Instrumentation:
-        """Record the statements of an engine or connection (AsyncEngine, psycopg
-        AsyncConnection, ...) into this app's recorder."""
-        inst = instrument(target, recorder=self.recorder)
-        self.instrumentations.append(inst)
-        return inst
-
     async def configure(self, conn: Any) -> None:
         """``AsyncConnectionPool(conninfo, configure=qw.configure)``: every connection the pool
         opens is recorded (for as long as it lives; nothing is kept per connection)."""
         instrument(conn, recorder=self.recorder)
-
-    def flush(self, timeout: float = 30.0) -> bool:
-        """Write what was recorded so far to the store now; True when it took it all."""
-        return self.recorder.flush(timeout)
-
-    def close(self) -> None:
-        """Stop recording the instrumented handles and flush (also happens at exit); the
-        recorder is closed too unless it was passed in."""
-        for inst in self.instrumentations:
-            inst.close()
-        self.instrumentations.clear()
-        if self._owns_recorder:
-            self.recorder.close()
-        else:
-            self.recorder.flush()

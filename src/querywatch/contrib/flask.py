@@ -21,10 +21,9 @@ from typing import Any
 from flask import Flask, appcontext_pushed
 from werkzeug.exceptions import HTTPException
 
-from querywatch.capture.instrument import Instrumentation, instrument
 from querywatch.capture.middleware import UNKNOWN_ROUTE, Environ, WSGIMiddleware
 from querywatch.capture.recorder import Recorder
-from querywatch.contrib.capture_settings import CaptureSettings, capture_settings
+from querywatch.contrib.integration import CaptureSettings, Integration, capture_settings
 
 EXTENSION = "querywatch"
 PREFIX = "QUERYWATCH_"
@@ -52,25 +51,14 @@ def config_settings(app: Flask) -> CaptureSettings:
     return capture_settings(values, source="app.config", name_of=lambda n: PREFIX + n.upper())
 
 
-class FlaskCapture:
+class FlaskCapture(Integration):
     """What ``QueryWatch`` set up for one app (``app.extensions["querywatch"]``)."""
 
-    def __init__(
-        self, app: Flask, settings: CaptureSettings, recorder: Recorder, owns_recorder: bool
-    ) -> None:
+    def __init__(self, app: Flask, settings: CaptureSettings, recorder: Recorder | None) -> None:
+        super().__init__(settings, recorder)
         self.app = app
-        self.settings = settings
-        self.recorder = recorder
-        self._owns_recorder = owns_recorder
-        self.instrumentations: list[Instrumentation] = []
         self._engines: set[int] = set()
         self._lock = threading.Lock()
-
-    def instrument(self, target: Any) -> Instrumentation:
-        """Record the statements of another connection or engine into this app's recorder."""
-        inst = instrument(target, recorder=self.recorder)
-        self.instrumentations.append(inst)
-        return inst
 
     def instrument_sqlalchemy(self) -> int:
         """Instrument the Flask-SQLAlchemy engines (every bind) not instrumented yet; needs the
@@ -86,21 +74,6 @@ class FlaskCapture:
                     self.instrument(engine)
                     added += 1
         return added
-
-    def flush(self, timeout: float = 30.0) -> bool:
-        """Write what was recorded so far to the store now; True when it took it all."""
-        return self.recorder.flush(timeout)
-
-    def close(self) -> None:
-        """Stop recording the engines and flush (also happens at interpreter exit); the recorder
-        is closed too unless it was passed to ``QueryWatch``."""
-        for inst in self.instrumentations:
-            inst.close()
-        self.instrumentations.clear()
-        if self._owns_recorder:
-            self.recorder.close()
-        else:
-            self.recorder.flush()
 
 
 class QueryWatch:
@@ -130,9 +103,8 @@ class QueryWatch:
         """Wrap ``app.wsgi_app`` and instrument the app's SQLAlchemy engines."""
         if EXTENSION in app.extensions:
             raise RuntimeError("querywatch: QueryWatch is already set up on this Flask app")
-        settings = config_settings(app)
-        recorder = self._recorder or settings.recorder()
-        capture = FlaskCapture(app, settings, recorder, self._recorder is None)
+        capture = FlaskCapture(app, config_settings(app), self._recorder)
+        settings, recorder = capture.settings, capture.recorder
         app.extensions[EXTENSION] = capture
         self._capture = capture
         users = {} if self._user_of is None else {"user_of": self._user_of}

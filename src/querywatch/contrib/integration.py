@@ -1,4 +1,5 @@
-"""What an integration needs to start capturing, read from the framework's own configuration.
+"""What every integration shares: its settings, read from the framework's configuration, and
+its recorder with the handles it instrumented.
 
 Flask's ``app.config["QUERYWATCH_STORE"]`` or a keyword argument are one more layer over
 querywatch's settings: they win over the environment and ``querywatch.toml``, and are checked by
@@ -14,8 +15,9 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
+from querywatch.capture.instrument import Instrumentation, instrument
 from querywatch.capture.recorder import Recorder
 from querywatch.config import SETTINGS, load_config
 from querywatch.errors import ConfigError
@@ -43,6 +45,17 @@ CAPTURE_OPTIONS: dict[str, Callable[[Any], Any]] = {
     "repeat_threshold": _count,
     "flush_interval": _seconds,
 }
+
+
+class CaptureOptions(TypedDict, total=False):
+    """The keyword options of an integration that has no configuration of its own."""
+
+    store: str
+    slo_ms: float
+    release_header: str
+    release: str
+    repeat_threshold: int
+    flush_interval: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,3 +128,35 @@ def capture_settings(
         release_header=str(config["release_header"] or "").strip(),
         **options,
     )
+
+
+class Integration:
+    """What every integration holds: the settings, the recorder (its own unless one was passed
+    in, e.g. a Flask app's shared with its Celery tasks) and the handles it instrumented."""
+
+    def __init__(self, settings: CaptureSettings, recorder: Recorder | None = None) -> None:
+        self.settings = settings
+        self._owns_recorder = recorder is None
+        self.recorder = recorder or settings.recorder()
+        self.instrumentations: list[Instrumentation] = []
+
+    def instrument(self, target: Any) -> Instrumentation:
+        """Record the statements of an engine or connection into this recorder."""
+        inst = instrument(target, recorder=self.recorder)
+        self.instrumentations.append(inst)
+        return inst
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Write what was recorded so far to the store now; True when it took it all."""
+        return self.recorder.flush(timeout)
+
+    def close(self) -> None:
+        """Stop recording the instrumented handles and flush (also happens at exit); the
+        recorder is closed too unless it was passed in."""
+        for inst in self.instrumentations:
+            inst.close()
+        self.instrumentations.clear()
+        if self._owns_recorder:
+            self.recorder.close()
+        else:
+            self.recorder.flush()
