@@ -132,11 +132,9 @@ class SpanReceiver:
         slo_ms: float = DEFAULT_SLO_MS,
         recent: int = RECENT_SPANS,
         entries: int = MEMORY_ENTRIES,
-        clock_ns: Callable[[], int] | None = None,
     ) -> None:
         self.repeat_threshold = repeat_threshold
         self.slo_ns = int(slo_ms * 1e6)
-        self._clock_ns = clock_ns
         self._lock = threading.Lock()
         self._known: _Memory[SpanKey, SpanKey | None] = _Memory(recent)
         self._db_parents: _Memory[SpanKey, None] = _Memory(recent)

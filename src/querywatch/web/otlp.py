@@ -31,6 +31,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from querywatch.capture.otlp_spans import Received, SpanReceiver, write_batch
+from querywatch.config import DEFAULT_SLO_MS
 from querywatch.errors import StoreError
 from querywatch.web.api import Refused, printable, read_body
 from querywatch.web.auth import Forbidden, NotSignedIn, require_write
@@ -124,7 +125,7 @@ def _receiver(request: Request) -> SpanReceiver:
         receiver = getattr(app_state, "qw_otlp_receiver", None)
         if not isinstance(receiver, SpanReceiver):
             settings = web_state(request).settings
-            receiver = SpanReceiver(slo_ms=float(settings.get("slo_ms") or 1000.0))
+            receiver = SpanReceiver(slo_ms=float(settings.get("slo_ms") or DEFAULT_SLO_MS))
             app_state.qw_otlp_receiver = receiver
         return receiver
 
