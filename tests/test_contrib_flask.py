@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 
 from contrib_helpers import assert_n_plus_one, by_route, serve_wsgi, sqlalchemy_url, use_example
-from querywatch.contrib.flask import QueryWatch
+from querywatch.contrib.flask import QueryWatch, flask_route
 from querywatch.errors import ConfigError
 from querywatch.store import open_store
 
@@ -71,6 +71,19 @@ def test_routes_are_flask_url_rules_with_database_time_and_users(shop: Any) -> N
     assert requests["/customers"].users and requests["/customers"].release == "v1"
     assert requests["<unknown>"].db_calls == 0
     store.close()
+
+
+def test_a_request_flask_has_not_routed_is_matched_with_the_apps_url_map() -> None:
+    """An environ without Werkzeug's request (a middleware that copied it): the app's URL
+    adapter names the rule; a path no rule matches is <unknown>."""
+    from werkzeug.test import EnvironBuilder
+
+    app = flask_shop.create_app("sqlite://", QUERYWATCH_STORE=":memory:")
+    assert flask_route(app, EnvironBuilder(path="/orders/42").get_environ()) == (
+        "/orders/<int:order_id>"
+    )
+    assert flask_route(app, EnvironBuilder(path="/orders/x").get_environ()) == "<unknown>"
+    app.extensions["querywatch"].close()
 
 
 @pytest.mark.postgres

@@ -154,7 +154,9 @@ class WSGIMiddleware(_Base):
     (``release_header=None`` takes the setting from ``$QUERYWATCH_RELEASE_HEADER``).
 
     The request ends when the response body is closed, so statements run while a streamed body
-    is generated count toward it.
+    is generated count toward it. ``route_of`` and ``user_of`` are asked then, so they see the
+    environ as the app left it (Werkzeug's request object with the URL rule Flask matched, a
+    ``REMOTE_USER`` an authentication layer set).
     """
 
     def __init__(
@@ -175,7 +177,6 @@ class WSGIMiddleware(_Base):
         self._release_key = "HTTP_" + header.upper().replace("-", "_") if header else None
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        route, user = self._describe(environ)
         key = self._release_key
         state = self._state(environ.get(key) if key is not None else None)
         status = [500]
@@ -193,11 +194,11 @@ class WSGIMiddleware(_Base):
             body = self.app(environ, capture)
         except BaseException:
             current_request.reset(token)
-            self._finish(route, user, t0, state, True)
+            self._finish(*self._describe(environ), t0, state, True)
             raise
         if isinstance(body, list | tuple):
             current_request.reset(token)
-            self._finish(route, user, t0, state, status[0] >= 500)
+            self._finish(*self._describe(environ), t0, state, status[0] >= 500)
             return body
 
         def done(error: bool) -> None:
@@ -205,7 +206,7 @@ class WSGIMiddleware(_Base):
                 current_request.reset(token)
             except ValueError:  # closed from another context than the one that started it
                 current_request.set(None)
-            self._finish(route, user, t0, state, error or status[0] >= 500)
+            self._finish(*self._describe(environ), t0, state, error or status[0] >= 500)
 
         return _ClosingBody(body, done)
 

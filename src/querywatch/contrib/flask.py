@@ -2,8 +2,8 @@
 app's Flask-SQLAlchemy engines.
 
 The WSGI middleware wraps ``app.wsgi_app``; a request's route is the rule Flask's own URL map
-matches (``/orders/<int:id>``, not ``/orders/42``), found with the app's URL adapter before the
-request runs, so a 404 or 405 is ``<unknown>`` instead of one route per probed path. The engines
+matched (``/orders/<int:id>``, not ``/orders/42``), read from the request when it has finished,
+so a 404 or 405 is ``<unknown>`` instead of one route per probed path. The engines
 of ``app.extensions["sqlalchemy"]`` (every bind) are instrumented when ``QueryWatch`` is set up,
 or at the first app context when Flask-SQLAlchemy is initialised after it. Options come from
 ``app.config["QUERYWATCH_*"]`` over the environment and ``querywatch.toml``
@@ -30,15 +30,21 @@ PREFIX = "QUERYWATCH_"
 
 
 def flask_route(app: Flask, environ: Environ) -> str:
-    """The URL rule ``environ`` matches in ``app`` (``/orders/<int:id>``), else ``<unknown>``."""
+    """The URL rule ``environ``'s request matched in ``app`` (``/orders/<int:id>``), else
+    ``<unknown>``. Asked when the request has finished: the rule Flask matched is on the request
+    object Werkzeug left in the environ; without one, the app's URL adapter matches again."""
+    request = environ.get("werkzeug.request")
+    if request is not None and getattr(request, "environ", None) is environ:
+        rule = getattr(request, "url_rule", None)
+        return UNKNOWN_ROUTE if rule is None else str(rule.rule)
     adapter = app.create_url_adapter(app.request_class(environ))
     if adapter is None:
         return UNKNOWN_ROUTE
     try:
-        rule, _ = adapter.match(return_rule=True)
+        matched, _ = adapter.match(return_rule=True)
     except HTTPException:  # no rule (404), wrong method (405), a redirect to the slash
         return UNKNOWN_ROUTE
-    return str(rule.rule)
+    return str(matched.rule)
 
 
 def config_settings(app: Flask) -> CaptureSettings:
