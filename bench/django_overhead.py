@@ -14,8 +14,10 @@ interleaved (A, B, C, …, A, B, C, …) on connections of their own to one loop
 
 Two figures: µs per statement (a loop of point queries on the cursor) and µs per request (a view
 running ``--per-request`` point queries, called through each configuration's middleware with a
-request from Django's RequestFactory). The median over ``--rounds`` rounds is printed, and what
-each configuration adds over its bare one.
+request from Django's RequestFactory). Wall time and this thread's CPU time are printed (median
+over ``--rounds`` rounds), and what each configuration adds over its bare one, paired per round;
+on a busy machine the CPU figures are the ones to read (the wall figures carry the wait on the
+server).
 
     .venv/bin/python bench/django_overhead.py [--dsn postgresql://...] [--rounds 9] [-n 10000]
 
@@ -74,12 +76,17 @@ def configure_django(dsn: str) -> None:
 urlpatterns: list[Any] = []  # ROOT_URLCONF: the views are called directly, by configuration
 
 
-def statement_loop(execute: Callable[..., Any], fetchone: Callable[[], Any], n: int) -> float:
-    t0 = time.perf_counter()
+Timing = tuple[float, float]
+"""(wall µs, this thread's CPU µs) per unit: the CPU time leaves out the wait on the server, so it
+shows what the instrumentation costs the application with far less noise on a busy machine."""
+
+
+def statement_loop(execute: Callable[..., Any], fetchone: Callable[[], Any], n: int) -> Timing:
+    t0, c0 = time.perf_counter(), time.thread_time()
     for i in range(n):
         execute(POINT, (i % 1000,))
         fetchone()
-    return (time.perf_counter() - t0) / n * 1e6
+    return (time.perf_counter() - t0) / n * 1e6, (time.thread_time() - c0) / n * 1e6
 
 
 def make_view(alias: str, per_request: int) -> Callable[[Any], Any]:
@@ -96,17 +103,17 @@ def make_view(alias: str, per_request: int) -> Callable[[Any], Any]:
     return view
 
 
-def request_loop(handler: Callable[[Any], Any], requests: int) -> float:
+def request_loop(handler: Callable[[Any], Any], requests: int) -> Timing:
     from django.test import RequestFactory
     from django.urls import ResolverMatch
 
     factory = RequestFactory()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.thread_time()
     for _ in range(requests):
         request = factory.get("/items/")
         request.resolver_match = ResolverMatch(handler, (), {}, url_name="items")
         handler(request)
-    return (time.perf_counter() - t0) / requests * 1e6
+    return (time.perf_counter() - t0) / requests * 1e6, (time.thread_time() - c0) / requests * 1e6
 
 
 def setup(dsn: str, per_request: int) -> tuple[dict[str, Any], Callable[[], None], Any]:
@@ -175,8 +182,8 @@ def main() -> None:
         prepare(dsn)
         configure_django(dsn)
         configs, reset, (running, _inst) = setup(dsn, args.per_request)
-        per_stmt: dict[str, list[float]] = {name: [] for name in configs["statements"]}
-        per_req: dict[str, list[float]] = {name: [] for name in configs["requests"]}
+        per_stmt: dict[str, list[Timing]] = {name: [] for name in configs["statements"]}
+        per_req: dict[str, list[Timing]] = {name: [] for name in configs["requests"]}
         for execute, fetchone in configs["statements"].values():  # warm up
             statement_loop(execute, fetchone, 2000)
         for handler in configs["requests"].values():
@@ -198,37 +205,56 @@ def main() -> None:
         running.close()
 
 
-def report(per_stmt: dict[str, list[float]], per_req: dict[str, list[float]], args: Any) -> None:
+def _table(title: str, runs: dict[str, list[Timing]], base: dict[str, str]) -> dict[str, float]:
+    """Print wall and CPU medians and what each configuration adds over its bare one (paired
+    per round: the difference within a round, whose noise both sides share); CPU added back."""
+    print(f"\n{title}")
+    print(
+        f"{'configuration':28} {'wall µs':>9} {'added':>8} {'CPU µs':>9} {'added':>8}"
+        f" {'wall min–max':>16}"
+    )
+    added_cpu: dict[str, float] = {}
+    for name, values in runs.items():
+        wall = statistics.median(v[0] for v in values)
+        cpu = statistics.median(v[1] for v in values)
+        walls = [v[0] for v in values]
+        if name in base:
+            ref = runs[base[name]]
+            dw = statistics.median(v[0] - r[0] for v, r in zip(values, ref, strict=True))
+            dc = statistics.median(v[1] - r[1] for v, r in zip(values, ref, strict=True))
+            added_cpu[name] = dc
+            aw, ac = f"{dw:+8.2f}", f"{dc:+8.2f}"
+        else:
+            aw = ac = " " * 8
+        span = f"{min(walls):.0f}–{max(walls):.0f}"
+        print(f"{name:28} {wall:9.2f} {aw} {cpu:9.2f} {ac} {span:>16}")
+    return added_cpu
+
+
+def report(per_stmt: dict[str, list[Timing]], per_req: dict[str, list[Timing]], args: Any) -> None:
     base = {"raw psycopg + querywatch": "raw psycopg"}
     base |= {k: "Django" for k in per_stmt if k.startswith("Django +")}
-    print(f"\nper statement (point SELECT + fetchone, {args.rounds} × {args.n}):")
-    print(f"{'configuration':28} {'median µs':>10} {'added µs':>9} {'min':>8} {'max':>8}")
-    med = {k: statistics.median(v) for k, v in per_stmt.items()}
-    for name, values in per_stmt.items():
-        added = f"{med[name] - med[base[name]]:+9.2f}" if name in base else " " * 9
-        print(f"{name:28} {med[name]:10.2f} {added} {min(values):8.2f} {max(values):8.2f}")
-    print(
-        f"\nper request ({args.per_request} statements, through the configuration's middleware,"
-        f" {args.rounds} × {args.requests}):"
+    s = _table(
+        f"per statement (point SELECT + fetchone, {args.rounds} rounds × {args.n}):",
+        per_stmt,
+        base,
     )
-    print(f"{'configuration':28} {'median µs':>10} {'added µs':>9} {'min':>8} {'max':>8}")
-    rmed = {k: statistics.median(v) for k, v in per_req.items()}
-    for name, values in per_req.items():
-        added = f"{rmed[name] - rmed['Django']:+9.2f}" if name != "Django" else " " * 9
-        print(f"{name:28} {rmed[name]:10.2f} {added} {min(values):8.2f} {max(values):8.2f}")
-    ours = med["Django + querywatch"] - med["Django"]
-    otel = med["Django + OpenTelemetry"] - med["Django"]
-    raw = med["raw psycopg + querywatch"] - med["raw psycopg"]
-    print(
-        f"\nper statement, querywatch adds {ours:.2f} µs through Django's hook ({raw:.2f} µs on"
-        f" the raw psycopg path); OpenTelemetry adds {otel:.2f} µs"
-        + (f" ({otel / ours:.1f}x ours)" if ours > 0 else "")
+    r = _table(
+        f"per request ({args.per_request} statements, through the configuration's middleware,"
+        f" {args.rounds} rounds × {args.requests}):",
+        per_req,
+        {k: "Django" for k in per_req if k != "Django"},
     )
-    rq = rmed["Django + querywatch"] - rmed["Django"]
-    ro = rmed["Django + OpenTelemetry"] - rmed["Django"]
+    ours, otel = s["Django + querywatch"], s["Django + OpenTelemetry"]
     print(
-        f"per request, querywatch adds {rq:.1f} µs, OpenTelemetry {ro:.1f} µs"
-        + (f" ({ro / rq:.1f}x ours)" if rq > 0 else "")
+        f"\nCPU added per statement: querywatch {ours:.2f} µs through Django's hook"
+        f" ({s['raw psycopg + querywatch']:.2f} µs on the raw psycopg path), OpenTelemetry"
+        f" {otel:.2f} µs" + (f" ({otel / ours:.0f}x ours)" if ours > 0 else "")
+    )
+    rq, ro = r["Django + querywatch"], r["Django + OpenTelemetry"]
+    print(
+        f"CPU added per request of {args.per_request} statements: querywatch {rq:.1f} µs,"
+        f" OpenTelemetry {ro:.1f} µs" + (f" ({ro / rq:.0f}x ours)" if rq > 0 else "")
     )
 
 
