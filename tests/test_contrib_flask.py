@@ -13,7 +13,14 @@ import httpx
 import pytest
 from flask import Flask
 
-from contrib_helpers import assert_n_plus_one, by_route, serve_wsgi, sqlalchemy_url, use_example
+from contrib_helpers import (
+    assert_n_plus_one,
+    by_route,
+    line_of,
+    serve_wsgi,
+    sqlalchemy_url,
+    use_example,
+)
 from querywatch.contrib.flask import QueryWatch, flask_route
 from querywatch.errors import ConfigError
 from querywatch.store import open_store
@@ -166,3 +173,21 @@ def test_import_querywatch_imports_no_framework() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
+
+
+def test_code_sqlalchemy_generates_is_not_a_call_site(tmp_path: Path) -> None:
+    """SQLAlchemy compiles some of its own functions ("<sqlalchemy generated ...>"); the call
+    site of a flush is the application line that committed, not that generated code."""
+    app = flask_shop.create_app(
+        f"sqlite:///{tmp_path / 'shop.db'}", QUERYWATCH_STORE=str(tmp_path / "qw.sqlite3")
+    )
+    with app.app_context():
+        flask_shop.seed(customers=2, orders=2)
+    capture = app.extensions["querywatch"]
+    capture.close()
+    store = open_store(tmp_path / "qw.sqlite3")
+    sites = {s for w in store.statement_windows() for s in w.call_sites}
+    store.close()
+    assert sites and not [s for s in sites if s.path.startswith("<")]
+    commit = line_of(SHOP, "db.session.commit()")
+    assert any(Path(s.path).resolve() == SHOP and s.line == commit for s in sites)

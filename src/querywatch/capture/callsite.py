@@ -60,7 +60,9 @@ def _classify(filename: str) -> bool:
     if filename.startswith("<frozen"):
         return True
     if filename.startswith("<"):
-        return False  # <stdin>, <string>: the user's own code
+        # <stdin>, <string>: the user's own code; "<sqlalchemy generated warnings>", "<attrs
+        # generated init ...>": code a library compiled for itself.
+        return " generated" in filename
     path = os.path.abspath(filename)
     if path.startswith(_app_prefixes):
         return False
