@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from querywatch.cli.context import Context, emit_json, err_console, open_configured_store
-from querywatch.cli.options import FiniteFloat, json_option, setting_help
+from querywatch.cli.options import FiniteFloat, dsn_option, json_option, setting_help
 from querywatch.config import Config
 from querywatch.errors import ConfigError
 from querywatch.logs.formats import NAMES
@@ -96,6 +96,10 @@ SORTS = ("total", "calls", "mean", "max", "errors")
     type=FiniteFloat(min=0, min_open=True),
     help="With --follow: stop after this many seconds (default: until Ctrl-C).",
 )
+@dsn_option(
+    "With --follow: the database the log is of, for triage figures and EXPLAIN "
+    "(optional: the log alone is enough)"
+)
 @click.option(
     "--detect/--no-detect",
     default=True,
@@ -127,6 +131,7 @@ def digest_cmd(
     follow: bool,
     interval: float | None,
     duration: float | None,
+    dsn: str | None,
     detect: bool,
     jobs: int,
     no_progress: bool,
@@ -141,7 +146,7 @@ def digest_cmd(
     if follow:
         if len(paths) != 1:
             raise ConfigError("--follow reads one file: name the log being written")
-        cfg = obj.config(store=store or None, interval=interval)
+        cfg = obj.config(store=store or None, interval=interval, dsn=dsn)
         _follow(cfg, paths[0], fmt, options, duration=duration, detect=detect)
         return
     store_cfg = obj.config(store=store or None) if store is not None else None
@@ -156,7 +161,7 @@ def digest_cmd(
         return
     from querywatch.cli.digest_view import print_report
 
-    print_report(digest, reports, data, sort=sort, limit=limit)
+    print_report(digest, reports, data, sort=sort, show_values=show_values)
 
 
 def _digest(

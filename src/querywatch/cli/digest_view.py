@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.text import Text
 
 from querywatch.logs.digest import Digest
+from querywatch.logs.report import row_json
 from querywatch.logs.scan import FileReport
 from querywatch.terminal import left_for_text, plain_table, safe_text
 
@@ -27,6 +28,11 @@ _HOW_TO_LOG = {
     "mysql": "MySQL logs statements to the slow log with slow_query_log = ON and "
     "long_query_time = 0 (or a threshold)",
 }
+
+
+def _indented(text: str, depth: int = 2) -> Text:
+    """Outside text on one line, indented (safe_text alone would fold the leading spaces)."""
+    return Text.assemble(" " * depth, safe_text(text))
 
 
 def _ms(value: float | None) -> str:
@@ -45,7 +51,7 @@ def print_report(
     data: dict[str, Any],
     *,
     sort: str,
-    limit: int,
+    show_values: bool = False,
     console: Console | None = None,
 ) -> None:
     out = console or Console(highlight=False)
@@ -66,7 +72,8 @@ def print_report(
         title = f"top {len(data['fingerprints'])} of {data['fingerprint_count']:,} by {sort}"
         out.print(fingerprint_table(data["fingerprints"], title, out.width))
     _samples(out, data["fingerprints"][:SAMPLES])
-    _events(out, data["fingerprints"])
+    # Errors, lock waits and temporary files of every fingerprint, not only the top ones.
+    _events(out, [row_json(st, digest.dialect, show_values) for st in digest.all_rows(sort)])
     _notes(out, data)
 
 
@@ -132,12 +139,12 @@ def _samples(out: Console, rows: Sequence[dict[str, Any]]) -> None:
     for r in shown:
         s = r["sample"]
         where = f"{s['file']}:{s['line']}" if s["file"] else f"line {s['line']}"
-        line = f"  {r['fingerprint']}  {_ms(s['duration_ms'])} ms at {_when(s['at'])} ({where})"
-        out.print(safe_text(line))
+        line = f"{r['fingerprint']}  {_ms(s['duration_ms'])} ms at {_when(s['at'])} ({where})"
+        out.print(_indented(line))
         if s["parameters"]:
-            out.print(safe_text(f"    parameters: {s['parameters']}"), soft_wrap=True)
+            out.print(_indented(f"parameters: {s['parameters']}", 4), soft_wrap=True)
         if not s["redacted"]:
-            out.print(safe_text(f"    {s['text']}"), soft_wrap=True)
+            out.print(_indented(s["text"], 4), soft_wrap=True)
     if shown[0]["sample"]["redacted"]:
         out.print(Text("  (values redacted: --show-values shows them)", style="dim"))
 
@@ -161,8 +168,8 @@ def _events(out: Console, rows: Sequence[dict[str, Any]]) -> None:
                 extra = f", {r[unit] / 2**20:,.1f} MiB"
             elif key == "errors" and r["error_example"]:
                 extra = f": {r['error_example']}"
-            text = f"  {r[key]:,} × {r['fingerprint']} {r['normalized'][:60]}{extra}"
-            out.print(safe_text(text), soft_wrap=True)
+            text = f"{r[key]:,} × {r['fingerprint']} {r['normalized'][:60]}{extra}"
+            out.print(_indented(text), soft_wrap=True)
 
 
 def _notes(out: Console, data: dict[str, Any]) -> None:
@@ -178,7 +185,7 @@ def _notes(out: Console, data: dict[str, Any]) -> None:
                 )
             )
             for e in f["skipped_examples"][:3]:
-                out.print(safe_text(f"  line {e['line']} ({e['reason']}): {e['text'][:100]}"))
+                out.print(_indented(f"line {e['line']} ({e['reason']}): {e['text'][:100]}"))
         if f["unknown_time_zones"]:
             zones = ", ".join(f["unknown_time_zones"])
             out.print(

@@ -50,7 +50,7 @@ _ESCAPES: dict[str, str] = {
     "Q": r"-?\d+",
 }
 #: Prefixes in the wild, tried in order when none is given: PostgreSQL's default since 10,
-#: Debian's, pgBadger's recommended ones, and the managed services' fixed ones.
+#: Debian's, pgBadger's recommended ones, Amazon RDS's fixed one, and a few common variants.
 KNOWN_PREFIXES = (
     "%m [%p] ",
     "%m [%p] %q%u@%d ",
@@ -61,7 +61,7 @@ KNOWN_PREFIXES = (
     "%m [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ",
     "%m [%p] %q[user=%u,db=%d,app=%a] ",
     "%t:%r:%u@%d:[%p]:",  # Amazon RDS
-    "%m [%p]: [%l-1] db=%d,user=%u ",  # Azure
+    "%m [%p]: [%l-1] db=%d,user=%u ",
     "%t [%p-%l] %q%u@%d ",
     "%t [%p] ",
     "%m ",
