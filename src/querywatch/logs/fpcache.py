@@ -25,9 +25,7 @@ CACHE_LIMIT = 100_000
 _STRINGS = re.compile(r"'[^']*(?:''[^']*)*'")  # '' inside is an escaped quote
 # A number not inside a word: the lookbehind after the first digit (not before it) lets the
 # engine jump from digit to digit instead of trying the assertion at every character.
-_NUMBERS = re.compile(
-    r"\d(?<![\w$.']\d)(?<![eE][-+]\d)\d*(?:\.\d*)?(?:[eE][-+]?\d+)?(?![\w$.'])"
-)
+_NUMBERS = re.compile(r"\d(?<![\w$.']\d)(?<![eE][-+]\d)\d*(?:\.\d*)?(?:[eE][-+]?\d+)?(?![\w$.'])")
 _DOLLAR_QUOTE = re.compile(r"\$(?!\d)")
 
 
