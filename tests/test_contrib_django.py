@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ import psycopg
 import pytest
 
 from querywatch.contrib.django.conf import read_settings
+from querywatch.detect.nplusone import detect_n_plus_one
 from querywatch.errors import ConfigError
 from querywatch.records import StatementWindow
 from querywatch.store import open_store
@@ -208,7 +210,7 @@ def test_n_plus_one_named_with_model_relation_and_suggestion(traffic: Traffic) -
     assert set(repeats) == {"shop:order-list-slow", "shop:customer-list"}
     slow = repeats["shop:order-list-slow"]
     assert (slow.requests, slow.total_repeats, slow.max_repeats) == (ROUNDS, ROUNDS * ORDERS, 20)
-    hint = json.loads(traffic.store.get_state(f"django:n_plus_one:{slow.fingerprint}") or "{}")
+    hint = json.loads(traffic.store.get_state(f"n_plus_one_hint:{slow.fingerprint}") or "{}")
     assert hint["route"] == "shop:order-list-slow"
     assert hint["relations"] == [
         {
@@ -219,12 +221,17 @@ def test_n_plus_one_named_with_model_relation_and_suggestion(traffic: Traffic) -
         }
     ]
     reverse = repeats["shop:customer-list"]
-    hint = json.loads(traffic.store.get_state(f"django:n_plus_one:{reverse.fingerprint}") or "{}")
+    hint = json.loads(traffic.store.get_state(f"n_plus_one_hint:{reverse.fingerprint}") or "{}")
     assert [(r["model"], r["relation"], r["method"]) for r in hint["relations"]] == [
         ("shop.Customer", "orders", "prefetch_related")
     ]
     assert "Customer.orders is loaded lazily in a loop" in traffic.log
     assert 'Customer.objects.prefetch_related("orders")' in traffic.log
+    # watch's N+1 finding (and the incident it opens) says it in the ORM's words too
+    found = {d.route: d for d in detect_n_plus_one(traffic.store, time.time(), lookback_s=3600)}
+    finding = found["shop:order-list-slow"]
+    assert "Order.customer is loaded lazily in a loop" in finding.summary
+    assert 'select_related("customer")' in finding.evidence["framework"]["fix"]
 
 
 def test_manage_py_querywatch_runs_the_cli_on_the_project_database(traffic: Traffic) -> None:

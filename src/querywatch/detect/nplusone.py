@@ -10,8 +10,10 @@ requests before it without the pattern, the detection names that deploy.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from querywatch.detect.model import Detection
 from querywatch.records import WINDOW_SECONDS, DeployMarker, RepeatWindow
@@ -49,6 +51,23 @@ class _Pattern:
 def _short(sql: str) -> str:
     sql = " ".join(sql.split())
     return sql if len(sql) <= SUMMARY_SQL_CHARS else sql[: SUMMARY_SQL_CHARS - 1] + "…"
+
+
+HINT_PREFIX = "n_plus_one_hint:"
+"""Store state an integration writes per fingerprint (``+ fingerprint id``): what the repeated
+statement is in its framework's words, as JSON with ``message`` and ``fix`` (the Django app
+names the model and relation loaded lazily in a loop). A detection carries it as evidence."""
+
+
+def _hint(store: Store, fingerprint: str) -> dict[str, Any] | None:
+    text = store.get_state(HINT_PREFIX + fingerprint)
+    try:
+        hint = json.loads(text) if text else None
+    except ValueError:
+        return None
+    if not isinstance(hint, dict) or not isinstance(hint.get("message"), str):
+        return None
+    return hint
 
 
 def detect_n_plus_one(
@@ -112,6 +131,9 @@ def detect_n_plus_one(
             f"{p.route} runs `{_short(normalized or p.fingerprint)}` {p.mean:.0f} times per "
             f"request (max {p.max_repeats}) in {p.requests} requests {span}"
         )
+        hint = _hint(store, p.fingerprint)
+        if hint is not None:
+            summary += f": {hint['message']}"
         detections.append(
             Detection(
                 kind="n_plus_one",
@@ -132,6 +154,7 @@ def detect_n_plus_one(
                     "windows": p.windows,
                     "first_window": p.first_window,
                     "lookback_s": lookback_s,
+                    **({"framework": hint} if hint is not None else {}),
                 },
             )
         )

@@ -22,12 +22,11 @@ from querywatch.capture.recorder import Recorder
 from querywatch.contrib.django.conf import DjangoSettings
 from querywatch.contrib.django.hooks import ConnectionHook, dialect_of, skip_django_frames
 from querywatch.contrib.django.orm import RelationAdvice
+from querywatch.detect.nplusone import HINT_PREFIX
 from querywatch.records import RepeatWindow, RequestWindow, StatementWindow
 
 log = logging.getLogger("querywatch.django")
 
-HINT_PREFIX = "django:n_plus_one:"
-"""Store state key prefix of the ORM advice for a fingerprint (``+ fingerprint id``)."""
 UID = "querywatch.capture"
 MAX_ADVISED = 10_000  # (route, fingerprint) pairs whose advice was logged
 
@@ -58,7 +57,8 @@ class TimedExecute:
 
 class HintSink:
     """The store (opened on the flusher thread at the first write), plus the ORM advice the
-    middleware queued, written as store state ``django:n_plus_one:<fingerprint>`` (JSON)."""
+    middleware queued, written as store state ``n_plus_one_hint:<fingerprint>`` (JSON), which
+    the N+1 detector shows with its finding."""
 
     def __init__(self, location: str) -> None:
         self.location = location
