@@ -7,7 +7,6 @@ logs them, and skipped lines are counted with examples.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +14,8 @@ from rich.console import Console
 from rich.text import Text
 
 from querywatch.logs.digest import Digest
-from querywatch.logs.report import row_json
+from querywatch.logs.report import ms_text as _ms
+from querywatch.logs.report import row_json, utc_text
 from querywatch.logs.scan import FileReport
 from querywatch.terminal import left_for_text, plain_table, safe_text
 
@@ -35,14 +35,8 @@ def _indented(text: str, depth: int = 2) -> Text:
     return Text.assemble(" " * depth, safe_text(text))
 
 
-def _ms(value: float | None) -> str:
-    if value is None:
-        return "–"
-    return f"{value:,.1f}" if value >= 10 else f"{value:.2f}"
-
-
 def _when(ts: float | None) -> str:
-    return "–" if not ts else time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
+    return utc_text(ts, zone="")
 
 
 def print_report(

@@ -13,9 +13,8 @@ import csv
 import re
 from collections.abc import Iterable, Iterator, Sequence
 
-from querywatch.logs.model import LogStatement, ParseOptions, Skipped
-from querywatch.logs.pg_messages import ERROR_SEVERITIES, PgMessages
-from querywatch.logs.pgtime import PgTimes
+from querywatch.logs.model import LogStatement, ParseOptions
+from querywatch.logs.pg_messages import ERROR_SEVERITIES, PgParser
 
 # log_time, user_name, database_name, process_id, …, error_severity (11), sql_state_code (12),
 # message (13), detail (14), …, query (19)
@@ -41,18 +40,11 @@ def sniff(head: Sequence[bytes]) -> bool:
     return bool(lines) and _START.match(lines[0]) is not None and lines[0].count(b",") >= 13
 
 
-class Parser:
+class Parser(PgParser):
     """A PostgreSQL csvlog file."""
 
-    dialect = "postgres"
-
     def __init__(self, options: ParseOptions | None = None) -> None:
-        self.options = options or ParseOptions()
-        self.lines = 0
-        self.skipped = Skipped()
-        self.times = PgTimes(self.options.timezone)
-        self._out: list[LogStatement] = []
-        self.messages = PgMessages(self._out)
+        super().__init__(options)
         if csv.field_size_limit() < FIELD_LIMIT:  # a logged statement can be megabytes long
             csv.field_size_limit(FIELD_LIMIT)
 

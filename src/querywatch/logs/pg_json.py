@@ -11,9 +11,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 
-from querywatch.logs.model import LogStatement, ParseOptions, Skipped
-from querywatch.logs.pg_messages import ERROR_SEVERITIES, PgMessages
-from querywatch.logs.pgtime import PgTimes
+from querywatch.logs.model import LogStatement
+from querywatch.logs.pg_messages import ERROR_SEVERITIES, PgParser
 
 
 def sniff(head: Sequence[bytes]) -> bool:
@@ -21,18 +20,8 @@ def sniff(head: Sequence[bytes]) -> bool:
     return bool(lines) and lines[0].startswith(b'{"timestamp":')
 
 
-class Parser:
+class Parser(PgParser):
     """A PostgreSQL jsonlog file."""
-
-    dialect = "postgres"
-
-    def __init__(self, options: ParseOptions | None = None) -> None:
-        self.options = options or ParseOptions()
-        self.lines = 0
-        self.skipped = Skipped()
-        self.times = PgTimes(self.options.timezone)
-        self._out: list[LogStatement] = []
-        self.messages = PgMessages(self._out)
 
     def starts_entry(self, line: bytes) -> bool:
         return line.startswith(b"{")

@@ -15,7 +15,8 @@ Also: ``auto_explain`` plans (``duration: … plan:``), lock waits (``still wait
 
 from __future__ import annotations
 
-from querywatch.logs.model import LogStatement
+from querywatch.logs.model import LogStatement, ParseOptions, Skipped
+from querywatch.logs.pgtime import PgTimes
 
 MAX_PENDING = 10_000
 """Sessions with a logged statement still waiting for its duration line; past this the oldest
@@ -210,3 +211,18 @@ def split_plan(body: str) -> tuple[str, str]:
             return "\n".join(query), "\n".join(lines[i:])
         query.append(text)
     return query[0], "\n".join(lines[1:])
+
+
+class PgParser:
+    """What the stderr, csvlog and jsonlog parsers share: their options, line and skip counts,
+    log times, and the message reader their records come from."""
+
+    dialect = "postgres"
+
+    def __init__(self, options: ParseOptions | None = None) -> None:
+        self.options = options or ParseOptions()
+        self.lines = 0
+        self.skipped = Skipped()
+        self.times = PgTimes(self.options.timezone)
+        self._out: list[LogStatement] = []
+        self.messages = PgMessages(self._out)

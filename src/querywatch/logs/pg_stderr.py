@@ -19,9 +19,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 
-from querywatch.logs.model import LogStatement, ParseOptions, Skipped
-from querywatch.logs.pg_messages import ERROR_SEVERITIES, PgMessages
-from querywatch.logs.pgtime import PgTimes
+from querywatch.logs.model import LogStatement, ParseOptions
+from querywatch.logs.pg_messages import ERROR_SEVERITIES, PgParser
 
 SEVERITIES = (
     "LOG|ERROR|FATAL|PANIC|WARNING|NOTICE|INFO|DEBUG[1-5]?|DETAIL|HINT|CONTEXT|STATEMENT|QUERY"
@@ -149,19 +148,12 @@ def sniff(head: Sequence[bytes]) -> bool:
     return bool(lines) and hits >= max(1, len(lines) // 2)
 
 
-class Parser:
+class Parser(PgParser):
     """A PostgreSQL stderr log; see the module docstring."""
 
-    dialect = "postgres"
-
     def __init__(self, options: ParseOptions | None = None) -> None:
-        self.options = options = options or ParseOptions()
-        self.prefix = options.prefix
-        self.lines = 0
-        self.skipped = Skipped()
-        self.times = PgTimes(options.timezone)
-        self._out: list[LogStatement] = []
-        self.messages = PgMessages(self._out)
+        super().__init__(options)
+        self.prefix = self.options.prefix
         self._regex: re.Pattern[str] | None = None
         self._generic = False
         self._cur: LogStatement | None = None
@@ -266,41 +258,22 @@ class Parser:
             if sev == "LOG":
                 if msg.startswith("duration: "):
                     i = msg.find(" ms  ", 10)
-                    if i > 0 and msg.startswith("statement: ", i + 5):
+                    start = 0  # where the statement's text starts
+                    if i > 0:
+                        if msg.startswith("statement: ", i + 5):
+                            start = i + 16
+                        elif msg.startswith("execute ", i + 5):
+                            start = msg.find(": ", i + 13) + 2
+                    if start > 1:
                         try:
-                            cur = LogStatement(
-                                last_at,
-                                float(msg[10:i]),
-                                msg[i + 16 :],
-                                "statement",
-                                line,
-                                None,
-                                user,
-                                database,
-                                session,
-                            )
+                            ms = float(msg[10:i])
                         except ValueError:
-                            cur = None
-                        else:
-                            append(cur)
-                            continue
-                    elif i > 0 and msg.startswith("execute ", i + 5):
-                        colon = msg.find(": ", i + 13)
-                        try:
+                            ms = None
+                        if ms is not None:
                             cur = LogStatement(
-                                last_at,
-                                float(msg[10:i]),
-                                msg[colon + 2 :],
-                                "statement",
-                                line,
-                                None,
-                                user,
-                                database,
+                                last_at, ms, msg[start:], "statement", line, None, user, database,
                                 session,
-                            )
-                        except ValueError:
-                            cur = None
-                        else:
+                            )  # fmt: skip
                             append(cur)
                             continue
                 cur = messages.log(last_at, session, user, database, msg, None, None, line)

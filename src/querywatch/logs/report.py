@@ -7,11 +7,24 @@ hold values) is kept only when values may be shown.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from querywatch.logs.digest import Digest, FingerprintStats, Sample, redact_params
 from querywatch.logs.scan import FileReport
+
+
+def ms_text(value: float | None) -> str:
+    """Milliseconds as the reports print them: ``1,234.5``, ``0.42``, ``–`` for none."""
+    if value is None:
+        return "–"
+    return f"{value:,.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def utc_text(ts: float | None, zone: str = " UTC") -> str:
+    """A log time in UTC (``–`` when the log had none)."""
+    return "–" if not ts else time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts)) + zone
 
 
 def _r(value: float | None) -> float | None:

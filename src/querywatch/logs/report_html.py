@@ -9,9 +9,10 @@ Everything from the log is escaped; literal values only appear with ``--show-val
 from __future__ import annotations
 
 import html
-import time
 from collections.abc import Sequence
 from typing import Any
+
+from querywatch.logs.report import ms_text, utc_text
 
 WIDTH, HEIGHT = 920, 180
 LEFT, RIGHT, TOP, BOTTOM = 64, 12, 12, 26
@@ -36,14 +37,7 @@ def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _ms(value: float | None) -> str:
-    if value is None:
-        return "–"
-    return f"{value:,.1f}" if value >= 10 else f"{value:.2f}"
-
-
-def _when(ts: float | None) -> str:
-    return "–" if not ts else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+_ms, _when = ms_text, utc_text
 
 
 def bar_chart(
