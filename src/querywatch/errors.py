@@ -20,6 +20,7 @@ through the class named in brackets; tests/test_errors_tree.py keeps this list c
  querywatch.sql.lint                    LintParseError  a statement does not parse (strict lint)
  querywatch.sql.source_scan             LintPathError   a path to lint cannot be read
  querywatch.plans.explain               ExplainError    a statement cannot be EXPLAINed
+ querywatch.logs.model                  LogFormatError  [SourceError] a log cannot be read as asked
  querywatch.gate.runfile                GateInputError  the gate cannot read what it checks
  querywatch.incidents.postmortem_render PostmortemError a postmortem cannot be written
  querywatch.respond.guards              ActionRefused   [InvalidTransition] a guard said no

@@ -180,6 +180,8 @@ def _digest(
     if cfg is None:
         with _progress(plans, show) as progress:
             return digest_files(plans, progress=progress, jobs=jobs)
+    if jobs > 1:
+        err_console.print("--store reads the files in one process (-j is for reports only)")
     the_store = _open_store(cfg)
     try:
         from querywatch.logs.windows import Windows
