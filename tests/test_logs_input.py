@@ -190,7 +190,10 @@ def test_store_writes_windows_and_deploys_split_the_digest(
     with open_store(store_path) as store:  # a deploy right when the lock-wait UPDATEs began
         deploys.start_deploy(store, "v2", at=locked["first_seen"], deploy_id="d2")
         deploys.start_deploy(store, "v0", at=time.time() - 400 * 86400, deploy_id="d0")
-    split = data_of(str(path), f"--store={store_path}")
+    html = tmp_path / "split.html"
+    split = data_of(str(path), f"--store={store_path}", "--html", str(html))
+    page = html.read_text()
+    assert page.count('class="deploy"') == 2 and "deploy v2" in page  # on both charts
     labels = [p["label"] for p in split["phases"]]
     assert labels == ["after deploy v0", "after deploy v2"]  # the log lies after v0 started
     before, after = ({r["fingerprint"]: r for r in p["fingerprints"]} for p in split["phases"])

@@ -134,7 +134,7 @@ def _samples(out: Console, rows: Sequence[dict[str, Any]]) -> None:
         s = r["sample"]
         where = f"{s['file']}:{s['line']}" if s["file"] else f"line {s['line']}"
         line = f"{r['fingerprint']}  {_ms(s['duration_ms'])} ms at {_when(s['at'])} ({where})"
-        out.print(_indented(line))
+        out.print(_indented(line), soft_wrap=True)
         if s["parameters"]:
             out.print(_indented(f"parameters: {s['parameters']}", 4), soft_wrap=True)
         if not s["redacted"]:
