@@ -208,6 +208,13 @@ def test_store_writes_windows_and_deploys_split_the_digest(
     assert {w.source for w in windows} == {"log"}
     assert sum(w.calls for w in windows) == 50
     assert abs(top[lookup].total_ms - rows[lookup]["total_ms"]) < 1e-6
+    # the same file again (under another name): reported, not stored twice
+    again = tmp_path / "copy.log"
+    again.write_bytes(path.read_bytes())
+    result = run_cli("digest", str(again), f"--store={store_path}", "--limit", "1")
+    assert result.returncode == 0 and "already stored" in result.stderr
+    with open_store(store_path) as store:
+        assert {s.fingerprint: s for s in store.top(since=0, limit=100)}[lookup].calls == 50
 
 
 def test_store_refuses_a_log_taken_for_its_path(logs: tuple[Path, Workload]) -> None:

@@ -23,9 +23,12 @@ from querywatch.config import Config
 from querywatch.errors import ConfigError
 from querywatch.logs.formats import NAMES
 from querywatch.logs.model import ParseOptions
+from querywatch.logs.report import utc_text
 from querywatch.terminal import safe_text
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from querywatch.logs.digest import Digest
     from querywatch.logs.scan import FileReport, Plan
     from querywatch.store.base import Store
@@ -173,8 +176,7 @@ def _digest(
     jobs: int,
     show: bool,
 ) -> tuple[Digest, list[FileReport]]:
-    from querywatch.logs.digest import Digest, phases_between
-    from querywatch.logs.scan import dialect_of, digest_files, plan_files
+    from querywatch.logs.scan import digest_files, plan_files
 
     plans = plan_files(paths, fmt, options)
     if cfg is None:
@@ -184,24 +186,67 @@ def _digest(
         err_console.print("--store reads the files in one process (-j is for reports only)")
     the_store = _open_store(cfg)
     try:
-        from querywatch.logs.windows import Windows
-
-        deploys = the_store.deploys()
-        phases = phases_between([(d.started_at, f"deploy {d.version}") for d in deploys])
-        windows = Windows(the_store.write_windows, dialect_of(plans))
-        digest = Digest(dialect_of(plans), phases=phases, window_sink=windows.add)
-        with _progress(plans, show) as progress:
-            digest, reports = digest_files(plans, digest=digest, progress=progress)
-        windows.flush()
-        _drop_empty_phases(digest)
-        err_console.print(
-            safe_text(f"stored {windows.written:,} windows in {cfg['store']}")
-            if windows.written
-            else "nothing to store: no statement had a time"
-        )
-        return digest, reports
+        return _digest_into(the_store, str(cfg["store"]), plans, show=show)
     finally:
         the_store.close()
+
+
+STORED_PREFIX = "log:stored:"
+"""State key prefix of the log files `digest --store` has written (by content)."""
+
+
+def _digest_into(
+    the_store: Store, where: str, plans: list[Plan], *, show: bool
+) -> tuple[Digest, list[FileReport]]:
+    """Digest every file, storing the windows of those the store has not had yet."""
+    import json
+
+    from querywatch.logs.digest import Digest, phases_between
+    from querywatch.logs.reader import content_key
+    from querywatch.logs.scan import dialect_of, digest_files
+    from querywatch.logs.windows import Windows
+
+    deploys = the_store.deploys()
+    phases = phases_between([(d.started_at, f"deploy {d.version}") for d in deploys])
+    windows = Windows(the_store.write_windows, dialect_of(plans))
+    digest = Digest(dialect_of(plans), phases=phases)
+    reports: list[FileReport] = []
+    done = 0
+    with _progress(plans, show) as bar:
+        for plan in plans:
+            key = STORED_PREFIX + content_key(plan.path)
+            stored = the_store.get_state(key)
+            if stored is not None:
+                when = json.loads(stored).get("stored_at", 0)
+                err_console.print(
+                    safe_text(
+                        f"{plan.path}: already stored on {utc_text(when)}: reported, not stored"
+                    )
+                )
+            digest.window_sink = None if stored is not None else windows.add
+            _, got = digest_files([plan], digest=digest, progress=_shifted(bar, done))
+            reports.extend(got)
+            windows.flush()
+            if stored is None:
+                the_store.set_state(
+                    key, json.dumps({"path": str(plan.path), "stored_at": time.time()})
+                )
+            done += plan.size
+    digest.window_sink = None
+    _drop_empty_phases(digest)
+    err_console.print(
+        safe_text(f"stored {windows.written:,} windows in {where}")
+        if windows.written
+        else "nothing new to store"
+    )
+    return digest, reports
+
+
+def _shifted(bar: _Bar | None, offset: int) -> Callable[[int], None] | None:
+    """The bar's callback for one file among several: its bytes come after ``offset``."""
+    if bar is None:
+        return None
+    return lambda done: bar(offset + done)
 
 
 def _drop_empty_phases(digest: Digest) -> None:

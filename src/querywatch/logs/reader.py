@@ -352,3 +352,18 @@ class Tail:
         if self._f is not None:
             self._f.close()
             self._f = None
+
+
+def content_key(path: Path) -> str:
+    """A name for a log file's content (size, first and last 64 KiB), so `digest --store` can
+    tell a file it already stored, under whatever name it has now."""
+    import hashlib
+
+    size = path.stat().st_size
+    h = hashlib.blake2b(str(size).encode(), digest_size=12)
+    with open(path, "rb") as f:
+        h.update(f.read(1 << 16))
+        if size > 1 << 16:
+            f.seek(max(size - (1 << 16), 1 << 16))
+            h.update(f.read(1 << 16))
+    return h.hexdigest()
