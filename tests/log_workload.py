@@ -8,6 +8,7 @@ temporary file, errors) and returns those counts, so a test can digest the files
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import pwd
@@ -167,3 +168,17 @@ def workload_logs(dest: Path, settings: dict[str, str]) -> Workload:
     finally:
         shutil.rmtree(server, ignore_errors=True)
     return done
+
+
+_SHARED: dict[str, tuple[Path, Workload]] = {}
+
+
+def shared_logs(style: str) -> tuple[Path, Workload]:
+    """The workload's logs in ``style`` ("duration" or "statement"), made once per test run and
+    shared by the test modules (read them, never change them)."""
+    if style not in _SHARED:
+        root = Path(tempfile.mkdtemp(prefix=f"querywatch-logs-{style}-"))
+        atexit.register(shutil.rmtree, root, True)
+        settings = DURATION_STYLE if style == "duration" else STATEMENT_STYLE
+        _SHARED[style] = (root, workload_logs(root, settings))
+    return _SHARED[style]

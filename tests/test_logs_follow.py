@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from log_workload import DURATION_STYLE, STATEMENT_STYLE, Workload, workload_logs
+from log_workload import Workload, shared_logs
 from querywatch.logs.reader import Tail
 from querywatch.logs.source import LogSource
 from querywatch.records import StatementWindow
@@ -24,12 +24,8 @@ from querywatch.watch import Agent
 
 
 @pytest.fixture(scope="module", params=["duration", "statement"])
-def log_lines(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[list[bytes], Workload]:
-    root = tmp_path_factory.mktemp(f"follow-{request.param}")
-    style = DURATION_STYLE if request.param == "duration" else STATEMENT_STYLE
-    done = workload_logs(root, style)
+def log_lines(request: pytest.FixtureRequest) -> tuple[list[bytes], Workload]:
+    root, done = shared_logs(request.param)
     return (root / "pg.log").read_bytes().splitlines(keepends=True), done
 
 

@@ -20,7 +20,7 @@ import pytest
 import zstandard
 
 from cli_helpers import assert_one_line_error, run_cli
-from log_workload import DURATION_STYLE, LOCKED, LOOKUP, Workload, workload_logs
+from log_workload import LOCKED, LOOKUP, Workload, shared_logs
 from querywatch import deploys
 from querywatch.logs.model import LogFormatError, ParseOptions
 from querywatch.logs.reader import LogFile, expand, rotation_order
@@ -31,9 +31,8 @@ from querywatch.store import open_store
 
 
 @pytest.fixture(scope="module")
-def logs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Workload]:
-    root = tmp_path_factory.mktemp("pglogs")
-    return root, workload_logs(root, DURATION_STYLE)
+def logs() -> tuple[Path, Workload]:
+    return shared_logs("duration")
 
 
 def counts(*paths: Path) -> dict[str, tuple[int, float, int]]:

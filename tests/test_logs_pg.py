@@ -26,7 +26,7 @@ from log_workload import (
     SORTED,
     STATEMENT_STYLE,
     Workload,
-    workload_logs,
+    shared_logs,
 )
 from querywatch.logs.digest import Digest
 from querywatch.logs.report import digest_json
@@ -45,10 +45,9 @@ class Logs:
 
 
 @pytest.fixture(scope="module", params=sorted(STYLES))
-def logs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Logs:
-    style = request.param
-    root = tmp_path_factory.mktemp(f"pglogs-{style}")
-    return Logs(root, style, workload_logs(root, STYLES[style]))
+def logs(request: pytest.FixtureRequest) -> Logs:
+    root, done = shared_logs(request.param)
+    return Logs(root, request.param, done)
 
 
 def digest_of(
