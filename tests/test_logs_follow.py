@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from log_workload import Workload, shared_logs
+from log_workload import shared_logs
 from querywatch.logs.reader import Tail
 from querywatch.logs.source import LogSource
 from querywatch.records import StatementWindow
@@ -24,9 +24,10 @@ from querywatch.watch import Agent
 
 
 @pytest.fixture(scope="module", params=["duration", "statement"])
-def log_lines(request: pytest.FixtureRequest) -> tuple[list[bytes], Workload]:
-    root, done = shared_logs(request.param)
-    return (root / "pg.log").read_bytes().splitlines(keepends=True), done
+def log_lines(request: pytest.FixtureRequest) -> tuple[list[bytes], Path]:
+    """The stderr log's lines, and the folder with all three of the workload's logs."""
+    root, _ = shared_logs(request.param)
+    return (root / "pg.log").read_bytes().splitlines(keepends=True), root
 
 
 def calls_of(windows: list[StatementWindow]) -> Counter[str]:
@@ -36,12 +37,12 @@ def calls_of(windows: list[StatementWindow]) -> Counter[str]:
     return out
 
 
-def expected(lines: list[bytes], tmp_path: Path) -> Counter[str]:
+def expected(lines: list[bytes], tmp_path: Path, name: str = "pg.log") -> Counter[str]:
     """What a plain digest of the same lines counts, per normalized text."""
     from querywatch.logs.report import digest_json
     from querywatch.logs.scan import digest_files, plan_files
 
-    whole = tmp_path / "whole.log"
+    whole = tmp_path / f"whole-{name}"
     whole.write_bytes(b"".join(lines))
     data = digest_json(*digest_files(plan_files([whole])), limit=None)
     return Counter({r["normalized"]: r["calls"] for r in data["fingerprints"] if r["calls"]})
@@ -81,32 +82,44 @@ def test_tail_follows_appends_rotation_and_truncation(tmp_path: Path) -> None:
     resumed.close()
 
 
+@pytest.mark.parametrize(
+    ("name", "fmt"), [("pg.log", "pg-stderr"), ("pg.csv", "pg-csv"), ("pg.json", "pg-json")]
+)
 def test_the_source_counts_what_a_digest_counts(
-    log_lines: tuple[list[bytes], Workload], tmp_path: Path
+    log_lines: tuple[list[bytes], Path], tmp_path: Path, name: str, fmt: str
 ) -> None:
-    lines, _ = log_lines
-    log = tmp_path / "pg.log"
+    lines = (log_lines[1] / name).read_bytes().splitlines(keepends=True)
+    log = tmp_path / name
     log.write_bytes(b"")
-    source = LogSource(log, "pg-stderr")
+    source = LogSource(log, fmt)
     got: list[StatementWindow] = []
     try:
         assert source.poll(time.time()) == []
-        third = len(lines) // 3
+        third = _message_start(lines, len(lines) // 3)
         with log.open("ab") as f:
             f.write(b"".join(lines[:third]))
         got += source.poll(time.time())
-        os.rename(log, tmp_path / "pg.log.1")  # the collector rotates: the rest in a new file
+        os.rename(log, tmp_path / (name + ".1"))  # the collector rotates: the rest in a new file
         log.write_bytes(b"".join(lines[third:]))
         got += source.poll(time.time())
         got += source.poll(time.time())
     finally:
         source.close()
-    assert calls_of(got) == expected(lines, tmp_path)
+    assert calls_of(got) == expected(lines, tmp_path, name)
     assert {w.source for w in got} == {"log"}
 
 
+def _message_start(lines: list[bytes], at: int) -> int:
+    """The first line at or after ``at`` that starts a message (as a real rotation cuts)."""
+    for i in range(at, len(lines)):
+        line = lines[i]
+        if line.startswith(b"{") or b" LOG:  " in line or (line[:4].isdigit() and b",LOG," in line):
+            return i
+    return at
+
+
 def test_the_agent_stores_and_resumes_after_a_restart(
-    log_lines: tuple[list[bytes], Workload], tmp_path: Path
+    log_lines: tuple[list[bytes], Path], tmp_path: Path
 ) -> None:
     lines, _ = log_lines
     log = tmp_path / "pg.log"
@@ -131,7 +144,7 @@ def test_the_agent_stores_and_resumes_after_a_restart(
 
 
 def test_digest_follow_runs_as_an_agent(
-    log_lines: tuple[list[bytes], Workload], tmp_path: Path
+    log_lines: tuple[list[bytes], Path], tmp_path: Path
 ) -> None:
     lines, _ = log_lines
     log = tmp_path / "pg.log"

@@ -98,7 +98,7 @@ class Parser(PgParser):
                     row[_STATE],
                     start,
                 )
-            if len(out) > 256:
+            if out:  # at once: a followed log's reader may wait for the next line after this one
                 self.lines = reader.line_num
                 yield from out
                 out.clear()
