@@ -46,7 +46,7 @@ _STARTED = b"started with:"
 _HEAD = re.compile(
     rb"(?:# Time: (?P<time>[^\n]*)\n)?"
     rb"# User@Host: (?P<user>[^\n]*)\n"
-    rb"(?:# Thread_id: (?P<thread>\S+)[ \t]+Schema: (?P<schema>\S*)[^\n]*\n)?"
+    rb"(?:# Thread_id: (?P<thread>[0-9]+)[ \t]+Schema: (?P<schema>\S*)[^\n]*\n)?"
     rb"# Query_time: (?P<qt>[0-9.]+)[ \t]+Lock_time: (?P<lt>[0-9.]+)"
     rb"[ \t]+Rows_sent: (?P<rs>[0-9]+)[ \t]+Rows_examined: (?P<re>[0-9]+)[^\n]*\n"
     rb"(?:#(?! Time:| User@Host:| administrator command: )[^\n]*\n)*"
@@ -54,6 +54,7 @@ _HEAD = re.compile(
     rb"(?:SET timestamp=(?P<ts>[0-9]+);\n)?"
 )
 _OUTSIDE = "not inside a slow log entry (no '# User@Host:' line before it)"
+_SPACE = frozenset(" \t\r\n;")
 _USE = re.compile(rb"use ([^\n;]*);")
 _SET_TS = re.compile(rb"SET timestamp=([0-9.]+);")
 
@@ -102,7 +103,10 @@ class Parser:
         pos = 0
         head = _HEAD.match
         find = buf.find
+        rfind = buf.rfind
         count = buf.count
+        users = self._users
+        names = self._names
         while pos < len(buf):
             if not in_entry:
                 start = _next_start(buf, pos)
@@ -125,55 +129,55 @@ class Parser:
                 in_entry = True
             m = head(buf, pos)
             if m is not None:
+                # The common entry, read inline: one regex for the head, finds for the end.
                 body_at = m.end()
+                nxt = find(b"\n# User@Host:", body_at - 1)
+                if nxt < 0:
+                    if not final:
+                        break  # the entry may go on in the next chunk
+                    end = len(buf)
+                else:
+                    end = nxt + 1
+                    t = rfind(b"\n# Time:", body_at - 1, nxt)
+                    if t >= 0:
+                        end = t + 1
+                stamp, user_raw, thread, schema, qt, lt, rs, rx, db, ts = m.groups()
+                body = buf[body_at:end]
+                if ts is not None and body[-2:] == b";\n" and b"started with:" not in body:
+                    if stamp is not None and stamp != self._time_raw:
+                        self._set_time(stamp, line)
+                    user, session = users.get(user_raw) or self._user(user_raw)
+                    if schema is not None:
+                        database = names.get(schema) or self._name(schema)
+                        session = thread.decode()
+                    elif db is not None:
+                        database = self.database = self._name(db.strip(b"`"))
+                    else:
+                        database = self.database
+                    text = body[:-2].decode("utf-8", "replace")
+                    if text and text[-1] not in _SPACE and text[0] != "#":
+                        yield LogStatement(
+                            float(ts), float(qt) * 1000.0, text, "statement", line, None, user,
+                            database, session, int(rs), int(rx), float(lt) * 1000.0,
+                        )  # fmt: skip
+                        line += count(b"\n", pos, end)
+                        pos = end
+                        continue
             else:  # past the entry's "# User@Host:" line (after its "# Time:" line, if any)
                 body_at = find(b"\n", pos) + 1
                 if buf.startswith(_USER, body_at):
                     body_at = find(b"\n", body_at) + 1 or len(buf)
-            end = _next_start(buf, body_at)
-            if end < 0:
-                if not final:
-                    break  # the entry may go on in the next chunk
-                end = len(buf)
-            if m is not None and m["ts"] is not None:
-                body = buf[body_at:end]
-                if b"started with:" in body:
-                    record = self._slow(buf, pos, end, line)
-                else:
-                    record = self._record(m, body, line)
-            else:
-                record = self._slow(buf, pos, end, line)
+                end = _next_start(buf, body_at)
+                if end < 0:
+                    if not final:
+                        break  # the entry may go on in the next chunk
+                    end = len(buf)
+            record = self._slow(buf, pos, end, line)
             if record is not None:
                 yield record
             line += count(b"\n", pos, end)
             pos = end
         return pos, line, in_entry
-
-    def _record(self, m: re.Match[bytes], body: bytes, line: int) -> LogStatement | None:
-        """The fast path: a head the regex read whole, then the statement."""
-        user, session = self._user(m["user"])
-        schema = m["schema"]
-        if schema is not None:
-            database = self._name(schema)
-            session = m["thread"].decode("ascii", "replace")
-        elif m["db"] is not None:
-            database = self.database = self._name(m["db"].strip(b"`"))
-        else:
-            database = self.database
-        if m["time"] is not None and m["time"] != self._time_raw:
-            self._set_time(m["time"], line)
-        text = body.decode("utf-8", "replace").rstrip()
-        if not text:
-            self.skipped.add(line, "entry without a statement", m[0].split(b"\n", 1)[0])
-            return None
-        if text[-1] == ";":  # the server appends one to every statement
-            text = text[:-1].rstrip()
-        if text.startswith("# administrator command: "):
-            text = text[2:]
-        return LogStatement(
-            float(m["ts"]), float(m["qt"]) * 1000.0, text, "statement", line, None, user,
-            database, session, int(m["rs"]), int(m["re"]), float(m["lt"]) * 1000.0,
-        )  # fmt: skip
 
     def _slow(self, buf: bytes, start: int, end: int, line: int) -> LogStatement | None:
         """Any entry, line by line: head lines, the log's ``use``/``SET timestamp``, the
