@@ -12,11 +12,12 @@ Generates the logs, then runs every tool on them in one run:
 
 Then pgBadger (``-j 1`` and ``-j 2``) and ``querywatch digest`` (``-j 1`` and ``-j 2``) on the
 PostgreSQL log, pt-query-digest and ``querywatch digest`` on the slow log, each as its own process,
-measured for wall time, MiB/s, statements/s and peak RSS (``wait4``'s ru_maxrss: the largest
-process; and the sum over the process tree, sampled from /proc every 50 ms). Per-fingerprint calls
-and total time of the top 20 are compared after mapping querywatch's fingerprints onto each tool's
-grouping (``group_pgbadger`` / ``group_pt`` below: the tool's own normalization applied to our
-normalized text), and the differences in grouping are listed. With ``--big-gib`` the PostgreSQL log
+measured for wall time, CPU time (user + system of the process and its children, from wait4:
+the fairer figure when other work shares the machine), MiB/s, statements/s and peak RSS (each
+process's VmHWM and the process tree's summed VmRSS, sampled from /proc every 50 ms). Calls and
+total time of the top 20 are compared after putting each querywatch fingerprint into the group
+the other tool puts its slowest sample in (``group_pgbadger`` / ``group_pt`` below port the
+tool's own normalization), and the differences in grouping are listed. With ``--big-gib`` the PostgreSQL log
 is repeated into a file of that size and only querywatch reads it (peak RSS against log size).
 
     .venv/bin/python bench/digest.py [--pg-mib 200] [--mysql-mib 100] [--work DIR] [--reuse]
@@ -61,7 +62,8 @@ class Run:
     tool: str
     log: str
     seconds: float
-    peak_rss_mib: float  # the largest single process (wait4)
+    cpu_seconds: float  # user + system, the process and its waited-for children (wait4)
+    peak_rss_mib: float  # the largest single process (its VmHWM, sampled)
     tree_rss_mib: float  # the process tree's sum, sampled
     mib: float
     statements: int = 0
@@ -76,11 +78,10 @@ class Run:
         return self.statements / self.seconds
 
 
-def _tree_rss(root: int) -> int:
-    """Resident bytes of ``root`` and its descendants, from /proc."""
+def _tree_memory(root: int, hwm: dict[int, int]) -> int:
+    """Resident bytes of ``root`` and its descendants now, from /proc; records each one's own
+    peak (VmHWM, which starts again at exec, unlike wait4's ru_maxrss) in ``hwm``."""
     parents: dict[int, int] = {}
-    rss: dict[int, int] = {}
-    page = os.sysconf("SC_PAGE_SIZE")
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -89,33 +90,41 @@ def _tree_rss(root: int) -> int:
                 stat = f.read()
         except OSError:
             continue
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        parents[int(entry)] = int(fields[1])
-        rss[int(entry)] = int(fields[21]) * page
+        parents[int(entry)] = int(stat[stat.rfind(b")") + 2 :].split()[1])
     total, todo, seen = 0, [root], set()
     while todo:
         pid = todo.pop()
         if pid in seen:
             continue
         seen.add(pid)
-        total += rss.get(pid, 0)
+        try:
+            with open(f"/proc/{pid}/status", "rb") as f:
+                status = f.read()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith(b"VmRSS:"):
+                total += int(line.split()[1]) * 1024
+            elif line.startswith(b"VmHWM:"):
+                hwm[pid] = max(hwm.get(pid, 0), int(line.split()[1]) * 1024)
         todo.extend(p for p, parent in parents.items() if parent == pid)
     return total
 
 
-def measure(cmd: Sequence[str], stdout: Path) -> tuple[float, float, float]:
-    """Run ``cmd`` (its output to ``stdout``): wall seconds, peak RSS MiB of the largest process,
-    peak RSS MiB of the whole process tree."""
+def measure(cmd: Sequence[str], stdout: Path) -> tuple[float, float, float, float]:
+    """Run ``cmd`` (its output to ``stdout``): wall seconds, CPU seconds, peak RSS MiB of the
+    largest process, peak RSS MiB of the whole process tree."""
     with open(stdout, "wb") as out:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE)
         peak = 0
+        hwm: dict[int, int] = {}
         done = threading.Event()
 
         def sample() -> None:
             nonlocal peak
             while not done.wait(0.05):
-                peak = max(peak, _tree_rss(proc.pid))
+                peak = max(peak, _tree_memory(proc.pid, hwm))
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -127,8 +136,8 @@ def measure(cmd: Sequence[str], stdout: Path) -> tuple[float, float, float]:
         err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if proc.returncode != 0:
         raise SystemExit(f"{cmd[0]} failed ({proc.returncode}): {err[-2000:]}")
-    largest = usage.ru_maxrss / 1024
-    return seconds, largest, max(peak / MIB, largest)
+    largest = max(hwm.values(), default=0) / MIB
+    return seconds, usage.ru_utime + usage.ru_stime, largest, max(peak / MIB, largest)
 
 
 # -- generating the logs ------------------------------------------------------------------------
@@ -325,7 +334,7 @@ def run_querywatch(log: Path, jobs: int, work: Path, group: Callable[[str], str]
     out = work / f"qw-{log.stem}-j{jobs}.json"
     cmd = [QUERYWATCH, "digest", "--json", "--show-values", "--limit", "100000"]
     cmd += ["-j", str(jobs), str(log)]
-    seconds, rss, tree = measure(cmd, out)
+    seconds, cpu, rss, tree = measure(cmd, out)
     data = json.loads(out.read_text())["data"]
     groups: dict[str, tuple[int, float]] = defaultdict(lambda: (0, 0.0))
     members: dict[str, list[str]] = defaultdict(list)
@@ -334,7 +343,7 @@ def run_querywatch(log: Path, jobs: int, work: Path, group: Callable[[str], str]
         calls, total = groups[key]
         groups[key] = (calls + fp["calls"], total + fp["total_ms"])
         members[key].append(fp["normalized"])
-    run = Run(f"querywatch -j {jobs}", log.name, seconds, rss, tree, log.stat().st_size / MIB)
+    run = Run(f"querywatch -j {jobs}", log.name, seconds, cpu, rss, tree, log.stat().st_size / MIB)
     run.statements = data["statements"]
     run.groups = dict(groups)
     MEMBERS[(log.name, "querywatch")] = dict(members)
@@ -361,7 +370,7 @@ def run_pgbadger(log: Path, jobs: int, work: Path) -> Run:
         "--quiet",
         str(log),
     ]
-    seconds, rss, tree = measure(cmd, out)
+    seconds, cpu, rss, tree = measure(cmd, out)
     data = json.loads(out.read_text())
     groups: dict[str, tuple[int, float]] = defaultdict(lambda: (0, 0.0))
     members: dict[str, list[str]] = defaultdict(list)
@@ -373,7 +382,7 @@ def run_pgbadger(log: Path, jobs: int, work: Path) -> Run:
             groups[key] = (calls + int(info["count"]), total + float(info["duration"]))
             members[key].append(query)
             statements += int(info["count"])
-    run = Run(f"pgBadger -j {jobs}", log.name, seconds, rss, tree, log.stat().st_size / MIB)
+    run = Run(f"pgBadger -j {jobs}", log.name, seconds, cpu, rss, tree, log.stat().st_size / MIB)
     run.statements = statements
     run.groups = dict(groups)
     MEMBERS[(log.name, "pgBadger")] = dict(members)
@@ -383,7 +392,7 @@ def run_pgbadger(log: Path, jobs: int, work: Path) -> Run:
 def run_pt(log: Path, work: Path) -> Run:
     out = work / "pt-query-digest.json"
     cmd = ["pt-query-digest", "--output", "json", "--limit", "100000", str(log)]
-    seconds, rss, tree = measure(cmd, out)
+    seconds, cpu, rss, tree = measure(cmd, out)
     data = json.loads(out.read_text())
     groups: dict[str, tuple[int, float]] = defaultdict(lambda: (0, 0.0))
     members: dict[str, list[str]] = defaultdict(list)
@@ -396,7 +405,7 @@ def run_pt(log: Path, work: Path) -> Run:
         groups[key] = (calls + count, total + ms)
         members[key].append(cls["fingerprint"])
         statements += count
-    run = Run("pt-query-digest", log.name, seconds, rss, tree, log.stat().st_size / MIB)
+    run = Run("pt-query-digest", log.name, seconds, cpu, rss, tree, log.stat().st_size / MIB)
     run.statements = statements
     run.groups = dict(groups)
     MEMBERS[(log.name, "pt-query-digest")] = dict(members)
@@ -406,14 +415,15 @@ def run_pt(log: Path, work: Path) -> Run:
 # -- reporting ----------------------------------------------------------------------------------
 def speed_table(runs: list[Run], baseline: Run) -> list[str]:
     rows = [
-        "| tool | log | MiB | seconds | MiB/s | statements/s | x baseline | peak RSS MiB "
-        "(largest process) | peak RSS MiB (all processes) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| tool | MiB | wall s | MiB/s | statements/s | x baseline | CPU s | x baseline (CPU) "
+        "| peak RSS MiB (largest process) | peak RSS MiB (all processes) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in runs:
         rows.append(
-            f"| {r.tool} | {r.log} | {r.mib:.0f} | {r.seconds:.1f} | {r.mib_s:.2f} | "
-            f"{r.stmt_s:,.0f} | {r.mib_s / baseline.mib_s:.2f}x | {r.peak_rss_mib:.0f} | "
+            f"| {r.tool} | {r.mib:.0f} | {r.seconds:.1f} | {r.mib_s:.2f} | {r.stmt_s:,.0f} | "
+            f"{r.mib_s / baseline.mib_s:.2f}x | {r.cpu_seconds:.1f} | "
+            f"{baseline.cpu_seconds / r.cpu_seconds:.2f}x | {r.peak_rss_mib:.0f} | "
             f"{r.tree_rss_mib:.0f} |"
         )
     return rows
@@ -428,6 +438,10 @@ def agreement_table(ours: Run, theirs: Run, top: int = 20) -> tuple[list[str], i
     ]
     agree = 0
     ranked = sorted(ours.groups.items(), key=lambda kv: -kv[1][1])[:top]
+    rows.insert(
+        0, f"{len(ranked)} groups compared (the top {top} by querywatch's total time, or all)."
+    )
+    rows.insert(1, "")
     members = MEMBERS.get((ours.log, "querywatch"), {})
     for i, (key, (calls, total)) in enumerate(ranked, 1):
         other_calls, other_total = theirs.groups.get(key, (0, 0.0))
@@ -469,12 +483,10 @@ def big_log(source: Path, work: Path, gib: float) -> Path:
     want = int(gib * (1 << 30))
     if big.exists() and big.stat().st_size >= want:
         return big
-    data = source.read_bytes()
     with open(big, "wb") as f:
-        written = 0
-        while written < want:
-            f.write(data)
-            written += len(data)
+        while f.tell() < want:
+            with open(source, "rb") as src:
+                shutil.copyfileobj(src, f, 8 * MIB)
     return big
 
 
@@ -507,15 +519,16 @@ def main() -> None:
         out += [f"### PostgreSQL stderr log (pgbench, prefix `{PG_PREFIX}`)", ""]
         out += speed_table(runs + ours, runs[0])
         rows, agree = agreement_table(ours[0], runs[0])
-        out += ["", f"Top 20 by total time: {agree}/20 within 0.5% of pgBadger.", "", *rows, ""]
+        out += ["", f"{agree} groups within 0.5% of pgBadger (calls and total time).", ""]
+        out += [*rows, ""]
         out += grouping_notes(ours[0], runs[0]) or ["- same grouping"]
         out.append("")
         if args.big_gib:
             big = big_log(log, args.work, args.big_gib)
             run = run_querywatch(big, 1, args.work, group_pgbadger)
             out += [
-                f"Peak RSS on {run.mib / 1024:.2f} GiB (the log above, repeated): "
-                f"{run.peak_rss_mib:.0f} MiB, at {run.mib_s:.1f} MiB/s "
+                f"querywatch -j 1 on {run.mib / 1024:.2f} GiB (the log above, repeated): peak RSS "
+                f"{run.peak_rss_mib:.0f} MiB, {run.mib_s:.1f} MiB/s, {run.cpu_seconds:.0f} s CPU "
                 f"({run.statements:,} statements).",
                 "",
             ]
@@ -527,7 +540,7 @@ def main() -> None:
         out += ["### MariaDB slow log (sysbench oltp_read_write)", ""]
         out += speed_table([pt, *ours], pt)
         rows, agree = agreement_table(ours[0], pt)
-        out += ["", f"Top 20 by total time: {agree}/20 within 0.5% of pt-query-digest.", ""]
+        out += ["", f"{agree} groups within 0.5% of pt-query-digest (calls and total time).", ""]
         out += [*rows, ""]
         out += grouping_notes(ours[0], pt) or ["- same grouping"]
         out.append("")
