@@ -3,11 +3,13 @@ the machine's MariaDB is there), the MySQL forms MariaDB does not write, and bad
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from cli_helpers import run_cli
 from mariadb_slowlog import DATABASE, EXPECTED, STATEMENTS, available, capture
 from querywatch.logs import formats
 from querywatch.logs.model import LogStatement, ParseOptions
@@ -75,6 +77,38 @@ def test_committed_mariadb_slow_log() -> None:
 @pytest.mark.skipif(not available(), reason="no MariaDB at 127.0.0.1:3306 (root, no password)")
 def test_fresh_mariadb_slow_log(tmp_path: Path) -> None:
     check_capture(capture(tmp_path / "slow.log"))
+
+
+def test_digest_command_on_the_mariadb_slow_log(tmp_path: Path) -> None:
+    """``querywatch digest`` tells the format itself and reports what the log holds: calls,
+    total time (the log's Query_time summed), rows sent, first and last seen per fingerprint;
+    redacted samples unless --show-values; the same with -j 2 on a file large enough to split."""
+    result = run_cli("digest", "--json", "--limit", "100", str(FIXTURE))
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)["data"]
+    assert data["files"][0]["format"] == "mysql-slow" and data["skipped_lines"] == 0
+    assert data["statements"] == STATEMENTS
+    rows = {f["normalized"]: f for f in data["fingerprints"]}
+    assert {k: f["calls"] for k, f in rows.items()} == EXPECTED
+    _, records = parse(FIXTURE.read_bytes())
+    for normalized, f in rows.items():
+        mine = [r for r in records if fingerprint(r.text, "mysql").normalized == normalized]
+        assert f["total_ms"] == pytest.approx(sum(r.duration_ms or 0 for r in mine), abs=0.01)
+        assert f["rows"] == sum(r.rows or 0 for r in mine)
+        assert f["first_seen"] == min(r.at for r in mine)
+    select = rows["select name, price from items where id = ?"]
+    assert select["rows"] == 30 and select["sample"]["redacted"] is True
+    assert "?" in select["sample"]["text"]
+
+    big = tmp_path / "slow.log"
+    big.write_bytes(FIXTURE.read_bytes() * 2000)  # 70 MiB: -j 2 reads it in pieces
+    result = run_cli("digest", "--json", "-j", "2", "--limit", "100", str(big), timeout=300)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)["data"]
+    assert data["skipped_lines"] == 0
+    assert {f["normalized"]: f["calls"] for f in data["fingerprints"]} == {
+        k: v * 2000 for k, v in EXPECTED.items()
+    }
 
 
 def test_format_is_registered_and_sniffed() -> None:
