@@ -297,6 +297,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         sqlite=rollups.SQLITE_DDL,
         fill=rollups.rebuild_rollups,
     ),
+    Migration(
+        9,
+        "fingerprints by first seen: the queries a deploy brought, without a scan",
+        ("CREATE INDEX IF NOT EXISTS fingerprints_by_first_seen ON fingerprints (first_seen)",),
+    ),
 )
 #: The first schema whose windows carry a release; reads of an older store (read-only, not
 #: migrated) see every window as release '' (unknown).

@@ -228,6 +228,18 @@ def slot_totals(
     )
 
 
+def heavy_in_slots(tx: Tx, grain: int, lo: int, hi: int, min_total_ms: float) -> list[str]:
+    """Every fingerprint whose ``grain`` slots in ``[lo, hi)`` may add up to ``min_total_ms``:
+    one of its slots holds at least that share of it (read from the slot index, no summing)."""
+    slots = max((hi - lo) // grain, 1)
+    rows = tx.rows(
+        "SELECT DISTINCT fingerprint FROM fingerprint_rollups "
+        "WHERE grain = ? AND slot_start >= ? AND slot_start < ? AND total_ms >= ?",
+        (grain, lo, hi, min_total_ms / slots),
+    )
+    return [str(r[0]) for r in rows]
+
+
 def slot_figures(
     tx: Tx, fingerprints: Sequence[str], grain: int, lo: int, hi: int
 ) -> dict[str, tuple[int, float]]:

@@ -32,6 +32,7 @@ from querywatch.store.base import Store, Tx
 CHANGES_SHOWN = 15
 NEW_SHOWN = 15
 CANDIDATES = 50  # queries whose exact after-figures are read, by their covering slots' time
+MAX_BORN = 500  # new queries looked at per deploy
 _REMEMBERED = 512
 _ALL_OF_IT = 10**12  # one bucket covering any range
 
@@ -118,17 +119,19 @@ def _measure(
     effect.db_before = _db_rate(tx, before_lo, before_hi)
     effect.db_after = _db_rate(tx, after_lo, after_hi)
     wide_lo = int(after_lo) // g * g
-    floor = 0.0 if full else p.min_added_db_ms_per_s * after_s
-    covering = rollup_reads.slot_totals(
-        tx, g, wide_lo, max(_ceil(after_hi, g), wide_lo + g), min_total_ms=floor
-    )
-    ranked = sorted(covering, key=lambda fp: -covering[fp][1])
+    wide_hi = max(_ceil(after_hi, g), wide_lo + g)
     born = set(rollup_reads.first_seen_between(tx, before_lo, after_hi))
-    wanted = set(ranked[:CANDIDATES]) | {fp for fp in ranked if fp in born}
     if full:
+        covering = rollup_reads.slot_totals(tx, g, wide_lo, wide_hi)
         before = rollup_reads.slot_totals(tx, g, before_lo, before_hi)
-        wanted |= set(sorted(before, key=lambda fp: -before[fp][1])[:CHANGES_SHOWN])
-    else:
+        wanted = {fp for fp in _most(covering, CANDIDATES)} | (born & set(covering))
+        wanted |= set(_most(before, CHANGES_SHOWN))
+    else:  # what could pass the gates (its covering slots hold the gate's time), and the born
+        floor = p.min_added_db_ms_per_s * after_s
+        wanted = set(rollup_reads.heavy_in_slots(tx, g, wide_lo, wide_hi, floor))
+        if born:  # born and called after it (a young store's first deploy: at most MAX_BORN)
+            ran = set(rollup_reads.heavy_in_slots(tx, g, wide_lo, wide_hi, 0.0))
+            wanted |= set(sorted(born & ran)[:MAX_BORN])
         before = rollup_reads.slot_figures(tx, sorted(wanted), g, before_lo, before_hi)
     after = {
         fp: (f.calls, f.total_ms)
@@ -215,6 +218,11 @@ def _db_rate(tx: Tx, since: float, until: float) -> float | None:
     for c, t, _, s in buckets.values():
         calls, total_ms, seconds = calls + c, total_ms + t, seconds + s
     return total_ms / seconds if seconds else None
+
+
+def _most(figures: dict[str, tuple[int, float]], n: int) -> list[str]:
+    """The ``n`` fingerprints with the most database time."""
+    return sorted(figures, key=lambda fp: -figures[fp][1])[:n]
 
 
 def _ceil(t: float, grain: int) -> int:
