@@ -17,8 +17,9 @@ the fairer figure when other work shares the machine), MiB/s, statements/s and p
 process's VmHWM and the process tree's summed VmRSS, sampled from /proc every 50 ms). Calls and
 total time of the top 20 are compared after putting each querywatch fingerprint into the group
 the other tool puts its slowest sample in (``group_pgbadger`` / ``group_pt`` below port the
-tool's own normalization), and the differences in grouping are listed. With ``--big-gib`` the PostgreSQL log
-is repeated into a file of that size and only querywatch reads it (peak RSS against log size).
+tool's own normalization), and the differences in grouping are listed. With ``--big-gib`` the
+PostgreSQL log is repeated into a file of that size and only querywatch reads it (peak RSS
+against log size).
 
     .venv/bin/python bench/digest.py [--pg-mib 200] [--mysql-mib 100] [--work DIR] [--reuse]
         [--big-gib 1] [--skip-pg] [--skip-mysql] [--jobs 1,2]
@@ -429,8 +430,9 @@ def speed_table(runs: list[Run], baseline: Run) -> list[str]:
     return rows
 
 
-def agreement_table(ours: Run, theirs: Run, top: int = 20) -> tuple[list[str], int]:
-    """The top groups by our total time; returns the rows and how many agree within 0.5%."""
+def agreement(ours: Run, theirs: Run, top: int = 20) -> list[str]:
+    """The top groups by our total time, side by side, under a line saying how many agree
+    within 0.5% (calls and total time) and the statement totals."""
     rows = [
         f"| # | {theirs.tool} group | calls (querywatch) | calls ({theirs.tool}) | "
         f"total ms (querywatch) | total ms ({theirs.tool}) | Δ calls | Δ time | qw fingerprints |",
@@ -438,10 +440,6 @@ def agreement_table(ours: Run, theirs: Run, top: int = 20) -> tuple[list[str], i
     ]
     agree = 0
     ranked = sorted(ours.groups.items(), key=lambda kv: -kv[1][1])[:top]
-    rows.insert(
-        0, f"{len(ranked)} groups compared (the top {top} by querywatch's total time, or all)."
-    )
-    rows.insert(1, "")
     members = MEMBERS.get((ours.log, "querywatch"), {})
     for i, (key, (calls, total)) in enumerate(ranked, 1):
         other_calls, other_total = theirs.groups.get(key, (0, 0.0))
@@ -453,7 +451,12 @@ def agreement_table(ours: Run, theirs: Run, top: int = 20) -> tuple[list[str], i
             f"| {i} | `{label}` | {calls:,} | {other_calls:,} | {total:,.1f} | "
             f"{other_total:,.1f} | {dc:.3%} | {dt:.3%} | {len(members.get(key, []))} |"
         )
-    return rows, agree
+    head = (
+        f"{agree} of the {len(ranked)} groups compared (the top {top} by querywatch's total time, "
+        f"or all there are) within 0.5% of {theirs.tool} in calls and total time. Statements: "
+        f"querywatch {ours.statements:,}, {theirs.tool} {theirs.statements:,}."
+    )
+    return [head, "", *rows]
 
 
 def grouping_notes(ours: Run, theirs: Run) -> list[str]:
@@ -518,9 +521,7 @@ def main() -> None:
         ours = [run_querywatch(log, j, args.work, group_pgbadger) for j in jobs]
         out += [f"### PostgreSQL stderr log (pgbench, prefix `{PG_PREFIX}`)", ""]
         out += speed_table(runs + ours, runs[0])
-        rows, agree = agreement_table(ours[0], runs[0])
-        out += ["", f"{agree} groups within 0.5% of pgBadger (calls and total time).", ""]
-        out += [*rows, ""]
+        out += ["", *agreement(ours[0], runs[0]), ""]
         out += grouping_notes(ours[0], runs[0]) or ["- same grouping"]
         out.append("")
         if args.big_gib:
@@ -539,9 +540,7 @@ def main() -> None:
         ours = [run_querywatch(log, j, args.work, group_pt) for j in jobs]
         out += ["### MariaDB slow log (sysbench oltp_read_write)", ""]
         out += speed_table([pt, *ours], pt)
-        rows, agree = agreement_table(ours[0], pt)
-        out += ["", f"{agree} groups within 0.5% of pt-query-digest (calls and total time).", ""]
-        out += [*rows, ""]
+        out += ["", *agreement(ours[0], pt), ""]
         out += grouping_notes(ours[0], pt) or ["- same grouping"]
         out.append("")
     print("\n".join(out))
