@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -130,6 +131,31 @@ def test_same_records_in_any_chunking() -> None:
     # and without the final newline
     parser, records = parse(data.rstrip(b"\n"), chunk=333)
     assert records == whole and parser.lines == data.count(b"\n")
+
+
+def test_followed_log_hands_out_each_poll() -> None:
+    """``digest --follow`` feeds what each poll read, then an empty chunk: every whole entry
+    read so far comes out before the parser asks for more, and nothing is lost or doubled."""
+    data = FIXTURE.read_bytes()
+    _, whole = parse(data)
+    cut = data.index(b"# User@Host:", len(data) // 2)
+    polls = [data[:cut], b"", b"", data[cut:], b""]
+    parser = Parser()
+    seen: list[LogStatement] = []
+    given = 0
+
+    def feed() -> Iterator[bytes]:
+        nonlocal given
+        for chunk in polls:
+            given += 1
+            yield chunk
+
+    for record in parser.parse(feed()):
+        seen.append(record)
+        if record.line < data[:cut].count(b"\n"):
+            assert given <= 2  # out before the next poll's lines were given
+    assert seen == whole
+    assert parser.skipped.count == 0 and parser.lines == data.count(b"\n")
 
 
 def test_byte_ranges_together_read_the_whole_log(tmp_path: Path) -> None:

@@ -79,21 +79,31 @@ class Parser:
         return line.startswith(_USER) or line.startswith(_TIME)
 
     def parse(self, chunks: Iterable[bytes]) -> Iterator[LogStatement]:
-        """Yield one ``statement`` record per entry, in file order."""
-        line = self.options.first_line  # line number of buf[0]
+        """Yield one ``statement`` record per entry, in file order. An empty chunk means "no
+        more for now" (a followed log): the last entry is handed out too when it looks whole
+        (it ends with the ``;`` the server writes after every statement)."""
+        first = self.options.first_line
+        line = first  # line number of buf[0]
         buf = b""
         in_entry = False  # buf starts at an entry (else: before the first one, or after garbage)
         for chunk in chunks:
+            if not chunk:
+                if buf.endswith(b";\n"):
+                    _, line, _ = yield from self._entries(buf, line, in_entry, final=True)
+                    buf, in_entry = b"", False
+                    self.lines = line - first
+                continue
             buf = buf + chunk if buf else chunk
             if not chunk.endswith(b"\n"):  # the last chunk of a file may lack its newline
                 continue
             pos, line, in_entry = yield from self._entries(buf, line, in_entry, final=False)
             buf = buf[pos:]
+            self.lines = line - first
         if buf:
             if not buf.endswith(b"\n"):
                 buf += b"\n"
             _, line, _ = yield from self._entries(buf, line, in_entry, final=True)
-        self.lines = line - self.options.first_line
+        self.lines = line - first
 
     def _entries(
         self, buf: bytes, line: int, in_entry: bool, final: bool
