@@ -136,8 +136,8 @@ class Monitor:
         result.alerted = self._alert(incident, now)
         if self.responder is not None:
             result.rollback = self.responder.on_incident(incident, now, detections=firing)
-        if self.explain_target is not None:  # after the alert: EXPLAIN must not delay it
-            result.incident = self._attach_plans(incident, now)
+        # after the alert: EXPLAIN must not delay it; without a database, the log's plans
+        result.incident = self._attach_plans(incident, now)
         return result
 
     def _keep_plans_before(self, deploy: DeployMarker | None, now: float) -> None:
@@ -159,22 +159,27 @@ class Monitor:
             log.warning("plans before deploy %s not kept: %s", deploy.id if deploy else "?", exc)
 
     def _attach_plans(self, incident: Incident, now: float) -> Incident:
-        """Plan evidence for the culprits that have none yet, stored on the incident."""
-        from querywatch.incidents.evidence_gather import plan_evidence
+        """Plan evidence for the culprits that have none yet, stored on the incident: EXPLAIN
+        on the explain target, or without one the plans a log digest kept (if any)."""
+        from querywatch.incidents.evidence_gather import logged_plan_evidence, plan_evidence
 
-        assert self.explain_target is not None
         missing = [c.fingerprint for c in incident.culprits if c.fingerprint not in incident.plans]
         if not missing:
             return incident
         try:
-            found = plan_evidence(
-                self.explain_target,
-                self.store,
-                incident,
-                fingerprints=missing,
-                now=now,
-                statement_timeout_ms=self.explain_timeout_ms,
-            )
+            if self.explain_target is None:
+                found = logged_plan_evidence(self.store, incident, fingerprints=missing)
+                if not found:
+                    return incident
+            else:
+                found = plan_evidence(
+                    self.explain_target,
+                    self.store,
+                    incident,
+                    fingerprints=missing,
+                    now=now,
+                    statement_timeout_ms=self.explain_timeout_ms,
+                )
 
             def attach(stored: Incident) -> list[TimelineEvent]:
                 for fp, evidence in found.items():

@@ -3,7 +3,8 @@
 It wires files → parser → digest → report; the reading and the aggregation are
 :mod:`querywatch.logs`, the terminal report :mod:`querywatch.cli.digest_view`. With ``--store``
 the statements also land in the store as windows (so `top`, detection and the dashboard see
-them) and the store's deploy markers split the report before/after each deploy; ``--follow``
+them, with the slowest auto_explain plan of the top fingerprints as plan evidence) and the
+store's deploy markers split the report before/after each deploy; ``--follow``
 keeps reading as the log grows and runs the agent over it, as `watch` does over
 pg_stat_statements.
 """
@@ -239,6 +240,10 @@ def _digest_into(
         if windows.written
         else "nothing new to store"
     )
+    from querywatch.logs.logged_plans import store_logged_plans
+
+    if plans_kept := store_logged_plans(the_store, digest):
+        err_console.print(f"kept the slowest logged plan of {plans_kept:,} fingerprints")
     return digest, reports
 
 

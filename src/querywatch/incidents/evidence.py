@@ -32,8 +32,10 @@ class PlanEvidence:
     (``Finding.as_dict()``), ``advice`` the index advice (``Advice.as_dict()``), ``diff`` the
     plan diff (``PlanDiff.as_dict()``) against ``against``: which plan it was compared with
     (``fingerprint``, ``sql``, ``why``: "same query" or "replaced query", ``explained_at``,
-    ``when``: "before deploy" or "now", ``deploy_id``, ``plan``). ``notes`` say what could not be
-    done and why.
+    ``when``: "before deploy" or "now", ``deploy_id``, ``plan``). ``logged`` is the plan the log
+    showed at the time (auto_explain, kept by `digest --store`: ``at``, ``duration_ms``,
+    ``format``, ``text``, and ``plan``, a ``Plan.as_dict()`` when the log was JSON). ``notes``
+    say what could not be done and why.
     """
 
     fingerprint: str
@@ -46,6 +48,7 @@ class PlanEvidence:
     advice: dict[str, Any] | None = None
     diff: dict[str, Any] | None = None
     against: dict[str, Any] | None = None
+    logged: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -60,6 +63,7 @@ class PlanEvidence:
             "advice": self.advice,
             "diff": self.diff,
             "against": self.against,
+            "logged": self.logged,
             "notes": list(self.notes),
         }
 
@@ -77,6 +81,7 @@ class PlanEvidence:
             advice=data.get("advice"),
             diff=data.get("diff"),
             against=data.get("against"),
+            logged=data.get("logged"),
             notes=[str(n) for n in data.get("notes", ())],
         )
 
@@ -88,6 +93,27 @@ class PlanEvidence:
         if self.explained_at is None:
             return "no EXPLAIN"
         return f"EXPLAIN at {utc(self.explained_at)} on {self.target}"
+
+    @property
+    def logged_source(self) -> str | None:
+        """Where the logged plan comes from, e.g. "auto_explain at … UTC (812 ms)"."""
+        a = self.logged
+        if not a:
+            return None
+        at = f" at {utc(float(a['at']))}" if a.get("at") else ""
+        ms = a.get("duration_ms")
+        took = f" ({float(ms):,.0f} ms)" if isinstance(ms, int | float) else ""
+        return f"the log's auto_explain plan{at}{took}"
+
+    def logged_outline(self, limit: int = OUTLINE_NODES) -> list[str]:
+        """The logged plan, one line per node (its text as logged when it was not JSON)."""
+        a = self.logged or {}
+        if a.get("plan"):
+            return plan_outline(a["plan"], limit)
+        lines = str(a.get("text") or "").splitlines()
+        return lines[:limit] + (
+            [f"… {len(lines) - limit} more lines"] if len(lines) > limit else []
+        )
 
     @property
     def against_source(self) -> str | None:

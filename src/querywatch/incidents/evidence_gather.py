@@ -4,11 +4,14 @@
 the plan rules and index advice, and diffs the plan against the same fingerprint's plan kept
 before the deploy (:mod:`querywatch.incidents.plan_snapshot`), or, for a query new with the
 deploy, against the plan of the query it replaced. Never raises for a database or EXPLAIN problem:
-each becomes a note in the evidence.
+each becomes a note in the evidence. The plan the log showed at the time (auto_explain, kept by
+`digest --store` in state ``plans:logged:<fingerprint>``) rides along as ``logged``; without a
+database to EXPLAIN, :func:`logged_plan_evidence` gives the culprits that plan alone.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -17,7 +20,8 @@ from querywatch.config import DEFAULT_STATEMENT_TIMEOUT_MS
 from querywatch.incidents.evidence import PlanEvidence, utc
 from querywatch.incidents.explain_session import ExplainSession, explainable_sql
 from querywatch.incidents.plan_snapshot import PlanSnapshot, load_snapshot
-from querywatch.plans.model import Plan
+from querywatch.plans.model import Plan, node_from_postgres
+from querywatch.store.state import logged_plan_key
 
 if TYPE_CHECKING:
     from querywatch.incidents.model import Incident
@@ -59,6 +63,50 @@ def plan_evidence(
     return out
 
 
+def logged_plan_evidence(
+    store: Store, incident: Incident, *, fingerprints: Sequence[str] | None = None
+) -> dict[str, PlanEvidence]:
+    """Plan evidence from the log alone (no database to EXPLAIN): the culprits (only
+    ``fingerprints`` when given) whose plan a digest kept, by fingerprint."""
+    wanted = None if fingerprints is None else set(fingerprints)
+    out: dict[str, PlanEvidence] = {}
+    for culprit in incident.culprits:
+        fp = culprit.fingerprint
+        if (wanted is not None and fp not in wanted) or (
+            logged := load_logged_plan(store, fp)
+        ) is None:
+            continue
+        ev = PlanEvidence(fingerprint=fp, sql=culprit.normalized, logged=logged)
+        ev.notes.append("no database to EXPLAIN: the plan is the one the log showed at the time")
+        out[fp] = ev
+    return out
+
+
+def load_logged_plan(store: Store, fp: str) -> dict[str, Any] | None:
+    """The slowest plan a digest kept for ``fp`` (see :func:`logged_plan_evidence`), with the
+    plan tree parsed when auto_explain logged JSON; None when none was kept (or unreadable)."""
+    text = store.get_state(logged_plan_key(fp))
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+        out = {k: data.get(k) for k in ("at", "duration_ms", "format", "file", "line")}
+        out["text"] = str(data["plan"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    out["plan"] = None
+    if out["format"] == "json":
+        try:
+            raw = json.loads(out["text"])
+            root = node_from_postgres(raw)
+            plan = Plan(root, "postgres", str(data.get("normalized", "")))
+            plan.analyzed = "Actual Total Time" in raw
+            out["plan"] = plan.as_dict()
+        except (ValueError, KeyError, TypeError, AttributeError):
+            pass  # the text as logged is still evidence
+    return out
+
+
 def _culprit_evidence(
     session: ExplainSession,
     store: Store,
@@ -70,6 +118,7 @@ def _culprit_evidence(
     snapshots: dict[str, PlanSnapshot | None],
 ) -> PlanEvidence:
     ev = PlanEvidence(fingerprint=fp, sql=sql, target=session.display)
+    ev.logged = load_logged_plan(store, fp)
     text = explainable_sql(sql, session.dialect)
     if text is None:
         ev.notes.append("not a statement EXPLAIN plans (only SELECT, WITH, INSERT, UPDATE, DELETE)")

@@ -161,6 +161,9 @@ def plan_lines(ev: PlanEvidence, indent: str = "") -> list[str]:
         if before:
             out.append(f"{more}plan before ({ev.against_source}):")
             out += [more + "  " + x for x in before]
+    if ev.logged:
+        out.append(f"{indent}plan at the time ({ev.logged_source}):")
+        out += [more + x for x in ev.logged_outline()]
     out += advice_lines(ev, indent)
     if ev.notes:
         out.append(f"{indent}plan notes:")

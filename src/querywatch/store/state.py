@@ -27,3 +27,15 @@ def update_state(tx: Tx, key: str, change: Callable[[str | None], str]) -> str:
     value = change(get_state(tx, key))
     set_state(tx, key, value)
     return value
+
+
+LOGGED_PLAN_PREFIX = "plans:logged:"
+"""State key prefix of the plan a log showed for a fingerprint: `digest --store` writes each
+top fingerprint's slowest auto_explain plan under ``plans:logged:<fingerprint>`` (JSON: the plan
+text, its ``format`` "json" or "text", ``at``, ``duration_ms``, ``file``, ``line``); incidents
+read it as plan evidence (:mod:`querywatch.incidents.evidence_gather`)."""
+
+
+def logged_plan_key(fingerprint: str) -> str:
+    """State key of the slowest plan the log showed for ``fingerprint``."""
+    return LOGGED_PLAN_PREFIX + fingerprint
