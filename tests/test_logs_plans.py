@@ -19,6 +19,7 @@ from log_workload import SLOW, STATEMENT_STYLE, shared_logs, workload_logs
 from querywatch.incidents.evidence import PlanEvidence
 from querywatch.incidents.evidence_gather import plan_evidence
 from querywatch.incidents.view import plan_lines
+from querywatch.logs.logged_plans import redact_plan
 from querywatch.monitor import Monitor
 from querywatch.sql import fingerprint
 from querywatch.store import SqlStore, open_store
@@ -60,6 +61,7 @@ def test_digest_store_keeps_the_text_plan_and_an_incident_without_a_database_use
     kept = digest_store(root / "pg.log", store_path)
     assert kept["format"] == "text" and kept["fingerprint"] == SLOW_FP
     assert "Result" in str(kept["plan"]) and "Query Text" not in str(kept["plan"])
+    assert "'slow'" not in str(kept["plan"])  # the store keeps no literal values
     assert float(str(kept["duration_ms"])) >= 50 and kept["at"]
     store = open_store(store_path)
     ev = open_slow_incident(store, None)  # the log alone: no database to EXPLAIN
@@ -111,3 +113,40 @@ def test_an_unreadable_kept_plan_is_no_evidence(tmp_path: Path, bad: str) -> Non
 
     assert load_logged_plan(store, SLOW_FP) is None
     store.close()
+
+
+def test_a_kept_plan_has_no_literal_values_but_keeps_its_figures() -> None:
+    text = (
+        "Seq Scan on orders o  (cost=0.00..35.50 rows=10 width=4) "
+        "(actual time=0.010..5.200 rows=3 loops=1)\n"
+        "  Filter: ((customer_id = 42) AND ((email)::text = 'bob@example.com'::text) "
+        "AND (t2.col3 > $1) AND (total > -3.5e2))\n"
+        "  Rows Removed by Filter: 990\n"
+    )
+    assert redact_plan(text) == (
+        "Seq Scan on orders o  (cost=0.00..35.50 rows=10 width=4) "
+        "(actual time=0.010..5.200 rows=3 loops=1)\n"
+        "  Filter: ((customer_id = ?) AND ((email)::text = ?::text) AND (t2.col3 > $1) "
+        "AND (total > ?))\n"
+        "  Rows Removed by Filter: 990\n"
+    )
+    plan = [
+        {
+            "Plan": {
+                "Node Type": "Index Scan",
+                "Index Cond": "(email = 'o''k'::text)",
+                "Rows Removed by Filter": 7,
+                "Output": ["id", "'x'::text"],
+            }
+        }
+    ]
+    assert json.loads(redact_plan(json.dumps(plan))) == [
+        {
+            "Plan": {
+                "Node Type": "Index Scan",
+                "Index Cond": "(email = ?::text)",
+                "Rows Removed by Filter": 7,
+                "Output": ["id", "?::text"],
+            }
+        }
+    ]
