@@ -8,6 +8,7 @@ never fails), 2 could not check (see :mod:`querywatch.gate.check`).
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +17,9 @@ import click
 from rich.console import Console
 from rich.progress import Progress
 
-from querywatch.cli.context import Context, could_not_check
+from querywatch.cli.context import Context, could_not_check, opened_store
+from querywatch.cli.options import store_option
+from querywatch.config import setting
 from querywatch.gate.baseline import DEFAULT_BASELINE_PATH
 from querywatch.gate.check import DEFAULT_FAIL_ON, DEFAULT_MAX_REPEATS, FAIL_ON, run_check
 from querywatch.gate.collect import DEFAULT_RUN_PATH, GateInputError, GateRun
@@ -89,6 +92,7 @@ from querywatch.gate.reports import FORMATS, render
     multiple=True,
     help="Also lint the SQL found in these files or directories.",
 )
+@store_option
 @click.pass_obj
 def check(
     obj: Context,
@@ -101,10 +105,12 @@ def check(
     formats: tuple[str, ...],
     outputs: tuple[Path, ...],
     sources: tuple[Path, ...],
+    store: str | None,
 ) -> None:
     """The CI gate: lint and EXPLAIN every query the tests ran, flag N+1, compare with the
     baseline. Exit 0 clean, 1 new findings or regressions at --fail-on or above, 2 could not
-    check."""
+    check. With --store (or its env variable), also record the report for the dashboard's
+    /checks page."""
     if len(outputs) > max(len(formats), 1):
         raise click.UsageError("more -o files than --format options: give one -o per --format")
     chosen = formats or ("terminal",)
@@ -138,6 +144,11 @@ def check(
     color = sys.stdout.isatty()
     for fmt in to_stdout:
         click.echo(render(report, fmt, color=color and fmt == "terminal"), nl=False)
+    if store is not None or os.environ.get(setting("store").env):
+        from querywatch.gate.record import record_report
+
+        with could_not_check(), opened_store(obj.config(store=store or None), create=True) as db:
+            record_report(db, report, os.environ)
     if report.exit_code:
         sys.exit(report.exit_code)
 

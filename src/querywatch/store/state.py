@@ -39,3 +39,8 @@ read it as plan evidence (:mod:`querywatch.incidents.evidence_gather`)."""
 def logged_plan_key(fingerprint: str) -> str:
     """State key of the slowest plan the log showed for ``fingerprint``."""
     return LOGGED_PLAN_PREFIX + fingerprint
+
+
+GATE_REPORT_KEY = "gate:latest"
+"""State key of the latest CI gate report: `querywatch check --store` writes it (JSON, see
+:mod:`querywatch.gate.record`) and the dashboard's /checks page shows it."""
