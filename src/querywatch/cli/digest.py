@@ -352,6 +352,7 @@ def _follow(
 ) -> None:
     """The agent over a followed log: poll, store, detect, alert, as `watch` does."""
     from querywatch.cli.context import retention_of
+    from querywatch.cli.watch import agent_monitor, run_agent
     from querywatch.logs.source import LogSource
     from querywatch.watch import Agent, AgentEvent
 
@@ -360,17 +361,10 @@ def _follow(
     the_store = _open_store(cfg)
     monitor = notifier = None
     if detect:
-        from querywatch.monitor import monitor_from_config
         from querywatch.respond.setup import notifier_from_config
 
         notifier = notifier_from_config(cfg, err_console)
-        monitor = monitor_from_config(
-            cfg,
-            the_store,
-            notifier,
-            repo_root=Path.cwd(),
-            on_event=lambda e: err_console.print(safe_text(e.message)),
-        )
+        monitor = agent_monitor(cfg, the_store, notifier)
         if not cfg["dsn"]:
             monitor.health = None  # only the log: no server figures for triage
             monitor.explain_target = None
@@ -402,17 +396,7 @@ def _follow(
         monitor=monitor,
         notifier=notifier,
     )
-    try:
-        agent.run(duration)
-    except KeyboardInterrupt:
-        err_console.print("stopped")
-    finally:
-        source.close()
-        the_store.close()
-    s = agent.stats
-    err_console.print(
-        f"{s.polls} reads, {s.failed_polls} failed, {s.windows_stored} windows stored"
-    )
+    run_agent(agent, lambda: agent.run(duration), noun="reads")
 
 
 def _follow_format(path: Path, fmt: str, options: ParseOptions) -> tuple[str, ParseOptions]:

@@ -22,8 +22,15 @@ from querywatch.terminal import safe_text
 from querywatch.timefmt import clock
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from querywatch.config import Config
     from querywatch.demo.canary import CanaryPlan
     from querywatch.demo.run import DemoOptions, DemoReport
+    from querywatch.monitor import Monitor
+    from querywatch.respond.notifier import Notifier
+    from querywatch.store.base import Store
+    from querywatch.watch import Agent
 
 AGENT_CACHE_KIB = 256
 """The agent's SQLite page cache, in KiB (SQLite's default is 2,000)."""
@@ -61,7 +68,6 @@ def watch(
 ) -> None:
     """Poll pg_stat_statements into the store, detect regressions and alert."""
     from querywatch.capture.pg_stat_statements import PgStatStatementsSource
-    from querywatch.monitor import monitor_from_config
     from querywatch.respond.setup import notifier_from_config
     from querywatch.watch import Agent, AgentEvent
 
@@ -113,15 +119,7 @@ def watch(
                 out.print(f"{stamp} no new statements")
 
     notifier = notifier_from_config(cfg, err_console)
-    monitor = None
-    if detect:
-        monitor = monitor_from_config(
-            cfg,
-            the_store,
-            notifier,
-            repo_root=Path.cwd(),
-            on_event=lambda e: err_console.print(safe_text(e.message)),
-        )
+    monitor = agent_monitor(cfg, the_store, notifier) if detect else None
     agent = Agent(
         source,
         the_store,
@@ -132,20 +130,44 @@ def watch(
         monitor=monitor,
         notifier=notifier,
     )
-    try:
+
+    def run() -> None:
+        nonlocal live
         if no_live:
             agent.run(duration)
         else:
             with Live(console=out, refresh_per_second=2, transient=False) as live:
                 agent.run(duration)
+
+    run_agent(agent, run, noun="polls")
+
+
+def agent_monitor(cfg: Config, store: Store, notifier: Notifier) -> Monitor:
+    """The monitor an agent runs after every poll (detection, incidents, alerts, rollback)."""
+    from querywatch.monitor import monitor_from_config
+
+    return monitor_from_config(
+        cfg,
+        store,
+        notifier,
+        repo_root=Path.cwd(),
+        on_event=lambda e: err_console.print(safe_text(e.message)),
+    )
+
+
+def run_agent(agent: Agent, run: Callable[[], object], *, noun: str) -> None:
+    """``run`` (the agent's loop) until its duration ends or Ctrl-C; then close the agent's
+    source and store and say what it did (``noun``: what one poll is called)."""
+    try:
+        run()
     except KeyboardInterrupt:
         err_console.print("stopped")
     finally:
-        source.close()
-        the_store.close()
+        agent.source.close()
+        agent.store.close()
     s = agent.stats
     err_console.print(
-        f"{s.polls} polls, {s.failed_polls} failed, {s.windows_stored} windows stored"
+        f"{s.polls} {noun}, {s.failed_polls} failed, {s.windows_stored} windows stored"
     )
 
 
