@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -21,6 +24,33 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+@contextlib.contextmanager
+def served(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """``querywatch serve --port 0 ARGS`` as a user starts it (settings from ``env`` only); its
+    URL from the banner, and the server stopped afterwards."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("QUERYWATCH_")}
+    full_env.update(env or {})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "querywatch", "serve", "--port", "0", *args],
+        cwd=cwd,
+        env=full_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        banner = process.stderr.readline()
+        found = re.search(r"on (http://\S+) ", banner)
+        assert found, banner
+        yield found.group(1)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stderr is not None:
+            process.stderr.close()
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> str:

@@ -3,11 +3,7 @@ SQLite (and PostgreSQL) stores filled through the store's write paths and real a
 
 from __future__ import annotations
 
-import os
-import re
 import sqlite3
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -18,6 +14,7 @@ import pytest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
+from cli_helpers import served
 from metrics_store import BLIND_AGENT, LIVE_AGENT, filled_store, samples, scrape
 from querywatch import deploys
 from querywatch.config import load_config
@@ -277,26 +274,13 @@ def test_prometheus_scrapes_serve_with_the_read_token(tmp_path: Path) -> None:
     now = time.time()
     write_traffic(store, window_start(now) - 120, window_start(now) + 10)
     store.close()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QUERYWATCH_")}
-    env |= {
+    env = {
         "QUERYWATCH_API_TOKEN": "write-token-for-ci-deploys-000000",
         "QUERYWATCH_API_READ_TOKEN": READ_TOKEN,
         "QUERYWATCH_METRICS_TOP_N": "1",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "querywatch", "serve", "--port", "0", "--store", str(path)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stderr is not None
-        banner = process.stderr.readline()
-        found = re.search(r"on (http://\S+) ", banner)
-        assert found, banner
-        url = found.group(1) + "/metrics"
+    with served("--store", str(path), cwd=tmp_path, env=env) as base:
+        url = base + "/metrics"
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(url, timeout=10)
         assert refused.value.code == 401
@@ -305,11 +289,6 @@ def test_prometheus_scrapes_serve_with_the_read_token(tmp_path: Path) -> None:
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.headers["Content-Type"] == CONTENT_TYPE
             text = response.read().decode()
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        if process.stderr is not None:
-            process.stderr.close()
     families = {f.name: f for f in text_string_to_metric_families(text)}
     calls = by_fingerprint(families["querywatch_fingerprint_calls_per_second"])
     assert set(calls) == {ORDERS_FP.id, "other"}  # metrics_top_n=1: one query, then the rest

@@ -13,10 +13,7 @@ import base64
 import gzip
 import http.client
 import json
-import os
 import re
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 import zlib
@@ -47,6 +44,7 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from cli_helpers import served as served_process
 from querywatch.records import CallSite
 from querywatch.sql import fingerprint
 from querywatch.store import SqlStore, open_store
@@ -79,27 +77,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """`querywatch serve` as a user runs it: tokens from the environment, a SQLite store."""
     work = tmp_path_factory.mktemp("otlp")
     store = work / "store.sqlite3"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QUERYWATCH_")}
-    env |= {"QUERYWATCH_API_TOKEN": WRITE, "QUERYWATCH_API_READ_TOKEN": READ}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "querywatch", "serve", "--port", "0", "--store", str(store)],
-        cwd=work,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stderr is not None
-        banner = process.stderr.readline()
-        found = re.search(r"on (http://\S+) ", banner)
-        assert found, banner
-        yield Served(found.group(1), store)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        if process.stderr is not None:
-            process.stderr.close()
+    env = {"QUERYWATCH_API_TOKEN": WRITE, "QUERYWATCH_API_READ_TOKEN": READ}
+    with served_process("--store", str(store), cwd=work, env=env) as url:
+        yield Served(url, store)
 
 
 @pytest.fixture
