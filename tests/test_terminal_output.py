@@ -121,6 +121,10 @@ def test_watch_no_live_prints_sql_escaped(pg_dsn: str, tmp_path: Path) -> None:
                 conn.execute(statement.encode())
                 time.sleep(0.05)
 
+    # Late in the suite pg_stat_statements is full of other tests' entries, and a new one may
+    # be evicted before its first read: start from an empty view, as a fresh server has.
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_statements_reset()")
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUERYWATCH_")}
     env["COLUMNS"] = "200"
     args = ["watch", "--dsn", pg_dsn, "--store", str(tmp_path / "s.sqlite3"), "--no-detect"]

@@ -77,6 +77,10 @@ def _calls_seen(lines: list[str], fingerprint_id: str) -> int:
 
 def test_watch_then_top_shows_the_workload_with_exact_counts(pg_dsn: str, tmp_path: Path) -> None:
     make_orders(pg_dsn)
+    # Late in the suite pg_stat_statements is full of other tests' entries, and a new one may
+    # be evicted before its first read: start from an empty view, as a fresh server has.
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_statements_reset()")
     store = tmp_path / "store.sqlite3"
     expected = fingerprint(LOOKUP.format(7))
     watch = subprocess.Popen(
