@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from pg_cluster import running_cluster
+from querywatch.store import SqlStore, open_store
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +32,18 @@ def pg_dsn(pg_server: str) -> Iterator[str]:
     yield dsn
     with psycopg.connect(pg_server, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store location on each backend: a SQLite file, then the suite's PostgreSQL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "store.sqlite3")
+    return str(request.getfixturevalue("pg_dsn"))
+
+
+@pytest.fixture
+def store(location: str) -> Iterator[SqlStore]:
+    """An open store at ``location`` (both backends)."""
+    with open_store(location) as s:
+        yield s

@@ -4,8 +4,6 @@ take one release or sum them all, and stores older than the release column still
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -17,19 +15,6 @@ from querywatch.store.migrations import LATEST, RELEASE_SINCE
 
 T0 = 28_333_334 * 60  # a whole minute, late 2023
 DAY = 24 * 3600
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "store.sqlite3")
-    return str(request.getfixturevalue("pg_dsn"))
-
-
-@pytest.fixture
-def store(location: str) -> Iterator[SqlStore]:
-    with open_store(location) as s:
-        yield s
 
 
 def execute(location: str, *sql: str) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -18,19 +16,6 @@ from querywatch.store.rollups import FINE
 
 T0 = 28_333_334 * 60 // 86400 * 86400  # midnight UTC, late 2023
 FPS = [f"fp{n:02d}" for n in range(12)]
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "store.sqlite3")
-    return str(request.getfixturevalue("pg_dsn"))
-
-
-@pytest.fixture
-def store(location: str) -> Iterator[SqlStore]:
-    with open_store(location) as s:
-        yield s
 
 
 def windows(seed: int, start: int, end: int) -> list[StatementWindow]:
