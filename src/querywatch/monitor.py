@@ -40,6 +40,9 @@ if TYPE_CHECKING:  # imported when `watch` builds it (monitor_from_config), not 
 
 log = logging.getLogger(__name__)
 
+#: How long the detector reuses what it read (see querywatch.detect.look_back): a pass reads
+#: what is new, and everything is read again this often.
+REREAD_S = 300.0
 #: Without a deploy, "before" is the ten minutes that ended a minute ago.
 UNANNOUNCED_BEFORE_S = 600.0
 UNANNOUNCED_AFTER_S = 60.0
@@ -81,7 +84,9 @@ class Monitor:
         while one is running (see :class:`querywatch.watch.Agent`)."""
         self.store = store
         self.policy = policy or Policy()
-        self.detector = Detector(store, self.policy, environment=environment)
+        self.detector = Detector(
+            store, self.policy, environment=environment, reuse_seconds=REREAD_S
+        )
         self.notifier = notifier
         self.health = health
         self.repo_root = repo_root

@@ -161,21 +161,21 @@ def coverage(
     return total
 
 
+def statement_point(w: StatementWindow) -> Point:
+    return Point(
+        w.fingerprint,
+        w.window_start,
+        w.calls,
+        w.total_ms,
+        w.sketch,
+        w.normalized,
+        w.rows,
+        w.shared_blks_hit + w.shared_blks_read,
+    )
+
+
 def statement_points(windows: Iterable[StatementWindow]) -> list[Point]:
-    return [
-        Point(
-            w.fingerprint,
-            w.window_start,
-            w.calls,
-            w.total_ms,
-            w.sketch,
-            w.normalized,
-            w.rows,
-            w.shared_blks_hit + w.shared_blks_read,
-        )
-        for w in windows
-        if w.calls > 0
-    ]
+    return [statement_point(w) for w in windows if w.calls > 0]
 
 
 def request_points(windows: Iterable[RequestWindow]) -> list[Point]:
@@ -219,6 +219,16 @@ class _KeyAcc:
         self.calls_acc = 0
         self.total_acc = 0.0
         self.sketch = sketch
+
+    def copy(self) -> _KeyAcc:
+        twin = _KeyAcc.__new__(_KeyAcc)
+        for name in self.__slots__:
+            setattr(twin, name, getattr(self, name))
+        twin.means = list(self.means)
+        twin.chunk_calls = list(self.chunk_calls)
+        if self.sketch is not None:
+            twin.sketch = LatencySketch(dict(self.sketch.buckets))
+        return twin
 
 
 class BaselineBuilder:
@@ -293,6 +303,32 @@ class BaselineBuilder:
                 acc.sketch = None  # per-call latencies only when every window had them
             else:
                 acc.sketch.merge(sketch)
+
+    def extend(self, end: float) -> None:
+        """Move the span's end later, to keep feeding windows (still in time order per key).
+
+        Baselines taken before share their merged sketches with the builder: take them again
+        after feeding it."""
+        if end < self.end:
+            raise ValueError(f"a span ends later, not earlier: {end} < {self.end}")
+        self.end = end
+
+    def branch(self, end: float, now: float | None) -> BaselineBuilder:
+        """A copy to be fed on up to ``end`` (the windows still being written), this one left
+        as it is to be fed later; ``now`` trims the unfinished bucket, as in the constructor."""
+        if end < self.end:
+            raise ValueError(f"a branch ends later, not earlier: {end} < {self.end}")
+        twin = BaselineBuilder(
+            self.start,
+            end,
+            min_chunk_calls=self.min_chunk_calls,
+            covered_s=self.covered_s,
+            now=now,
+            texts=self._texts,
+        )
+        twin._keys = {key: acc.copy() for key, acc in self._keys.items()}
+        twin._starts = set(self._starts)
+        return twin
 
     def add_point(self, p: Point) -> None:
         self.add(p.key, p.window_start, p.calls, p.total_ms, p.sketch, p.label, p.rows, p.blocks)

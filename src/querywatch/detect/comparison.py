@@ -11,6 +11,11 @@ from querywatch.detect.stats import MannWhitney
 from querywatch.records import WINDOW_SECONDS, DeployMarker
 
 W = WINDOW_SECONDS
+SETTLE_S = 60.0
+"""Windows this recent may still be written (in-app capture flushes every few seconds, a poll
+lands after its bucket's end): a trailing baseline ends this long before the current bucket,
+and a detector that keeps what it read (querywatch.detect.look_back) reads them again at every
+pass. A writer later than that is counted when everything is read again."""
 
 
 def floor_w(t: float) -> int:

@@ -21,21 +21,20 @@ raise database time without anything being wrong with a query. See docs/detectio
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
-from querywatch.detect.baseline import BaselineBuilder, KeyBaseline
+from querywatch.detect.baseline import KeyBaseline
 from querywatch.detect.comparison import (
+    SETTLE_S,
     Comparison,
     Phases,
-    Sides,
     W,
     ceil_w,
     floor_w,
     traffic_start,
 )
 from querywatch.detect.confidence import combine, g_high, g_low
+from querywatch.detect.look_back import LookBack, PassContext
 from querywatch.detect.model import Detection, PhaseStats
 from querywatch.detect.new_fingerprints import new_fingerprint_detections
 from querywatch.detect.policy import Policy
@@ -50,31 +49,29 @@ from querywatch.detect.wording import ms as _ms
 from querywatch.detect.wording import rate as _rate
 from querywatch.detect.wording import short_sql as _short
 from querywatch.detect.wording import times as _x
-from querywatch.records import DeployMarker, RequestWindow, StatementWindow
+from querywatch.records import DeployMarker
 from querywatch.store.base import Store
 
 
-@dataclass(slots=True)
-class _Context:
-    """What one detection pass read from the store, folded as it was read."""
-
-    now: float
-    deploy_sides: Sides | None = None  # the deploy's phases, when one is compared against
-    seen_before: set[str] = field(default_factory=set)  # fingerprints seen before the deploy
-    routes: Sides | None = None  # routes over the deploy's phases
-    unannounced: Phases | None = None  # the trailing baseline and the recent windows
-    unannounced_sides: Sides | None = None
-
-
 class Detector:
-    """Runs the detectors over a store with one policy; stateless between calls."""
+    """Runs the detectors over a store with one policy.
+
+    Stateless between calls unless ``reuse_seconds`` > 0: then what a pass read is kept and the
+    next pass reads only what is new (see :class:`querywatch.detect.look_back.LookBack`).
+    """
 
     def __init__(
-        self, store: Store, policy: Policy | None = None, *, environment: str | None = None
+        self,
+        store: Store,
+        policy: Policy | None = None,
+        *,
+        environment: str | None = None,
+        reuse_seconds: float = 0.0,
     ) -> None:
         self.store = store
         self.policy = policy or Policy()
         self.environment = environment
+        self.look_back = LookBack(store, self.policy.min_chunk_calls, reuse_seconds=reuse_seconds)
 
     # -- entry point ------------------------------------------------------------------------
 
@@ -98,7 +95,9 @@ class Detector:
         phases = self.deploy_phases(reference, now) if reference is not None else None
         if phases is not None and phases.after_end <= phases.after_start:
             phases = None
-        ctx = self._read(now, since, phases, self._unannounced_phases(now, deploys))
+        anchor = deploys[-1].id if deploys else None
+        unannounced = self._unannounced_phases(now, deploys)
+        ctx = self.look_back.read(now, since, phases, unannounced, anchor)
         found: list[Detection] = []
         if reference is not None and phases is not None:
             found += self._deploy_detections(ctx, reference, phases)
@@ -284,55 +283,6 @@ class Detector:
 
         return total([c.before for c in comps]), total([c.after for c in comps])
 
-    def _read(
-        self, now: float, since: float, deploy: Phases | None, unannounced: Phases | None
-    ) -> _Context:
-        """One pass over the windows since ``since``, folded into the baselines of each side as
-        they come from the store: half an hour of every fingerprint is never held at once."""
-        k = self.policy.min_chunk_calls
-        texts: dict[str, str] = {}  # one copy of each text, shared by the sides
-
-        def sides(ph: Phases) -> tuple[BaselineBuilder, BaselineBuilder]:
-            before = BaselineBuilder(ph.before_start, ph.before_end, min_chunk_calls=k, texts=texts)
-            after = BaselineBuilder(
-                ph.after_start, ph.after_end, min_chunk_calls=k, now=now, texts=texts
-            )
-            return before, after
-
-        def statements(windows: Iterator[StatementWindow]) -> _Context:
-            ctx = _Context(now)
-            on_deploy = sides(deploy) if deploy is not None else None
-            alone = sides(unannounced) if unannounced is not None else None
-            builders = [*(on_deploy or ()), *(alone or ())]
-            seen_until = deploy.before_end if deploy is not None else None
-            for w in windows:
-                if w.calls <= 0 or w.window_start > now:
-                    continue
-                if seen_until is not None and w.window_start < seen_until:
-                    ctx.seen_before.add(w.fingerprint)
-                for b in builders:
-                    b.add_statement(w)
-            if on_deploy is not None:
-                ctx.deploy_sides = (on_deploy[0].baselines(), on_deploy[1].baselines())
-            if alone is not None:
-                ctx.unannounced = unannounced
-                ctx.unannounced_sides = (alone[0].baselines(), alone[1].baselines())
-            return ctx
-
-        def requests(windows: Iterator[RequestWindow]) -> Sides:
-            assert deploy is not None
-            before, after = sides(deploy)
-            for w in windows:
-                if w.window_start <= now:
-                    before.add_request(w)
-                    after.add_request(w)
-            return before.baselines(), after.baselines()
-
-        ctx = self.store.fold_statement_windows(statements, since=since)
-        if deploy is not None:  # routes are evidence of a deploy's effect only
-            ctx.routes = self.store.fold_request_windows(requests, since=since)
-        return ctx
-
     # -- after a deploy ---------------------------------------------------------------------
 
     def deploy_phases(self, deploy: DeployMarker, now: float) -> Phases:
@@ -352,7 +302,7 @@ class Detector:
         return Phases(before_end - p.baseline_seconds, before_end, after_start, after_end)
 
     def _deploy_detections(
-        self, ctx: _Context, deploy: DeployMarker, ph: Phases
+        self, ctx: PassContext, deploy: DeployMarker, ph: Phases
     ) -> list[Detection]:
         p = self.policy
         assert ctx.deploy_sides is not None
@@ -426,7 +376,7 @@ class Detector:
         )
         return mark_victims(found, before, after, p, when=f"after deploy {deploy.version}")
 
-    def _route_evidence(self, ctx: _Context) -> list[dict[str, Any]]:
+    def _route_evidence(self, ctx: PassContext) -> list[dict[str, Any]]:
         """Routes whose request latency rose after the deploy (what users felt), top five."""
         if ctx.routes is None:
             return []
@@ -455,17 +405,21 @@ class Detector:
     # -- without a deploy -------------------------------------------------------------------
 
     def _unannounced_phases(self, now: float, deploys: list[DeployMarker]) -> Phases | None:
-        """The trailing baseline and the recent windows, or None when a deploy is that recent."""
+        """The trailing baseline and the recent windows, or None when a deploy is that recent.
+
+        The baseline ends ``SETTLE_S`` before the current bucket (windows younger than that may
+        still be written), or where the recent windows start if that is earlier."""
         p = self.policy
         recent_start = floor_w(now) - (p.recent_windows - 1) * W
-        base_start = recent_start - p.baseline_seconds
+        base_end = min(recent_start, floor_w(now) - SETTLE_S)
+        base_start = base_end - p.baseline_seconds
         if deploys:
             base_start = max(base_start, ceil_w(traffic_start(deploys[-1])))
-        if base_start >= recent_start:
+        if base_start >= base_end:
             return None  # a deploy inside the recent windows: the deploy detector's business
-        return Phases(base_start, recent_start, recent_start, now + 1)
+        return Phases(base_start, base_end, recent_start, now + 1)
 
-    def _unannounced(self, ctx: _Context) -> list[Detection]:
+    def _unannounced(self, ctx: PassContext) -> list[Detection]:
         p = self.policy
         now = ctx.now
         ph = ctx.unannounced
