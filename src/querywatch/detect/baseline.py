@@ -334,7 +334,8 @@ class BaselineBuilder:
         self.add(p.key, p.window_start, p.calls, p.total_ms, p.sketch, p.label, p.rows, p.blocks)
 
     def add_statement(self, w: StatementWindow) -> None:
-        """A statement window, as :func:`statement_points` reduces it (none without calls)."""
+        """A statement window, as :func:`statement_point` reduces it (none without calls),
+        without a point per window: this runs for every window a pass reads."""
         if w.calls > 0:
             self.add(
                 w.fingerprint,

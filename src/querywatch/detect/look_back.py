@@ -4,18 +4,19 @@ store, and what an agent keeps of them between passes.
 A stateless pass reads the whole look-back: half an hour of every fingerprint, about 180,000
 windows at 1,000 busy fingerprints, re-folded at every poll although only the last poll's
 windows are new. With ``reuse_seconds`` (what `querywatch watch` runs with), a :class:`LookBack`
-keeps two things between passes, each rebuilt from the store at least every ``reuse_seconds``
-(so a window written late is counted then):
+keeps, between passes, what windows older than ``SETTLE_S`` (a minute; younger ones may still be
+written) made of each side:
 
-* the trailing baseline of the unannounced detector, as its builder: each pass feeds it only
-  the windows that have left the recent ones since the last pass. Its span therefore starts up
-  to ``reuse_seconds`` earlier than a fresh one would (30 to 35 minutes with the defaults);
+* the trailing baseline of the unannounced detector (which ends a minute ago), as its builder:
+  each pass feeds it the windows that have settled since the last one. Its span therefore starts
+  up to ``reuse_seconds`` earlier than a fresh one would (30 to 35 minutes with the defaults);
 * the deploy being judged: its before side (a span the deploy fixes), the fingerprints seen
-  before it and its routes; and its after side's builder up to the last closed windows, which a
-  pass branches to add the windows still being written.
+  before it and its routes; and its after side's builder up to the last minute, which a pass
+  branches to add the last minute's windows.
 
-A deploy that moves a span's start, a late pass or a clock that goes back rebuilds at once. A
-pass then reads from where the kept sides end: a poll's windows and the ones still open.
+A pass thus reads the last minute and the current window. Everything is read again every
+``reuse_seconds`` (so a window written later than a minute counts then), and at once when a
+deploy moves a span's start, a pass comes more than ``MAX_STEP_S`` late or the clock goes back.
 """
 
 from __future__ import annotations
@@ -67,10 +68,7 @@ class _Growing:
         self.end = span.after_end if after else span.before_end
         self.settled = max(self.start, min(self.end, settle))
         self.now = now
-        if (
-            kept is not None
-            and not kept.builder.end <= self.settled <= kept.builder.end + MAX_STEP_S
-        ):
+        if kept is not None and not 0 <= self.settled - kept.builder.end <= MAX_STEP_S:
             self.kept = None  # a later deploy cut the span, a late pass, a clock that went back
 
 
@@ -119,6 +117,7 @@ class LookBack:
         if unannounced is not None:
             trail = self._kept(self._trailing, anchor, unannounced.before_start, now)
             sides["trailing"] = _Growing(trail, anchor, unannounced, settle, None)
+        # what cannot be fed on is let go before its replacement is built: one of each at a time
         self._deploy_after = sides["after"].kept if "after" in sides else None
         self._trailing = sides["trailing"].kept if "trailing" in sides else None
         collect: dict[str, tuple[float, float]] = {}
