@@ -108,6 +108,8 @@ def sample(pid: int) -> Sample | None:
     except (FileNotFoundError, ProcessLookupError):
         return None
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    if "VmRSS" not in fields:
+        return None  # exited, not yet reaped: a zombie has no memory to report
     # utime and stime are fields 14 and 15; the command name (field 2) may hold spaces.
     rest = stat.rsplit(")", 1)[1].split()
     cpu = (int(rest[11]) + int(rest[12])) / TICK

@@ -1,8 +1,8 @@
 """An agent's detector reads what is new: the same judgement, a poll's windows per pass.
 
 `querywatch watch` runs detection after every poll over half an hour of every fingerprint. Its
-detector keeps the trailing baseline and the judged deploy's before side between passes
-(``reuse_seconds``) and reads only the windows since the last pass. These tests hold it, poll
+detector keeps the trailing baseline and the judged deploy's sides between passes
+(``reuse_seconds``) and reads only the last minute's windows. These tests hold it, poll
 by poll on a real SQLite store, to a stateless detector: the same findings at the same poll,
 baselines equal to a fresh read over the same span, a fraction of the windows read, and
 everything read again when the kept figures could be wrong (a window written late, a new
