@@ -27,9 +27,12 @@ def run_cli(
 
 
 @contextlib.contextmanager
-def served(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+def served(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, banner: str = r"on (http://\S+) "
+) -> Iterator[str]:
     """``querywatch serve --port 0 ARGS`` as a user starts it (settings from ``env`` only); its
-    URL from the banner, and the server stopped afterwards."""
+    URL from the banner (which must match ``banner``, the URL its first group), and the server
+    stopped afterwards."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("QUERYWATCH_")}
     full_env.update(env or {})
     process = subprocess.Popen(
@@ -42,9 +45,9 @@ def served(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Iterator
     )
     try:
         assert process.stderr is not None
-        banner = process.stderr.readline()
-        found = re.search(r"on (http://\S+) ", banner)
-        assert found, banner
+        first = process.stderr.readline()
+        found = re.search(banner, first)
+        assert found, first
         yield found.group(1)
     finally:
         process.terminate()

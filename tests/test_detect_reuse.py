@@ -21,6 +21,7 @@ import pytest
 from querywatch.detect.baseline import BaselineBuilder, KeyBaseline
 from querywatch.detect.comparison import SETTLE_S, Phases
 from querywatch.detect.look_back import LookBack
+from querywatch.detect.model import Detection
 from querywatch.detect.regression import Detector
 from querywatch.records import DeployMarker, StatementWindow
 from querywatch.sketch import LatencySketch
@@ -145,12 +146,32 @@ def polls(
         yield ws + 10.5
 
 
+class SideBySide:
+    """A kept detector and a fresh one at each poll, over one store, with what each pass read."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self.counting = CountingStore(store)
+        self.kept = Detector(cast(Store, self.counting), reuse_seconds=REUSE_S)
+        self.kept_reads: list[int] = []
+        self.fresh_reads: list[int] = []
+
+    def detect(self, now: float) -> tuple[list[Detection], list[Detection]]:
+        self.counting.read = 0
+        found = self.kept.detect(now)
+        self.kept_reads.append(self.counting.read)
+        self.counting.read = 0
+        expected = Detector(cast(Store, self.counting)).detect(now)
+        self.fresh_reads.append(self.counting.read)
+        return found, expected
+
+    def steady_reads(self) -> float:
+        """Windows a kept pass typically read (the median: full reads are the exception)."""
+        return sorted(self.kept_reads)[len(self.kept_reads) // 2]
+
+
 def test_the_kept_detector_judges_as_a_fresh_one_reading_a_poll_per_pass(store: SqlStore) -> None:
     change = T0 + 2400
-    counting = CountingStore(store)
-    kept = Detector(cast(Store, counting), reuse_seconds=REUSE_S)
-    fresh_reads: list[int] = []
-    kept_reads: list[int] = []
+    both = SideBySide(store)
     first: dict[str, float] = {}
 
     def slower(q: Query, ws: int) -> float:
@@ -159,32 +180,24 @@ def test_the_kept_detector_judges_as_a_fresh_one_reading_a_poll_per_pass(store: 
     for now in polls(store, slower, T0, change + 60):
         if now < T0 + 1800:
             continue  # the trailing baseline fills
-        counting.read = 0
-        found = kinds(kept.detect(now))
-        kept_reads.append(counting.read)
-        counting.read = 0
-        expected = kinds(Detector(cast(Store, counting)).detect(now))
-        fresh_reads.append(counting.read)
-        assert found == expected, now
+        found, expected = both.detect(now)
+        assert kinds(found) == kinds(expected), now
         if found:
             first.setdefault("at", now)
-        trail = kept.look_back._trailing
+        trail = both.kept.look_back._trailing
         assert trail is not None
         same(trail.builder.baselines(), fresh_before(store, trail.builder))
     assert first["at"] == change + 20.5  # two slow windows: persistence, as a fresh pass
-    assert kinds(kept.detect(change + 60.5)) == [("unannounced_regression", ORDERS.fp)]
+    assert kinds(both.kept.detect(change + 60.5)) == [("unannounced_regression", ORDERS.fp)]
     # a full read at the first pass and once per reuse_seconds; a poll's few windows otherwise
-    steady = sorted(kept_reads)[len(kept_reads) // 2]
-    assert steady <= PASS_BUCKETS * len(BASE) < min(fresh_reads) / 10
-    assert sum(1 for n in kept_reads if n > 10 * len(BASE)) <= len(kept_reads) * 10 / REUSE_S + 1
+    assert both.steady_reads() <= PASS_BUCKETS * len(BASE) < min(both.fresh_reads) / 10
+    full_reads = sum(1 for n in both.kept_reads if n > 10 * len(BASE))
+    assert full_reads <= len(both.kept_reads) * 10 / REUSE_S + 1
 
 
 def test_after_a_deploy_the_kept_detector_finds_what_a_fresh_one_finds(store: SqlStore) -> None:
     deploy_at = T0 + 1900
-    counting = CountingStore(store)
-    kept = Detector(cast(Store, counting), reuse_seconds=REUSE_S)
-    kept_reads: list[int] = []
-    fresh_reads: list[int] = []
+    both = SideBySide(store)
     named: list[float] = []
 
     def slower(q: Query, ws: int) -> float:
@@ -193,18 +206,12 @@ def test_after_a_deploy_the_kept_detector_finds_what_a_fresh_one_finds(store: Sq
     for now in polls(store, slower, T0, deploy_at + 900, deploy_at=deploy_at):
         if now < deploy_at:
             continue
-        counting.read = 0
-        found = kept.detect(now)
-        kept_reads.append(counting.read)
-        counting.read = 0
-        expected = Detector(cast(Store, counting)).detect(now)
-        fresh_reads.append(counting.read)
+        found, expected = both.detect(now)
         assert found == expected, now  # the same figures, confidence and evidence: exact spans
         if ("deploy_regression", ORDERS.fp) in kinds(found):
             named.append(now)
     assert named and named[0] <= deploy_at + 60
-    steady = sorted(kept_reads)[len(kept_reads) // 2]
-    assert steady <= PASS_BUCKETS * len(BASE) < min(fresh_reads) / 10
+    assert both.steady_reads() <= PASS_BUCKETS * len(BASE) < min(both.fresh_reads) / 10
 
 
 def test_a_window_written_late_counts_once_everything_is_read_again(store: SqlStore) -> None:

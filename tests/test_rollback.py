@@ -7,7 +7,6 @@ import base64
 import http.client
 import json
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from cli_helpers import assert_one_line_error, run_cli
+from cli_helpers import assert_one_line_error, run_cli, served
 from querywatch import deploys
 from querywatch.config import load_config
 from querywatch.detect.policy import Policy
@@ -989,21 +988,9 @@ def test_a_cross_site_form_cannot_roll_back_through_serve_no_auth(
     `querywatch serve --no-auth` on 127.0.0.1: an auto-submitted form, a no-cors fetch, DNS
     rebinding. None of them may run the rollback command; the operator's own request still can."""
     cwd, env, incident_id = project
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("QUERYWATCH_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "querywatch", "serve", "--no-auth", "--port", "0"],
-        cwd=cwd,
-        env={**full_env, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stderr is not None
-        banner = process.stderr.readline()
-        found = re.search(r"on (http://\S+) \(no auth, loopback only\)", banner)
-        assert found, banner
-        url, port = found.group(1), found.group(1).rpartition(":")[2]
+    no_auth = r"on (http://\S+) \(no auth, loopback only\)"
+    with served("--no-auth", cwd=cwd, env=env, banner=no_auth) as url:
+        port = url.rpartition(":")[2]
         path = f"/api/incidents/{incident_id}/rollback"
         form = {
             "Origin": "http://evil.example",
@@ -1024,9 +1011,6 @@ def test_a_cross_site_form_cannot_roll_back_through_serve_no_auth(
         status, reply = raw_request(url, "POST", path, own, b'{"by": "ann"}')
         assert status == 200 and reply["data"]["outcome"] == "ok", reply
         assert written(out) == [["v1", "v2", "d2"]]
-    finally:
-        process.terminate()
-        process.communicate(timeout=10)
 
 
 def test_api_without_rollback_settings_is_400(tmp_path: Path) -> None:
